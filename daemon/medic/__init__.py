@@ -1,0 +1,1 @@
+"""medic: a self-healing monitoring daemon for Linux hosts."""
