@@ -1,0 +1,392 @@
+"""The HTTP status and control API (aiohttp), per design.md's table.
+
+Reads are open on the loopback default (``api.auth_reads`` protects them);
+every POST needs ``Authorization: Bearer <token>``. Every error is
+``{"error": {"code", "message"}}`` with the matching status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import os
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from medic.config import ApiConfig
+from medic.errors import (
+    ConfigFileError,
+    ConfigInvalid,
+    ServiceNotFoundError,
+    WorkflowAlreadyRunningError,
+    WorkflowNotFoundError,
+)
+from medic.metrics import CONTENT_TYPE
+from medic.orchestrator import ControlPlaneOrchestrator
+from medic.recovery import RecoveryBusy
+from medic.statuspage import render_status_page
+from medic.types import FailureType
+
+
+class ApiSettings:
+    """The API's config, swapped in place when a reload changes it."""
+
+    def __init__(self, config: ApiConfig) -> None:
+        self.config = config
+        self.started = time.monotonic()
+
+
+ORCHESTRATOR = web.AppKey("orchestrator", ControlPlaneOrchestrator)
+ReloadFn = Callable[[], Awaitable[dict[str, Any]]]
+RELOAD: web.AppKey[ReloadFn] = web.AppKey("reload")
+SETTINGS = web.AppKey("settings", ApiSettings)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+_KNOWN_ERRORS: list[tuple[type[Exception], int, str]] = [
+    (ServiceNotFoundError, 404, "SERVICE_NOT_FOUND"),
+    (WorkflowNotFoundError, 404, "WORKFLOW_NOT_FOUND"),
+    (WorkflowAlreadyRunningError, 409, "WORKFLOW_ALREADY_RUNNING"),
+    (RecoveryBusy, 409, "RECOVERY_IN_PROGRESS"),
+]
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = exc.reason.upper().replace(" ", "_")
+        return error_response(exc.status, code, exc.text or exc.reason)
+    except Exception as exc:
+        for kind, status, code in _KNOWN_ERRORS:
+            if isinstance(exc, kind):
+                return error_response(status, code, str(exc))
+        raise
+
+
+def configured_token(config: ApiConfig) -> str | None:
+    if config.token_file is not None:
+        try:
+            return config.token_file.read_text(encoding="utf-8").strip() or None
+        except OSError:
+            return None
+    if config.token_env:
+        return os.environ.get(config.token_env) or None
+    return None
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    config = request.app[SETTINGS].config
+    protected = request.method not in ("GET", "HEAD", "OPTIONS") or (
+        config.auth_reads and request.path not in ("/api/v1/health",)
+    )
+    if protected:
+        _authorize(request, config)
+    return await handler(request)
+
+
+def _authorize(request: web.Request, config: ApiConfig) -> None:
+    token = configured_token(config)
+    if token is None:
+        how = (
+            f"set the {config.token_env} environment variable"
+            if config.token_env
+            else ("set api.token_env or api.token_file in the config")
+        )
+        raise ApiError(
+            403,
+            "CONTROL_DISABLED",
+            f"control endpoints are disabled: no API token is configured; {how}",
+        )
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    ):
+        raise ApiError(401, "UNAUTHORIZED", "missing or wrong bearer token")
+
+
+def _orch(request: web.Request) -> ControlPlaneOrchestrator:
+    return request.app[ORCHESTRATOR]
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    if not request.body_exists:
+        return {}
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "INVALID_JSON", f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise ApiError(422, "INVALID_BODY", "the body must be a JSON object")
+    return body
+
+
+# reads ----------------------------------------------------------------------------
+
+
+async def health(request: web.Request) -> web.Response:
+    orch = _orch(request)
+    return web.json_response(
+        {
+            "status": "healthy",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "uptime_seconds": round(time.monotonic() - request.app[SETTINGS].started, 3),
+            "dry_run": orch.dry_run,
+            "config": str(orch.config.path),
+        }
+    )
+
+
+async def status(request: web.Request) -> web.Response:
+    return web.json_response(_orch(request).system_status())
+
+
+async def services(request: web.Request) -> web.Response:
+    orch = _orch(request)
+    return web.json_response({"services": [orch.service_status(n) for n in orch.monitor.states()]})
+
+
+async def service(request: web.Request) -> web.Response:
+    return web.json_response(_orch(request).service_status(request.match_info["name"]))
+
+
+def _int_query(request: web.Request, key: str, default: int, maximum: int) -> int:
+    raw = request.query.get(key)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "INVALID_QUERY", f"{key} must be an integer") from None
+    if not 0 <= value <= maximum:
+        raise ApiError(400, "INVALID_QUERY", f"{key} must be between 0 and {maximum}")
+    return value
+
+
+async def recoveries(request: web.Request) -> web.Response:
+    limit = _int_query(request, "limit", 50, 1000)
+    offset = _int_query(request, "offset", 0, 10**9)
+    rows, total = _orch(request).store.recoveries(
+        request.query.get("service") or None, limit, offset
+    )
+    return web.json_response({"recoveries": rows, "total": total})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = _orch(request).metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+async def page(request: web.Request) -> web.Response:
+    return web.Response(text=render_status_page(_orch(request)), content_type="text/html")
+
+
+# control ----------------------------------------------------------------------------
+
+
+def _operator(request: web.Request) -> str:
+    return request.headers.get("X-Medic-Operator") or (request.remote or "unknown")
+
+
+async def check_service(request: web.Request) -> web.Response:
+    orch = _orch(request)
+    name = request.match_info["name"]
+    orch.monitor.state(name)
+    orch.store.audit("operator.check", name, who=_operator(request))
+    result = await orch.monitor.probe_now(name)
+    return web.json_response(
+        {
+            "service": name,
+            "healthy": result.healthy,
+            "failure_type": result.failure_type,
+            "detail": result.detail,
+            "status": orch.monitor.state(name).status.value,
+        }
+    )
+
+
+async def recover_service(request: web.Request) -> web.Response:
+    orch = _orch(request)
+    name = request.match_info["name"]
+    body = await _json_body(request)
+    orch.monitor.state(name)
+    failure_type = body.get("failure_type")
+    if failure_type is not None:
+        try:
+            failure_type = FailureType(failure_type)
+        except ValueError:
+            known = ", ".join(t.value for t in FailureType)
+            raise ApiError(
+                422,
+                "INVALID_FAILURE_TYPE",
+                f"unknown failure_type {failure_type!r}; known: {known}",
+            ) from None
+    dry_run = body.get("dry_run")
+    if dry_run is not None and not isinstance(dry_run, bool):
+        raise ApiError(422, "INVALID_BODY", "dry_run must be true or false")
+    orch.store.audit(
+        "operator.recover", name, who=_operator(request), failure_type=failure_type, dry_run=dry_run
+    )
+    outcome = await orch.auto_recover(name, failure_type, dry_run=dry_run, trigger="api")
+    record = orch.store.recovery(outcome.recovery_id)
+    return web.json_response(record, status=200)
+
+
+async def reset_service(request: web.Request) -> web.Response:
+    orch = _orch(request)
+    name = request.match_info["name"]
+    state = orch.monitor.state(name)
+    orch.store.audit("operator.reset", name, who=_operator(request))
+    orch.engine.reset(state, who=_operator(request))
+    return web.json_response(orch.service_status(name))
+
+
+async def reload(request: web.Request) -> web.Response:
+    orch = _orch(request)
+    orch.store.audit("operator.reload", None, who=_operator(request))
+    try:
+        changes = await request.app[RELOAD]()
+    except ConfigInvalid as exc:
+        return web.json_response(
+            {
+                "error": {
+                    "code": "CONFIG_INVALID",
+                    "message": "the new config is invalid; the old one stays in force",
+                    "issues": [str(i) for i in exc.issues],
+                }
+            },
+            status=422,
+        )
+    except ConfigFileError as exc:
+        return error_response(422, "CONFIG_UNREADABLE", str(exc))
+    return web.json_response({"reloaded": True, "changes": changes})
+
+
+# workflows --------------------------------------------------------------------------
+
+
+async def workflows(request: web.Request) -> web.Response:
+    return web.json_response({"workflows": _orch(request).workflows.list()})
+
+
+async def workflow(request: web.Request) -> web.Response:
+    return web.json_response(_orch(request).workflows.get(request.match_info["id"]))
+
+
+async def workflow_start(request: web.Request) -> web.Response:
+    wid = request.match_info["id"]
+    _orch(request).store.audit(
+        "operator.workflow_start", None, who=_operator(request), workflow=wid
+    )
+    run_id = await _orch(request).start_workflow(wid)
+    return web.json_response({"workflow": wid, "run_id": run_id, "status": "running"}, status=202)
+
+
+async def workflow_stop(request: web.Request) -> web.Response:
+    wid = request.match_info["id"]
+    _orch(request).store.audit("operator.workflow_stop", None, who=_operator(request), workflow=wid)
+    cancelled = await _orch(request).stop_workflow(wid)
+    return web.json_response({"workflow": wid, "cancelled_run": cancelled, "status": "stopped"})
+
+
+async def workflow_run(request: web.Request) -> web.Response:
+    wid = request.match_info["id"]
+    _orch(request).store.audit("operator.workflow_run", None, who=_operator(request), workflow=wid)
+    return web.json_response(await _orch(request).workflows.run(wid))
+
+
+async def workflow_runs(request: web.Request) -> web.Response:
+    limit = _int_query(request, "limit", 20, 1000)
+    wid = request.match_info["id"]
+    return web.json_response({"workflow": wid, "runs": _orch(request).workflows.runs(wid, limit)})
+
+
+# events -------------------------------------------------------------------------------
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    orch = _orch(request)
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await response.prepare(request)
+    queue = orch.bus.subscribe()
+    try:
+        await response.write(b": connected\n\n")
+        while True:
+            try:
+                event = await asyncio.wait_for(queue.get(), timeout=15)
+            except TimeoutError:
+                await response.write(b": keep-alive\n\n")
+                continue
+            data = json.dumps(event.as_dict(), default=str)
+            await response.write(f"id: {event.id}\nevent: {event.name}\ndata: {data}\n\n".encode())
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        orch.bus.unsubscribe(queue)
+    return response
+
+
+def build_app(
+    orchestrator: ControlPlaneOrchestrator,
+    settings: ApiSettings,
+    reload_config: Callable[[], Awaitable[dict[str, Any]]],
+) -> web.Application:
+    app = web.Application(
+        middlewares=[errors_middleware, auth_middleware],
+        client_max_size=settings.config.max_body_bytes,
+    )
+    app[ORCHESTRATOR] = orchestrator
+    app[RELOAD] = reload_config
+    app[SETTINGS] = settings
+    r = app.router
+    r.add_get("/", page)
+    r.add_get("/metrics", metrics)
+    r.add_get("/api/v1/health", health)
+    r.add_get("/api/v1/status", status)
+    r.add_get("/api/v1/services", services)
+    r.add_get("/api/v1/services/{name}", service)
+    r.add_post("/api/v1/services/{name}/check", check_service)
+    r.add_post("/api/v1/services/{name}/recover", recover_service)
+    r.add_post("/api/v1/services/{name}/reset", reset_service)
+    r.add_get("/api/v1/recoveries", recoveries)
+    r.add_get("/api/v1/workflows", workflows)
+    r.add_get("/api/v1/workflows/{id}", workflow)
+    r.add_post("/api/v1/workflows/{id}/start", workflow_start)
+    r.add_post("/api/v1/workflows/{id}/stop", workflow_stop)
+    r.add_post("/api/v1/workflows/{id}/run", workflow_run)
+    r.add_get("/api/v1/workflows/{id}/runs", workflow_runs)
+    r.add_get("/api/v1/events", events)
+    r.add_post("/api/v1/reload", reload)
+    return app
+
+
+__all__ = ["ApiSettings", "build_app", "configured_token"]

@@ -1,0 +1,138 @@
+"""The ``medic`` command: arguments, logging set-up, config loading, and the
+client commands that talk to a running daemon over its API."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from medic import client
+from medic.configload import load_config
+from medic.errors import ConfigFileError, ConfigInvalid
+from medic.logging import configure_logging
+
+EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
+
+_CONFIG_CANDIDATES = (Path("control-plane/config.yaml"), Path("/etc/medic/config.yaml"))
+
+
+def default_config_path() -> Path:
+    """``$MEDIC_CONFIG``, then ./control-plane/config.yaml, then /etc/medic/config.yaml."""
+    env = os.environ.get("MEDIC_CONFIG")
+    if env:
+        return Path(env)
+    for candidate in _CONFIG_CANDIDATES:
+        if candidate.exists():
+            return candidate
+    return _CONFIG_CANDIDATES[0]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medic", description="A self-healing monitoring daemon.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the daemon in the foreground")
+    _config_arg(run)
+    run.add_argument("--state-dir", type=Path, help="override daemon.state_dir")
+    run.add_argument(
+        "--log-format", choices=["auto", "console", "json"], help="override daemon.log_format"
+    )
+    run.add_argument(
+        "--dry-run", action="store_true", help="record every recovery step, touch nothing"
+    )
+
+    validate = sub.add_parser("validate", help="check the config and playbooks")
+    _config_arg(validate)
+
+    status = sub.add_parser("status", help="services, workflows and recent recoveries")
+    _client_args(status)
+    status.add_argument("--json", action="store_true", help="print the raw JSON")
+
+    check = sub.add_parser("check", help="run one service's check now")
+    _client_args(check)
+    check.add_argument("service")
+
+    recover = sub.add_parser("recover", help="run a service's recovery now")
+    _client_args(recover)
+    recover.add_argument("service")
+    recover.add_argument("--failure-type", help="e.g. service_crash (default: the current one)")
+    recover.add_argument("--dry-run", action="store_true", help="record the steps, touch nothing")
+
+    workflows = sub.add_parser("workflows", help="list, start, stop or run workflows")
+    _client_args(workflows)
+    workflows.add_argument("action", choices=["list", "start", "stop", "run"])
+    workflows.add_argument("id", nargs="?")
+    return parser
+
+
+def _config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="config file (default: $MEDIC_CONFIG, ./control-plane/config.yaml,"
+        " /etc/medic/config.yaml)",
+    )
+
+
+def _client_args(parser: argparse.ArgumentParser) -> None:
+    _config_arg(parser)
+    parser.add_argument("--url", help="the daemon's API (default: api.listen from the config)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "run":
+        return _run(args)
+    if args.command == "validate":
+        return _validate(args.config or default_config_path())
+    return client.main(args, default_config_path)
+
+
+def _validate(path: Path) -> int:
+    try:
+        loaded = load_config(path)
+    except ConfigFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    except ConfigInvalid as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        print(f"{len(exc.issues)} error(s) in {Path(path).resolve()}", file=sys.stderr)
+        return EXIT_INVALID
+    print(loaded.summary())
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    from medic.daemon import Daemon, StartupError
+
+    path = args.config or default_config_path()
+    try:
+        loaded = load_config(path, state_dir=args.state_dir)
+    except ConfigFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    except ConfigInvalid as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        print(f"medic: not starting: {len(exc.issues)} config error(s)", file=sys.stderr)
+        return EXIT_INVALID
+    daemon_cfg = loaded.model.daemon
+    configure_logging(args.log_format or daemon_cfg.log_format, daemon_cfg.log_level.upper())
+    daemon = Daemon(Path(path), state_dir=args.state_dir, dry_run=args.dry_run)
+    try:
+        return asyncio.run(daemon.run())
+    except StartupError as exc:
+        print(f"medic: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

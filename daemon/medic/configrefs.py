@@ -1,0 +1,124 @@
+"""Checks across the config and the playbooks: names that must refer to
+something, and graphs that must not loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from medic._hints import did_you_mean
+from medic.actions.base import ActionOptions
+from medic.config import Config, Playbook
+from medic.errors import ConfigIssue
+
+Loc = tuple[str | int, ...]
+IssueMaker = Callable[..., ConfigIssue]
+
+
+def check_references(
+    config: Config, playbooks: Mapping[str, Playbook], issue: IssueMaker
+) -> list[ConfigIssue]:
+    found: list[ConfigIssue] = []
+    found += _service_references(config, playbooks, issue)
+    found += _service_cycles(config, issue)
+    for workflow_id, workflow in config.workflows.items():
+        found += _step_graph(("workflows", workflow_id, "steps"), workflow.steps, issue)
+    return found
+
+
+def _hint(name: str, known: Iterable[str]) -> str:
+    known = sorted(known)
+    close = did_you_mean(name, known)
+    if close:
+        return f" (did you mean {close!r}?)"
+    return f"; known: {', '.join(known)}" if known else ""
+
+
+def _service_references(
+    config: Config, playbooks: Mapping[str, Playbook], issue: IssueMaker
+) -> list[ConfigIssue]:
+    found = []
+    for name, svc in config.services.items():
+        for index, dep in enumerate(svc.depends_on):
+            if dep not in config.services:
+                loc: Loc = ("services", name, "depends_on", index)
+                found.append(issue(loc, f"unknown service {dep!r}{_hint(dep, config.services)}"))
+            elif dep == name:
+                found.append(
+                    issue(
+                        ("services", name, "depends_on", index), "a service cannot depend on itself"
+                    )
+                )
+        for failure_type, playbook in svc.recovery.items():
+            if playbook not in playbooks:
+                loc = ("services", name, "recovery", failure_type.value)
+                found.append(
+                    issue(loc, f"unknown playbook {playbook!r}{_hint(playbook, playbooks)}")
+                )
+        if svc.check.type == "container" and not (
+            getattr(svc.check, "container", None) or svc.container
+        ):
+            found.append(
+                issue(
+                    ("services", name, "check"),
+                    "a container check needs 'container:' on the check or the service",
+                )
+            )
+    return found
+
+
+def _service_cycles(config: Config, issue: IssueMaker) -> list[ConfigIssue]:
+    graph = {
+        name: [d for d in svc.depends_on if d in config.services and d != name]
+        for name, svc in config.services.items()
+    }
+    cycle = find_cycle(graph)
+    if not cycle:
+        return []
+    return [issue(("services", cycle[0], "depends_on"), "dependency cycle: " + " -> ".join(cycle))]
+
+
+def _step_graph(base: Loc, steps: Sequence[ActionOptions], issue: IssueMaker) -> list[ConfigIssue]:
+    found = []
+    names: dict[str, int] = {}
+    for index, step in enumerate(steps):
+        if not step.name:
+            found.append(issue((*base, index), "a workflow step needs a 'name'"))
+        elif step.name in names:
+            found.append(issue((*base, index, "name"), f"duplicate step name {step.name!r}"))
+        else:
+            names[step.name] = index
+    for index, step in enumerate(steps):
+        for dep_index, dep in enumerate(step.depends_on):
+            if dep not in names:
+                loc: Loc = (*base, index, "depends_on", dep_index)
+                found.append(issue(loc, f"unknown step {dep!r}{_hint(dep, names)}"))
+    graph = {s.name: [d for d in s.depends_on if d in names] for s in steps if s.name}
+    cycle = find_cycle(graph)
+    if cycle:
+        found.append(
+            issue((*base, names[cycle[0]], "depends_on"), "step cycle: " + " -> ".join(cycle))
+        )
+    return found
+
+
+def find_cycle(graph: Mapping[str, Sequence[str]]) -> list[str]:
+    """One cycle in ``graph`` as a closed path (first == last), or []."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        stack.append(node)
+        for nxt in graph.get(node, ()):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt) :], nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return []
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return []

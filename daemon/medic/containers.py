@@ -1,0 +1,225 @@
+"""The Docker engine as medic uses it: inspect, start, restart, and the event stream.
+
+The docker SDK is synchronous, so every call runs on a small dedicated thread
+pool; the daemon's event loop never blocks on the engine. An unreachable engine
+raises ``DockerUnavailable`` and the next call simply tries again, so medic
+keeps running and picks the engine up when it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import requests.exceptions
+
+T = TypeVar("T")
+
+WATCHED_EVENTS = ("start", "die", "oom", "kill", "stop", "pause", "unpause", "health_status")
+
+
+class DockerUnavailable(Exception):
+    """The Docker engine cannot be reached."""
+
+
+class ContainerNotFound(Exception):
+    """No container by that name or id."""
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    name: str
+    id: str
+    status: str
+    """created, running, paused, restarting, removing, exited or dead."""
+    exit_code: int
+    oom_killed: bool
+    health: str | None
+    """starting, healthy, unhealthy, or None without a HEALTHCHECK."""
+    pid: int
+    started_at: str
+    finished_at: str
+    restart_count: int
+    health_output: str = ""
+    """Output of the last HEALTHCHECK probe (``State.Health.Log[-1].Output``), if any."""
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    @classmethod
+    def from_inspect(cls, data: dict[str, Any]) -> ContainerState:
+        state = data.get("State") or {}
+        health = state.get("Health") or {}
+        return cls(
+            name=str(data.get("Name", "")).lstrip("/"),
+            id=str(data.get("Id", "")),
+            status=str(state.get("Status", "unknown")),
+            exit_code=int(state.get("ExitCode") or 0),
+            oom_killed=bool(state.get("OOMKilled")),
+            health=health.get("Status"),
+            pid=int(state.get("Pid") or 0),
+            started_at=str(state.get("StartedAt", "")),
+            finished_at=str(state.get("FinishedAt", "")),
+            restart_count=int(data.get("RestartCount") or 0),
+            health_output=_last_health_output(health),
+        )
+
+
+def _last_health_output(health: dict[str, Any]) -> str:
+    log = health.get("Log") or []
+    if not log or not isinstance(log[-1], dict):
+        return ""
+    return str(log[-1].get("Output") or "").strip()
+
+
+@dataclass(frozen=True)
+class DockerEvent:
+    action: str
+    """The event name: die, oom, stop, start, health_status, ..."""
+    container: str
+    container_id: str
+    attributes: dict[str, str]
+    time_ns: int
+
+    @property
+    def health(self) -> str | None:
+        # health_status events arrive as "health_status: unhealthy".
+        if self.action.startswith("health_status"):
+            return self.action.partition(":")[2].strip() or None
+        return None
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, Any]) -> DockerEvent:
+        actor = raw.get("Actor") or {}
+        attributes = {str(k): str(v) for k, v in (actor.get("Attributes") or {}).items()}
+        return cls(
+            action=str(raw.get("Action") or raw.get("status") or ""),
+            container=attributes.get("name", ""),
+            container_id=str(actor.get("ID") or raw.get("id") or ""),
+            attributes=attributes,
+            time_ns=int(raw.get("timeNano") or 0),
+        )
+
+
+_UNREACHABLE = (
+    docker.errors.DockerException,
+    requests.exceptions.ConnectionError,
+    ConnectionError,
+    FileNotFoundError,
+)
+
+
+class DockerGateway:
+    """Async facade over the docker SDK's low-level client."""
+
+    def __init__(self, base_url: str | None = None, *, workers: int = 8) -> None:
+        self._base_url = base_url
+        self._client: docker.APIClient | None = None
+        self._client_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medic-docker")
+
+    def _api(self) -> docker.APIClient:
+        with self._client_lock:
+            if self._client is None:
+                try:
+                    if self._base_url:
+                        self._client = docker.APIClient(base_url=self._base_url, timeout=30)
+                    else:
+                        self._client = docker.from_env(timeout=30).api
+                except _UNREACHABLE as exc:
+                    raise DockerUnavailable(f"Docker engine unreachable: {exc}") from exc
+            return self._client
+
+    def _forget_client(self) -> None:
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+            self._client = None
+
+    def _call(self, fn: Callable[[docker.APIClient], T]) -> T:
+        api = self._api()
+        try:
+            return fn(api)
+        except docker.errors.NotFound as exc:
+            raise ContainerNotFound(str(exc.explanation or exc)) from exc
+        except docker.errors.APIError:
+            raise
+        except _UNREACHABLE as exc:
+            self._forget_client()
+            raise DockerUnavailable(f"Docker engine unreachable: {exc}") from exc
+
+    async def _run(self, fn: Callable[[docker.APIClient], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._call, fn)
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._run(lambda api: api.ping()))
+        except DockerUnavailable:
+            return False
+
+    async def inspect(self, container: str) -> ContainerState:
+        data = await self._run(lambda api: api.inspect_container(container))
+        return ContainerState.from_inspect(data)
+
+    async def start(self, container: str) -> None:
+        await self._run(lambda api: api.start(container))
+
+    async def restart(self, container: str, stop_timeout_s: int) -> None:
+        await self._run(lambda api: api.restart(container, timeout=stop_timeout_s))
+
+    async def unpause(self, container: str) -> None:
+        await self._run(lambda api: api.unpause(container))
+
+    def event_stream(self) -> EventStream:
+        """A blocking iterator of container events; iterate it on a thread."""
+        return EventStream(self)
+
+    def close(self) -> None:
+        self._forget_client()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class EventStream:
+    """One connection to ``/events``; ``close()`` from any thread ends the iteration."""
+
+    def __init__(self, gateway: DockerGateway) -> None:
+        self._gateway = gateway
+        self._stream: Any = None
+        self._closed = threading.Event()
+
+    def __iter__(self) -> EventStream:
+        filters = {"type": ["container"], "event": list(WATCHED_EVENTS)}
+        self._stream = self._gateway._call(lambda api: api.events(decode=True, filters=filters))
+        return self
+
+    def __next__(self) -> DockerEvent:
+        if self._closed.is_set() or self._stream is None:
+            raise StopIteration
+        try:
+            raw = next(self._stream)
+        except _UNREACHABLE as exc:
+            if self._closed.is_set():
+                raise StopIteration from exc
+            raise DockerUnavailable(f"Docker event stream lost: {exc}") from exc
+        except (AttributeError, ValueError) as exc:
+            # Closing the response from another thread surfaces as one of these.
+            if self._closed.is_set():
+                raise StopIteration from exc
+            raise
+        return DockerEvent.from_raw(raw)
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._stream is not None:
+            # Closing a dead stream must not fail shutdown.
+            with contextlib.suppress(Exception):
+                self._stream.close()

@@ -1,0 +1,156 @@
+"""The daemon: the orchestrator plus the HTTP API, signals and systemd
+notifications. Start-up and teardown order live here and nowhere else."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from medic.api import ApiSettings, build_app
+from medic.configload import load_config
+from medic.errors import ConfigFileError, ConfigInvalid
+from medic.logging import get_logger
+from medic.orchestrator import ControlPlaneOrchestrator
+from medic.sdnotify import SystemdNotifier
+
+log = get_logger("Daemon")
+
+
+class StartupError(Exception):
+    """The daemon cannot start (e.g. its API address is taken)."""
+
+
+class Daemon:
+    def __init__(
+        self,
+        config_path: Path,
+        *,
+        state_dir: Path | None = None,
+        dry_run: bool = False,
+        notifier: SystemdNotifier | None = None,
+    ) -> None:
+        self.config_path = config_path
+        self.state_dir = state_dir
+        self.dry_run_flag = dry_run
+        self.notifier = notifier or SystemdNotifier.from_env(unset_environment=True)
+        self._stop = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self.orchestrator: ControlPlaneOrchestrator | None = None
+        self.settings: ApiSettings | None = None
+
+    def _load(self) -> Any:
+        return load_config(self.config_path, state_dir=self.state_dir)
+
+    async def run(self) -> int:
+        loaded = self._load()
+        orch = ControlPlaneOrchestrator(loaded, dry_run=True if self.dry_run_flag else None)
+        self.orchestrator = orch
+        self.settings = ApiSettings(loaded.model.api)
+        await orch.start()
+        runner = await self._start_api(orch)
+        watchdog = asyncio.create_task(self.notifier.run_watchdog(), name="watchdog")
+        self._install_signals()
+        self.notifier.ready(status=f"watching {len(loaded.services)} services")
+        log.info(
+            "medic is running",
+            api=loaded.model.api.listen if runner else None,
+            services=len(loaded.services),
+            dry_run=orch.dry_run,
+        )
+        try:
+            await self._stop.wait()
+        finally:
+            self.notifier.stopping()
+            log.info("Shutting down")
+            await orch.stop()
+            if runner is not None:
+                await runner.cleanup()
+            watchdog.cancel()
+            self._remove_signals()
+        log.info("medic stopped")
+        return 0
+
+    async def _start_api(self, orch: ControlPlaneOrchestrator) -> web.AppRunner | None:
+        assert self.settings is not None
+        config = self.settings.config
+        if not config.enabled:
+            return None
+        app = build_app(orch, self.settings, self.reload)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, config.host, config.port, reuse_address=True).start()
+        except OSError as exc:
+            await runner.cleanup()
+            await orch.stop(grace_s=0)
+            raise StartupError(
+                f"cannot listen on {config.listen} (api.listen): {exc.strerror or exc}"
+            ) from exc
+        return runner
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def reload(self) -> dict[str, Any]:
+        """Re-read the config; keep the running one if the new one is invalid."""
+        assert self.orchestrator is not None and self.settings is not None
+        async with self._reload_lock:
+            self.notifier.reloading()
+            try:
+                try:
+                    loaded = self._load()
+                except (ConfigInvalid, ConfigFileError) as exc:
+                    _log_reload_errors(exc)
+                    raise
+                if loaded.model.api.listen != self.settings.config.listen:
+                    log.warning(
+                        "api.listen changed; the new address takes effect after a restart",
+                        current=self.settings.config.listen,
+                        new=loaded.model.api.listen,
+                    )
+                self.settings.config = loaded.model.api.model_copy(
+                    update={"listen": self.settings.config.listen}
+                )
+                return await self.orchestrator.reload(loaded)
+            finally:
+                self.notifier.ready()
+
+    def _reload_in_background(self) -> None:
+        task = asyncio.create_task(self.reload(), name="reload")
+        task.add_done_callback(_swallow_reload_error)
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+        loop.add_signal_handler(signal.SIGINT, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_in_background)
+
+    def _remove_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+
+
+def _log_reload_errors(exc: ConfigInvalid | ConfigFileError) -> None:
+    if isinstance(exc, ConfigInvalid):
+        for issue in exc.issues:
+            log.error(
+                f"Config error: {issue}", file=issue.file, line=issue.line, path=issue.dotted_path
+            )
+        log.error(
+            "Reload refused: the new config is invalid; still running the old one",
+            errors=len(exc.issues),
+        )
+    else:
+        log.error(f"Reload refused: {exc}; still running the old config")
+
+
+def _swallow_reload_error(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        exc = task.exception()
+        if not isinstance(exc, ConfigInvalid | ConfigFileError):
+            log.error("Reload failed", error=f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,98 @@
+"""Prometheus metrics, on a registry owned by the daemon (no global state)."""
+
+from __future__ import annotations
+
+import contextlib
+
+from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["CONTENT_TYPE", "Metrics"]
+
+_CHECK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+_RECOVERY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+_WORKFLOW_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.service_up = Gauge(
+            "medic_service_up",
+            "1 if the service's last state is healthy, else 0.",
+            ["service"],
+            registry=r,
+        )
+        self.check_duration = Histogram(
+            "medic_check_duration_seconds",
+            "Time taken by each health check.",
+            ["service", "type"],
+            buckets=_CHECK_BUCKETS,
+            registry=r,
+        )
+        self.check_failures = Counter(
+            "medic_check_failures_total",
+            "Failed health checks by failure type.",
+            ["service", "failure_type"],
+            registry=r,
+        )
+        self.recoveries = Counter(
+            "medic_recoveries_total",
+            "Recoveries run, by playbook and outcome.",
+            ["service", "playbook", "outcome"],
+            registry=r,
+        )
+        self.recovery_duration = Histogram(
+            "medic_recovery_duration_seconds",
+            "Time from a recovery's start to its end.",
+            ["service"],
+            buckets=_RECOVERY_BUCKETS,
+            registry=r,
+        )
+        self.recoveries_held = Counter(
+            "medic_recoveries_held_total",
+            "Automatic recoveries held back, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.circuit_open = Gauge(
+            "medic_circuit_open",
+            "1 while the service's recovery circuit is open.",
+            ["service"],
+            registry=r,
+        )
+        self.workflow_runs = Counter(
+            "medic_workflow_runs_total",
+            "Workflow runs by outcome.",
+            ["workflow", "outcome"],
+            registry=r,
+        )
+        self.workflow_duration = Histogram(
+            "medic_workflow_duration_seconds",
+            "Duration of workflow runs.",
+            ["workflow"],
+            buckets=_WORKFLOW_BUCKETS,
+            registry=r,
+        )
+        self.webhook_deliveries = Counter(
+            "medic_webhook_deliveries_total",
+            "Webhook delivery attempts by outcome.",
+            ["webhook", "outcome"],
+            registry=r,
+        )
+        self.events = Counter(
+            "medic_events_total",
+            "Events published, by name.",
+            ["event"],
+            registry=r,
+        )
+
+    def forget_service(self, service: str) -> None:
+        """Drop a removed service's series so /metrics does not report ghosts."""
+        for gauge in (self.service_up, self.circuit_open):
+            with contextlib.suppress(KeyError):
+                gauge.remove(service)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

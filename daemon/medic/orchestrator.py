@@ -1,0 +1,225 @@
+"""ControlPlaneOrchestrator: the seed's Python API, and the one place the parts
+are wired together. The daemon (``medic.daemon``) is this object plus the
+HTTP API, signals and systemd notifications."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from medic.config import LoadedConfig, WorkflowConfig
+from medic.configload import load_config
+from medic.docker_events import DockerEventListener
+from medic.events import Event, EventBus
+from medic.logging import get_logger
+from medic.metrics import Metrics
+from medic.monitor import SelfHealingMonitor
+from medic.recovery import RecoveryEngine, RecoveryOutcome
+from medic.resources import Resources
+from medic.runner import CheckRunner
+from medic.store import Store
+from medic.types import FailureType
+from medic.workflows import WorkflowManager
+
+log = get_logger("ControlPlaneOrchestrator")
+
+UPTIME_WINDOW_S = 7 * 86400.0
+"""``uptime_percentage`` covers the last 7 days of recorded transitions."""
+
+_PRUNE_INTERVAL_S = 3600.0
+
+
+class ControlPlaneOrchestrator:
+    def __init__(self, config: LoadedConfig, *, dry_run: bool | None = None) -> None:
+        self.config = config
+        self.dry_run = config.dry_run if dry_run is None else dry_run
+        self.started_at = time.time()
+        self.store = Store.in_state_dir(config.state_dir)
+        self.bus = EventBus()
+        self.metrics = Metrics()
+        self.bus.add_listener(self._count_event)
+        self.resources = Resources()
+        self.scheduler = AsyncIOScheduler(job_defaults={"coalesce": True})
+        self.monitor = SelfHealingMonitor(
+            services=config.services,
+            runner=CheckRunner(self.resources, self.metrics),
+            scheduler=self.scheduler,
+            store=self.store,
+            bus=self.bus,
+            metrics=self.metrics,
+        )
+        self.engine = RecoveryEngine(
+            policy=config.model.monitoring.recovery,
+            playbooks=config.playbooks,
+            services=self.monitor,
+            store=self.store,
+            bus=self.bus,
+            metrics=self.metrics,
+            resources=self.resources,
+            state_dir=config.state_dir,
+            dry_run=self.dry_run,
+        )
+        self.monitor.engine = self.engine
+        self.workflows = WorkflowManager(
+            scheduler=self.scheduler,
+            store=self.store,
+            bus=self.bus,
+            metrics=self.metrics,
+            resources=self.resources,
+            state_dir=config.state_dir,
+            dry_run=self.dry_run,
+        )
+        self.docker_events = DockerEventListener(
+            self.resources.docker, self.monitor.on_docker_event, self.monitor.on_docker_connected
+        )
+        self._running = False
+
+    @classmethod
+    def from_config(
+        cls, path: str | Path, *, state_dir: str | Path | None = None, dry_run: bool | None = None
+    ) -> ControlPlaneOrchestrator:
+        """Load and validate the config (raising ``ConfigInvalid`` with every problem)."""
+        return cls(load_config(path, state_dir=state_dir), dry_run=dry_run)
+
+    # lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start checks, workflows and the Docker listener on the running loop."""
+        if self._running:
+            return
+        interrupted = self.store.mark_interrupted()
+        if interrupted:
+            log.warning("Marked runs cut off by the last stop as interrupted", count=interrupted)
+        self.scheduler.start()
+        self.monitor.start()
+        await self.workflows.apply(self.config.model.workflows)
+        if self.monitor.uses_docker():
+            self.docker_events.start()
+        self.scheduler.add_job(self._prune, "interval", seconds=_PRUNE_INTERVAL_S, id="medic:prune")
+        self._running = True
+        log.info(
+            "Orchestrator started",
+            services=len(self.config.services),
+            workflows=len(self.config.model.workflows),
+            dry_run=self.dry_run,
+        )
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Stop taking work, let running recoveries and runs finish (bounded), persist."""
+        if not self._running:
+            return
+        self._running = False
+        grace = self.config.model.daemon.shutdown_grace if grace_s is None else grace_s
+        self.scheduler.pause()
+        await self.engine.shutdown(grace)
+        await self.workflows.shutdown(grace)
+        await self.docker_events.stop()
+        self.scheduler.shutdown(wait=False)
+        await self.monitor.close()
+        await self.resources.close()
+        self.store.close()
+        log.info("Orchestrator stopped")
+
+    async def reload(self, config: LoadedConfig) -> dict[str, Any]:
+        """Apply a validated config: only what changed is touched."""
+        services = await self.monitor.apply_services(config.services)
+        self.engine.reconfigure(
+            config.model.monitoring.recovery, config.playbooks, self.dry_run or config.dry_run
+        )
+        workflows = await self.workflows.apply(config.model.workflows)
+        self.config = config
+        if self.monitor.uses_docker():
+            self.docker_events.start()
+        log.info("Configuration reloaded", services=services, workflows=workflows)
+        return {"services": services, "workflows": workflows}
+
+    def _prune(self) -> None:
+        retention = self.config.model.daemon.retention
+        removed = self.store.prune(retention.max_age, retention.max_rows)
+        if removed:
+            log.info("Pruned old history", rows=removed)
+
+    def _count_event(self, event: Event) -> None:
+        self.metrics.events.labels(event.name).inc()
+
+    # the seed's API ------------------------------------------------------------------
+
+    async def register_workflow(
+        self, workflow_id: str, config: WorkflowConfig | Mapping[str, Any]
+    ) -> None:
+        await self.workflows.register(workflow_id, config)
+        log.info(f"Workflow registered: {workflow_id}", workflow=workflow_id)
+
+    async def start_workflow(self, workflow_id: str) -> int:
+        log.info(f"Starting workflow: {workflow_id}", workflow=workflow_id)
+        return await self.workflows.start(workflow_id)
+
+    async def stop_workflow(self, workflow_id: str) -> bool:
+        log.info(f"Stopping workflow: {workflow_id}", workflow=workflow_id)
+        return await self.workflows.stop(workflow_id)
+
+    async def health_check(self, service: str) -> bool:
+        """Check the service now; True when the check passes."""
+        result = await self.monitor.probe_now(service)
+        return result.healthy
+
+    async def auto_recover(
+        self,
+        service_name: str,
+        failure_type: str | FailureType | None = None,
+        *,
+        dry_run: bool | None = None,
+        trigger: str = "manual",
+    ) -> RecoveryOutcome:
+        """Run the service's recovery for ``failure_type`` now and wait for it."""
+        ft = FailureType(failure_type) if failure_type else None
+        task = self.engine.recover_now(service_name, ft, trigger=trigger, dry_run=dry_run)
+        return await task
+
+    async def get_system_status(self) -> dict[str, Any]:
+        return self.system_status()
+
+    def system_status(self) -> dict[str, Any]:
+        recent, _total = self.store.recoveries(limit=20)
+        return {
+            "workflows": self.workflows.status(),
+            "health_status": {
+                name: {
+                    "status": state.status.value,
+                    "uptime_percentage": self.store.uptime_percentage(name, UPTIME_WINDOW_S),
+                    "failure_type": state.failure_type,
+                    "circuit": state.circuit.value,
+                }
+                for name, state in self.monitor.states().items()
+            },
+            "recovery_history": [
+                {
+                    k: r[k]
+                    for k in (
+                        "id",
+                        "service",
+                        "failure_type",
+                        "playbook",
+                        "outcome",
+                        "started_at",
+                        "duration_seconds",
+                        "trigger",
+                        "dry_run",
+                    )
+                }
+                for r in recent
+            ],
+            "timestamp": datetime.now(UTC).isoformat(),
+        }
+
+    def service_status(self, name: str) -> dict[str, Any]:
+        state = self.monitor.state(name)
+        data = state.as_dict()
+        data["uptime_percentage"] = self.store.uptime_percentage(name, UPTIME_WINDOW_S)
+        data["recovery_running"] = name in self.engine.running
+        return data

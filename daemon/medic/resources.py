@@ -1,0 +1,30 @@
+"""Long-lived clients shared by checks and actions: one HTTP session, one Docker
+gateway. Created lazily on the running loop and closed once at shutdown."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from medic.containers import DockerGateway
+
+
+class Resources:
+    def __init__(self, *, http_connection_limit: int = 256) -> None:
+        self._http: aiohttp.ClientSession | None = None
+        self._http_limit = http_connection_limit
+        self.docker = DockerGateway()
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        """The shared client session; keep-alive off so a restarted server is seen fresh."""
+        if self._http is None or self._http.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self._http_limit, limit_per_host=16, force_close=True, ttl_dns_cache=10
+            )
+            self._http = aiohttp.ClientSession(connector=connector, trust_env=False)
+        return self._http
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+        self.docker.close()

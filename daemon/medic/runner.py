@@ -1,0 +1,82 @@
+"""Runs one check of one service: timeout, timing, classification, metrics.
+
+Plugins only probe; everything they would otherwise repeat lives here. When
+a service names a ``container:`` and its own probe fails, the container's
+state refines the verdict: an exited container is a certain crash, whatever
+the HTTP probe saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from medic.checks import CHECK_TYPES, Check
+from medic.checks.base import CheckResult, CheckTarget
+from medic.checks.container import judge_state
+from medic.classify import classify_exception
+from medic.config import ServiceSpec
+from medic.containers import ContainerNotFound, DockerUnavailable
+from medic.metrics import Metrics
+from medic.resources import Resources
+from medic.types import FailureType
+
+
+@dataclass(frozen=True)
+class Probe:
+    result: CheckResult
+    at: datetime
+    duration_s: float
+
+
+def build_check(spec: ServiceSpec, resources: Resources) -> Check[Any]:
+    target = CheckTarget(service=spec.name, container=spec.container, unit=spec.unit)
+    return CHECK_TYPES[spec.check.type](spec.check, target, resources)
+
+
+class CheckRunner:
+    def __init__(self, resources: Resources, metrics: Metrics) -> None:
+        self.resources = resources
+        self.metrics = metrics
+
+    async def run(self, spec: ServiceSpec, check: Check[Any]) -> Probe:
+        at = datetime.now(UTC)
+        t0 = time.monotonic()
+        result = await self._probe(check, spec.timeout_s)
+        if not result.healthy and spec.container and spec.check.type != "container":
+            result = await self._refine_with_container(spec.container, result)
+        duration = time.monotonic() - t0
+        self.metrics.check_duration.labels(spec.name, spec.check.type).observe(duration)
+        if not result.healthy and result.failure_type is not None:
+            self.metrics.check_failures.labels(spec.name, result.failure_type.value).inc()
+        return Probe(result, at, duration)
+
+    async def _probe(self, check: Check[Any], timeout_s: float) -> CheckResult:
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await check.probe()
+        except TimeoutError:
+            return CheckResult.fail(
+                FailureType.CONNECTION_TIMEOUT, f"no answer within {timeout_s:g}s"
+            )
+        except Exception as exc:  # noqa: BLE001 - every probe error becomes a result
+            failure_type, detail = classify_exception(exc)
+            return CheckResult(healthy=False, detail=detail, failure_type=failure_type)
+
+    async def _refine_with_container(self, container: str, result: CheckResult) -> CheckResult:
+        try:
+            async with asyncio.timeout(5):
+                state = await self.resources.docker.inspect(container)
+        except (TimeoutError, DockerUnavailable):
+            return result
+        except ContainerNotFound:
+            return CheckResult.fail(
+                FailureType.SERVICE_CRASH, f"container {container} does not exist", definitive=True
+            )
+        verdict = judge_state(state)
+        if verdict.failure_type is FailureType.SERVICE_CRASH:
+            return verdict
+        return result

@@ -1,0 +1,65 @@
+"""Shared value types used by the config models and the plugins: durations,
+failure types, service states."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a string like ``500ms``, ``30s``, ``5m``, ``1h``."""
+    if isinstance(value, bool):
+        raise ValueError("a duration must be a number of seconds or a string like '30s'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    else:
+        raise ValueError(
+            f"invalid duration {value!r}: use a number of seconds or a string "
+            "like '500ms', '30s', '5m', '1h'"
+        )
+    if seconds < 0:
+        raise ValueError(f"a duration cannot be negative: {value!r}")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+"""A duration in seconds, accepting the config's human forms."""
+
+
+class FailureType(StrEnum):
+    """The fixed vocabulary of design.md."""
+
+    SERVICE_CRASH = "service_crash"
+    CONNECTION_TIMEOUT = "connection_timeout"
+    NETWORK_FAILURE = "network_failure"
+    DATABASE_CONNECTION = "database_connection"
+    MEMORY_LEAK = "memory_leak"
+    UNHEALTHY_RESPONSE = "unhealthy_response"
+    DISK_FULL = "disk_full"
+    MEMORY_PRESSURE = "memory_pressure"
+    CPU_SATURATION = "cpu_saturation"
+    DEPENDENCY_FAILURE = "dependency_failure"
+
+
+class ServiceStatus(StrEnum):
+    UNKNOWN = "unknown"
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"
+    RECOVERING = "recovering"
+    HELD = "held"
+    STOPPED_BY_OPERATOR = "stopped_by_operator"
+
+
+class CircuitState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    PROBATION = "probation"
