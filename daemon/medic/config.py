@@ -217,6 +217,14 @@ class Config(Section):
     workflows: dict[str, WorkflowConfig] = Field(default_factory=dict)
     notifications: NotificationsConfig = NotificationsConfig()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_section_is_absent(cls, data: Any) -> Any:
+        # `services:` with every entry commented out is YAML null: the same as leaving it out.
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
+
 
 class Playbook(Section):
     name: str
@@ -290,7 +298,12 @@ class LoadedConfig:
 
     def summary(self) -> str:
         m = self.model
-        return (
-            f"{self.path}: OK: {len(self.services)} services, {len(m.workflows)} workflows, "
-            f"{len(self.playbooks)} playbooks, {len(m.notifications.webhooks)} webhooks"
+        counts = (
+            (len(self.services), "service"),
+            (len(m.workflows), "workflow"),
+            (len(self.playbooks), "playbook"),
+            (len(m.notifications.webhooks), "webhook"),
+        )
+        return f"{self.path}: OK: " + ", ".join(
+            f"{n} {noun}{'' if n == 1 else 's'}" for n, noun in counts
         )

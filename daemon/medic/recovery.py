@@ -352,6 +352,11 @@ class RecoveryEngine:
         name = spec.name
 
         async def emit(event: str, data: dict[str, Any]) -> None:
+            log.warning(
+                f"Notification {event}: {data.get('message') or ''}".rstrip(": "),
+                service=name,
+                notify_event=event,
+            )
             self.bus.publish(event, **{"service": name, **data})
 
         run_check: Callable[[], Awaitable[CheckResult]] = lambda: self.services.probe_now(name)  # noqa: E731
