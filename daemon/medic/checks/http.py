@@ -1,0 +1,153 @@
+"""The ``type: http`` check: one HTTP request, judged by status and body.
+
+Network errors are raised for ``medic.classify``; only a response that arrived
+but is wrong (status, body) becomes an ``unhealthy_response`` result here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+import aiohttp
+from pydantic import Field, field_validator
+from yarl import URL
+
+from medic.checks.base import Check, CheckOptions, CheckResult
+from medic.types import FailureType
+
+MAX_BODY_BYTES = 64 * 1024
+_EXCERPT_CHARS = 200
+_STATUS_CLASS = re.compile(r"^([1-5])xx$")
+_STATUS_RANGE = re.compile(r"^(\d{3})-(\d{3})$")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+StatusSpec = int | str
+
+
+def status_matches(status: int, spec: StatusSpec) -> bool:
+    """Whether ``status`` fits one entry of ``expect_status`` (200, "2xx", "200-204")."""
+    if isinstance(spec, int):
+        return status == spec
+    if match := _STATUS_CLASS.match(spec):
+        return status // 100 == int(match.group(1))
+    if match := _STATUS_RANGE.match(spec):
+        return int(match.group(1)) <= status <= int(match.group(2))
+    return False
+
+
+def _validate_status_spec(spec: StatusSpec) -> StatusSpec:
+    if isinstance(spec, int):
+        if not 100 <= spec <= 599:
+            raise ValueError(f"HTTP status {spec} is not between 100 and 599")
+        return spec
+    spec = spec.strip().lower()
+    if _STATUS_CLASS.match(spec):
+        return spec
+    if (match := _STATUS_RANGE.match(spec)) and int(match.group(1)) <= int(match.group(2)):
+        return spec
+    raise ValueError(
+        f"invalid status {spec!r}: use a code (200), a class ('2xx') or a range ('200-204')"
+    )
+
+
+def _default_expect_status() -> list[StatusSpec]:
+    return ["2xx", "3xx"]
+
+
+class Options(CheckOptions):
+    type: Literal["http"]
+    url: str
+    method: str = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    expect_status: list[StatusSpec] = Field(default_factory=_default_expect_status, min_length=1)
+    body_contains: str | None = None
+    body_regex: str | None = None
+    verify_tls: bool = True
+    follow_redirects: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _absolute_http_url(cls, value: str) -> str:
+        url = URL(value)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(f"{value!r} is not an absolute http:// or https:// URL")
+        return value
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        method = value.upper()
+        if method not in _METHODS:
+            raise ValueError(f"unknown HTTP method {value!r}; known: {', '.join(sorted(_METHODS))}")
+        return method
+
+    @field_validator("expect_status")
+    @classmethod
+    def _valid_statuses(cls, value: list[StatusSpec]) -> list[StatusSpec]:
+        return [_validate_status_spec(spec) for spec in value]
+
+    @field_validator("body_regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"body_regex does not compile: {exc}") from exc
+        return value
+
+
+class HttpCheck(Check[Options]):
+    """``type: http``: healthy when the status is expected and the body matches."""
+
+    type_name = "http"
+    options_model = Options
+
+    async def probe(self) -> CheckResult:
+        opts = self.options
+        async with self.resources.http.request(
+            opts.method,
+            opts.url,
+            headers=opts.headers,
+            allow_redirects=opts.follow_redirects,
+            ssl=opts.verify_tls,
+        ) as response:
+            body = await _read_limited(response, MAX_BODY_BYTES)
+            text = body.decode(response.charset or "utf-8", errors="replace")
+            return self._judge(response.status, response.reason or "", text)
+
+    def _judge(self, status: int, reason: str, body: str) -> CheckResult:
+        opts = self.options
+        head = f"HTTP {status} {reason}".rstrip()
+        if not any(status_matches(status, spec) for spec in opts.expect_status):
+            expected = ", ".join(str(spec) for spec in opts.expect_status)
+            detail = f"{head} (expected {expected})" + _excerpt(body)
+            return CheckResult.fail(FailureType.UNHEALTHY_RESPONSE, detail, status=status)
+        if opts.body_contains is not None and opts.body_contains not in body:
+            detail = f"{head} but the body does not contain {opts.body_contains!r}" + _excerpt(body)
+            return CheckResult.fail(FailureType.UNHEALTHY_RESPONSE, detail, status=status)
+        if opts.body_regex is not None and not re.search(opts.body_regex, body):
+            detail = f"{head} but the body does not match /{opts.body_regex}/" + _excerpt(body)
+            return CheckResult.fail(FailureType.UNHEALTHY_RESPONSE, detail, status=status)
+        return CheckResult.ok(head, status=status)
+
+
+async def _read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """At most ``limit`` bytes of the body: a health endpoint must not flood the daemon."""
+    body = bytearray()
+    while len(body) < limit:
+        chunk = await response.content.read(limit - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return bytes(body)
+
+
+def _excerpt(body: str) -> str:
+    text = " ".join(body.split())
+    if not text:
+        return ""
+    if len(text) > _EXCERPT_CHARS:
+        text = text[:_EXCERPT_CHARS] + "..."
+    return f": {text}"
