@@ -1,0 +1,40 @@
+"""Action plugins, one module per YAML ``action``, registered by that name.
+
+Adding an action is one import and one entry in ``_PLUGINS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from medic.actions.base import Action, ActionOptions
+from medic.actions.notify import Notify
+from medic.actions.restart_container import RestartContainer
+from medic.actions.run_command import RunCommand
+from medic.actions.sleep import Sleep
+from medic.actions.start_container import StartContainer
+from medic.actions.wait_healthy import WaitHealthy
+
+_PLUGINS: tuple[type[Action[Any]], ...] = (
+    Notify,
+    RestartContainer,
+    RunCommand,
+    Sleep,
+    StartContainer,
+    WaitHealthy,
+)
+
+ACTION_TYPES: Mapping[str, type[Action[Any]]] = MappingProxyType(
+    {plugin.name: plugin for plugin in _PLUGINS}
+)
+"""Action classes by their YAML ``action`` name."""
+
+
+def action_options_models() -> tuple[type[ActionOptions], ...]:
+    """Every action's options model, for the config layer's discriminated union."""
+    return tuple(plugin.options_model for plugin in ACTION_TYPES.values())
+
+
+__all__ = ["ACTION_TYPES", "Action", "ActionOptions", "action_options_models"]
