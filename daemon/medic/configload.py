@@ -15,6 +15,7 @@ from medic._hints import did_you_mean
 from medic.config import Config, LoadedConfig, Playbook, ServiceSpec
 from medic.configrefs import check_references
 from medic.errors import ConfigFileError, ConfigInvalid, ConfigIssue
+from medic.types import FailureType
 
 _DISCRIMINATORS = ("type", "action")
 
@@ -92,6 +93,8 @@ def _load_playbooks(
 ) -> tuple[dict[str, Playbook], list[ConfigIssue]]:
     directory = config.playbooks_dir
     if not directory.is_dir():
+        if "playbooks_dir" not in config.model_fields_set:
+            return {}, []  # the default folder is optional: no playbooks, notify only
         return {}, [doc.issue(("playbooks_dir",), f"no such directory: {directory}")]
     playbooks: dict[str, Playbook] = {}
     issues: list[ConfigIssue] = []
@@ -158,6 +161,8 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[str | int, ...]:
             continue
         if isinstance(current, dict) and elem not in current and _is_tag(current, elem):
             continue
+        if isinstance(elem, str) and not isinstance(current, dict):
+            continue  # a smart union's member, e.g. 'list[str]' or 'int': not a YAML key
         path.append(elem)
         if isinstance(current, dict):
             current = current.get(elem)
@@ -187,7 +192,8 @@ def _message(error: Any, root: type[BaseModel], loc: tuple[Any, ...]) -> str:
         noun = str(ctx.get("discriminator", "type")).strip("'")
         return f"missing key {noun!r}"
     if kind == "enum" and "[key]" in loc:
-        return f"unknown failure type {error.get('input')!r}; known: {ctx.get('expected', '')}"
+        known = [t.value for t in FailureType]
+        return _unknown_name_message("failure type", str(error.get("input")), known)
     message = str(error.get("msg", "invalid value"))
     return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 

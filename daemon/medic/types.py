@@ -3,6 +3,7 @@ failure types, service states."""
 
 from __future__ import annotations
 
+import math
 import re
 from enum import StrEnum
 from typing import Annotated, Any
@@ -26,6 +27,8 @@ def parse_duration(value: Any) -> float:
             f"invalid duration {value!r}: use a number of seconds or a string "
             "like '500ms', '30s', '5m', '1h'"
         )
+    if not math.isfinite(seconds):
+        raise ValueError(f"a duration must be a finite number of seconds (got {value!r})")
     if seconds < 0:
         raise ValueError(f"a duration cannot be negative: {value!r}")
     return seconds

@@ -1,0 +1,417 @@
+"""Loading the config and the playbooks: the schema, defaults, paths, secrets,
+and every error reported as ``FILE:LINE: dotted.path: message``.
+
+Broken configs live in ``tests/fixtures/configs/NAME.yaml``, each with its
+exact error lines in ``NAME.expected`` (one per line). In those files
+``{dir}`` stands for the fixtures' absolute folder, and the lists that grow
+with every plugin are placeholders: ``{check_types}``, ``{actions}``,
+``{check_keys:TYPE}`` (a check's option keys) and ``{action_keys:NAME}``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from medic.actions import ACTION_TYPES
+from medic.checks import CHECK_TYPES
+from medic.config import LoadedConfig
+from medic.configload import load_config
+from medic.errors import ConfigFileError, ConfigInvalid
+from medic.types import parse_duration
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "configs"
+SHIPPED_CONFIGS = [
+    REPO_ROOT / "control-plane" / "config.yaml",
+    *sorted((REPO_ROOT / "control-plane" / "examples").glob("*.y*ml")),
+]
+SHIPPED_PLAYBOOKS_DIR = REPO_ROOT / "recovery_playbooks"
+SHIPPED_PLAYBOOKS = sorted(SHIPPED_PLAYBOOKS_DIR.glob("*.y*ml"))
+
+
+def _keys(model: type[BaseModel]) -> str:
+    return ", ".join(sorted(model.model_fields))
+
+
+def expected_lines(fixture: Path) -> list[str]:
+    """The ``.expected`` file of ``fixture`` with its placeholders filled in."""
+    expected = fixture.with_suffix(".expected")
+    assert expected.is_file(), f"{fixture.name} has no {expected.name} with its error lines"
+    text = expected.read_text(encoding="utf-8")
+    text = text.replace("{dir}", str(FIXTURES))
+    text = text.replace("{check_types}", ", ".join(sorted(CHECK_TYPES)))
+    text = text.replace("{actions}", ", ".join(sorted(ACTION_TYPES)))
+    text = re.sub(r"\{check_keys:(\w+)\}", lambda m: _keys(CHECK_TYPES[m[1]].options_model), text)
+    text = re.sub(r"\{action_keys:(\w+)\}", lambda m: _keys(ACTION_TYPES[m[1]].options_model), text)
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def reported(path: Path) -> list[str]:
+    """Every error ``load_config`` reports for ``path``, as printed."""
+    with pytest.raises(ConfigInvalid) as caught:
+        load_config(path)
+    return [str(issue) for issue in caught.value.issues]
+
+
+def write_config(folder: Path, body: str, name: str = "config.yaml") -> Path:
+    """Write ``body`` (dedented; its first line is line 1) into ``folder``.
+
+    Unless it names its own, ``playbooks_dir: playbooks`` (an empty folder
+    made here) is appended, so the body's line numbers stay as written.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    body = textwrap.dedent(body).lstrip("\n")
+    if "playbooks_dir:" not in body:
+        (folder / "playbooks").mkdir(exist_ok=True)
+        body += "playbooks_dir: playbooks\n"
+    path = folder / name
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def load(folder: Path, body: str) -> LoadedConfig:
+    return load_config(write_config(folder, body))
+
+
+# ---------------------------------------------------------------------------
+# Broken configs: every error, exactly, in line order
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("fixture", sorted(FIXTURES.glob("*.yaml")), ids=lambda p: p.stem)
+def test_broken_config_reports_every_error_with_file_and_line(fixture: Path) -> None:
+    assert reported(fixture) == expected_lines(fixture)
+
+
+def test_fixtures_cover_the_broken_configs() -> None:
+    """Guards against a fixture folder that silently shrinks to nothing."""
+    assert len(list(FIXTURES.glob("*.yaml"))) >= 18
+
+
+def test_errors_name_yaml_paths_not_the_schemas_union_members(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path,
+        """
+        workflows:
+          backup:
+            steps:
+              - {name: dump, action: run_command, command: [pg_dump, 5432]}
+        """,
+    )
+    issues = reported(path)
+    expected = f"{path}:4: workflows.backup.steps[0].command[1]: Input should be a valid string"
+    assert expected in issues
+    assert not [i for i in issues if "list[" in i or ".str:" in i], issues
+
+
+# ---------------------------------------------------------------------------
+# Durations
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("written", "seconds"),
+    [
+        ("500ms", 0.5),
+        ("30s", 30.0),
+        ("5m", 300.0),
+        ("1h", 3600.0),
+        ("1.5s", 1.5),
+        ("2d", 172800.0),
+        ("45", 45.0),
+        ("10", 10.0),
+        ("2.5", 2.5),
+        ("0", 0.0),
+    ],
+)
+def test_duration_forms(tmp_path: Path, written: str, seconds: float) -> None:
+    loaded = load(
+        tmp_path,
+        f"""
+        services:
+          web:
+            check: {{type: tcp, port: 80}}
+            interval: {written}
+        """,
+    )
+    assert loaded.services["web"].interval_s == seconds
+
+
+@pytest.mark.parametrize("written", ["-1s", "5 parsecs", "true", "-1", "10 s s", "1w", ".nan"])
+def test_bad_durations_are_errors_at_their_line(tmp_path: Path, written: str) -> None:
+    path = write_config(
+        tmp_path,
+        f"""
+        services:
+          web:
+            check: {{type: tcp, port: 80}}
+            interval: {written}
+        """,
+    )
+    [issue] = reported(path)
+    assert issue.startswith(f"{path}:4: services.web.interval: "), issue
+    assert "duration" in issue
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"), [("500ms", 0.5), ("30s", 30.0), ("5m", 300.0), (7, 7.0), (0.25, 0.25)]
+)
+def test_parse_duration(value: object, seconds: float) -> None:
+    assert parse_duration(value) == seconds
+
+
+@pytest.mark.parametrize("value", ["-1s", "5 parsecs", True, False, -1, None, "", math.inf])
+def test_parse_duration_rejects(value: object) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(value)
+
+
+# ---------------------------------------------------------------------------
+# Defaults from monitoring:
+# ---------------------------------------------------------------------------
+def test_services_inherit_monitoring_defaults(tmp_path: Path) -> None:
+    loaded = load(
+        tmp_path,
+        """
+        monitoring:
+          health_check_interval: 7s
+          timeout: 4s
+          failure_threshold: 5
+          success_threshold: 2
+          start_period: 20s
+          recovery: {max_attempts: 9, window: 1h}
+        services:
+          plain:
+            check: {type: tcp, port: 80}
+          own:
+            check: {type: tcp, port: 81}
+            interval: 3s
+            failure_threshold: 1
+            success_threshold: 4
+            start_period: 0s
+        """,
+    )
+    plain, own = loaded.services["plain"], loaded.services["own"]
+    assert (plain.interval_s, plain.failure_threshold, plain.success_threshold) == (7.0, 5, 2)
+    assert plain.start_period_s == 20.0
+    assert (own.interval_s, own.failure_threshold, own.success_threshold) == (3.0, 1, 4)
+    assert own.start_period_s == 0.0
+    assert plain.policy.max_attempts == own.policy.max_attempts == 9
+    assert plain.policy.window == 3600.0
+
+
+def test_timeout_check_beats_service_beats_monitoring(tmp_path: Path) -> None:
+    loaded = load(
+        tmp_path,
+        """
+        monitoring: {timeout: 4s}
+        services:
+          inherits:
+            check: {type: tcp, port: 80}
+          service_level:
+            check: {type: tcp, port: 80}
+            timeout: 2s
+          check_level:
+            check: {type: tcp, port: 80, timeout: 500ms}
+            timeout: 2s
+        """,
+    )
+    timeouts = {name: spec.timeout_s for name, spec in loaded.services.items()}
+    assert timeouts == {"inherits": 4.0, "service_level": 2.0, "check_level": 0.5}
+
+
+def test_defaults_without_a_monitoring_section(tmp_path: Path) -> None:
+    loaded = load(tmp_path, "services:\n  web:\n    check: {type: tcp, port: 80}\n")
+    web = loaded.services["web"]
+    assert (web.interval_s, web.timeout_s, web.failure_threshold, web.success_threshold) == (
+        10.0,
+        5.0,
+        3,
+        1,
+    )
+    assert web.policy.max_attempts == 3
+    assert loaded.model.api.listen == "127.0.0.1:8321"
+
+
+def test_disabled_service_is_validated_but_not_watched(tmp_path: Path) -> None:
+    loaded = load(
+        tmp_path,
+        """
+        services:
+          web:
+            check: {type: tcp, port: 80}
+          old:
+            check: {type: tcp, port: 81}
+            enabled: false
+        """,
+    )
+    assert list(loaded.services) == ["web"]
+    assert "old" in loaded.model.services
+
+
+def test_sections_left_empty_are_the_defaults(tmp_path: Path) -> None:
+    loaded = load(
+        tmp_path,
+        """
+        monitoring:
+        services:
+          # web: {check: {type: tcp, port: 80}}
+        workflows:
+        """,
+    )
+    assert loaded.services == {}
+    assert loaded.model.monitoring.health_check_interval == 10.0
+
+
+# ---------------------------------------------------------------------------
+# Paths relative to the config file
+# ---------------------------------------------------------------------------
+def test_relative_paths_are_relative_to_the_config_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config_dir = tmp_path / "etc" / "medic"
+    (tmp_path / "etc" / "shared-playbooks").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)  # somewhere else than the config's folder
+    loaded = load(
+        config_dir,
+        """
+        daemon: {state_dir: ../../state}
+        playbooks_dir: ../shared-playbooks
+        api: {token_file: creds/api-token}
+        services:
+          api:
+            check: {type: http, url: "http://127.0.0.1:8090/health"}
+            process: {command: [python3, -m, http.server], cwd: app, pidfile: run/api.pid}
+        notifications:
+          webhooks:
+            - {name: ops, url: "https://hooks.example.com/x", secret_file: creds/hook}
+        """,
+    )
+    model = loaded.model
+    assert loaded.state_dir == tmp_path / "state"
+    assert model.playbooks_dir == tmp_path / "etc" / "shared-playbooks"
+    assert model.api.token_file == config_dir / "creds" / "api-token"
+    process = loaded.services["api"].process
+    assert process is not None
+    assert (process.cwd, process.pidfile) == (config_dir / "app", config_dir / "run" / "api.pid")
+    assert model.notifications.webhooks[0].secret_file == config_dir / "creds" / "hook"
+
+
+def test_absolute_paths_are_kept(tmp_path: Path) -> None:
+    loaded = load(
+        tmp_path,
+        """
+        daemon: {state_dir: /var/lib/medic}
+        services:
+          api:
+            check: {type: http, url: "http://127.0.0.1:8090/health"}
+            process: {command: [python3], cwd: /srv/api}
+        """,
+    )
+    assert loaded.state_dir == Path("/var/lib/medic")
+    process = loaded.services["api"].process
+    assert process is not None
+    assert process.cwd == Path("/srv/api")
+
+
+def test_state_dir_override_beats_the_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_config(tmp_path / "etc", "daemon: {state_dir: state}\n")
+    assert load_config(path).state_dir == tmp_path / "etc" / "state"
+    assert load_config(path, state_dir="/var/lib/medic").state_dir == Path("/var/lib/medic")
+    monkeypatch.chdir(tmp_path)
+    # Like `medic run --state-dir here`: relative to where the command runs.
+    assert load_config(path, state_dir="here").state_dir == tmp_path / "here"
+
+
+# ---------------------------------------------------------------------------
+# Secrets: only the names of environment variables and files
+# ---------------------------------------------------------------------------
+def test_secret_env_and_file_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MEDIC_API_TOKEN", raising=False)
+    loaded = load(
+        tmp_path,
+        """
+        api: {token_env: MEDIC_API_TOKEN, token_file: credentials/token}
+        notifications:
+          webhooks:
+            - name: ops
+              url: https://hooks.example.com/medic
+              secret_env: MEDIC_WEBHOOK_SECRET
+            - name: audit
+              url: https://audit.example.com/medic
+              secret_file: /run/credentials/medic.service/audit
+        """,
+    )
+    api = loaded.model.api
+    assert api.token_env == "MEDIC_API_TOKEN"
+    assert api.token_file == tmp_path / "credentials" / "token"
+    ops, audit = loaded.model.notifications.webhooks
+    assert ops.secret_env == "MEDIC_WEBHOOK_SECRET"
+    assert audit.secret_file == Path("/run/credentials/medic.service/audit")
+
+
+# ---------------------------------------------------------------------------
+# The shipped files
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_shipped_config_is_valid(path: Path) -> None:
+    loaded = load_config(path)
+    assert loaded.path == path.resolve()
+    assert loaded.summary().startswith(f"{path.resolve()}: OK: ")
+
+
+@pytest.fixture(scope="module")
+def shipped_playbooks(tmp_path_factory: pytest.TempPathFactory) -> LoadedConfig:
+    folder = tmp_path_factory.mktemp("shipped-playbooks")
+    return load(folder, f"playbooks_dir: {SHIPPED_PLAYBOOKS_DIR}\n")
+
+
+def test_every_shipped_playbook_loads(shipped_playbooks: LoadedConfig) -> None:
+    assert SHIPPED_PLAYBOOKS, f"no playbooks in {SHIPPED_PLAYBOOKS_DIR}"
+    assert sorted(shipped_playbooks.playbooks) == [p.stem for p in SHIPPED_PLAYBOOKS]
+
+
+@pytest.mark.parametrize("path", SHIPPED_PLAYBOOKS, ids=lambda p: p.name)
+def test_shipped_playbook_is_described(shipped_playbooks: LoadedConfig, path: Path) -> None:
+    playbook = shipped_playbooks.playbooks[path.stem]
+    assert playbook.description.strip(), f"{path.name} needs a description"
+    assert playbook.steps
+
+
+# ---------------------------------------------------------------------------
+# Files that are not configs
+# ---------------------------------------------------------------------------
+def test_top_level_list_is_a_file_error(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("- web\n- database\n", encoding="utf-8")
+    with pytest.raises(ConfigFileError, match="top level must be a mapping"):
+        load_config(path)
+
+
+def test_missing_file_is_a_file_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigFileError, match="no such file"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_broken_yaml_is_a_file_error_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("services:\n  web:\n    check: {type: tcp\n", encoding="utf-8")
+    with pytest.raises(ConfigFileError, match=rf"^{re.escape(str(path))}:4: not valid YAML"):
+        load_config(path)
+
+
+def test_empty_file_is_valid_with_no_services(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("# nothing configured yet\n", encoding="utf-8")
+    loaded = load_config(path)
+    assert loaded.services == {}
+    assert loaded.summary() == f"{path}: OK: 0 services, 0 workflows, 0 playbooks, 0 webhooks"
+
+
+def test_an_explicit_playbooks_dir_must_exist(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "playbooks_dir: missing\n")
+    assert reported(path) == [f"{path}:1: playbooks_dir: no such directory: {tmp_path / 'missing'}"]
