@@ -1,0 +1,1 @@
+"""medic's test suite (a package, so ``from tests.helpers import ...`` works)."""
