@@ -305,13 +305,15 @@ class Store:
         return self._run_dict(row) if row else None
 
     def workflow_counts(self) -> dict[str, dict[str, Any]]:
-        """Per workflow: run_count, error_count (failed or timed out), last_run, last_outcome."""
+        """Per workflow: run_count, error_count (failed or timed out), last_run (its start)
+        and last_outcome (of the last finished run)."""
         rows = self._db.execute(
-            "SELECT r.workflow, COUNT(*) AS runs,"
-            " SUM(r.status IN ('failed', 'timed_out')) AS errors, MAX(r.id) AS last_id,"
-            " (SELECT started_at FROM workflow_runs WHERE id=MAX(r.id)) AS last_at,"
-            " (SELECT status FROM workflow_runs WHERE id=MAX(r.id)) AS last_status"
-            " FROM workflow_runs r GROUP BY r.workflow"
+            "SELECT c.workflow, c.runs, c.errors, last.started_at AS last_at,"
+            " (SELECT status FROM workflow_runs WHERE workflow=c.workflow AND ended_at IS NOT NULL"
+            "  ORDER BY id DESC LIMIT 1) AS last_status"
+            " FROM (SELECT workflow, COUNT(*) AS runs, SUM(status IN ('failed', 'timed_out'))"
+            "  AS errors, MAX(id) AS last_id FROM workflow_runs GROUP BY workflow) AS c"
+            " JOIN workflow_runs AS last ON last.id = c.last_id"
         ).fetchall()
         return {
             row["workflow"]: {
