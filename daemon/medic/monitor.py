@@ -17,6 +17,7 @@ from medic.config import ServiceSpec
 from medic.containers import DockerEvent
 from medic.errors import ServiceNotFoundError
 from medic.events import EventBus
+from medic.intent import DIE_DEFER_S, DockerIntent, Meaning
 from medic.logging import get_logger
 from medic.metrics import Metrics
 from medic.runner import CheckRunner, build_check
@@ -60,6 +61,7 @@ class SelfHealingMonitor:
         self._in_flight: dict[str, asyncio.Task[CheckResult]] = {}
         self._recheck: set[str] = set()
         self._started = False
+        self.intent = DockerIntent()
         for spec in services.values():
             self._add(spec)
 
@@ -109,6 +111,8 @@ class SelfHealingMonitor:
         failure = t.failure_type.value if t.failure_type else None
         self.store.record_transition(t.service, t.old.value, t.new.value, failure, t.detail)
         self.metrics.service_up.labels(t.service).set(1 if t.new is ServiceStatus.HEALTHY else 0)
+        if self.engine is not None:
+            self.engine.on_transition(t)
         payload = dict(
             service=t.service,
             old=t.old.value,
@@ -213,13 +217,35 @@ class SelfHealingMonitor:
     # docker events -------------------------------------------------------------------
 
     def on_docker_event(self, event: DockerEvent) -> None:
-        for state in self._states.values():
+        meaning = self.intent.observe(event)
+        for state in list(self._states.values()):
             if event.container and event.container in (
                 state.spec.container,
                 _check_container(state.spec),
             ):
                 log.debug("Docker event", service=state.name, docker_event=event.action)
-                self.request_check(state.name)
+                self._on_container_event(state, meaning)
+
+    def _on_container_event(self, state: ServiceState, meaning: Meaning) -> None:
+        respect = state.spec.policy.respect_manual_stop
+        if meaning == "operator_stop" and respect and not state.recovering:
+            self.mark_stopped_by_operator(state, "stopped with docker stop")
+        elif meaning == "started" and state.status is ServiceStatus.STOPPED_BY_OPERATOR:
+            self.apply_transition(state.set_status(ServiceStatus.UNKNOWN, "started again"))
+            state.start_grace()
+            self.request_check(state.name)
+        elif meaning == "defer" and respect:
+            asyncio.get_running_loop().call_later(DIE_DEFER_S, self.request_check, state.name)
+        else:
+            self.request_check(state.name)
+
+    def mark_stopped_by_operator(self, state: ServiceState, how: str) -> None:
+        """Leave a deliberately stopped service alone until it is started again."""
+        if state.status is ServiceStatus.STOPPED_BY_OPERATOR:
+            return
+        self.store.audit("service.stopped_by_operator", state.name, how=how)
+        self.apply_transition(state.set_status(ServiceStatus.STOPPED_BY_OPERATOR, how))
+        self.bus.publish("service.stopped_by_operator", service=state.name, detail=how)
 
     def on_docker_connected(self) -> None:
         for state in self._states.values():

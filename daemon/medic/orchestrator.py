@@ -153,14 +153,11 @@ class ControlPlaneOrchestrator:
         self, workflow_id: str, config: WorkflowConfig | Mapping[str, Any]
     ) -> None:
         await self.workflows.register(workflow_id, config)
-        log.info(f"Workflow registered: {workflow_id}", workflow=workflow_id)
 
     async def start_workflow(self, workflow_id: str) -> int:
-        log.info(f"Starting workflow: {workflow_id}", workflow=workflow_id)
         return await self.workflows.start(workflow_id)
 
     async def stop_workflow(self, workflow_id: str) -> bool:
-        log.info(f"Stopping workflow: {workflow_id}", workflow=workflow_id)
         return await self.workflows.stop(workflow_id)
 
     async def health_check(self, service: str) -> bool:

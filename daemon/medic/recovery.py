@@ -1,16 +1,14 @@
-"""The recovery engine: guardrails around running playbooks.
+"""The recovery engine: runs playbooks for failing services, under the
+guardrails of ``medic.guardrails``.
 
-Guardrails (design.md): one recovery per service at a time; ``max_attempts``
-per ``window``, then the circuit opens; backoff with jitter between attempts;
-host-wide ``concurrency``; a service whose dependency is failing is held while
-the dependency is recovered first; dry run records each step and touches
-nothing. Every held or refused recovery is published and recorded.
+One recovery per service at a time; host-wide ``concurrency``; a playbook with
+``approval: required`` waits for an operator; every held, skipped or refused
+recovery is recorded with its reason, published and counted.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -20,7 +18,9 @@ from typing import Any, Protocol
 from medic.actions.base import ActionContext, ActionOptions, ServiceTarget
 from medic.checks.base import CheckResult
 from medic.config import Playbook, RecoveryPolicy
+from medic.errors import RecoveryNotFoundError
 from medic.events import EventBus
+from medic.guardrails import Decision, Guardrails, dependency_order
 from medic.logging import get_logger
 from medic.metrics import Metrics
 from medic.playbooks import choose_playbook
@@ -31,6 +31,9 @@ from medic.store import Store
 from medic.types import CircuitState, FailureType, ServiceStatus
 
 log = get_logger("RecoveryEngine")
+
+MANUAL_TRIGGERS = ("manual", "api", "cli")
+"""An operator asking for a recovery is its approval."""
 
 
 class ServiceSource(Protocol):
@@ -61,6 +64,24 @@ class RecoveryBusy(Exception):
     """A recovery for this service is already running."""
 
 
+class NotWaitingForApproval(Exception):
+    """The recovery exists but is not waiting for a decision."""
+
+
+@dataclass
+class _Run:
+    """What one recovery carries from start to finish."""
+
+    state: ServiceState
+    playbook: Playbook
+    failure_type: FailureType | None
+    trigger: str
+    dry_run: bool
+    probation: bool
+    facts: dict[str, Any]
+    rec_id: int = 0
+
+
 class RecoveryEngine:
     def __init__(
         self,
@@ -75,7 +96,7 @@ class RecoveryEngine:
         state_dir: Path,
         dry_run: bool,
     ) -> None:
-        self.policy = policy
+        self.guardrails = Guardrails(policy)
         self.playbooks = dict(playbooks)
         self.services = services
         self.store = store
@@ -87,18 +108,30 @@ class RecoveryEngine:
         self._slots = asyncio.Semaphore(policy.concurrency)
         self._tasks: dict[str, asyncio.Task[RecoveryOutcome]] = {}
         self._wakeups: dict[str, asyncio.TimerHandle] = {}
+        self._approvals: dict[int, asyncio.Future[tuple[bool, str]]] = {}
+        self._blast_hold: str | None = None
         self._accepting = True
+
+    @property
+    def policy(self) -> RecoveryPolicy:
+        return self.guardrails.policy
 
     def reconfigure(
         self, policy: RecoveryPolicy, playbooks: Mapping[str, Playbook], dry_run: bool
     ) -> None:
         if policy.concurrency != self.policy.concurrency:
             self._slots = asyncio.Semaphore(policy.concurrency)
-        self.policy, self.playbooks, self.dry_run = policy, dict(playbooks), dry_run
+        self.guardrails.policy = policy
+        self.playbooks, self.dry_run = dict(playbooks), dry_run
 
     @property
     def running(self) -> dict[str, asyncio.Task[RecoveryOutcome]]:
         return dict(self._tasks)
+
+    @property
+    def blast_hold(self) -> str | None:
+        """Why automatic recovery is held host-wide, or None."""
+        return self._blast_hold
 
     # automatic recovery --------------------------------------------------------
 
@@ -108,58 +141,119 @@ class RecoveryEngine:
             return
         if state.status not in (ServiceStatus.UNHEALTHY, ServiceStatus.HELD):
             return
-        if self._hold_for_dependency(state):
-            return
-        if state.circuit is CircuitState.OPEN:
-            return
         now = time.time()
-        self._prune_attempts(state, now)
-        if len(state.attempts) >= self.policy.max_attempts:
-            self._open_circuit(state)
+        settle_until = self._settle_until(state)
+        if settle_until is not None and now < settle_until:
+            self._wake_at(state.name, settle_until)
             return
-        if state.next_attempt_at is not None and now < state.next_attempt_at:
-            self._wake_at(state.name, state.next_attempt_at)
-            return
-        self._spawn(state, state.failure_type, trigger="auto", dry_run=self.dry_run)
+        decision = self.guardrails.decide(state, self.services.states(), now)
+        self._act_on(state, decision, now)
 
-    def _prune_attempts(self, state: ServiceState, now: float) -> None:
-        while state.attempts and state.attempts[0] < now - self.policy.window:
-            state.attempts.popleft()
+    def _settle_until(self, state: ServiceState) -> float | None:
+        # Failures that start together are judged together: a short pause lets
+        # a host-wide problem show as one before anything is restarted.
+        if state.unhealthy_since is None or self.policy.correlation_window <= 0:
+            return None
+        return state.unhealthy_since + self.policy.correlation_window
 
-    def _hold_for_dependency(self, state: ServiceState) -> bool:
-        failing = [d for d in state.spec.depends_on if self._dependency_failing(d)]
-        if not failing:
-            if state.status is ServiceStatus.HELD:
-                self.services.apply_transition(
-                    state.set_status(ServiceStatus.UNHEALTHY, "dependency healthy again")
-                )
-            return False
-        reason = f"waiting for dependency {', '.join(failing)} to recover"
-        if state.held_reason != reason:
-            state.held_reason = reason
-            self.services.apply_transition(
-                state.set_status(ServiceStatus.HELD, reason, FailureType.DEPENDENCY_FAILURE)
+    def _act_on(self, state: ServiceState, decision: Decision, now: float) -> None:
+        verdict = decision.verdict
+        if verdict == "run":
+            self._release_hold(state)
+            self._spawn(
+                state,
+                state.failure_type,
+                trigger="auto",
+                dry_run=self.dry_run,
+                probation=decision.probation,
             )
-            self._record_held(state, "dependency", reason)
-        return True
+        elif verdict == "wait" and decision.wake_at is not None:
+            self._release_hold(state)
+            self._wake_at(state.name, decision.wake_at)
+        elif verdict == "hold":
+            self._hold(state, decision)
+        elif verdict == "open_circuit":
+            self._open_circuit(state, decision.detail, now)
 
-    def _dependency_failing(self, name: str) -> bool:
+    def _hold(self, state: ServiceState, decision: Decision) -> None:
+        if decision.reason == "blast_radius":
+            self._enter_blast_hold(decision.detail)
+        if decision.wake_at is not None:
+            self._wake_at(state.name, decision.wake_at)
+        if state.held_reason == decision.detail and state.status is ServiceStatus.HELD:
+            return
+        failure = FailureType.DEPENDENCY_FAILURE if decision.reason == "dependency" else None
+        state.held_reason = decision.detail
+        self.services.apply_transition(
+            state.set_status(ServiceStatus.HELD, decision.detail, failure)
+        )
+        self._record_held(
+            state,
+            decision.reason,
+            decision.detail,
+            publish=decision.reason not in ("blast_radius", "circuit_open"),
+        )
+
+    def _release_hold(self, state: ServiceState) -> None:
+        if state.status is ServiceStatus.HELD:
+            state.held_reason = None
+            self.services.apply_transition(state.set_status(ServiceStatus.UNHEALTHY, "hold lifted"))
+
+    def _enter_blast_hold(self, detail: str) -> None:
+        if self._blast_hold is not None:
+            self._blast_hold = detail
+            return
+        self._blast_hold = detail
+        self.store.audit("recovery.held", None, reason="blast_radius", detail=detail)
+        self.bus.publish("recovery.held", service=None, reason="blast_radius", detail=detail)
+        log.error("Automatic recovery held host-wide", reason="blast_radius", detail=detail)
+
+    def on_transition(self, _transition: Transition) -> None:
+        """Lift a host-wide hold once the failing fraction has dropped."""
+        if self._blast_hold is None:
+            return
+        if self.guardrails.blast_radius(self.services.states()) is not None:
+            return
+        detail = self._blast_hold
+        self._blast_hold = None
+        self.store.audit("recovery.resumed", None, reason="blast_radius", detail=detail)
+        self.bus.publish(
+            "recovery.resumed", reason="blast_radius", detail="failing fraction dropped"
+        )
+        log.warning("Automatic recovery resumed: the failing fraction dropped")
         states = self.services.states()
-        return name in states and states[name].is_failing
+        for name in dependency_order(states):
+            if states[name].is_failing:
+                self.services.request_check(name)
 
-    def _open_circuit(self, state: ServiceState) -> None:
+    def _open_circuit(self, state: ServiceState, detail: str, now: float) -> None:
         state.circuit = CircuitState.OPEN
         state.next_attempt_at = None
+        cooldown = self.guardrails.cooldown_after(state.failed_probations)
+        state.probation_due_at = None if cooldown is None else now + cooldown
         self.metrics.circuit_open.labels(state.name).set(1)
-        detail = f"{len(state.attempts)} recoveries within {self.policy.window:g}s did not heal it"
-        self.store.audit("circuit.opened", state.name, detail=detail)
+        after = "never (until an operator resets it)" if cooldown is None else f"{cooldown:g}s"
+        self.store.audit("circuit.opened", state.name, detail=detail, probation_after=after)
         self.bus.publish(
-            "circuit.opened", service=state.name, detail=detail, failure_type=state.failure_type
+            "circuit.opened",
+            service=state.name,
+            detail=detail,
+            failure_type=state.failure_type,
+            probation_at=state.probation_due_at,
         )
-        log.warning("Circuit opened: no more automatic recovery", service=state.name, detail=detail)
+        log.warning(
+            "Circuit opened: no more automatic recovery",
+            service=state.name,
+            detail=detail,
+            probation_after=after,
+        )
         self._record_held(state, "circuit_open", detail, publish=False)
+        if state.probation_due_at is not None:
+            self._wake_at(state.name, state.probation_due_at)
 
     def close_circuit(self, state: ServiceState, reason: str) -> None:
+        state.probation_due_at = None
+        state.failed_probations = 0
         if state.circuit is CircuitState.CLOSED:
             return
         state.circuit = CircuitState.CLOSED
@@ -174,8 +268,7 @@ class RecoveryEngine:
 
     def reset(self, state: ServiceState, who: str = "operator") -> None:
         """An operator closes the circuit and gives the service its attempts back."""
-        state.attempts.clear()
-        state.next_attempt_at = None
+        state.forget_attempts()
         self.close_circuit(state, f"reset by {who}")
         self.services.request_check(state.name)
 
@@ -189,8 +282,11 @@ class RecoveryEngine:
         log.info("Recovery held", service=state.name, reason=reason, detail=detail)
 
     def _wake_at(self, name: str, when: float) -> None:
-        if name in self._wakeups:
-            return
+        existing = self._wakeups.get(name)
+        if existing is not None:
+            if existing.when() <= asyncio.get_running_loop().time() + max(0.0, when - time.time()):
+                return
+            existing.cancel()
         loop = asyncio.get_running_loop()
         delay = max(0.0, when - time.time())
 
@@ -201,10 +297,67 @@ class RecoveryEngine:
         self._wakeups[name] = loop.call_later(delay, wake)
 
     def backoff_delay(self, attempt: int) -> float:
-        b = self.policy.backoff
-        delay = min(b.max, b.initial * b.factor ** max(0, attempt - 1))
-        spread = delay * b.jitter
-        return max(0.0, delay + random.uniform(-spread, spread))
+        return self.guardrails.backoff_delay(attempt)
+
+    # approvals ------------------------------------------------------------------
+
+    def decide_approval(self, recovery_id: int, approve: bool, who: str) -> None:
+        """An operator approves or rejects a recovery that waits for approval."""
+        future = self._approvals.get(recovery_id)
+        if future is None or future.done():
+            if self.store.recovery(recovery_id) is None:
+                raise RecoveryNotFoundError(recovery_id)
+            raise NotWaitingForApproval(f"recovery {recovery_id} is not waiting for approval")
+        future.set_result((approve, who))
+
+    async def _await_approval(self, run: _Run) -> str | None:
+        """None when approved; else the outcome (rejected/expired) with the reason logged."""
+        future: asyncio.Future[tuple[bool, str]] = asyncio.get_running_loop().create_future()
+        self._approvals[run.rec_id] = future
+        timeout = run.playbook.approval_timeout
+        reason = f"waiting for operator approval of recovery {run.rec_id}"
+        run.state.held_reason = reason
+        self.services.apply_transition(run.state.set_status(ServiceStatus.HELD, reason))
+        self.store.set_recovery_status(run.rec_id, "waiting_approval")
+        self.bus.publish(
+            "recovery.approval_required",
+            service=run.state.name,
+            recovery_id=run.rec_id,
+            playbook=run.playbook.name,
+            failure_type=run.failure_type,
+            timeout_seconds=timeout,
+        )
+        log.warning(
+            "Recovery waits for approval",
+            service=run.state.name,
+            playbook=run.playbook.name,
+            recovery_id=run.rec_id,
+            timeout_s=timeout,
+        )
+        try:
+            approved, who = await asyncio.wait_for(future, timeout)
+        except asyncio.CancelledError:
+            if future.cancelled() and not _current_task_cancelling():
+                return "interrupted"
+            raise
+        except TimeoutError:
+            self.store.audit("recovery.expired", run.state.name, recovery_id=run.rec_id)
+            return "expired"
+        finally:
+            self._approvals.pop(run.rec_id, None)
+        self.store.audit(
+            "recovery.approved" if approved else "recovery.rejected",
+            run.state.name,
+            recovery_id=run.rec_id,
+            who=who,
+        )
+        if not approved:
+            return "rejected"
+        self.store.set_recovery_status(run.rec_id, "running")
+        self.services.apply_transition(
+            run.state.set_status(ServiceStatus.RECOVERING, f"approved by {who}")
+        )
+        return None
 
     # running --------------------------------------------------------------------
 
@@ -219,64 +372,96 @@ class RecoveryEngine:
         """Start a recovery outside the automatic path (operator, API, alert)."""
         state = self.services.state(name)
         if name in self._tasks:
-            raise RecoveryBusy(name)
+            raise RecoveryBusy(f"a recovery of {name} is already running")
         ft = failure_type or state.failure_type
         return self._spawn(
             state, ft, trigger=trigger, dry_run=self.dry_run if dry_run is None else dry_run
         )
 
     def _spawn(
-        self, state: ServiceState, failure_type: FailureType | None, *, trigger: str, dry_run: bool
+        self,
+        state: ServiceState,
+        failure_type: FailureType | None,
+        *,
+        trigger: str,
+        dry_run: bool,
+        probation: bool = False,
     ) -> asyncio.Task[RecoveryOutcome]:
         state.recovering = True
-        task = asyncio.create_task(
-            self._recover(state, failure_type, trigger, dry_run), name=f"recover:{state.name}"
+        run = _Run(
+            state=state,
+            playbook=choose_playbook(state.spec, failure_type, self.playbooks),
+            failure_type=failure_type,
+            trigger=trigger,
+            dry_run=dry_run,
+            probation=probation,
+            facts=_facts(state),
         )
+        task = asyncio.create_task(self._recover(run), name=f"recover:{state.name}")
         self._tasks[state.name] = task
         task.add_done_callback(lambda _t: self._tasks.pop(state.name, None))
         return task
 
-    async def _recover(
-        self, state: ServiceState, failure_type: FailureType | None, trigger: str, dry_run: bool
-    ) -> RecoveryOutcome:
-        playbook = choose_playbook(state.spec, failure_type, self.playbooks)
-        state.attempts.append(time.time())
-        facts = dict(state.last_check.result.data) if state.last_check else {}
-        if state.last_check:
-            facts["detail"] = state.last_check.result.detail
-        rec_id = self.store.start_recovery(
-            state.name, failure_type, playbook.name, trigger, dry_run=dry_run, facts=facts
+    async def _recover(self, run: _Run) -> RecoveryOutcome:
+        state, playbook = run.state, run.playbook
+        self.guardrails.record_attempt(state, time.time())
+        run.rec_id = self.store.start_recovery(
+            state.name,
+            run.failure_type,
+            playbook.name,
+            run.trigger,
+            dry_run=run.dry_run,
+            facts=run.facts,
         )
+        if run.probation:
+            state.circuit = CircuitState.PROBATION
+            self.bus.publish("circuit.probation", service=state.name, recovery_id=run.rec_id)
+            log.warning("Circuit probation: one attempt", service=state.name)
         self.services.apply_transition(
-            state.set_status(ServiceStatus.RECOVERING, f"playbook {playbook.name}", failure_type)
+            state.set_status(
+                ServiceStatus.RECOVERING, f"playbook {playbook.name}", run.failure_type
+            )
         )
-        ctx_log = log.bind(service=state.name, playbook=playbook.name, recovery_id=rec_id)
-        ctx_log.warning(
-            "Recovery started", failure_type=failure_type, trigger=trigger, dry_run=dry_run
+        log.warning(
+            "Recovery started",
+            service=state.name,
+            playbook=playbook.name,
+            recovery_id=run.rec_id,
+            failure_type=run.failure_type,
+            trigger=run.trigger,
+            dry_run=run.dry_run,
         )
         self.bus.publish(
             "recovery.started",
             service=state.name,
             playbook=playbook.name,
-            recovery_id=rec_id,
-            failure_type=failure_type,
-            trigger=trigger,
-            dry_run=dry_run,
+            recovery_id=run.rec_id,
+            failure_type=run.failure_type,
+            trigger=run.trigger,
+            dry_run=run.dry_run,
         )
         t0 = time.monotonic()
         outcome, detail = "failed", ""
         try:
-            async with self._slots:
-                outcome, detail = await self._run_playbook(
-                    state, playbook, rec_id, failure_type, facts, dry_run
-                )
+            outcome, detail = await self._approved_then_run(run)
         except asyncio.CancelledError:
             outcome, detail = "interrupted", "cancelled by daemon shutdown"
             raise
         finally:
             duration = time.monotonic() - t0
-            await asyncio.shield(self._finish(state, playbook, rec_id, outcome, detail, duration))
-        return RecoveryOutcome(rec_id, state.name, playbook.name, outcome, detail, duration)
+            await asyncio.shield(self._finish(run, outcome, detail, duration))
+        return RecoveryOutcome(run.rec_id, state.name, playbook.name, outcome, detail, duration)
+
+    async def _approved_then_run(self, run: _Run) -> tuple[str, str]:
+        needs_approval = run.playbook.approval == "required" and run.trigger not in MANUAL_TRIGGERS
+        if needs_approval and not run.dry_run:
+            refused = await self._await_approval(run)
+            if refused is not None:
+                return refused, _refusal_detail(refused, run.playbook.approval_timeout)
+        async with self._slots:
+            return await self._run_playbook(
+                run.state, run.playbook, run.rec_id, run.failure_type, run.facts, run.dry_run
+            )
 
     async def _run_playbook(
         self,
@@ -371,30 +556,25 @@ class RecoveryEngine:
             facts=facts,
         )
 
-    async def _finish(
-        self,
-        state: ServiceState,
-        playbook: Playbook,
-        rec_id: int,
-        outcome: str,
-        detail: str,
-        duration: float,
-    ) -> None:
-        self.store.set_recovery_status(rec_id, outcome, detail)
+    async def _finish(self, run: _Run, outcome: str, detail: str, duration: float) -> None:
+        state, playbook = run.state, run.playbook
+        self.store.set_recovery_status(run.rec_id, outcome, detail)
         self.metrics.recoveries.labels(state.name, playbook.name, outcome).inc()
         self.metrics.recovery_duration.labels(state.name).observe(duration)
         state.recovering = False
+        state.held_reason = None
         healthy = bool(state.last_check and state.last_check.result.healthy)
         payload = dict(
             service=state.name,
             playbook=playbook.name,
-            recovery_id=rec_id,
+            recovery_id=run.rec_id,
             outcome=outcome,
             detail=detail,
             duration_seconds=round(duration, 3),
         )
+        new_status = ServiceStatus.HEALTHY if healthy else ServiceStatus.UNHEALTHY
+        self.services.apply_transition(state.set_status(new_status, detail))
         if outcome == "succeeded" and healthy:
-            self.services.apply_transition(state.set_status(ServiceStatus.HEALTHY, detail))
             self.bus.publish("recovery.succeeded", **payload)
             log.info(
                 "Recovery succeeded",
@@ -403,16 +583,29 @@ class RecoveryEngine:
                 duration_s=round(duration, 3),
             )
             return
-        new_status = ServiceStatus.HEALTHY if healthy else ServiceStatus.UNHEALTHY
-        self.services.apply_transition(state.set_status(new_status, detail))
-        if outcome in ("failed", "interrupted"):
-            self.bus.publish("recovery.failed", **payload)
-            log.error("Recovery failed", service=state.name, playbook=playbook.name, detail=detail)
+        if outcome in ("failed", "interrupted", "rejected", "expired"):
+            self.bus.publish("recovery.failed", reason=outcome, **payload)
+            log.error(
+                "Recovery failed",
+                service=state.name,
+                playbook=playbook.name,
+                outcome=outcome,
+                detail=detail,
+            )
         else:
             self.bus.publish("recovery.finished", **payload)
         if not healthy and outcome != "interrupted":
-            state.next_attempt_at = time.time() + self.backoff_delay(len(state.attempts))
-            self._wake_at(state.name, state.next_attempt_at)
+            self._after_failed_attempt(run)
+
+    def _after_failed_attempt(self, run: _Run) -> None:
+        state = run.state
+        now = time.time()
+        if run.probation:
+            state.failed_probations += 1
+            self._open_circuit(state, f"probation attempt {run.rec_id} did not heal it", now)
+            return
+        state.next_attempt_at = now + self.guardrails.backoff_delay(len(state.attempts))
+        self._wake_at(state.name, state.next_attempt_at)
 
     # shutdown -------------------------------------------------------------------
 
@@ -422,6 +615,8 @@ class RecoveryEngine:
         for handle in self._wakeups.values():
             handle.cancel()
         self._wakeups.clear()
+        for future in self._approvals.values():
+            future.cancel()  # nobody will approve during shutdown: end those now
         tasks = list(self._tasks.values())
         if not tasks:
             return
@@ -431,3 +626,20 @@ class RecoveryEngine:
             task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=5)
+
+
+def _facts(state: ServiceState) -> dict[str, Any]:
+    if state.last_check is None:
+        return {}
+    return {**state.last_check.result.data, "detail": state.last_check.result.detail}
+
+
+def _refusal_detail(outcome: str, timeout_s: float) -> str:
+    if outcome == "expired":
+        return f"nobody approved the recovery within {timeout_s:g}s"
+    return "an operator rejected the recovery"
+
+
+def _current_task_cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

@@ -51,6 +51,13 @@ class ServiceState:
     attempts: deque[float] = field(default_factory=deque)
     """Wall-clock times of recovery attempts inside the current window."""
     next_attempt_at: float | None = None
+    probation_due_at: float | None = None
+    """When an open circuit allows its next probation attempt; None = never."""
+    failed_probations: int = 0
+    healthy_since: float | None = None
+    """Start of the current healthy spell; None while not healthy."""
+    unhealthy_since: float | None = None
+    """Start of the current failure episode; None while healthy."""
     recovering: bool = False
     held_reason: str | None = None
     status_since: float = field(default_factory=time.time)
@@ -85,6 +92,8 @@ class ServiceState:
 
     def _observe_failure(self, result: CheckResult, now_mono: float) -> Transition | None:
         self.consecutive_successes = 0
+        if self.status is ServiceStatus.STOPPED_BY_OPERATOR:
+            return None  # stopped on purpose: failing checks are expected
         if now_mono < self.grace_until and not result.definitive:
             return None
         self.consecutive_failures += 1
@@ -109,14 +118,29 @@ class ServiceState:
         self, status: ServiceStatus, failure_type: FailureType | None, detail: str
     ) -> Transition:
         old = self.status
+        now = time.time()
+        spell = now - self.healthy_since if self.healthy_since is not None else 0.0
+        if old is ServiceStatus.HEALTHY and spell >= self.spec.policy.reset_after:
+            self.forget_attempts()
         self.status = status
-        self.status_since = time.time()
+        self.status_since = now
+        self.healthy_since = now if status is ServiceStatus.HEALTHY else None
+        if status is ServiceStatus.HEALTHY:
+            self.unhealthy_since = None
+        elif self.unhealthy_since is None and status is not ServiceStatus.STOPPED_BY_OPERATOR:
+            self.unhealthy_since = now
         if status is ServiceStatus.HEALTHY:
             self.failure_type = None
             self.held_reason = None
         elif failure_type is not None:
             self.failure_type = failure_type
         return Transition(self.name, old, status, self.failure_type, detail)
+
+    def forget_attempts(self) -> None:
+        """Attempts and backoff start over (after ``reset_after`` healthy, or a reset)."""
+        self.attempts.clear()
+        self.next_attempt_at = None
+        self.failed_probations = 0
 
     @property
     def is_failing(self) -> bool:
@@ -125,6 +149,11 @@ class ServiceState:
             ServiceStatus.RECOVERING,
             ServiceStatus.HELD,
         )
+
+    def _next_attempt(self) -> float | None:
+        if self.circuit is CircuitState.OPEN:
+            return self.probation_due_at
+        return self.next_attempt_at
 
     def as_dict(self) -> dict[str, object]:
         spec = self.spec
@@ -140,7 +169,8 @@ class ServiceState:
             "recovering": self.recovering,
             "held_reason": self.held_reason,
             "last_check": self.last_check.as_dict() if self.last_check else None,
-            "next_attempt_at": _iso(self.next_attempt_at),
+            "next_attempt_at": _iso(self._next_attempt()),
+            "probation_at": _iso(self.probation_due_at),
             "attempts_in_window": len(self.attempts),
             "status_since": _iso(self.status_since),
             "container": spec.container,
