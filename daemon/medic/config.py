@@ -96,6 +96,9 @@ class ApiConfig(Section):
         return int(self.listen.rsplit(":", 1)[1])
 
 
+    correlation_window: Duration = 0.1
+    """Failures that start within this long of each other are judged together
+    (blast radius) before the first recovery starts."""
 class BackoffConfig(Section):
     initial: Duration = 5.0
     factor: float = Field(default=2.0, ge=1.0, le=10.0)
