@@ -15,7 +15,7 @@ import socket
 from collections.abc import Iterator
 
 import aiohttp
-import asyncpg  # type: ignore[import-untyped]  # ships no type information
+import asyncpg
 
 from medic.containers import ContainerNotFound, DockerUnavailable
 from medic.types import FailureType

@@ -12,33 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from medic.actions import action_options_models
 from medic.actions.base import ActionOptions, StepRetry
 from medic.checks import check_options_models
 from medic.checks.base import CheckOptions
-from medic.types import Duration, FailureType
-
-
-def _relative_to_config(value: Path, info: ValidationInfo) -> Path:
-    base = (info.context or {}).get("base_dir")
-    value = value.expanduser()
-    if base is not None and not value.is_absolute():
-        return (Path(base) / value).resolve()
-    return value
-
-
-RelPath = Annotated[Path, AfterValidator(_relative_to_config)]
-"""A path; relative ones are taken relative to the config file's folder."""
+from medic.types import Duration, FailureType, RelPath
 
 if TYPE_CHECKING:
     CheckSpec = CheckOptions

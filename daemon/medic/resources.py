@@ -1,11 +1,13 @@
 """Long-lived clients shared by checks and actions: one HTTP session, one Docker
-gateway. Created lazily on the running loop and closed once at shutdown."""
+gateway, medic's own PostgreSQL pools. Created lazily on the running loop and
+closed once at shutdown."""
 
 from __future__ import annotations
 
 import aiohttp
 
 from medic.containers import DockerGateway
+from medic.pgpool import PostgresPools
 
 
 class Resources:
@@ -13,6 +15,8 @@ class Resources:
         self._http: aiohttp.ClientSession | None = None
         self._http_limit = http_connection_limit
         self.docker = DockerGateway()
+        self.postgres = PostgresPools()
+        """One asyncpg pool per DSN: the ``postgres`` check's and ``reconnect``'s."""
 
     @property
     def http(self) -> aiohttp.ClientSession:
@@ -27,4 +31,5 @@ class Resources:
     async def close(self) -> None:
         if self._http is not None:
             await self._http.close()
+        await self.postgres.close()
         self.docker.close()

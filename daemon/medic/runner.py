@@ -33,7 +33,9 @@ class Probe:
 
 
 def build_check(spec: ServiceSpec, resources: Resources) -> Check[Any]:
-    target = CheckTarget(service=spec.name, container=spec.container, unit=spec.unit)
+    target = CheckTarget(
+        service=spec.name, container=spec.container, unit=spec.unit, timeout_s=spec.timeout_s
+    )
     return CHECK_TYPES[spec.check.type](spec.check, target, resources)
 
 

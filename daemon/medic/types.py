@@ -6,9 +6,10 @@ from __future__ import annotations
 import math
 import re
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, ValidationInfo
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -36,6 +37,18 @@ def parse_duration(value: Any) -> float:
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 """A duration in seconds, accepting the config's human forms."""
+
+
+def _relative_to_config(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    value = value.expanduser()
+    if base is not None and not value.is_absolute():
+        return (Path(base) / value).resolve()
+    return value
+
+
+RelPath = Annotated[Path, AfterValidator(_relative_to_config)]
+"""A path; relative ones are taken relative to the config file's folder."""
 
 
 class FailureType(StrEnum):

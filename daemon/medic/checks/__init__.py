@@ -12,12 +12,14 @@ from typing import Any
 from medic.checks.base import Check, CheckOptions
 from medic.checks.container import ContainerCheck
 from medic.checks.http import HttpCheck
+from medic.checks.postgres import PostgresCheck
 from medic.checks.system import SystemCheck
 from medic.checks.tcp import TcpCheck
 
 _PLUGINS: tuple[type[Check[Any]], ...] = (
     ContainerCheck,
     HttpCheck,
+    PostgresCheck,
     SystemCheck,
     TcpCheck,
 )

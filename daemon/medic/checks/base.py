@@ -64,6 +64,8 @@ class CheckTarget:
     service: str
     container: str | None = None
     unit: str | None = None
+    timeout_s: float | None = None
+    """The runner's timeout for this check, for checks that keep a deadline of their own."""
 
 
 OptionsT = TypeVar("OptionsT", bound=CheckOptions)
