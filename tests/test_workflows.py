@@ -23,13 +23,9 @@ from medic.errors import WorkflowAlreadyRunningError, WorkflowNotFoundError
 from medic.events import Event, EventBus
 from medic.metrics import Metrics
 from medic.resources import Resources
+from medic.schedules import crontab_for_apscheduler
 from medic.store import Store
-from medic.workflows import (
-    InvalidWorkflowError,
-    WorkflowManager,
-    WorkflowsClosedError,
-    crontab_for_apscheduler,
-)
+from medic.workflows import InvalidWorkflowError, WorkflowManager, WorkflowsClosedError
 from tests.helpers import async_wait_for
 
 # Appends "start <time>" to a file, sleeps, appends "end <time>", exits with a code.
@@ -305,7 +301,11 @@ async def test_invalid_schedule_is_an_error_naming_the_workflow(
             },
             "step cycle: a -> b -> a",
         ),
-        ({"steps": [shell_step("a", "true", retry={"backoff": "random"})]}, "unknown backoff"),
+        (
+            {"steps": [shell_step("a", "true", retry={"backoff": "random"})]},
+            "retry.backoff: Input should be 'exponential', 'linear' or 'fixed'",
+        ),
+        ({"retry_policy": {"backoff": "random"}}, "retry_policy.backoff: Input should be"),
     ],
 )
 async def test_register_validates_a_dict_config(

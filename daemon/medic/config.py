@@ -161,7 +161,7 @@ class ScheduleConfig(Section):
 
 
 class RetryPolicy(StepRetry):
-    backoff: Literal["exponential", "linear", "fixed"] = "exponential"
+    """A workflow's ``retry_policy``: the default for steps without their own ``retry``."""
 
 
 class WorkflowConfig(Section):

@@ -1,5 +1,5 @@
 """Checks across the config and the playbooks: names that must refer to
-something, and graphs that must not loop."""
+something, graphs that must not loop, and workflow schedules that must parse."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from medic._hints import did_you_mean
 from medic.actions.base import ActionOptions
 from medic.config import Config, Playbook
 from medic.errors import ConfigIssue
+from medic.schedules import schedule_errors
 
 Loc = tuple[str | int, ...]
 IssueMaker = Callable[..., ConfigIssue]
@@ -20,8 +21,14 @@ def check_references(
     found: list[ConfigIssue] = []
     found += _service_references(config, playbooks, issue)
     found += _service_cycles(config, issue)
+    found += _process_checks(config, issue)
     for workflow_id, workflow in config.workflows.items():
         found += _step_graph(("workflows", workflow_id, "steps"), workflow.steps, issue)
+        if workflow.schedule is not None:
+            found += [
+                issue(("workflows", workflow_id, "schedule", error.key), str(error))
+                for error in schedule_errors(workflow.schedule)
+            ]
     return found
 
 
@@ -64,6 +71,20 @@ def _service_references(
                 )
             )
     return found
+
+
+def _process_checks(config: Config, issue: IssueMaker) -> list[ConfigIssue]:
+    """A process check that names no process watches the service's ``process:``."""
+    return [
+        issue(
+            ("services", name, "check"),
+            "a process check needs 'name', 'cmdline' or 'pidfile', or 'process:' on the service",
+        )
+        for name, svc in config.services.items()
+        if svc.check.type == "process"
+        and svc.process is None
+        and not any(getattr(svc.check, key, None) for key in ("name", "cmdline", "pidfile"))
+    ]
 
 
 def _service_cycles(config: Config, issue: IssueMaker) -> list[ConfigIssue]:

@@ -5,16 +5,10 @@ under a host-wide limit, with every run and step recorded in SQLite.
 their runs in progress; the orchestrator and the HTTP API call it. The rules:
 
 Schedule
-    ``interval`` fires every N seconds (the first run one interval after
-    registration), ``cron`` is a standard 5-field crontab line (weekday 0 and
-    7 are Sunday, as in crontab; APScheduler 3 itself counts from Monday, so
-    the weekday field is rewritten as names; day-of-month and weekday both
-    restricted means both must match, APScheduler's rule, not crontab's
-    either-or), ``at`` fires once at an ISO datetime. ``timezone`` is an IANA
-    name; without it, and for a naive ``at``, the host's local zone applies.
-    No schedule means manual only. ``enabled: false`` registers the workflow
-    without scheduling it (status ``disabled``); ``start`` and ``run`` still
-    run it by hand.
+    ``interval`` (the first run one interval after registration), ``cron``
+    or ``at``, read by ``medic.schedules``. No schedule means manual only.
+    ``enabled: false`` registers the workflow without scheduling it (status
+    ``disabled``); ``start`` and ``run`` still run it by hand.
 Misfires
     A run missed because the daemon was down or the loop was busy still runs
     once if it is late by less than ``schedule.misfire_grace`` (whole seconds,
@@ -28,7 +22,7 @@ No overlap
 Priority
     At most ``max_concurrent`` runs execute at once on the host; waiting runs
     get a slot in priority order (high, normal, low), then first come first
-    served. A waiting run counts as running for the no-overlap rule; its
+    served (``medic.pacing``). A waiting run counts as running for the no-overlap rule; its
     ``started_at`` is when it got its slot.
 Steps
     ``type: async`` runs the steps as a graph: a step starts once every step
@@ -56,43 +50,34 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import heapq
-import itertools
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.date import DateTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 from pydantic import ValidationError
 
-from medic.actions.base import ActionContext, ActionOptions, StepRetry
-from medic.config import ScheduleConfig, WorkflowConfig
+from medic.actions.base import ActionContext, ActionOptions
+from medic.config import WorkflowConfig
 from medic.configrefs import find_cycle
 from medic.errors import MedicError, WorkflowAlreadyRunningError, WorkflowNotFoundError
 from medic.events import EventBus
 from medic.logging import get_logger
 from medic.metrics import Metrics
+from medic.pacing import PriorityGate, retry_delay
 from medic.resources import Resources
+from medic.schedules import build_trigger, schedule_errors
 from medic.steps import run_step
 from medic.store import Store
 
 COMPONENT = "ControlPlaneOrchestrator"
 _JOB_PREFIX = "workflow:"
-_PRIORITY_RANK = {"high": 0, "normal": 1, "low": 2}
-_BACKOFFS = ("exponential", "linear", "fixed")
-_JITTER_FRACTION = 0.1
 _STEP_FAILED = ("failed", "timed_out")
 _STEP_PASSED = ("succeeded", "dry_run")
 _RUN_EVENTS = {
@@ -108,7 +93,6 @@ _NO_COUNTS: dict[str, Any] = {
     "last_run": None,
     "last_outcome": None,
 }
-_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
 log = get_logger(COMPONENT)
 
@@ -125,7 +109,7 @@ class WorkflowsClosedError(MedicError):
     """The manager is shutting down and starts no more runs."""
 
 
-# validation and triggers ---------------------------------------------------------
+# validation ----------------------------------------------------------------------
 
 
 def parse_workflow(workflow_id: str, config: WorkflowConfig | Mapping[str, Any]) -> WorkflowConfig:
@@ -146,13 +130,10 @@ def parse_workflow(workflow_id: str, config: WorkflowConfig | Mapping[str, Any])
 
 
 def validate_workflow(workflow_id: str, config: WorkflowConfig) -> list[str]:
-    """Problems with a parsed workflow: its step graph, retries and schedule."""
+    """Problems with a parsed workflow: its step graph and its schedule."""
     problems = _step_problems(config.steps)
     if config.schedule is not None:
-        try:
-            build_trigger(config.schedule)
-        except ValueError as exc:
-            problems.append(f"schedule: {exc}")
+        problems += [f"schedule.{e.key}: {e}" for e in schedule_errors(config.schedule)]
     return [f"workflow {workflow_id!r}: {p}" for p in problems]
 
 
@@ -171,11 +152,6 @@ def _step_problems(steps: Sequence[ActionOptions]) -> list[str]:
             problems.append(f"steps[{index}].name: duplicate step name {step.name!r}")
         if step.name:
             names.add(step.name)
-        if step.retry is not None and step.retry.backoff not in _BACKOFFS:
-            problems.append(
-                f"steps[{index}].retry.backoff: unknown backoff {step.retry.backoff!r};"
-                f" known: {', '.join(_BACKOFFS)}"
-            )
     for index, step in enumerate(steps):
         problems += [
             f"steps[{index}].depends_on: unknown step {dep!r}"
@@ -186,149 +162,6 @@ def _step_problems(steps: Sequence[ActionOptions]) -> list[str]:
     if cycle:
         problems.append("step cycle: " + " -> ".join(cycle))
     return problems
-
-
-def build_trigger(schedule: ScheduleConfig) -> BaseTrigger:
-    """The APScheduler trigger for a schedule; ValueError says what is wrong."""
-    zone = _zone(schedule.timezone)
-    if schedule.interval is not None:
-        return IntervalTrigger(seconds=schedule.interval, timezone=zone)
-    if schedule.cron is not None:
-        try:
-            return CronTrigger.from_crontab(crontab_for_apscheduler(schedule.cron), timezone=zone)
-        except ValueError as exc:
-            raise ValueError(f"invalid cron {schedule.cron!r}: {exc}") from None
-    assert schedule.at is not None  # ScheduleConfig requires exactly one
-    return DateTrigger(run_date=_parse_at(schedule.at), timezone=zone)
-
-
-def _zone(name: str | None) -> ZoneInfo | None:
-    if name is None:
-        return None
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"unknown timezone {name!r} (use an IANA name like 'Europe/Berlin')"
-        ) from None
-
-
-def _parse_at(value: str) -> datetime:
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(
-            f"'at' must be an ISO datetime like 2026-12-01T03:00:00 (got {value!r})"
-        ) from None
-
-
-def crontab_for_apscheduler(expr: str) -> str:
-    """A crontab line with its weekday field as names, which APScheduler 3 reads
-    the way crontab means them (its own numbers start at Monday)."""
-    fields = expr.split()
-    if len(fields) != 5:
-        raise ValueError(
-            f"a cron line has 5 fields (minute hour day month weekday), got {len(fields)}"
-        )
-    if fields[4] != "*":
-        try:
-            days = set().union(*(_weekdays(part) for part in fields[4].split(",")))
-        except ValueError:
-            raise ValueError(f"invalid weekday field {fields[4]!r}") from None
-        fields[4] = ",".join(_WEEKDAYS[day] for day in sorted(days))
-    return " ".join(fields)
-
-
-def _weekdays(part: str) -> set[int]:
-    """Days (0 = Sunday) of one crontab weekday item: ``*``, ``n``, ``a-b``, with ``/step``."""
-    span, slash, step_text = part.partition("/")
-    step = int(step_text) if slash else 1
-    if span == "*":
-        low, high = 0, 6
-    elif "-" in span:
-        first, last = span.split("-", 1)
-        low, high = _weekday(first), _weekday(last)
-        if high == 0 < low:
-            high = 7  # "fri-sun": Sunday closes the week
-    else:
-        low = _weekday(span)
-        high = 7 if slash else low
-    if step < 1 or low > high:
-        raise ValueError(part)
-    return {day % 7 for day in range(low, high + 1, step)}
-
-
-def _weekday(text: str) -> int:
-    lowered = text.lower()
-    if lowered in _WEEKDAYS:
-        return _WEEKDAYS.index(lowered)
-    day = int(text)
-    if not 0 <= day <= 7:
-        raise ValueError(text)
-    return day
-
-
-# retries and the priority gate ------------------------------------------------
-
-
-def retry_delay(retry: StepRetry, retry_number: int, rng: random.Random) -> float:
-    """Seconds before retry ``retry_number`` (1 = the first retry), at most ``max_delay``."""
-    if retry.backoff == "exponential":
-        delay = retry.initial_delay * 2.0 ** (retry_number - 1)
-    elif retry.backoff == "linear":
-        delay = retry.initial_delay * retry_number
-    else:
-        delay = retry.initial_delay
-    if retry.jitter:
-        delay *= rng.uniform(1.0 - _JITTER_FRACTION, 1.0 + _JITTER_FRACTION)
-    return min(delay, retry.max_delay)
-
-
-class PriorityGate:
-    """Lets at most ``limit`` holders in; waiters enter by priority, then arrival."""
-
-    def __init__(self, limit: int) -> None:
-        if limit < 1:
-            raise ValueError("the gate needs a limit of at least 1")
-        self._limit = limit
-        self._active = 0
-        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
-        self._arrivals = itertools.count()
-
-    @property
-    def waiting(self) -> int:
-        return len(self._waiting)
-
-    @asynccontextmanager
-    async def slot(self, priority: str) -> AsyncIterator[None]:
-        await self._acquire(_PRIORITY_RANK[priority])
-        try:
-            yield
-        finally:
-            self._release()
-
-    async def _acquire(self, rank: int) -> None:
-        if self._active < self._limit and not self._waiting:
-            self._active += 1
-            return
-        entry = (rank, next(self._arrivals), asyncio.get_running_loop().create_future())
-        heapq.heappush(self._waiting, entry)
-        try:
-            await entry[2]
-        except asyncio.CancelledError:
-            if entry[2].done() and not entry[2].cancelled():
-                self._release()  # admitted just as we were cancelled: pass the slot on
-            else:
-                self._waiting.remove(entry)
-                heapq.heapify(self._waiting)
-            raise
-
-    def _release(self) -> None:
-        self._active -= 1
-        while self._waiting and self._active < self._limit:
-            _, _, future = heapq.heappop(self._waiting)
-            self._active += 1
-            future.set_result(None)
 
 
 # one run -------------------------------------------------------------------------
