@@ -22,15 +22,17 @@ from medic.config import ApiConfig
 from medic.errors import (
     ConfigFileError,
     ConfigInvalid,
+    RecoveryNotFoundError,
     ServiceNotFoundError,
     WorkflowAlreadyRunningError,
     WorkflowNotFoundError,
 )
 from medic.metrics import CONTENT_TYPE
 from medic.orchestrator import ControlPlaneOrchestrator
-from medic.recovery import RecoveryBusy
+from medic.recovery import NotWaitingForApproval, RecoveryBusy
 from medic.statuspage import render_status_page
 from medic.types import FailureType
+from medic.workflows import InvalidWorkflowError, WorkflowsClosedError
 
 
 class ApiSettings:
@@ -63,7 +65,11 @@ _KNOWN_ERRORS: list[tuple[type[Exception], int, str]] = [
     (ServiceNotFoundError, 404, "SERVICE_NOT_FOUND"),
     (WorkflowNotFoundError, 404, "WORKFLOW_NOT_FOUND"),
     (WorkflowAlreadyRunningError, 409, "WORKFLOW_ALREADY_RUNNING"),
+    (InvalidWorkflowError, 422, "INVALID_WORKFLOW"),
+    (WorkflowsClosedError, 503, "SHUTTING_DOWN"),
     (RecoveryBusy, 409, "RECOVERY_IN_PROGRESS"),
+    (RecoveryNotFoundError, 404, "RECOVERY_NOT_FOUND"),
+    (NotWaitingForApproval, 409, "NOT_WAITING_FOR_APPROVAL"),
 ]
 
 
@@ -285,6 +291,39 @@ async def reload(request: web.Request) -> web.Response:
     return web.json_response({"reloaded": True, "changes": changes})
 
 
+def _recovery_id(request: web.Request) -> int:
+    try:
+        return int(request.match_info["id"])
+    except ValueError:
+        raise ApiError(404, "RECOVERY_NOT_FOUND", "recovery ids are integers") from None
+
+
+async def approve_recovery(request: web.Request) -> web.Response:
+    return await _decide(request, approve=True)
+
+
+async def reject_recovery(request: web.Request) -> web.Response:
+    return await _decide(request, approve=False)
+
+
+async def _decide(request: web.Request, *, approve: bool) -> web.Response:
+    orch = _orch(request)
+    rec_id = _recovery_id(request)
+    who = _operator(request)
+    orch.engine.decide_approval(rec_id, approve, who)
+    orch.store.audit(
+        "operator.approve" if approve else "operator.reject", None, who=who, recovery_id=rec_id
+    )
+    return web.json_response(orch.store.recovery(rec_id))
+
+
+async def recovery(request: web.Request) -> web.Response:
+    record = _orch(request).store.recovery(_recovery_id(request))
+    if record is None:
+        raise RecoveryNotFoundError(_recovery_id(request))
+    return web.json_response(record)
+
+
 # workflows --------------------------------------------------------------------------
 
 
@@ -378,6 +417,9 @@ def build_app(
     r.add_post("/api/v1/services/{name}/recover", recover_service)
     r.add_post("/api/v1/services/{name}/reset", reset_service)
     r.add_get("/api/v1/recoveries", recoveries)
+    r.add_get("/api/v1/recoveries/{id}", recovery)
+    r.add_post("/api/v1/recoveries/{id}/approve", approve_recovery)
+    r.add_post("/api/v1/recoveries/{id}/reject", reject_recovery)
     r.add_get("/api/v1/workflows", workflows)
     r.add_get("/api/v1/workflows/{id}", workflow)
     r.add_post("/api/v1/workflows/{id}/start", workflow_start)

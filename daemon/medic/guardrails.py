@@ -10,7 +10,10 @@ The rules, in the order they are applied (design.md, guardrails):
    automatic recovery is held until the fraction drops (``blast_radius``);
 4. an open circuit allows one probation attempt after ``circuit_cooldown``
    (doubling after each failed probation, up to ``circuit_cooldown_max``);
-   a cooldown of 0 keeps it open until an operator resets it (``circuit_open``);
+   a cooldown of 0 keeps it open until an operator resets it (``circuit_open``).
+   The circuit closes only once the service has stayed healthy for
+   ``reset_after``: a crash loop that looks healthy for a moment after each
+   start must not close it;
 5. ``max_attempts`` within ``window`` opens the circuit;
 6. backoff with jitter between attempts (wait, not held);
 7. a host-wide budget of recoveries per window (``budget``).
@@ -74,7 +77,10 @@ class Guardrails:
 
     def _circuit_decision(self, state: ServiceState, now: float) -> Decision:
         if state.circuit is CircuitState.PROBATION:
-            return Decision("skip", "circuit_open", "a probation attempt is under way")
+            # Failing again after the probation attempt: it did not hold.
+            return Decision(
+                "open_circuit", "circuit_open", "the probation attempt did not hold", probation=True
+            )
         if state.probation_due_at is None:
             return Decision("hold", "circuit_open", "circuit open until an operator resets it")
         if now < state.probation_due_at:

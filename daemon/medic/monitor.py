@@ -196,6 +196,8 @@ class SelfHealingMonitor:
         self.apply_transition(state.observe(result))
         if state.status is ServiceStatus.HEALTHY and not state.recovering:
             self.metrics.service_up.labels(state.name).set(1)
+            if self.engine is not None:
+                self.engine.on_healthy_check(state)
         if self.engine is not None and not result.healthy:
             self.engine.evaluate(state)
         return result

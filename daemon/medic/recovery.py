@@ -173,6 +173,8 @@ class RecoveryEngine:
         elif verdict == "hold":
             self._hold(state, decision)
         elif verdict == "open_circuit":
+            if decision.probation:
+                state.failed_probations += 1
             self._open_circuit(state, decision.detail, now)
 
     def _hold(self, state: ServiceState, decision: Decision) -> None:
@@ -264,7 +266,15 @@ class RecoveryEngine:
 
     def on_healthy(self, state: ServiceState) -> None:
         state.next_attempt_at = None
-        self.close_circuit(state, "service healthy again")
+        self.on_healthy_check(state)
+
+    def on_healthy_check(self, state: ServiceState) -> None:
+        """Close an open or probation circuit once the service has stayed healthy."""
+        if state.circuit is CircuitState.CLOSED or state.healthy_since is None:
+            return
+        if time.time() - state.healthy_since >= self.policy.reset_after:
+            state.forget_attempts()
+            self.close_circuit(state, f"healthy for {self.policy.reset_after:g}s")
 
     def reset(self, state: ServiceState, who: str = "operator") -> None:
         """An operator closes the circuit and gives the service its attempts back."""
@@ -308,6 +318,8 @@ class RecoveryEngine:
             if self.store.recovery(recovery_id) is None:
                 raise RecoveryNotFoundError(recovery_id)
             raise NotWaitingForApproval(f"recovery {recovery_id} is not waiting for approval")
+        # Recorded before the recovery resumes, so the caller sees the decision at once.
+        self.store.set_recovery_status(recovery_id, "running" if approve else "rejected")
         future.set_result((approve, who))
 
     async def _await_approval(self, run: _Run) -> str | None:
@@ -548,7 +560,13 @@ class RecoveryEngine:
         return ActionContext(
             resources=self.resources,
             state_dir=self.state_dir,
-            service=ServiceTarget(name=name, container=spec.container, unit=spec.unit),
+            service=ServiceTarget(
+                name=name,
+                container=spec.container,
+                unit=spec.unit,
+                check=spec.check,
+                start_command=spec.start_command,
+            ),
             failure_type=failure_type.value if failure_type else None,
             dry_run=dry_run,
             run_check=run_check,

@@ -1,0 +1,211 @@
+"""The guardrail rules on their own: each decision from states and a clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from medic.checks.base import CheckResult
+from medic.config import MonitoringConfig, RecoveryPolicy, ServiceConfig, ServiceSpec
+from medic.containers import DockerEvent
+from medic.guardrails import Guardrails, dependency_order
+from medic.intent import DockerIntent
+from medic.state import ServiceState
+from medic.types import CircuitState, FailureType, ServiceStatus
+
+NOW = 1_000_000.0
+
+
+def spec(name: str, depends_on: tuple[str, ...] = (), **policy: Any) -> ServiceSpec:
+    mon = MonitoringConfig(recovery=RecoveryPolicy(**policy))
+    svc = ServiceConfig.model_validate(
+        {"check": {"type": "tcp", "port": 1}, "depends_on": list(depends_on)}
+    )
+    return ServiceSpec.resolve(name, svc, mon)
+
+
+def failing(name: str, failure: FailureType = FailureType.SERVICE_CRASH, **kw: Any) -> ServiceState:
+    state = ServiceState(spec(name, **kw))
+    state.observe(CheckResult.fail(failure, "down", definitive=True))
+    assert state.status is ServiceStatus.UNHEALTHY
+    return state
+
+
+def healthy(name: str) -> ServiceState:
+    state = ServiceState(spec(name))
+    state.observe(CheckResult.ok())
+    return state
+
+
+def by_name(*states: ServiceState) -> dict[str, ServiceState]:
+    return {s.name: s for s in states}
+
+
+def test_a_failing_service_is_recovered() -> None:
+    web = failing("web")
+    assert Guardrails(RecoveryPolicy()).decide(web, by_name(web), NOW).verdict == "run"
+
+
+def test_max_attempts_in_the_window_opens_the_circuit() -> None:
+    rails = Guardrails(RecoveryPolicy(max_attempts=2, window=60))
+    web = failing("web")
+    web.attempts.extend([NOW - 30, NOW - 10])
+    decision = rails.decide(web, by_name(web), NOW)
+    assert decision.verdict == "open_circuit"
+    assert "2 recoveries within 60s" in decision.detail
+
+
+def test_attempts_older_than_the_window_no_longer_count() -> None:
+    rails = Guardrails(RecoveryPolicy(max_attempts=2, window=60))
+    web = failing("web")
+    web.attempts.extend([NOW - 120, NOW - 10])
+    assert rails.decide(web, by_name(web), NOW).verdict == "run"
+    assert list(web.attempts) == [NOW - 10]
+
+
+def test_backoff_makes_the_next_attempt_wait() -> None:
+    web = failing("web")
+    web.next_attempt_at = NOW + 5
+    decision = Guardrails(RecoveryPolicy()).decide(web, by_name(web), NOW)
+    assert (decision.verdict, decision.wake_at) == ("wait", NOW + 5)
+
+
+def test_backoff_grows_by_the_factor_and_is_capped_with_jitter() -> None:
+    rails = Guardrails(
+        RecoveryPolicy(backoff={"initial": 2, "factor": 3, "max": 20, "jitter": 0.1})
+    )
+    for attempt, base in ((1, 2.0), (2, 6.0), (3, 18.0), (4, 20.0), (9, 20.0)):
+        delays = {rails.backoff_delay(attempt) for _ in range(50)}
+        assert all(base * 0.9 <= d <= base * 1.1 for d in delays), (attempt, delays)
+        assert len(delays) > 1, "no jitter"
+
+
+def test_a_long_healthy_spell_gives_the_attempts_back() -> None:
+    web = failing("web", max_attempts=2, reset_after=600)
+    web.attempts.extend([NOW - 5, NOW - 4])
+    web.next_attempt_at = NOW + 100
+    web.set_status(ServiceStatus.HEALTHY)
+    assert web.healthy_since is not None
+    web.healthy_since -= 601  # healthy for longer than reset_after
+    web.set_status(ServiceStatus.UNHEALTHY, failure_type=FailureType.SERVICE_CRASH)
+    assert len(web.attempts) == 0
+    assert web.next_attempt_at is None
+
+
+def test_a_short_healthy_spell_keeps_the_attempts() -> None:
+    web = failing("web", reset_after=600)
+    web.attempts.extend([NOW - 5])
+    web.set_status(ServiceStatus.HEALTHY)
+    web.set_status(ServiceStatus.UNHEALTHY, failure_type=FailureType.SERVICE_CRASH)
+    assert len(web.attempts) == 1
+
+
+def test_open_circuit_waits_for_probation_then_allows_one_attempt() -> None:
+    rails = Guardrails(RecoveryPolicy())
+    web = failing("web")
+    web.circuit = CircuitState.OPEN
+    web.probation_due_at = NOW + 30
+    assert rails.decide(web, by_name(web), NOW).verdict == "wait"
+    decision = rails.decide(web, by_name(web), NOW + 31)
+    assert decision.verdict == "run" and decision.probation
+    web.circuit = CircuitState.PROBATION  # failing again after the probation attempt
+    failed = rails.decide(web, by_name(web), NOW + 32)
+    assert (failed.verdict, failed.probation) == ("open_circuit", True)
+
+
+def test_probation_cooldown_doubles_up_to_the_cap_and_zero_means_never() -> None:
+    rails = Guardrails(RecoveryPolicy(circuit_cooldown=60, circuit_cooldown_max=300))
+    assert [rails.cooldown_after(n) for n in range(5)] == [60, 120, 240, 300, 300]
+    assert Guardrails(RecoveryPolicy(circuit_cooldown=0)).cooldown_after(0) is None
+    web = failing("web")
+    web.circuit = CircuitState.OPEN
+    web.probation_due_at = None
+    decision = rails.decide(web, by_name(web), NOW)
+    assert (decision.verdict, decision.reason) == ("hold", "circuit_open")
+
+
+def test_a_failing_dependency_holds_its_dependents() -> None:
+    db = failing("db")
+    web = failing("web", depends_on=("db",))
+    decision = Guardrails(RecoveryPolicy()).decide(web, by_name(db, web), NOW)
+    assert (decision.verdict, decision.reason) == ("hold", "dependency")
+    assert "db" in decision.detail
+    assert Guardrails(RecoveryPolicy()).decide(db, by_name(db, web), NOW).verdict == "run"
+
+
+@pytest.mark.parametrize(
+    ("failing_count", "total", "held"),
+    [(2, 4, False), (3, 4, True), (3, 6, False), (4, 6, True), (3, 3, False)],
+)
+def test_blast_radius_holds_when_more_than_the_fraction_fail(
+    failing_count: int, total: int, held: bool
+) -> None:
+    states = [failing(f"s{i}") for i in range(failing_count)]
+    states += [healthy(f"h{i}") for i in range(total - failing_count)]
+    decision = Guardrails(RecoveryPolicy(max_failing_fraction=0.5)).decide(
+        states[0], by_name(*states), NOW
+    )
+    assert (decision.reason == "blast_radius") is held
+    if held:
+        assert f"{failing_count} of {total} services" in decision.detail
+
+
+def test_dependency_failures_do_not_count_towards_the_blast_radius() -> None:
+    db = failing("db")
+    dependents = [failing(f"w{i}", FailureType.DEPENDENCY_FAILURE) for i in range(3)]
+    others = [healthy("h0"), healthy("h1")]
+    states = by_name(db, *dependents, *others)
+    assert Guardrails(RecoveryPolicy()).blast_radius(states) is None
+
+
+def test_operator_stopped_services_are_skipped_and_not_counted() -> None:
+    rails = Guardrails(RecoveryPolicy())
+    web = failing("web")
+    web.set_status(ServiceStatus.STOPPED_BY_OPERATOR)
+    assert rails.decide(web, by_name(web), NOW).reason == "operator_stop"
+
+
+def test_the_host_budget_holds_when_spent() -> None:
+    rails = Guardrails(RecoveryPolicy(budget=2, window=100))
+    a, b, c = failing("a"), failing("b"), failing("c")
+    rails.record_attempt(a, NOW - 50)
+    rails.record_attempt(b, NOW - 20)
+    decision = rails.decide(c, by_name(a, b, c), NOW)
+    assert (decision.verdict, decision.reason, decision.wake_at) == ("hold", "budget", NOW + 50)
+    assert rails.decide(c, by_name(a, b, c), NOW + 51).verdict == "run"
+
+
+def test_dependency_order_puts_dependencies_first() -> None:
+    states = by_name(
+        failing("web", depends_on=("api",)),
+        failing("api", depends_on=("db",)),
+        failing("db"),
+        failing("cache"),
+    )
+    order = dependency_order(states)
+    assert order.index("db") < order.index("api") < order.index("web")
+
+
+def event(action: str, **attributes: str) -> DockerEvent:
+    return DockerEvent(action, "web", "id", {"name": "web", **attributes}, 0)
+
+
+@pytest.mark.parametrize(
+    ("sequence", "meaning_of_die"),
+    [
+        ([], "crash_suspect"),  # killed from the host, OOM, exit
+        ([event("kill", signal="9")], "crash_suspect"),  # docker kill
+        ([event("kill", signal="15")], "defer"),  # docker stop, graceful
+        ([event("kill", signal="15"), event("kill", signal="9")], "defer"),  # stop, timed out
+        ([event("kill", signal="15"), event("start")], "crash_suspect"),  # restarted since
+    ],
+)
+def test_docker_intent_tells_a_stop_from_a_crash(
+    sequence: list[DockerEvent], meaning_of_die: str
+) -> None:
+    intent = DockerIntent()
+    for earlier in sequence:
+        intent.observe(earlier)
+    assert intent.observe(event("die")) == meaning_of_die
+    assert intent.observe(event("stop")) == "operator_stop"
