@@ -48,6 +48,8 @@ from tests.helpers import (
     wait_for,
 )
 
+pytest_plugins = ["tests.dockerwatch"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_LABEL = "medic.test"
 OWNER_LABEL = "medic.test.owner-pid"
