@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import Any
 
 from medic.checks.base import Check, CheckOptions
+from medic.checks.command import CommandCheck
 from medic.checks.container import ContainerCheck
 from medic.checks.http import HttpCheck
 from medic.checks.postgres import PostgresCheck
@@ -17,6 +18,7 @@ from medic.checks.system import SystemCheck
 from medic.checks.tcp import TcpCheck
 
 _PLUGINS: tuple[type[Check[Any]], ...] = (
+    CommandCheck,
     ContainerCheck,
     HttpCheck,
     PostgresCheck,
