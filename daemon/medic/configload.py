@@ -227,7 +227,7 @@ def _known_fields(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
             return []
     tp = _strip_optional(tp)
     if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return list(tp.model_fields)
+        return [field.alias or name for name, field in tp.model_fields.items()]
     return []
 
 

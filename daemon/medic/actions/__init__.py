@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import Any
 
 from medic.actions.base import Action, ActionOptions
+from medic.actions.http_request import HttpRequest
 from medic.actions.notify import Notify
 from medic.actions.restart_container import RestartContainer
 from medic.actions.run_command import RunCommand
@@ -18,6 +19,7 @@ from medic.actions.start_container import StartContainer
 from medic.actions.wait_healthy import WaitHealthy
 
 _PLUGINS: tuple[type[Action[Any]], ...] = (
+    HttpRequest,
     Notify,
     RestartContainer,
     RunCommand,

@@ -36,7 +36,8 @@ def status_matches(status: int, spec: StatusSpec) -> bool:
     return False
 
 
-def _validate_status_spec(spec: StatusSpec) -> StatusSpec:
+def validate_status_spec(spec: StatusSpec) -> StatusSpec:
+    """``spec`` normalised (``2XX`` -> ``2xx``), or ValueError naming the three forms."""
     if isinstance(spec, int):
         if not 100 <= spec <= 599:
             raise ValueError(f"HTTP status {spec} is not between 100 and 599")
@@ -85,7 +86,7 @@ class Options(CheckOptions):
     @field_validator("expect_status")
     @classmethod
     def _valid_statuses(cls, value: list[StatusSpec]) -> list[StatusSpec]:
-        return [_validate_status_spec(spec) for spec in value]
+        return [validate_status_spec(spec) for spec in value]
 
     @field_validator("body_regex")
     @classmethod
