@@ -112,6 +112,9 @@ def test_crash_loop_gets_one_probation_after_the_cooldown(
     # The next probation waits twice as long (4 s): nothing may restart for the next 3 s.
     no_new_starts([starts], 3.0)
     assert daemon.find_logs(event="Circuit probation: one attempt", service="loop")
+    holds = service(daemon, "loop")["recent_holds"]
+    assert holds[0]["data"]["reason"] == "circuit_open"
+    assert 'medic_recoveries_held_total{reason="circuit_open"}' in daemon.get("/metrics")[1]
     rows = recoveries(daemon, "loop")
     assert len(rows) == 3
 
@@ -256,6 +259,10 @@ def test_many_services_failing_together_are_held_then_recovered(
         assert "5 of 6 services" in held["held_reason"]
     no_new_starts(counters, 2.0)
     assert len(daemon.find_logs(event="Automatic recovery held host-wide")) == 1
+    listing = daemon.get("/api/v1/services")[1]
+    assert "5 of 6 services" in listing["recovery_hold"]
+    holds = service(daemon, "s0")["recent_holds"]
+    assert holds and holds[0]["data"]["reason"] == "blast_radius"
     code, text = daemon.get("/metrics")
     assert 'medic_recoveries_held_total{reason="blast_radius"}' in text
     # An operator brings three back by hand: 2 of 6 failing is below the fraction.
@@ -268,6 +275,7 @@ def test_many_services_failing_together_are_held_then_recovered(
             message=f"s{i} recovered after the hold",
         )
     assert daemon.find_logs(event="Automatic recovery resumed: the failing fraction dropped")
+    assert daemon.get("/api/v1/services")[1]["recovery_hold"] is None
     for i in range(3):
         assert recoveries(daemon, f"s{i}") == [], "medic restarted a service an operator fixed"
     # One start each: three by the operator, two by medic; the sixth never stopped.

@@ -172,7 +172,12 @@ async def status(request: web.Request) -> web.Response:
 
 async def services(request: web.Request) -> web.Response:
     orch = _orch(request)
-    return web.json_response({"services": [orch.service_status(n) for n in orch.monitor.states()]})
+    return web.json_response(
+        {
+            "services": [orch.service_status(n) for n in orch.monitor.states()],
+            "recovery_hold": orch.engine.blast_hold,
+        }
+    )
 
 
 async def service(request: web.Request) -> web.Response:

@@ -220,3 +220,6 @@ class ControlPlaneOrchestrator:
         data["uptime_percentage"] = self.store.uptime_percentage(name, UPTIME_WINDOW_S)
         data["recovery_running"] = name in self.engine.running
         return data
+        data["recent_holds"] = self.store.audit_entries("recovery.held", limit=5, service=name)
+        if name in self.resources.processes:
+            data["process"] = self.resources.processes.info(name).as_dict()

@@ -351,8 +351,12 @@ class Store:
                 (time.time(), kind, service, json.dumps(data, default=str)),
             )
 
-    def audit_entries(self, kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        where, args = ("WHERE kind=?", [kind]) if kind else ("", [])
+    def audit_entries(
+        self, kind: str | None = None, limit: int = 100, service: str | None = None
+    ) -> list[dict[str, Any]]:
+        filters = [(c, v) for c, v in (("kind", kind), ("service", service)) if v]
+        where = ("WHERE " + " AND ".join(f"{c}=?" for c, _ in filters)) if filters else ""
+        args: list[Any] = [v for _, v in filters]
         rows = self._db.execute(
             f"SELECT * FROM audit {where} ORDER BY id DESC LIMIT ?", [*args, limit]
         ).fetchall()
