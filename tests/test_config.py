@@ -123,7 +123,6 @@ def test_errors_name_yaml_paths_not_the_schemas_union_members(tmp_path: Path) ->
         ("45", 45.0),
         ("10", 10.0),
         ("2.5", 2.5),
-        ("0", 0.0),
     ],
 )
 def test_duration_forms(tmp_path: Path, written: str, seconds: float) -> None:
@@ -137,6 +136,17 @@ def test_duration_forms(tmp_path: Path, written: str, seconds: float) -> None:
         """,
     )
     assert loaded.services["web"].interval_s == seconds
+
+
+@pytest.mark.parametrize("key", ["interval", "timeout"])
+def test_a_zero_interval_or_timeout_is_refused(tmp_path: Path, key: str) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(f"services:\n  web:\n    check: {{type: tcp, port: 80}}\n    {key}: 0\n")
+    with pytest.raises(ConfigInvalid) as caught:
+        load_config(path)
+    assert [str(i) for i in caught.value.issues] == [
+        f"{path}:4: services.web.{key}: Input should be greater than 0"
+    ]
 
 
 @pytest.mark.parametrize("written", ["-1s", "5 parsecs", "true", "-1", "10 s s", "1w", ".nan"])
@@ -415,3 +425,16 @@ def test_empty_file_is_valid_with_no_services(tmp_path: Path) -> None:
 def test_an_explicit_playbooks_dir_must_exist(tmp_path: Path) -> None:
     path = write_config(tmp_path, "playbooks_dir: missing\n")
     assert reported(path) == [f"{path}:1: playbooks_dir: no such directory: {tmp_path / 'missing'}"]
+
+
+def test_playbooks_are_checked_even_when_the_config_breaks_the_schema(tmp_path: Path) -> None:
+    (tmp_path / "pb").mkdir()
+    playbook = tmp_path / "pb" / "fix.yaml"
+    playbook.write_text("description: d\nsteps:\n  - {action: restat_container}\n")
+    path = tmp_path / "config.yaml"
+    path.write_text("playbooks_dir: pb\nmonitoring: {intervall: 5s}\n")
+    with pytest.raises(ConfigInvalid) as caught:
+        load_config(path)
+    found = [(i.file, i.line, i.dotted_path) for i in caught.value.issues]
+    assert (str(path), 2, "monitoring.intervall") in found
+    assert (str(playbook), 3, "steps[0]") in found

@@ -62,3 +62,26 @@ async def test_gate_admits_waiters_by_priority_then_arrival() -> None:
     hold.set()
     await asyncio.gather(first, *waiters)
     assert order == ["first", "high-1", "high-2", "normal", "low"]
+
+
+async def test_a_raised_limit_admits_waiters_and_a_lowered_one_holds_new_entries() -> None:
+    gate = PriorityGate(1)
+    inside = 0
+    hold = asyncio.Event()
+
+    async def holder() -> None:
+        nonlocal inside
+        async with gate.slot("normal"):
+            inside += 1
+            await hold.wait()
+
+    tasks = [asyncio.create_task(holder()) for _ in range(3)]
+    await async_wait_for(lambda: gate.waiting == 2, 5.0, interval=0.001)
+    gate.resize(3)
+    await async_wait_for(lambda: inside == 3, 5.0, interval=0.001)
+    gate.resize(1)
+    late = asyncio.create_task(holder())
+    await async_wait_for(lambda: gate.waiting == 1, 5.0, interval=0.001)
+    hold.set()
+    await asyncio.gather(*tasks, late)
+    assert inside == 4

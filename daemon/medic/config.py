@@ -43,6 +43,8 @@ class DaemonConfig(Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     shutdown_grace: Duration = 30.0
     """How long SIGTERM waits for running recoveries before cancelling them."""
+    workflow_concurrency: int = Field(default=4, ge=1)
+    """Workflow runs executing at once on the host; more wait, by priority."""
     retention: RetentionConfig = RetentionConfig()
 
 
@@ -102,8 +104,8 @@ class RecoveryPolicy(Section):
 
 
 class MonitoringConfig(Section):
-    health_check_interval: Duration = 10.0
-    timeout: Duration = 5.0
+    health_check_interval: Duration = Field(default=10.0, gt=0)
+    timeout: Duration = Field(default=5.0, gt=0)
     failure_threshold: int = Field(default=3, ge=1, le=100)
     success_threshold: int = Field(default=1, ge=1, le=100)
     start_period: Duration = 0.0
@@ -130,8 +132,8 @@ class ProcessConfig(Section):
 class ServiceConfig(Section):
     description: str = ""
     check: CheckSpec
-    interval: Duration | None = None
-    timeout: Duration | None = None
+    interval: Duration | None = Field(default=None, gt=0)
+    timeout: Duration | None = Field(default=None, gt=0)
     failure_threshold: int | None = Field(default=None, ge=1, le=100)
     success_threshold: int | None = Field(default=None, ge=1, le=100)
     start_period: Duration | None = None

@@ -51,6 +51,10 @@ def load_config(path: str | Path, *, state_dir: str | Path | None = None) -> Loa
         playbooks, playbook_issues = _load_playbooks(config, doc)
         issues += playbook_issues
         issues += check_references(config, playbooks, doc.issue)
+    else:
+        # The config broke the schema; its playbooks still get checked, so one
+        # run of `medic validate` shows every problem it can.
+        issues += _playbook_issues_without_config(doc)
     if issues or config is None:
         raise ConfigInvalid(sorted(issues, key=lambda i: (i.file, i.line)))
     if state_dir is not None:
@@ -86,6 +90,20 @@ def _duplicate_issues(doc: _Document) -> list[ConfigIssue]:
         ConfigIssue(str(doc.path), line, loc, "duplicate key: it is given more than once")
         for loc, line in doc.source.duplicates
     ]
+
+
+def _playbook_issues_without_config(doc: _Document) -> list[ConfigIssue]:
+    raw = doc.data.get("playbooks_dir") if isinstance(doc.data, dict) else None
+    default = Config.model_fields["playbooks_dir"].default
+    try:
+        fallback = Config.model_validate(
+            {"playbooks_dir": raw if isinstance(raw, str) else str(default)},
+            context={"base_dir": doc.path.parent},
+        )
+    except ValidationError:
+        return []
+    _playbooks, issues = _load_playbooks(fallback, doc)
+    return [i for i in issues if i.path != ("playbooks_dir",)] if raw is None else issues
 
 
 def _load_playbooks(

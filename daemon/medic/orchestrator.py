@@ -72,6 +72,7 @@ class ControlPlaneOrchestrator:
             metrics=self.metrics,
             resources=self.resources,
             state_dir=config.state_dir,
+            max_concurrent=config.model.daemon.workflow_concurrency,
             dry_run=self.dry_run,
         )
         self.docker_events = DockerEventListener(
@@ -127,11 +128,14 @@ class ControlPlaneOrchestrator:
 
     async def reload(self, config: LoadedConfig) -> dict[str, Any]:
         """Apply a validated config: only what changed is touched."""
+        # Workflows first: their apply checks every definition before it changes
+        # anything, so a refusal leaves the services as they were too.
+        workflows = await self.workflows.apply(config.model.workflows)
+        self.workflows.set_max_concurrent(config.model.daemon.workflow_concurrency)
         services = await self.monitor.apply_services(config.services)
         self.engine.reconfigure(
             config.model.monitoring.recovery, config.playbooks, self.dry_run or config.dry_run
         )
-        workflows = await self.workflows.apply(config.model.workflows)
         self.config = config
         if self.monitor.uses_docker():
             self.docker_events.start()

@@ -45,6 +45,13 @@ class PriorityGate:
     def waiting(self) -> int:
         return len(self._waiting)
 
+    def resize(self, limit: int) -> None:
+        """Change the limit; holders over a lowered limit finish, waiters enter a raised one."""
+        if limit < 1:
+            raise ValueError("the gate needs a limit of at least 1")
+        self._limit = limit
+        self._admit_waiters()
+
     @asynccontextmanager
     async def slot(self, priority: str) -> AsyncIterator[None]:
         await self._acquire(PRIORITY_RANK[priority])
@@ -71,6 +78,9 @@ class PriorityGate:
 
     def _release(self) -> None:
         self._active -= 1
+        self._admit_waiters()
+
+    def _admit_waiters(self) -> None:
         while self._waiting and self._active < self._limit:
             _, _, future = heapq.heappop(self._waiting)
             self._active += 1

@@ -465,6 +465,10 @@ class WorkflowManager:
         """Runs waiting for a slot under ``max_concurrent``."""
         return self._gate.waiting
 
+    def set_max_concurrent(self, limit: int) -> None:
+        """A reloaded ``daemon.workflow_concurrency``: runs already going are not cut off."""
+        self._gate.resize(limit)
+
     # configuration ---------------------------------------------------------------
 
     async def apply(self, workflows: Mapping[str, WorkflowConfig]) -> dict[str, list[str]]:

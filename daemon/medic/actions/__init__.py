@@ -13,6 +13,7 @@ from medic.actions.base import Action, ActionOptions
 from medic.actions.http_request import HttpRequest
 from medic.actions.notify import Notify
 from medic.actions.restart_container import RestartContainer
+from medic.actions.restart_unit import RestartUnit
 from medic.actions.run_command import RunCommand
 from medic.actions.sleep import Sleep
 from medic.actions.start_container import StartContainer
@@ -22,6 +23,7 @@ _PLUGINS: tuple[type[Action[Any]], ...] = (
     HttpRequest,
     Notify,
     RestartContainer,
+    RestartUnit,
     RunCommand,
     Sleep,
     StartContainer,

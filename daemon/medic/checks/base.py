@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from medic.types import Duration, FailureType
 
@@ -25,7 +25,7 @@ class CheckOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: str
-    timeout: Duration | None = None
+    timeout: Duration | None = Field(default=None, gt=0)
     """Overrides the service's and ``monitoring.timeout``."""
 
 
