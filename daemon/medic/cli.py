@@ -66,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     _client_args(workflows)
     workflows.add_argument("action", choices=["list", "start", "stop", "run"])
     workflows.add_argument("id", nargs="?")
+    workflows.add_argument("--json", action="store_true", help="print the raw JSON")
     return parser
 
 

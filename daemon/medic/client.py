@@ -116,27 +116,56 @@ def _recover(url: str, args: argparse.Namespace) -> int:
 def _workflows(url: str, args: argparse.Namespace) -> int:
     if args.action == "list":
         data = request(f"{url}/api/v1/workflows")
-        _table(
-            ["WORKFLOW", "STATUS", "NEXT RUN", "LAST RUN", "RUNS", "ERRORS"],
-            [
-                [
-                    w.get("id"),
-                    w.get("status"),
-                    w.get("next_run_at"),
-                    w.get("last_run"),
-                    w.get("run_count"),
-                    w.get("error_count"),
-                ]
-                for w in data["workflows"]
-            ],
-        )
+        if args.json:
+            print(json.dumps(data, indent=2))
+        else:
+            _workflow_table(data["workflows"])
         return 0
     if not args.id:
         print(f"medic: workflows {args.action} needs a workflow ID", file=sys.stderr)
         return 2
     result = request(f"{url}/api/v1/workflows/{args.id}/{args.action}", "POST")
-    print(json.dumps(result, indent=2))
-    return 0 if result.get("outcome", "succeeded") in ("succeeded", "dry_run") else 1
+    if args.json:
+        print(json.dumps(result, indent=2))
+    elif args.action == "start":
+        print(f"workflow {args.id}: started run {result['run_id']}")
+    elif args.action == "stop":
+        what = "cancelled the run in progress" if result["cancelled_run"] else "no run in progress"
+        print(f"workflow {args.id}: stopped ({what}); its schedule waits for `workflows start`")
+    else:
+        _print_run(result)
+    return 0 if result.get("outcome", "succeeded") == "succeeded" else 1
+
+
+def _print_run(run: dict[str, Any]) -> None:
+    print(
+        f"run {run['id']} of {run['workflow']}: {run['outcome']}"
+        f" in {run['duration_seconds']}s: {run['detail']}"
+    )
+    for step in run["steps"]:
+        print(
+            f"  {step['name']:<20} {step['outcome']:<10} attempts={step['attempts']}"
+            f"  {step['detail'] or ''}"
+        )
+        for line in (step.get("output") or "").splitlines():
+            print(f"    | {line}")
+
+
+def _workflow_table(workflows: list[dict[str, Any]]) -> None:
+    _table(
+        ["WORKFLOW", "STATUS", "NEXT RUN", "LAST RUN", "RUNS", "ERRORS"],
+        [
+            [
+                w.get("id"),
+                w.get("status"),
+                w.get("next_run_at"),
+                w.get("last_run"),
+                w.get("run_count"),
+                w.get("error_count"),
+            ]
+            for w in workflows
+        ],
+    )
 
 
 def _status(url: str, as_json: bool) -> int:
@@ -167,20 +196,7 @@ def _status(url: str, as_json: bool) -> int:
         ],
     )
     print()
-    _table(
-        ["WORKFLOW", "STATUS", "NEXT RUN", "LAST RUN", "RUNS", "ERRORS"],
-        [
-            [
-                w.get("id"),
-                w.get("status"),
-                w.get("next_run_at"),
-                w.get("last_run"),
-                w.get("run_count"),
-                w.get("error_count"),
-            ]
-            for w in workflows
-        ],
-    )
+    _workflow_table(workflows)
     print()
     _table(
         ["STARTED", "SERVICE", "FAILURE", "PLAYBOOK", "OUTCOME", "SECONDS"],
