@@ -139,6 +139,19 @@ async def test_env_is_added_and_cwd_used(ctx: ActionContext, tmp_path: Path) -> 
     assert result.output == f"hi {tmp_path}\n"
 
 
+async def test_the_state_dir_is_in_the_environment(ctx: ActionContext) -> None:
+    result = await _run(ctx, command='echo "$MEDIC_STATE_DIR"', shell=True)
+    assert result.ok and result.output == f"{ctx.state_dir}\n"
+
+
+def test_a_relative_cwd_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    options = Options.model_validate(
+        {"action": "run_command", "command": ["ls"], "cwd": "jobs"},
+        context={"base_dir": tmp_path},
+    )
+    assert options.cwd == tmp_path / "jobs"
+
+
 async def test_stdin_is_devnull(ctx: ActionContext) -> None:
     async with asyncio.timeout(10):
         result = await _run(ctx, command=["cat"])

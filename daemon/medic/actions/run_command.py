@@ -2,6 +2,9 @@
 
 The process runs in its own session; if the step is cancelled (its timeout,
 shutdown), the whole tree it started is terminated, see ``medic.subprocesses``.
+It inherits the daemon's environment plus ``MEDIC_STATE_DIR`` (the daemon's
+state dir, absolute) and the step's ``env``. A relative ``cwd`` is relative to
+the file the step is written in, like every path in the config.
 """
 
 from __future__ import annotations
@@ -14,16 +17,17 @@ from pydantic import Field, model_validator
 
 from medic.actions.base import Action, ActionContext, ActionError, ActionOptions, ActionResult
 from medic.subprocesses import CompletedRun, run_captured
-from medic.types import Duration
+from medic.types import Duration, RelPath
 
 SHELL = "/bin/sh"
+STATE_DIR_ENV = "MEDIC_STATE_DIR"
 
 
 class Options(ActionOptions):
     action: Literal["run_command"]
     command: list[str] | str
     shell: bool = False
-    cwd: str | None = None
+    cwd: RelPath | None = None
     env: dict[str, str] = Field(default_factory=dict)
     """Added to the daemon's environment."""
     ok_exit_codes: list[int] = Field(default_factory=lambda: [0], min_length=1)
@@ -64,7 +68,7 @@ class RunCommand(Action[Options]):
             completed = await run_captured(
                 argv,
                 cwd=self.options.cwd,
-                env=self.options.env,
+                env={STATE_DIR_ENV: str(ctx.state_dir), **self.options.env},
                 kill_grace_s=self.options.kill_grace,
             )
         except OSError as exc:
