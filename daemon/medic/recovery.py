@@ -20,7 +20,12 @@ from medic.checks.base import CheckResult
 from medic.config import Playbook, RecoveryPolicy
 from medic.errors import RecoveryNotFoundError
 from medic.events import EventBus
-from medic.guardrails import Decision, Guardrails, dependency_order
+from medic.guardrails import (
+    MIN_SERVICES_FOR_BLAST_RADIUS,
+    Decision,
+    Guardrails,
+    dependency_order,
+)
 from medic.logging import get_logger
 from medic.metrics import Metrics
 from medic.playbooks import choose_playbook
@@ -154,6 +159,8 @@ class RecoveryEngine:
         # a host-wide problem show as one before anything is restarted.
         if state.unhealthy_since is None or self.policy.correlation_window <= 0:
             return None
+        if len(self.services.states()) < MIN_SERVICES_FOR_BLAST_RADIUS:
+            return None  # too few services for a host-wide hold: no reason to wait
         return state.unhealthy_since + self.policy.correlation_window
 
     def _act_on(self, state: ServiceState, decision: Decision, now: float) -> None:
