@@ -230,3 +230,35 @@ def test_control_endpoints_refuse_without_a_configured_token(
     assert status == 403
     assert body["error"]["code"] == "CONTROL_DISABLED"
     assert "token" in body["error"]["message"]
+
+
+def test_a_hanging_check_never_delays_the_others(
+    medic_daemon: DaemonFactory, listening_port: int
+) -> None:
+    # A socket that listens but never answers: the HTTP probe hangs until its timeout.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(50)
+    try:
+        hang_port = silent.getsockname()[1]
+        hanging = (
+            f"  stuck:\n    check: {{type: http, url: 'http://127.0.0.1:{hang_port}/'}}\n"
+            f"    timeout: 20s\n    interval: 200ms\n"
+        )
+        config = minimal_config(free_port(), listening_port, hanging).replace(
+            "health_check_interval: 1s", "health_check_interval: 200ms"
+        )
+        daemon = medic_daemon(config)
+        seen: set[str] = set()
+
+        def target_checked_often() -> bool:
+            last = daemon.get("/api/v1/services/target")[1]["last_check"]
+            if last:
+                seen.add(last["time"])
+            return len(seen) >= 6
+
+        wait_for(target_checked_often, 3.0, interval=0.05, message="target checked every 200 ms")
+        stuck = daemon.get("/api/v1/services/stuck")[1]
+        assert stuck["last_check"] is None, "the stuck probe cannot have finished within 20 s"
+    finally:
+        silent.close()

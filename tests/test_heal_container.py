@@ -4,7 +4,10 @@ did in the status API and the metrics."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -259,3 +262,82 @@ services:
     assert daemon.get("/api/v1/health")[0] == 200
     daemon.send_signal(signal.SIGTERM)
     assert daemon.wait() == 0
+
+
+class UnixProxy:
+    """A unix-socket relay to the real Docker socket, started and stopped at will,
+    so the engine can be 'away' and 'back' for the daemon under test."""
+
+    def __init__(self, path: Path, target: str = "/var/run/docker.sock") -> None:
+        self.path, self.target = path, target
+        self._server: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+
+    def start(self) -> None:
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(str(self.path))
+        server.listen(64)
+        self._server = server
+        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.connect(self.target)
+            self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for conn in self._conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
+        self._conns.clear()
+        self.path.unlink(missing_ok=True)
+
+
+def test_medic_picks_the_engine_up_again_when_it_comes_back(
+    medic_daemon: DaemonFactory, web: ContainerHandle, tmp_path: Path
+) -> None:
+    proxy = UnixProxy(tmp_path / "docker.sock")
+    proxy.start()
+    try:
+        daemon = medic_daemon(
+            web_config(free_port(), web, interval="30s"),
+            env={"DOCKER_HOST": f"unix://{proxy.path}"},
+        )
+        wait_service(daemon, "healthy")
+        daemon.wait_for_log(event="Listening to Docker events")
+        proxy.stop()  # the engine goes away: the event stream breaks
+        daemon.wait_for_log(event="Docker engine unreachable; will keep retrying")
+        assert daemon.get("/api/v1/health")[0] == 200
+        proxy.start()  # ... and comes back
+        wait_for(
+            lambda: len(daemon.find_logs(event="Listening to Docker events")) >= 2,
+            20,
+            message="the event listener reconnects",
+        )
+        web.container.kill()  # only the re-established event stream can notice this (30 s poll)
+        assert_healed_crash(daemon, web)
+    finally:
+        proxy.stop()
