@@ -185,12 +185,24 @@ class WebhookConfig(Section):
     secret_file: RelPath | None = None
     timeout: Duration = 5.0
     max_retries: int = Field(default=5, ge=0, le=50)
+    backoff: BackoffConfig = BackoffConfig(initial=1.0, max=60.0, jitter=0.2)
+    """Wait between delivery attempts (5xx, timeouts, refused connections)."""
     headers: dict[str, str] = Field(default_factory=dict)
 
 
 class NotificationsConfig(Section):
     webhooks: list[WebhookConfig] = Field(default_factory=list)
     queue_size: int = Field(default=1000, ge=10)
+    """Events waiting per webhook; when full, the oldest is dropped (and counted)."""
+
+    @field_validator("webhooks")
+    @classmethod
+    def _unique_names(cls, hooks: list[WebhookConfig]) -> list[WebhookConfig]:
+        names = [hook.name for hook in hooks]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"webhook names must be unique; repeated: {', '.join(twice)}")
+        return hooks
 
 
 class Config(Section):

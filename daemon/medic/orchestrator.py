@@ -19,6 +19,7 @@ from medic.events import Event, EventBus
 from medic.logging import get_logger
 from medic.metrics import Metrics
 from medic.monitor import SelfHealingMonitor
+from medic.notifications import WebhookDispatcher
 from medic.recovery import RecoveryEngine, RecoveryOutcome
 from medic.resources import Resources
 from medic.runner import CheckRunner
@@ -44,6 +45,10 @@ class ControlPlaneOrchestrator:
         self.metrics = Metrics()
         self.bus.add_listener(self._count_event)
         self.resources = Resources()
+        self.notifications = WebhookDispatcher(
+            config.model.notifications, session=lambda: self.resources.http, metrics=self.metrics
+        )
+        self.bus.add_listener(self.notifications)
         self.scheduler = AsyncIOScheduler(job_defaults={"coalesce": True})
         self.monitor = SelfHealingMonitor(
             services=config.services,
@@ -96,6 +101,7 @@ class ControlPlaneOrchestrator:
         interrupted = self.store.mark_interrupted()
         if interrupted:
             log.warning("Marked runs cut off by the last stop as interrupted", count=interrupted)
+        self.notifications.start()
         self.scheduler.start()
         self.monitor.start()
         await self.workflows.apply(self.config.model.workflows)
@@ -122,6 +128,7 @@ class ControlPlaneOrchestrator:
         await self.docker_events.stop()
         self.scheduler.shutdown(wait=False)
         await self.monitor.close()
+        await self.notifications.stop()
         await self.resources.close()
         self.store.close()
         log.info("Orchestrator stopped")
@@ -136,11 +143,17 @@ class ControlPlaneOrchestrator:
         self.engine.reconfigure(
             config.model.monitoring.recovery, config.playbooks, self.dry_run or config.dry_run
         )
+        webhooks = self.notifications.apply(config.model.notifications)
         self.config = config
         if self.monitor.uses_docker():
             self.docker_events.start()
-        log.info("Configuration reloaded", services=services, workflows=workflows)
-        return {"services": services, "workflows": workflows}
+        changes = {
+            "services": services,
+            "workflows": workflows,
+            "webhooks": webhooks,
+        }
+        log.info("Configuration reloaded", **changes)
+        return changes
 
     def _prune(self) -> None:
         retention = self.config.model.daemon.retention
