@@ -10,9 +10,6 @@ the systemd tests.
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +21,9 @@ from medic.actions.restart_unit import RestartUnit
 from medic.resources import Resources
 from medic.steps import run_step
 from medic.systemd_units import SystemctlError, UnitState, parse_show, show_argv, systemctl_argv
+from tests.systemd_stand_in import StandIn, stand_in_fixture  # noqa: F401  # the fixture
 
 FIXTURES = Path(__file__).parent / "fixtures" / "systemd"
-STAND_IN = FIXTURES / "bin"
 
 
 def _fixture(name: str) -> str:
@@ -123,38 +120,6 @@ async def test_real_systemctl_failure_is_an_action_error(tmp_path: Path) -> None
 
 
 # -- restart_unit against the stand-in ---------------------------------------------------
-
-
-@dataclass
-class StandIn:
-    state_path: Path
-    log_path: Path
-
-    def set_unit(self, unit: str, **props: str) -> None:
-        units_state = json.loads(self.state_path.read_text())
-        units_state[unit] = {
-            "NRestarts": "0",
-            "Result": "success",
-            "LoadState": "loaded",
-            "ActiveState": "active",
-            "SubState": "running",
-            **props,
-        }
-        self.state_path.write_text(json.dumps(units_state))
-
-    def verbs(self) -> list[str]:
-        lines = self.log_path.read_text().splitlines() if self.log_path.exists() else []
-        return [json.loads(line)[1] for line in lines]
-
-
-@pytest.fixture
-def stand_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StandIn:
-    fake = StandIn(tmp_path / "units.json", tmp_path / "systemctl.log")
-    fake.state_path.write_text("{}")
-    monkeypatch.setenv("PATH", f"{STAND_IN}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_SYSTEMCTL_STATE", str(fake.state_path))
-    monkeypatch.setenv("FAKE_SYSTEMCTL_LOG", str(fake.log_path))
-    return fake
 
 
 def _options(**options: Any) -> Any:

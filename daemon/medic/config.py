@@ -140,6 +140,10 @@ class ServiceConfig(Section):
     container: str | None = None
     unit: str | None = None
     process: ProcessConfig | None = None
+    start_command: list[str] | None = Field(default=None, min_length=1)
+    """Argv that starts the service when it is down, for one medic neither runs
+    nor finds as a container or unit (``[pg_ctlcluster, "15", main, start]``);
+    used by the ``start_service`` action."""
     depends_on: list[str] = Field(default_factory=list)
     recovery: dict[FailureType, str] = Field(default_factory=dict)
     """Failure type -> playbook name; overrides matching by ``failure_types``."""
@@ -248,6 +252,7 @@ class ServiceSpec:
     container: str | None = None
     unit: str | None = None
     process: ProcessConfig | None = None
+    start_command: tuple[str, ...] | None = None
     depends_on: tuple[str, ...] = ()
     recovery: dict[FailureType, str] = field(default_factory=dict)
     description: str = ""
@@ -266,6 +271,7 @@ class ServiceSpec:
             container=svc.container,
             unit=svc.unit,
             process=svc.process,
+            start_command=tuple(svc.start_command) if svc.start_command else None,
             depends_on=tuple(svc.depends_on),
             recovery=dict(svc.recovery),
             description=svc.description,

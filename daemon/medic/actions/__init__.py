@@ -12,21 +12,25 @@ from typing import Any
 from medic.actions.base import Action, ActionOptions
 from medic.actions.http_request import HttpRequest
 from medic.actions.notify import Notify
+from medic.actions.reconnect import Reconnect
 from medic.actions.restart_container import RestartContainer
 from medic.actions.restart_unit import RestartUnit
 from medic.actions.run_command import RunCommand
 from medic.actions.sleep import Sleep
 from medic.actions.start_container import StartContainer
+from medic.actions.start_service import StartService
 from medic.actions.wait_healthy import WaitHealthy
 
 _PLUGINS: tuple[type[Action[Any]], ...] = (
     HttpRequest,
     Notify,
+    Reconnect,
     RestartContainer,
     RestartUnit,
     RunCommand,
     Sleep,
     StartContainer,
+    StartService,
     WaitHealthy,
 )
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from medic.types import Duration
 
 if TYPE_CHECKING:
-    from medic.checks.base import CheckResult
+    from medic.checks.base import CheckOptions, CheckResult
     from medic.resources import Resources
 
 
@@ -57,6 +57,9 @@ class ServiceTarget:
     name: str
     container: str | None = None
     unit: str | None = None
+    check: CheckOptions | None = None
+    """The service's check options: ``reconnect`` takes its database from a postgres check."""
+    start_command: tuple[str, ...] | None = None
 
 
 @dataclass
