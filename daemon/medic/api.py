@@ -28,6 +28,7 @@ from medic.errors import (
     WorkflowNotFoundError,
 )
 from medic.metrics import CONTENT_TYPE
+from medic.openapi import OPENAPI_PATH, build_document
 from medic.orchestrator import ControlPlaneOrchestrator
 from medic.recovery import NotWaitingForApproval, RecoveryBusy
 from medic.statuspage import render_status_page
@@ -82,13 +83,26 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = exc.reason.upper().replace(" ", "_")
-        return error_response(exc.status, code, exc.text or exc.reason)
+        return _http_error(request, exc)
     except Exception as exc:
         for kind, status, code in _KNOWN_ERRORS:
             if isinstance(exc, kind):
                 return error_response(status, code, str(exc))
         raise
+
+
+def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response:
+    code = exc.reason.upper().replace(" ", "_")
+    message = exc.text or exc.reason
+    if isinstance(exc, web.HTTPNotFound) and request.match_info.http_exception is exc:
+        message = f"no such endpoint: {request.method} {request.path}"
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        message = f"{request.method} is not allowed on {request.path}; allowed: {allowed}"
+        response = error_response(exc.status, code, message)
+        response.headers["Allow"] = allowed
+        return response
+    return error_response(exc.status, code, message)
 
 
 def configured_token(config: ApiConfig) -> str | None:
@@ -105,12 +119,27 @@ def configured_token(config: ApiConfig) -> str | None:
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     config = request.app[SETTINGS].config
+    if request.match_info.http_exception is not None:
+        return await handler(request)  # no such route or method: its 404/405, not a 401
     protected = request.method not in ("GET", "HEAD", "OPTIONS") or (
         config.auth_reads and request.path not in ("/api/v1/health",)
     )
     if protected:
         _authorize(request, config)
+    _check_body_size(request, config)
     return await handler(request)
+
+
+def _check_body_size(request: web.Request, config: ApiConfig) -> None:
+    # aiohttp only refuses an oversized body when a handler reads it; refuse it
+    # up front so endpoints that ignore their body refuse it the same way.
+    length = request.content_length
+    if length is not None and length > config.max_body_bytes:
+        raise ApiError(
+            413,
+            "REQUEST_ENTITY_TOO_LARGE",
+            f"the body is larger than api.max_body_bytes ({config.max_body_bytes} bytes)",
+        )
 
 
 def _authorize(request: web.Request, config: ApiConfig) -> None:
@@ -145,6 +174,8 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, "INVALID_JSON", f"the body is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise ApiError(400, "INVALID_JSON", "the body's JSON is nested too deeply") from None
     if not isinstance(body, dict):
         raise ApiError(422, "INVALID_BODY", "the body must be a JSON object")
     return body
@@ -244,6 +275,10 @@ async def recover_service(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     body = await _json_body(request)
     orch.monitor.state(name)
+    unknown = sorted(set(body) - {"failure_type", "dry_run"})
+    if unknown:
+        # A misspelt "dry_run" must not turn into a real recovery.
+        raise ApiError(422, "INVALID_BODY", f"unknown keys {unknown}; known: failure_type, dry_run")
     failure_type = body.get("failure_type")
     if failure_type is not None:
         try:
@@ -298,9 +333,12 @@ async def reload(request: web.Request) -> web.Response:
 
 def _recovery_id(request: web.Request) -> int:
     try:
-        return int(request.match_info["id"])
+        rec_id = int(request.match_info["id"])
     except ValueError:
         raise ApiError(404, "RECOVERY_NOT_FOUND", "recovery ids are integers") from None
+    if not 0 < rec_id < 2**63:  # SQLite's integer range; ids start at 1
+        raise RecoveryNotFoundError(rec_id)
+    return rec_id
 
 
 async def approve_recovery(request: web.Request) -> web.Response:
@@ -368,6 +406,15 @@ async def workflow_runs(request: web.Request) -> web.Response:
     return web.json_response({"workflow": wid, "runs": _orch(request).workflows.runs(wid, limit)})
 
 
+async def openapi_document(request: web.Request) -> web.Response:
+    routes = [
+        (route.method, route.resource.canonical)
+        for route in request.app.router.routes()
+        if route.resource is not None
+    ]
+    return web.json_response(build_document(routes))
+
+
 # events -------------------------------------------------------------------------------
 
 
@@ -432,6 +479,7 @@ def build_app(
     r.add_post("/api/v1/workflows/{id}/run", workflow_run)
     r.add_get("/api/v1/workflows/{id}/runs", workflow_runs)
     r.add_get("/api/v1/events", events)
+    r.add_get(OPENAPI_PATH, openapi_document)
     r.add_post("/api/v1/reload", reload)
     return app
 
