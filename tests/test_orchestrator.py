@@ -13,9 +13,8 @@ import pytest
 
 from medic.config import LoadedConfig, WorkflowConfig
 from medic.configload import load_config
-from medic.errors import ConfigInvalid
+from medic.errors import ConfigInvalid, InvalidWorkflowError
 from medic.orchestrator import ControlPlaneOrchestrator
-from medic.workflows import InvalidWorkflowError
 from tests.helpers import async_wait_for
 
 DEADLINE_S = 10.0

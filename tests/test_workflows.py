@@ -19,13 +19,18 @@ import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from medic.config import WorkflowConfig
-from medic.errors import WorkflowAlreadyRunningError, WorkflowNotFoundError
+from medic.errors import (
+    InvalidWorkflowError,
+    WorkflowAlreadyRunningError,
+    WorkflowNotFoundError,
+    WorkflowsClosedError,
+)
 from medic.events import Event, EventBus
 from medic.metrics import Metrics
 from medic.resources import Resources
 from medic.schedules import crontab_for_apscheduler
 from medic.store import Store
-from medic.workflows import InvalidWorkflowError, WorkflowManager, WorkflowsClosedError
+from medic.workflows import WorkflowManager
 from tests.helpers import async_wait_for
 
 # Appends "start <time>" to a file, sleeps, appends "end <time>", exits with a code.

@@ -22,10 +22,12 @@ from medic.config import ApiConfig
 from medic.errors import (
     ConfigFileError,
     ConfigInvalid,
+    InvalidWorkflowError,
     RecoveryNotFoundError,
     ServiceNotFoundError,
     WorkflowAlreadyRunningError,
     WorkflowNotFoundError,
+    WorkflowsClosedError,
 )
 from medic.metrics import CONTENT_TYPE
 from medic.openapi import OPENAPI_PATH, build_document
@@ -33,7 +35,6 @@ from medic.orchestrator import ControlPlaneOrchestrator
 from medic.recovery import NotWaitingForApproval, RecoveryBusy
 from medic.statuspage import render_status_page
 from medic.types import FailureType
-from medic.workflows import InvalidWorkflowError, WorkflowsClosedError
 
 
 class ApiSettings:

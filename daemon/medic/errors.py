@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -65,6 +66,18 @@ class WorkflowAlreadyRunningError(MedicError):
     def __init__(self, workflow_id: str) -> None:
         super().__init__(f"workflow {workflow_id!r} is already running")
         self.workflow_id = workflow_id
+
+
+class InvalidWorkflowError(MedicError, ValueError):
+    """A workflow definition that cannot be registered; every problem is listed."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class WorkflowsClosedError(MedicError):
+    """The daemon is shutting down and starts no more workflow runs."""
 
 
 class RecoveryNotFoundError(MedicError, KeyError):

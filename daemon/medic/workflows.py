@@ -66,7 +66,12 @@ from pydantic import ValidationError
 from medic.actions.base import ActionContext, ActionOptions
 from medic.config import WorkflowConfig
 from medic.configrefs import find_cycle
-from medic.errors import MedicError, WorkflowAlreadyRunningError, WorkflowNotFoundError
+from medic.errors import (
+    InvalidWorkflowError,
+    WorkflowAlreadyRunningError,
+    WorkflowNotFoundError,
+    WorkflowsClosedError,
+)
 from medic.events import EventBus
 from medic.logging import get_logger
 from medic.metrics import Metrics
@@ -95,18 +100,6 @@ _NO_COUNTS: dict[str, Any] = {
 }
 
 log = get_logger(COMPONENT)
-
-
-class InvalidWorkflowError(MedicError, ValueError):
-    """A workflow definition that cannot be registered; every problem is listed."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = list(problems)
-        super().__init__("; ".join(self.problems))
-
-
-class WorkflowsClosedError(MedicError):
-    """The manager is shutting down and starts no more runs."""
 
 
 # validation ----------------------------------------------------------------------
