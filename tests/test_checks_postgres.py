@@ -218,3 +218,13 @@ async def test_runner_keeps_the_database_classification(pg_dsn: str, resources: 
     spec = ServiceSpec.resolve("db", svc, MonitoringConfig())
     probe = await CheckRunner(resources, Metrics()).run(spec, build_check(spec, resources))
     _failed(probe.result, FailureType.DATABASE_CONNECTION, "connection refused")
+
+
+async def test_closing_the_check_closes_medics_connection(
+    pg_dsn: str, resources: Resources
+) -> None:
+    tag = f"medic-test-{secrets.token_hex(4)}"
+    check = _check(resources, dsn=f"{pg_dsn}?application_name={tag}")
+    assert (await check.probe()).healthy
+    await check.close()
+    await async_wait_for(lambda: _gone(pg_dsn, tag), 10, message="backend closed on close()")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import shlex
 import signal
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -52,7 +52,7 @@ class CommandCheck(Check[Options]):
     def _judge(self, run: CompletedRun) -> CheckResult:
         exit_text = _exit_text(run.returncode)
         output = run.output_tail.strip()
-        data = {"exit_code": run.returncode, "output": output[-DATA_OUTPUT_CHARS:]}
+        data: dict[str, Any] = {"exit_code": run.returncode, "output": output[-DATA_OUTPUT_CHARS:]}
         if run.returncode in self.options.ok_exit_codes:
             return CheckResult.ok(f"{shlex.join(self.options.command)}: {exit_text}", **data)
         detail = f"{shlex.join(self.options.command)}: {exit_text}" + _tail(output)

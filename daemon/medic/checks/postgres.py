@@ -20,6 +20,7 @@ from pydantic import Field, model_validator
 from medic.checks.base import Check, CheckOptions, CheckResult
 from medic.pgpool import (
     CONNECT_ERRORS,
+    DsnUnavailable,
     connection_failure_reason,
     describe_error,
     dsn_label,
@@ -87,6 +88,14 @@ class PostgresCheck(Check[Options]):
         finally:
             await _release(pool, conn)
         return CheckResult.ok(f"{label}: {self.options.query} answered {value!r}", database=label)
+
+    async def close(self) -> None:
+        """Close medic's connections to the database when the service goes away.
+
+        Another service on the same DSN simply connects again on its next probe.
+        """
+        with contextlib.suppress(DsnUnavailable):
+            await self.resources.postgres.drop(resolve_dsn(self.options))
 
 
 async def _release(pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
