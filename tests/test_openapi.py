@@ -293,3 +293,8 @@ def test_real_controls_and_errors_validate_against_the_document(
     assert check.call("POST", wf + "/run", "/api/v1/workflows/nope/run")[0] == 404
     bad = {"failure_type": "gremlins"}
     assert check.call("POST", svc + "/recover", "/api/v1/services/up/recover", bad)[0] == 422
+    if "/api/v1/alerts" in check.document["paths"]:
+        alert = {"status": "firing", "labels": {"service": "up", "failure_type": "service_crash"}}
+        payload = {"version": "4", "status": "firing", "alerts": [alert, {**alert, "labels": {}}]}
+        assert check.call("POST", "/api/v1/alerts", body=payload)[0] == 200
+        assert check.call("POST", "/api/v1/alerts", body={"alerts": 3})[0] == 422

@@ -630,71 +630,90 @@ def _reload_result() -> Schema:
 
 
 def _alertmanager_payload() -> Schema:
-    labels = {"type": "object", "additionalProperties": _STR}
-    alert = {
-        **_obj(
-            {
-                "status": {"enum": ["firing", "resolved"]},
-                "labels": {
-                    **labels,
-                    "description": "`service` names the medic service; `failure_type`"
-                    " (optional) picks the playbook.",
-                },
-                "annotations": labels,
-                "startsAt": _STR,
-                "endsAt": _STR,
-                "generatorURL": _STR,
-                "fingerprint": _STR,
+    labels: Schema = {"type": "object", "additionalProperties": _STR}
+    firing: Schema = {"enum": ["firing", "resolved"]}
+    alert = _obj(
+        {
+            "status": firing,
+            "labels": {
+                **labels,
+                "description": "`service` names the medic service; `failure_type`"
+                " (optional) picks the playbook.",
             },
-            optional=("annotations", "startsAt", "endsAt", "generatorURL", "fingerprint"),
-        ),
-    }
+            "annotations": labels,
+            "startsAt": _OPT_STR,
+            "fingerprint": _OPT_STR,
+        },
+        optional=("annotations", "startsAt", "fingerprint"),
+    )
     return {
         **_obj(
             {
-                "version": _STR,
-                "groupKey": _STR,
-                "truncatedAlerts": _INT,
-                "status": {"enum": ["firing", "resolved"]},
-                "receiver": _STR,
-                "groupLabels": labels,
-                "commonLabels": labels,
-                "commonAnnotations": labels,
-                "externalURL": _STR,
+                "version": _OPT_STR,
+                "status": nullable(firing),
+                "receiver": _OPT_STR,
+                "groupKey": _OPT_STR,
                 "alerts": {"type": "array", "items": alert},
             },
-            optional=(
-                "version",
-                "groupKey",
-                "truncatedAlerts",
-                "status",
-                "receiver",
-                "groupLabels",
-                "commonLabels",
-                "commonAnnotations",
-                "externalURL",
-            ),
+            optional=("version", "status", "receiver", "groupKey"),
         ),
-        "description": "Alertmanager's webhook body (version 4).",
+        "description": "Alertmanager's webhook body (version 4). Only the fields listed"
+        " are read; the others Alertmanager sends (groupLabels, commonLabels,"
+        " commonAnnotations, externalURL, truncatedAlerts, endsAt...) are accepted and"
+        " ignored.",
         "example": _ALERT_EXAMPLE,
     }
 
 
 def _alerts_result() -> Schema:
+    ignored = _obj(
+        {
+            "labels": {"type": "object", "additionalProperties": _STR},
+            "reason": {**_STR, "description": "resolved, no service label, unknown failure_type"},
+            "detail": _STR,
+        },
+        optional=("detail",),
+    )
+    accepted = _obj(
+        {"service": _STR, "failure_type": ref("FailureType"), "recovery_id": {"type": "integer"}}
+    )
+    held = _obj(
+        {"service": _STR, "failure_type": ref("FailureType"), "reason": _STR, "detail": _STR}
+    )
     return {
-        "type": "object",
-        "description": "What medic did with each alert.",
+        **_obj(
+            {
+                "accepted": {"type": "array", "items": accepted},
+                "held": {"type": "array", "items": held},
+                "unknown_services": _NAMES,
+                "ignored": {"type": "array", "items": ignored},
+            }
+        ),
+        "description": "What became of each alert: a recovery started, held by the"
+        " guardrails (backoff, open circuit, running recovery...), a service medic does"
+        " not watch, or ignored.",
         "example": {
-            "accepted": 1,
-            "results": [{"service": "web", "action": "recovery", "recovery_id": 8}],
+            "accepted": [
+                {"service": "web", "failure_type": "unhealthy_response", "recovery_id": 8}
+            ],
+            "held": [
+                {
+                    "service": "api",
+                    "failure_type": "service_crash",
+                    "reason": "backoff",
+                    "detail": "next attempt in 20s",
+                }
+            ],
+            "unknown_services": ["billing"],
+            "ignored": [{"labels": {"alertname": "DiskWillFill"}, "reason": "no service label"}],
         },
     }
 
 
 def _audit_list() -> Schema:
     return {
-        **_obj({"entries": {"type": "array", "items": ref("AuditEntry")}}),
-        "example": {"entries": [_audit_entry()["example"]]},
+        **_obj({"audit": {"type": "array", "items": ref("AuditEntry")}}),
+        "example": {"audit": [_audit_entry()["example"]]},
     }
 
 

@@ -39,6 +39,7 @@ ERROR_EXAMPLES: dict[str, str] = {
     "WORKFLOW_ALREADY_RUNNING": "workflow 'revenue-automation' is already running",
     "REQUEST_ENTITY_TOO_LARGE": "the body is larger than api.max_body_bytes (1048576 bytes)",
     "INVALID_BODY": "the body must be a JSON object",
+    "INVALID_ALERT_PAYLOAD": "not an Alertmanager webhook payload: alerts: Field required",
     "CONFIG_INVALID": "the new config is invalid; the old one stays in force",
     "SHUTTING_DOWN": "the daemon is shutting down; no new workflow runs",
 }
@@ -236,14 +237,17 @@ OPERATIONS: tuple[Operation, ...] = (
         "recoveries",
         "AlertsResult",
         body="AlertmanagerPayload",
-        errors={**_BODY_ERRORS},
+        errors={400: "INVALID_JSON", 422: "INVALID_ALERT_PAYLOAD"},
+        description="Each firing alert whose `service` label names a watched service asks"
+        " for its recovery under the guardrails. 422 codes: INVALID_ALERT_PAYLOAD,"
+        " INVALID_BODY (not an object).",
     ),
     _get(
         "/api/v1/audit",
         "The audit trail: operator calls and held actions, newest first",
         "daemon",
         "AuditList",
-        params=("Limit100",),
+        params=("AuditKind", "AuditService", "Limit100"),
         errors={400: "INVALID_QUERY"},
     ),
 )
@@ -285,6 +289,23 @@ def _parameters() -> dict[str, Schema]:
             "in": "query",
             "required": False,
             "description": "Only this service's recoveries.",
+            "schema": {"type": "string"},
+            "example": "web",
+        },
+        "AuditKind": {
+            "name": "kind",
+            "in": "query",
+            "required": False,
+            "description": "Exact kind (`operator.recover`) or a prefix ending in `.*`"
+            " (`operator.*`).",
+            "schema": {"type": "string"},
+            "example": "operator.*",
+        },
+        "AuditService": {
+            "name": "service",
+            "in": "query",
+            "required": False,
+            "description": "Only this service's entries.",
             "schema": {"type": "string"},
             "example": "web",
         },
