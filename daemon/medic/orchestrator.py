@@ -12,7 +12,7 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from medic.config import LoadedConfig, WorkflowConfig
+from medic.config import LoadedConfig, ProcessConfig, WorkflowConfig
 from medic.configload import load_config
 from medic.docker_events import DockerEventListener
 from medic.events import Event, EventBus
@@ -44,7 +44,7 @@ class ControlPlaneOrchestrator:
         self.bus = EventBus()
         self.metrics = Metrics()
         self.bus.add_listener(self._count_event)
-        self.resources = Resources()
+        self.resources = Resources(state_dir=config.state_dir)
         self.notifications = WebhookDispatcher(
             config.model.notifications, session=lambda: self.resources.http, metrics=self.metrics
         )
@@ -70,6 +70,7 @@ class ControlPlaneOrchestrator:
             dry_run=self.dry_run,
         )
         self.monitor.engine = self.engine
+        self.resources.processes.on_exit = self._on_process_exit
         self.workflows = WorkflowManager(
             scheduler=self.scheduler,
             store=self.store,
@@ -103,6 +104,7 @@ class ControlPlaneOrchestrator:
             log.warning("Marked runs cut off by the last stop as interrupted", count=interrupted)
         self.notifications.start()
         self.scheduler.start()
+        await self.resources.processes.apply(_processes(self.config), start=not self.dry_run)
         self.monitor.start()
         await self.workflows.apply(self.config.model.workflows)
         if self.monitor.uses_docker():
@@ -140,6 +142,9 @@ class ControlPlaneOrchestrator:
         workflows = await self.workflows.apply(config.model.workflows)
         self.workflows.set_max_concurrent(config.model.daemon.workflow_concurrency)
         services = await self.monitor.apply_services(config.services)
+        processes = await self.resources.processes.apply(
+            _processes(config), start=not (self.dry_run or config.dry_run)
+        )
         self.engine.reconfigure(
             config.model.monitoring.recovery, config.playbooks, self.dry_run or config.dry_run
         )
@@ -150,6 +155,7 @@ class ControlPlaneOrchestrator:
         changes = {
             "services": services,
             "workflows": workflows,
+            "processes": processes,
             "webhooks": webhooks,
         }
         log.info("Configuration reloaded", **changes)
@@ -160,6 +166,10 @@ class ControlPlaneOrchestrator:
         removed = self.store.prune(retention.max_age, retention.max_rows)
         if removed:
             log.info("Pruned old history", rows=removed)
+
+    def _on_process_exit(self, service: str, returncode: int | None) -> None:
+        # The exit is news now; the check confirms it and recovery goes through its playbook.
+        self.monitor.request_check(service)
 
     def _count_event(self, event: Event) -> None:
         self.metrics.events.labels(event.name).inc()
@@ -236,7 +246,11 @@ class ControlPlaneOrchestrator:
         data = state.as_dict()
         data["uptime_percentage"] = self.store.uptime_percentage(name, UPTIME_WINDOW_S)
         data["recovery_running"] = name in self.engine.running
-        return data
         data["recent_holds"] = self.store.audit_entries("recovery.held", limit=5, service=name)
         if name in self.resources.processes:
             data["process"] = self.resources.processes.info(name).as_dict()
+        return data
+
+
+def _processes(config: LoadedConfig) -> dict[str, ProcessConfig]:
+    return {name: spec.process for name, spec in config.services.items() if spec.process}

@@ -1,22 +1,29 @@
 """Long-lived clients shared by checks and actions: one HTTP session, one Docker
-gateway, medic's own PostgreSQL pools. Created lazily on the running loop and
+gateway, medic's own PostgreSQL pools, the supervisor of the services'
+processes. Created lazily on the running loop and
 closed once at shutdown."""
 
 from __future__ import annotations
+
+import tempfile
+from pathlib import Path
 
 import aiohttp
 
 from medic.containers import DockerGateway
 from medic.pgpool import PostgresPools
+from medic.supervisor import ProcessSupervisor
 
 
 class Resources:
-    def __init__(self, *, http_connection_limit: int = 256) -> None:
+    def __init__(self, *, http_connection_limit: int = 256, state_dir: Path | None = None) -> None:
         self._http: aiohttp.ClientSession | None = None
         self._http_limit = http_connection_limit
         self.docker = DockerGateway()
         self.postgres = PostgresPools()
         """One asyncpg pool per DSN: the ``postgres`` check's and ``reconnect``'s."""
+        self.processes = ProcessSupervisor(state_dir or Path(tempfile.gettempdir()) / "medic")
+        """The services' ``process:`` programs; logs go to ``<state_dir>/logs``."""
 
     @property
     def http(self) -> aiohttp.ClientSession:
@@ -29,6 +36,7 @@ class Resources:
         return self._http
 
     async def close(self) -> None:
+        await self.processes.shutdown()
         if self._http is not None:
             await self._http.close()
         await self.postgres.close()
