@@ -3,7 +3,7 @@
 Plugins only probe; everything they would otherwise repeat lives here. When
 a service names a ``container:`` and its own probe fails, the container's
 state refines the verdict: an exited container is a certain crash, whatever
-the HTTP probe saw.
+the HTTP probe saw. The same goes for a service's ``process:`` that is gone.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ class CheckRunner:
         result = await self._probe(check, spec.timeout_s)
         if not result.healthy and spec.container and spec.check.type != "container":
             result = await self._refine_with_container(spec.container, result)
+        if not result.healthy and spec.process and spec.check.type != "process":
+            result = self._refine_with_process(spec.name, result)
         duration = time.monotonic() - t0
         self.metrics.check_duration.labels(spec.name, spec.check.type).observe(duration)
         if not result.healthy and result.failure_type is not None:
@@ -82,3 +84,19 @@ class CheckRunner:
         if verdict.failure_type is FailureType.SERVICE_CRASH:
             return verdict
         return result
+
+    def _refine_with_process(self, service: str, result: CheckResult) -> CheckResult:
+        processes = self.resources.processes
+        if service not in processes:
+            return result
+        info = processes.info(service)
+        if info.alive:
+            return result
+        last = info.last_exit
+        gone = last.describe() if last is not None else "not running"
+        return CheckResult.fail(
+            FailureType.SERVICE_CRASH,
+            f"the process is gone ({gone}); the check saw: {result.detail}",
+            definitive=True,
+            returncode=last.returncode if last is not None else None,
+        )

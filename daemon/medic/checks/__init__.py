@@ -14,6 +14,7 @@ from medic.checks.command import CommandCheck
 from medic.checks.container import ContainerCheck
 from medic.checks.http import HttpCheck
 from medic.checks.postgres import PostgresCheck
+from medic.checks.process import ProcessCheck
 from medic.checks.system import SystemCheck
 from medic.checks.tcp import TcpCheck
 
@@ -22,6 +23,7 @@ _PLUGINS: tuple[type[Check[Any]], ...] = (
     ContainerCheck,
     HttpCheck,
     PostgresCheck,
+    ProcessCheck,
     SystemCheck,
     TcpCheck,
 )
