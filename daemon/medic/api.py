@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from medic.alerts import AlertPayloadError, receive_alerts
 from medic.config import ApiConfig
 from medic.errors import (
     ConfigFileError,
@@ -72,6 +73,7 @@ _KNOWN_ERRORS: list[tuple[type[Exception], int, str]] = [
     (RecoveryBusy, 409, "RECOVERY_IN_PROGRESS"),
     (RecoveryNotFoundError, 404, "RECOVERY_NOT_FOUND"),
     (NotWaitingForApproval, 409, "NOT_WAITING_FOR_APPROVAL"),
+    (AlertPayloadError, 422, "INVALID_ALERT_PAYLOAD"),
 ]
 
 
@@ -238,6 +240,24 @@ async def recoveries(request: web.Request) -> web.Response:
     return web.json_response({"recoveries": rows, "total": total})
 
 
+async def audit(request: web.Request) -> web.Response:
+    """``GET /api/v1/audit?kind=&service=&limit=``: the audit trail, newest first.
+
+    ``kind`` is exact (``operator.recover``) or a prefix ending in ``.*``
+    (``operator.*``: every operator call; ``recovery.*``: held, approved,
+    rejected recoveries...); ``limit`` 0..1000, default 100.
+    Response 200: ``{"audit": [{"id": int, "at": ISO time, "kind": str,
+    "service": str | null, "data": {...}}]}``; ``data.who`` names the caller of
+    a control endpoint (``X-Medic-Operator`` header, else the client address).
+    400 ``INVALID_QUERY`` for a bad ``limit``.
+    """
+    limit = _int_query(request, "limit", 100, 1000)
+    entries = _orch(request).store.audit_entries(
+        request.query.get("kind") or None, limit, request.query.get("service") or None
+    )
+    return web.json_response({"audit": entries})
+
+
 async def metrics(request: web.Request) -> web.Response:
     body = _orch(request).metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
@@ -330,6 +350,22 @@ async def reload(request: web.Request) -> web.Response:
     except ConfigFileError as exc:
         return error_response(422, "CONFIG_UNREADABLE", str(exc))
     return web.json_response({"reloaded": True, "changes": changes})
+
+
+async def alerts(request: web.Request) -> web.Response:
+    """``POST /api/v1/alerts``: Prometheus Alertmanager's webhook receiver (bearer token).
+
+    Request: Alertmanager's payload, ``{"version": "4", "status", "receiver",
+    "groupKey", "alerts": [{"status": "firing" | "resolved", "labels": {"service",
+    "failure_type"?, ...}, "annotations", "startsAt", "fingerprint", ...}], ...}``.
+    Response 200: ``{"accepted": [{"service", "failure_type", "recovery_id"}],
+    "held": [{"service", "failure_type", "reason", "detail"}], "unknown_services":
+    [str], "ignored": [{"labels", "reason": "resolved" | "no service label" |
+    "unknown failure_type", "detail"?}]}``. 422 ``INVALID_ALERT_PAYLOAD`` (or
+    ``INVALID_BODY`` for a non-object), 400 ``INVALID_JSON``, 401/403 without a token.
+    """
+    body = await _json_body(request)
+    return web.json_response(receive_alerts(_orch(request), body, _operator(request)))
 
 
 def _recovery_id(request: web.Request) -> int:
@@ -470,6 +506,8 @@ def build_app(
     r.add_post("/api/v1/services/{name}/recover", recover_service)
     r.add_post("/api/v1/services/{name}/reset", reset_service)
     r.add_get("/api/v1/recoveries", recoveries)
+    r.add_get("/api/v1/audit", audit)
+    r.add_post("/api/v1/alerts", alerts)
     r.add_get("/api/v1/recoveries/{id}", recovery)
     r.add_post("/api/v1/recoveries/{id}/approve", approve_recovery)
     r.add_post("/api/v1/recoveries/{id}/reject", reject_recovery)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,7 +32,7 @@ from medic.playbooks import choose_playbook
 from medic.resources import Resources
 from medic.state import ServiceState, Transition
 from medic.steps import StepOutcome, run_step
-from medic.store import Store
+from medic.store import Store, iso
 from medic.types import CircuitState, FailureType, ServiceStatus
 
 log = get_logger("RecoveryEngine")
@@ -65,6 +65,22 @@ class RecoveryOutcome:
     duration_s: float
 
 
+@dataclass(frozen=True)
+class RecoveryRequest:
+    """What became of a recovery asked for under the guardrails (an alert):
+    started (``recovery_id``) or held (``reason``, ``detail``)."""
+
+    service: str
+    failure_type: FailureType
+    recovery_id: int | None = None
+    reason: str = ""
+    detail: str = ""
+
+    @property
+    def started(self) -> bool:
+        return self.recovery_id is not None
+
+
 class RecoveryBusy(Exception):
     """A recovery for this service is already running."""
 
@@ -85,6 +101,7 @@ class _Run:
     probation: bool
     facts: dict[str, Any]
     rec_id: int = 0
+    task: asyncio.Task[RecoveryOutcome] = field(init=False)
 
 
 class RecoveryEngine:
@@ -395,7 +412,38 @@ class RecoveryEngine:
         ft = failure_type or state.failure_type
         return self._spawn(
             state, ft, trigger=trigger, dry_run=self.dry_run if dry_run is None else dry_run
-        )
+        ).task
+
+    def request_recovery(
+        self, name: str, failure_type: FailureType | None, *, trigger: str = "alert"
+    ) -> RecoveryRequest:
+        """Start a recovery asked for from outside the checks if the guardrails
+        allow it now (unlike ``recover_now``, an operator's bypass); else say why not.
+
+        The failure type defaults to the service's own, then ``unhealthy_response``:
+        whoever asks has seen the service misbehave even when its check passes.
+        """
+        state = self.services.state(name)
+        ft = failure_type or state.failure_type or FailureType.UNHEALTHY_RESPONSE
+        refusal = self._refusal(state)
+        if refusal is None:
+            decision = self.guardrails.decide(state, self.services.states(), time.time())
+            if decision.verdict == "run":
+                run = self._spawn(
+                    state, ft, trigger=trigger, dry_run=self.dry_run, probation=decision.probation
+                )
+                return RecoveryRequest(name, ft, run.rec_id)
+            refusal = _held_because(decision)
+        reason, detail = refusal
+        self._record_held(state, reason, detail)
+        return RecoveryRequest(name, ft, None, reason, detail)
+
+    def _refusal(self, state: ServiceState) -> tuple[str, str] | None:
+        if not self._accepting:
+            return "shutting_down", "the daemon is stopping"
+        if state.recovering or state.name in self._tasks:
+            return "already_recovering", f"a recovery of {state.name} is already running"
+        return None
 
     def _spawn(
         self,
@@ -405,7 +453,7 @@ class RecoveryEngine:
         trigger: str,
         dry_run: bool,
         probation: bool = False,
-    ) -> asyncio.Task[RecoveryOutcome]:
+    ) -> _Run:
         state.recovering = True
         run = _Run(
             state=state,
@@ -416,22 +464,23 @@ class RecoveryEngine:
             probation=probation,
             facts=_facts(state),
         )
-        task = asyncio.create_task(self._recover(run), name=f"recover:{state.name}")
-        self._tasks[state.name] = task
-        task.add_done_callback(lambda _t: self._tasks.pop(state.name, None))
-        return task
-
-    async def _recover(self, run: _Run) -> RecoveryOutcome:
-        state, playbook = run.state, run.playbook
+        # Recorded before the task starts, so whoever asked has the id at once.
         self.guardrails.record_attempt(state, time.time())
         run.rec_id = self.store.start_recovery(
             state.name,
-            run.failure_type,
-            playbook.name,
-            run.trigger,
-            dry_run=run.dry_run,
+            failure_type,
+            run.playbook.name,
+            trigger,
+            dry_run=dry_run,
             facts=run.facts,
         )
+        run.task = asyncio.create_task(self._recover(run), name=f"recover:{state.name}")
+        self._tasks[state.name] = run.task
+        run.task.add_done_callback(lambda _t: self._tasks.pop(state.name, None))
+        return run
+
+    async def _recover(self, run: _Run) -> RecoveryOutcome:
+        state, playbook = run.state, run.playbook
         if run.probation:
             state.circuit = CircuitState.PROBATION
             self.bus.publish("circuit.probation", service=state.name, recovery_id=run.rec_id)
@@ -657,6 +706,15 @@ def _facts(state: ServiceState) -> dict[str, Any]:
     if state.last_check is None:
         return {}
     return {**state.last_check.result.data, "detail": state.last_check.result.detail}
+
+
+def _held_because(decision: Decision) -> tuple[str, str]:
+    """The reason and detail of a guardrail decision other than "run"."""
+    reason = decision.reason or decision.verdict
+    detail = decision.detail or reason
+    if decision.wake_at is not None:
+        detail = f"{detail}; next attempt allowed at {iso(decision.wake_at)}"
+    return reason, detail
 
 
 def _refusal_detail(outcome: str, timeout_s: float) -> str:

@@ -354,9 +354,8 @@ class Store:
     def audit_entries(
         self, kind: str | None = None, limit: int = 100, service: str | None = None
     ) -> list[dict[str, Any]]:
-        filters = [(c, v) for c, v in (("kind", kind), ("service", service)) if v]
-        where = ("WHERE " + " AND ".join(f"{c}=?" for c, _ in filters)) if filters else ""
-        args: list[Any] = [v for _, v in filters]
+        """Newest first; ``kind`` is exact, or a prefix when it ends in ``.*``."""
+        where, args = _audit_filter(kind, service)
         rows = self._db.execute(
             f"SELECT * FROM audit {where} ORDER BY id DESC LIMIT ?", [*args, limit]
         ).fetchall()
@@ -391,6 +390,22 @@ class Store:
                     (max_rows,),
                 ).rowcount
         return removed
+
+
+def _audit_filter(kind: str | None, service: str | None) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    if kind and kind.endswith("*"):
+        prefix = kind[:-1]
+        clauses.append("substr(kind, 1, ?) = ?")
+        args += [len(prefix), prefix]
+    elif kind:
+        clauses.append("kind = ?")
+        args.append(kind)
+    if service:
+        clauses.append("service = ?")
+        args.append(service)
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
 def _step_dict(row: sqlite3.Row) -> dict[str, Any]:
