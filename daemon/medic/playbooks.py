@@ -21,6 +21,8 @@ _TARGET_OF_ACTION = {
     "restart_process": "process",
     "signal_process": "process",
 }
+# Step keys that name a target of the step's own, so the service needs none.
+_OWN_TARGET_KEYS = ("pid", "pidfile")
 
 
 def builtin_notify_only() -> Playbook:
@@ -36,6 +38,8 @@ def builtin_notify_only() -> Playbook:
 def step_applies(step: ActionOptions, service: ServiceSpec) -> bool:
     target = _TARGET_OF_ACTION.get(step.action)
     if target is None or getattr(step, target, None):
+        return True
+    if any(getattr(step, key, None) for key in _OWN_TARGET_KEYS):
         return True
     return getattr(service, target, None) is not None
 

@@ -14,8 +14,10 @@ from medic.actions.http_request import HttpRequest
 from medic.actions.notify import Notify
 from medic.actions.reconnect import Reconnect
 from medic.actions.restart_container import RestartContainer
+from medic.actions.restart_process import RestartProcess
 from medic.actions.restart_unit import RestartUnit
 from medic.actions.run_command import RunCommand
+from medic.actions.signal_process import SignalProcess
 from medic.actions.sleep import Sleep
 from medic.actions.start_container import StartContainer
 from medic.actions.start_service import StartService
@@ -26,8 +28,10 @@ _PLUGINS: tuple[type[Action[Any]], ...] = (
     Notify,
     Reconnect,
     RestartContainer,
+    RestartProcess,
     RestartUnit,
     RunCommand,
+    SignalProcess,
     Sleep,
     StartContainer,
     StartService,

@@ -1,7 +1,13 @@
-"""The ``notify`` action: publish an event (log, history, webhooks) about the service."""
+"""The ``notify`` action: publish an event (log, history, webhooks) about the service.
+
+``message`` may name what the failure looked like: ``${service}``,
+``${failure_type}``, ``${detail}`` and every figure of the check's data (e.g.
+``${rss_mib}`` from a process check) are filled in; unknown names stay as written.
+"""
 
 from __future__ import annotations
 
+from string import Template
 from typing import Any, Literal
 
 from pydantic import Field
@@ -39,7 +45,9 @@ class Notify(Action[Options]):
 
     def _message(self, ctx: ActionContext) -> str:
         if self.options.message is not None:
-            return self.options.message
+            service = ctx.service.name if ctx.service is not None else None
+            values = {"service": service, "failure_type": ctx.failure_type, **ctx.facts}
+            return Template(self.options.message).safe_substitute(values)
         service = ctx.service.name if ctx.service is not None else "medic"
         cause = f" ({ctx.failure_type})" if ctx.failure_type else ""
         return f"{self.options.event} for {service}{cause}"
