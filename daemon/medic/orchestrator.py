@@ -102,6 +102,7 @@ class ControlPlaneOrchestrator:
         interrupted = self.store.mark_interrupted()
         if interrupted:
             log.warning("Marked runs cut off by the last stop as interrupted", count=interrupted)
+        self._prune()  # a daemon that was down for long catches up before it writes more
         self.notifications.start()
         self.scheduler.start()
         await self.resources.processes.apply(_processes(self.config), start=not self.dry_run)

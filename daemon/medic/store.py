@@ -49,6 +49,18 @@ CREATE INDEX IF NOT EXISTS audit_kind ON audit(kind, id);
 
 UNFINISHED = ("running", "waiting_approval")
 
+# Retention: per table, the column that dates a row and which rows may go at
+# all. Unfinished work is never pruned (its steps are still being written), and
+# each service keeps its latest transition, so its uptime stays known.
+_PRUNABLE = (
+    ("transitions", "at", "id NOT IN (SELECT MAX(id) FROM transitions GROUP BY service)"),
+    ("recoveries", "started_at", "status NOT IN ('running', 'waiting_approval')"),
+    ("workflow_runs", "started_at", "status != 'running'"),
+    ("audit", "at", "1"),
+)
+# A checkpointed WAL is cut back to this size instead of keeping its high-water mark.
+_WAL_LIMIT_BYTES = 8 << 20
+
 
 def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat() if ts is not None else None
@@ -64,6 +76,7 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT_BYTES}")
         self._db.executescript(_SCHEMA)
 
     @classmethod
@@ -373,20 +386,23 @@ class Store:
     # retention ---------------------------------------------------------------
 
     def prune(self, max_age_s: float, max_rows: int) -> int:
-        """Delete rows older than ``max_age_s`` and beyond ``max_rows`` per table."""
+        """Delete rows older than ``max_age_s`` and beyond the newest ``max_rows``
+        per table; the steps of a deleted recovery or run go with it (cascade).
+
+        No VACUUM: SQLite reuses the pages freed here for new rows, so the file
+        stops growing once each table holds ``max_rows``, without rewriting the
+        whole database on the event loop.
+        """
         cutoff = time.time() - max_age_s
         removed = 0
         with self._tx() as db:
-            for table, column in (
-                ("transitions", "at"),
-                ("recoveries", "started_at"),
-                ("workflow_runs", "started_at"),
-                ("audit", "at"),
-            ):
-                removed += db.execute(f"DELETE FROM {table} WHERE {column} < ?", (cutoff,)).rowcount
+            for table, column, prunable in _PRUNABLE:
+                removed += db.execute(
+                    f"DELETE FROM {table} WHERE {column} < ? AND {prunable}", (cutoff,)
+                ).rowcount
                 removed += db.execute(
                     f"DELETE FROM {table} WHERE id <= (SELECT id FROM {table} ORDER BY id DESC"
-                    f" LIMIT 1 OFFSET ?)",
+                    f" LIMIT 1 OFFSET ?) AND {prunable}",
                     (max_rows,),
                 ).rowcount
         return removed
