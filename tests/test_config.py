@@ -439,3 +439,34 @@ def test_playbooks_are_checked_even_when_the_config_breaks_the_schema(tmp_path: 
     found = [(i.file, i.line, i.dotted_path) for i in caught.value.issues]
     assert (str(path), 2, "monitoring.intervall") in found
     assert (str(playbook), 3, "steps[0]") in found
+
+
+def test_argv_numbers_are_taken_as_strings_and_supervised_programs_get_a_start_grace(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "services:\n"
+        "  db:\n"
+        "    check: {type: tcp, port: 5432}\n"
+        "    start_command: [pg_ctlcluster, 15, main, start]\n"
+        "  api:\n"
+        "    check: {type: tcp, port: 8090}\n"
+        "    process: {command: [python3, -m, http.server, 8090]}\n"
+        "  api2:\n"
+        "    check: {type: tcp, port: 8091}\n"
+        "    process: {command: [python3, -m, http.server, 8091]}\n"
+        "    start_period: 0s\n"
+    )
+    loaded = load_config(path)
+    assert loaded.services["db"].start_command == ("pg_ctlcluster", "15", "main", "start")
+    api = loaded.services["api"]
+    assert api.process is not None and api.process.command == [
+        "python3",
+        "-m",
+        "http.server",
+        "8090",
+    ]
+    assert api.start_period_s == 5.0
+    assert loaded.services["db"].start_period_s == 0.0
+    assert loaded.services["api2"].start_period_s == 0.0

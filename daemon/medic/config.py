@@ -18,7 +18,7 @@ from medic.actions import action_options_models
 from medic.actions.base import ActionOptions, StepRetry
 from medic.checks import check_options_models
 from medic.checks.base import CheckOptions
-from medic.types import Duration, FailureType, RelPath
+from medic.types import Argv, Duration, FailureType, RelPath
 
 if TYPE_CHECKING:
     CheckSpec = CheckOptions
@@ -78,9 +78,6 @@ class ApiConfig(Section):
         return int(self.listen.rsplit(":", 1)[1])
 
 
-    correlation_window: Duration = 0.1
-    """Failures that start within this long of each other are judged together
-    (blast radius) before the first recovery starts."""
 class BackoffConfig(Section):
     initial: Duration = 5.0
     factor: float = Field(default=2.0, ge=1.0, le=10.0)
@@ -101,6 +98,9 @@ class RecoveryPolicy(Section):
     """Host-wide recoveries allowed per ``window``; unset = no host-wide budget."""
     max_failing_fraction: float = Field(default=0.5, gt=0.0, le=1.0)
     respect_manual_stop: bool = True
+    correlation_window: Duration = 0.1
+    """Failures that start within this long of each other are judged together
+    (blast radius) before the first recovery starts."""
 
 
 class MonitoringConfig(Section):
@@ -116,7 +116,7 @@ class MonitoringConfig(Section):
 class ProcessConfig(Section):
     """A program medic starts and supervises itself, or adopts via ``pidfile``."""
 
-    command: list[str] | None = Field(default=None, min_length=1)
+    command: Argv | None = Field(default=None, min_length=1)
     cwd: RelPath | None = None
     env: dict[str, str] = Field(default_factory=dict)
     stop_timeout: Duration = 10.0
@@ -140,7 +140,7 @@ class ServiceConfig(Section):
     container: str | None = None
     unit: str | None = None
     process: ProcessConfig | None = None
-    start_command: list[str] | None = Field(default=None, min_length=1)
+    start_command: Argv | None = Field(default=None, min_length=1)
     """Argv that starts the service when it is down, for one medic neither runs
     nor finds as a container or unit (``[pg_ctlcluster, "15", main, start]``);
     used by the ``start_service`` action."""
@@ -266,7 +266,7 @@ class ServiceSpec:
             timeout_s=_first(svc.check.timeout, svc.timeout, mon.timeout),
             failure_threshold=_first(svc.failure_threshold, mon.failure_threshold),
             success_threshold=_first(svc.success_threshold, mon.success_threshold),
-            start_period_s=_first(svc.start_period, mon.start_period),
+            start_period_s=_start_period(svc, mon),
             policy=mon.recovery,
             container=svc.container,
             unit=svc.unit,
@@ -276,6 +276,21 @@ class ServiceSpec:
             recovery=dict(svc.recovery),
             description=svc.description,
         )
+
+
+SUPERVISED_START_PERIOD_S = 5.0
+"""Grace for a program medic starts itself, unless a start_period is given:
+it cannot answer the moment it is spawned. A crash still counts at once."""
+
+
+def _start_period(svc: ServiceConfig, mon: MonitoringConfig) -> float:
+    if svc.start_period is not None:
+        return svc.start_period
+    if "start_period" in mon.model_fields_set:
+        return mon.start_period
+    if svc.process is not None and svc.process.command is not None:
+        return SUPERVISED_START_PERIOD_S
+    return mon.start_period
 
 
 def _first(*values: Any) -> Any:

@@ -132,6 +132,8 @@ class RecoveryEngine:
         self._wakeups: dict[str, asyncio.TimerHandle] = {}
         self._approvals: dict[int, asyncio.Future[tuple[bool, str]]] = {}
         self._blast_hold: str | None = None
+        self._confirming: set[str] = set()
+        self._background: set[asyncio.Task[None]] = set()
         self._accepting = True
 
     @property
@@ -182,7 +184,9 @@ class RecoveryEngine:
 
     def _act_on(self, state: ServiceState, decision: Decision, now: float) -> None:
         verdict = decision.verdict
-        if verdict == "run":
+        if verdict == "run" and state.spec.depends_on:
+            self._confirm_dependencies_then_run(state, decision)
+        elif verdict == "run":
             self._release_hold(state)
             self._spawn(
                 state,
@@ -200,6 +204,43 @@ class RecoveryEngine:
             if decision.probation:
                 state.failed_probations += 1
             self._open_circuit(state, decision.detail, now)
+
+    def _confirm_dependencies_then_run(self, state: ServiceState, decision: Decision) -> None:
+        """Probe the dependencies afresh before acting on a dependent.
+
+        A database that just died may not have crossed its own failure
+        threshold yet; restarting the web server that depends on it would be
+        pointless, so a dependency failing its probe right now holds the
+        dependent even before the dependency's status has changed.
+        """
+        if state.name in self._confirming:
+            return
+        self._confirming.add(state.name)
+
+        async def confirm() -> None:
+            try:
+                deps = [d for d in state.spec.depends_on if d in self.services.states()]
+                results = await asyncio.gather(*(self.services.probe_now(d) for d in deps))
+            finally:
+                self._confirming.discard(state.name)
+            down = [d for d, r in zip(deps, results, strict=True) if not r.healthy]
+            if down:
+                detail = f"waiting for dependency {', '.join(down)} to recover"
+                self._hold(state, Decision("hold", "dependency", detail))
+                return
+            if self.services.states().get(state.name) is state and not state.recovering:
+                self._release_hold(state)
+                self._spawn(
+                    state,
+                    state.failure_type,
+                    trigger="auto",
+                    dry_run=self.dry_run,
+                    probation=decision.probation,
+                )
+
+        task = asyncio.create_task(confirm(), name=f"confirm-deps:{state.name}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _hold(self, state: ServiceState, decision: Decision) -> None:
         if decision.reason == "blast_radius":

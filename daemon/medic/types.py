@@ -79,3 +79,15 @@ class CircuitState(StrEnum):
     CLOSED = "closed"
     OPEN = "open"
     PROBATION = "probation"
+
+
+def _argument(value: Any) -> Any:
+    # YAML reads `[pg_ctlcluster, 15, main, start]` with 15 as a number; an
+    # argv holds strings, so plain numbers are taken as written.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+Argv = list[Annotated[str, BeforeValidator(_argument)]]
+"""A program and its arguments; numbers in the list are taken as strings."""

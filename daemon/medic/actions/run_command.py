@@ -17,7 +17,7 @@ from pydantic import Field, model_validator
 
 from medic.actions.base import Action, ActionContext, ActionError, ActionOptions, ActionResult
 from medic.subprocesses import CompletedRun, run_captured
-from medic.types import Duration, RelPath
+from medic.types import Argv, Duration, RelPath
 
 SHELL = "/bin/sh"
 STATE_DIR_ENV = "MEDIC_STATE_DIR"
@@ -25,7 +25,7 @@ STATE_DIR_ENV = "MEDIC_STATE_DIR"
 
 class Options(ActionOptions):
     action: Literal["run_command"]
-    command: list[str] | str
+    command: Argv | str
     shell: bool = False
     cwd: RelPath | None = None
     env: dict[str, str] = Field(default_factory=dict)

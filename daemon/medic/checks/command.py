@@ -18,7 +18,7 @@ from pydantic import Field
 
 from medic.checks.base import Check, CheckOptions, CheckResult
 from medic.subprocesses import CompletedRun, run_captured
-from medic.types import Duration, FailureType, RelPath
+from medic.types import Argv, Duration, FailureType, RelPath
 
 DETAIL_OUTPUT_CHARS = 300
 DATA_OUTPUT_CHARS = 2000
@@ -26,7 +26,7 @@ DATA_OUTPUT_CHARS = 2000
 
 class Options(CheckOptions):
     type: Literal["command"]
-    command: list[str] = Field(min_length=1)
+    command: Argv = Field(min_length=1)
     """An argv list; no shell (``[sh, -c, "..."]`` if one is really needed)."""
     cwd: RelPath | None = None
     env: dict[str, str] = Field(default_factory=dict)
