@@ -291,3 +291,12 @@ async def test_concurrent_restarts_are_serialised(supervisor: ProcessSupervisor)
     assert reports[0].pid == reports[1].stop.pid
     assert supervisor.pid("api") == reports[1].pid
     assert supervisor.info("api").starts == 3
+
+
+async def test_a_child_that_exits_at_once_is_still_reported(
+    supervisor: ProcessSupervisor, exits: Exits
+) -> None:
+    await supervisor.apply({"quick": cfg(["sh", "-c", "exit 3"]), "ok": cfg(["true"])})
+    await async_wait_for(lambda: len(exits) == 2, 5, message="both exits reported")
+    assert sorted(exits) == [("ok", 0), ("quick", 3)]
+    assert supervisor.info("quick").last_exit.describe() == "exited with code 3"  # type: ignore[union-attr]

@@ -34,6 +34,7 @@ import os
 import re
 import signal
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -125,7 +126,7 @@ class RestartReport:
         return f"{self.stop.detail}; started pid {self.pid}"
 
 
-class _Watch:
+class _Watch(ABC):
     """One running process being watched; ``exited`` resolves when it is gone."""
 
     def __init__(self, pid: int, loop: asyncio.AbstractEventLoop) -> None:
@@ -139,34 +140,32 @@ class _Watch:
     def running(self) -> bool:
         return not self.exited.done() and pid_alive(self.pid)
 
+    @abstractmethod
     async def terminate(self, grace_s: float) -> bool:
         """SIGTERM, ``grace_s``, SIGKILL; True when SIGKILL was needed."""
-        raise NotImplementedError
 
+    @abstractmethod
     def close(self) -> None:
         """Stop watching (the process is gone or forgotten)."""
 
 
-class _ExitProtocol(asyncio.SubprocessProtocol):
-    def __init__(self, on_exit: Callable[[], None]) -> None:
-        self._on_exit = on_exit
+class _Child(_Watch, asyncio.SubprocessProtocol):
+    """A process medic started: awaited through the event loop's child watcher.
 
-    def process_exited(self) -> None:
-        self._on_exit()
-
-
-class _Child(_Watch):
-    """A process medic started: awaited through the event loop's child watcher."""
+    It is the subprocess protocol itself, so it holds the transport before any
+    exit can be reported, however fast the child dies.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(0, loop)
         self.transport: asyncio.SubprocessTransport | None = None
 
-    def bind(self, transport: asyncio.SubprocessTransport) -> None:
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.SubprocessTransport)
         self.transport = transport
         self.pid = transport.get_pid()
 
-    def on_process_exited(self) -> None:
+    def process_exited(self) -> None:
         if self.transport is not None:
             self.returncode = self.transport.get_returncode()
             self.transport.close()  # the child is reaped; this only frees the transport
@@ -176,6 +175,9 @@ class _Child(_Watch):
     async def terminate(self, grace_s: float) -> bool:
         await terminate_session(self.pid, self.exited, grace_s)
         return self.returncode == -signal.SIGKILL
+
+    def close(self) -> None:
+        """Nothing to release: the transport closes when the child exits."""
 
 
 class _Adopted(_Watch):
@@ -285,9 +287,10 @@ class ProcessSupervisor:
         async with entry.lock:
             if self._adopt_existing(entry, owned=start):
                 return
-            if not start or entry.config.command is None:
-                if entry.config.command is not None:
-                    log.info("Dry run: would start the process", service=entry.service)
+            if entry.config.command is None:
+                return  # pidfile only: medic has nothing to start
+            if not start:
+                log.info("Dry run: would start the process", service=entry.service)
                 return
             try:
                 await self._start_locked(entry)
@@ -344,7 +347,7 @@ class ProcessSupervisor:
         watch = entry.watch
         if watch is not None and watch.running:
             return watch
-        if entry.config.pidfile is not None and self._adopt_pidfile(entry, owned=entry.owned):
+        if self._adopt_pidfile(entry, owned=entry.owned):
             return entry.watch
         return None
 
@@ -404,8 +407,8 @@ class ProcessSupervisor:
             with log_path.open("ab") as out:
                 out.write(_log_header(command))
                 out.flush()
-                transport, _ = await loop.subprocess_exec(
-                    lambda: _ExitProtocol(child.on_process_exited),
+                await loop.subprocess_exec(
+                    lambda: child,
                     *command,
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=out,
@@ -416,7 +419,6 @@ class ProcessSupervisor:
                 )
         except OSError as exc:
             raise ProcessStartError(f"cannot start {command[0]}: {exc}") from exc
-        child.bind(transport)
         self._watch(entry, child, owned=True)
         entry.started_at = time.time()
         entry.starts += 1
@@ -473,12 +475,13 @@ class ProcessSupervisor:
 
     def _adopt_existing(self, entry: _Entry, *, owned: bool) -> bool:
         """Adopt the process a pidfile names, else a child an earlier medic started."""
-        if entry.config.pidfile is not None and self._adopt_pidfile(entry, owned=False):
+        if self._adopt_pidfile(entry, owned=False):
             return True
         return self._adopt_record(entry, owned=owned)
 
     def _adopt_pidfile(self, entry: _Entry, *, owned: bool) -> bool:
-        assert entry.config.pidfile is not None
+        if entry.config.pidfile is None:
+            return False
         pid = read_pidfile(entry.config.pidfile)
         if pid is None or not pid_alive(pid):
             return False
@@ -494,6 +497,9 @@ class ProcessSupervisor:
         try:
             watch = _Adopted(pid, asyncio.get_running_loop(), whole_session=whole_session)
         except ProcessLookupError:
+            return False  # gone since we looked
+        except OSError as exc:
+            log.error("Cannot watch the process", service=entry.service, pid=pid, error=str(exc))
             return False
         self._watch(entry, watch, owned=owned)
         log.info("Process adopted", service=entry.service, pid=pid, owned=owned)
