@@ -23,7 +23,7 @@ def check_references(
     found += _service_cycles(config, issue)
     found += _process_checks(config, issue)
     for workflow_id, workflow in config.workflows.items():
-        found += _step_graph(("workflows", workflow_id, "steps"), workflow.steps, issue)
+        found += step_graph_issues(("workflows", workflow_id, "steps"), workflow.steps, issue)
         if workflow.schedule is not None:
             found += [
                 issue(("workflows", workflow_id, "schedule", error.key), str(error))
@@ -98,7 +98,10 @@ def _service_cycles(config: Config, issue: IssueMaker) -> list[ConfigIssue]:
     return [issue(("services", cycle[0], "depends_on"), "dependency cycle: " + " -> ".join(cycle))]
 
 
-def _step_graph(base: Loc, steps: Sequence[ActionOptions], issue: IssueMaker) -> list[ConfigIssue]:
+def step_graph_issues(
+    base: Loc, steps: Sequence[ActionOptions], issue: IssueMaker
+) -> list[ConfigIssue]:
+    """A workflow's steps: each named once, ``depends_on`` naming steps, no cycle."""
     found = []
     names: dict[str, int] = {}
     for index, step in enumerate(steps):

@@ -65,8 +65,9 @@ from pydantic import ValidationError
 
 from medic.actions.base import ActionContext, ActionOptions
 from medic.config import WorkflowConfig
-from medic.configrefs import find_cycle
+from medic.configrefs import step_graph_issues
 from medic.errors import (
+    ConfigIssue,
     InvalidWorkflowError,
     WorkflowAlreadyRunningError,
     WorkflowNotFoundError,
@@ -124,37 +125,20 @@ def parse_workflow(workflow_id: str, config: WorkflowConfig | Mapping[str, Any])
 
 def validate_workflow(workflow_id: str, config: WorkflowConfig) -> list[str]:
     """Problems with a parsed workflow: its step graph and its schedule."""
-    problems = _step_problems(config.steps)
+    issues = step_graph_issues(("steps",), config.steps, _issue)
+    problems = [f"{i.dotted_path}: {i.message}" for i in issues]
     if config.schedule is not None:
         problems += [f"schedule.{e.key}: {e}" for e in schedule_errors(config.schedule)]
     return [f"workflow {workflow_id!r}: {p}" for p in problems]
 
 
+def _issue(loc: tuple[str | int, ...], message: str) -> ConfigIssue:
+    return ConfigIssue(file="", line=0, path=loc, message=message)
+
+
 def _pydantic_problem(error: Any) -> str:
     loc = ".".join(str(part) for part in error["loc"]) or "(top level)"
     return f"{loc}: {error['msg']}"
-
-
-def _step_problems(steps: Sequence[ActionOptions]) -> list[str]:
-    problems: list[str] = []
-    names: set[str] = set()
-    for index, step in enumerate(steps):
-        if not step.name:
-            problems.append(f"steps[{index}]: a workflow step needs a 'name'")
-        elif step.name in names:
-            problems.append(f"steps[{index}].name: duplicate step name {step.name!r}")
-        if step.name:
-            names.add(step.name)
-    for index, step in enumerate(steps):
-        problems += [
-            f"steps[{index}].depends_on: unknown step {dep!r}"
-            for dep in step.depends_on
-            if dep not in names
-        ]
-    cycle = find_cycle({s.name: list(s.depends_on) for s in steps if s.name})
-    if cycle:
-        problems.append("step cycle: " + " -> ".join(cycle))
-    return problems
 
 
 # one run -------------------------------------------------------------------------
