@@ -1,5 +1,6 @@
-"""The start_service action: by command (real programs), by container (real
-Docker) and by unit (the systemctl stand-in, as in test_systemd_units.py)."""
+"""The start_service action: by command (real programs), by supervised process
+(medic's real supervisor), by container (real Docker) and by unit (the
+systemctl stand-in, as in test_systemd_units.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from medic.actions.base import ActionContext, ActionResult, ServiceTarget
 from medic.actions.start_service import StartService
 from medic.checks.base import CheckResult
+from medic.config import ProcessConfig
 from medic.resources import Resources
 from medic.types import FailureType
 from tests.conftest import ContainerFactory
@@ -125,9 +127,32 @@ async def test_nothing_configured_is_said_and_not_a_failure(
     result = await _run(ctx)
     assert result.ok
     assert result.detail == (
-        "nothing to start: database names no container, unit or start_command"
+        "nothing to start: database names no container, unit, process or start_command"
         " (medic does not run it)"
     )
+
+
+# -- by supervised process ---------------------------------------------------------
+
+
+async def test_supervised_process_is_started_unless_it_runs(tmp_path: Path) -> None:
+    resources = Resources(state_dir=tmp_path)
+    try:
+        config = ProcessConfig(command=["sleep", "60"])
+        await resources.processes.apply({"database": config}, start=False)
+        ctx = _ctx(resources, tmp_path, Probe(healthy=False), start_command=("false",))
+        assert _action().describe(ctx) == (
+            "start database (supervised process database) if it is down"
+        )
+        result = await _run(ctx)
+        assert result.ok, result
+        pid = result.data["pid"]
+        assert result.detail == f"started the process of database (pid {pid})"
+        assert resources.processes.alive("database")
+        again = await _run(ctx)
+        assert again.detail == f"the process of database already runs (pid {pid})"
+    finally:
+        await resources.close()  # stops what the supervisor started
 
 
 # -- by unit -------------------------------------------------------------------------

@@ -5,9 +5,10 @@ The first of these that is configured is used:
 1. the step's ``command`` (an argv list);
 2. the service's ``container:`` (started, or unpaused, if it is not running);
 3. the service's ``unit:`` (``systemctl start`` unless it is already active);
-4. the service's ``start_command:``.
+4. the service's ``process:`` (started by medic's supervisor unless it runs);
+5. the service's ``start_command:``.
 
-A command (1 or 4) runs only when the service's own check fails: nothing else
+A command (1 or 5) runs only when the service's own check fails: nothing else
 tells whether what it starts is running.
 
 A service with none of them (a database on another host) has nothing medic can
@@ -26,6 +27,7 @@ from medic.actions.base import Action, ActionContext, ActionError, ActionOptions
 from medic.actions.restart_unit import unit_state
 from medic.actions.start_container import StartContainer
 from medic.subprocesses import CompletedRun, run_captured
+from medic.supervisor import ProcessStartError
 from medic.types import Duration
 
 
@@ -56,13 +58,15 @@ class StartService(Action[Options]):
             return await _start_container(ctx)
         if how == "unit":
             return await _start_unit(target)
+        if how == "supervised process":
+            return await _start_process(ctx, target)
         if how in ("command", "start_command"):
             return await self._start_by_command(ctx)
         return ActionResult(
             ok=True,
             detail=(
-                f"nothing to start: {_service(ctx)} names no container, unit or start_command"
-                " (medic does not run it)"
+                f"nothing to start: {_service(ctx)} names no container, unit, process or"
+                " start_command (medic does not run it)"
             ),
         )
 
@@ -75,6 +79,8 @@ class StartService(Action[Options]):
             return "container", svc.container
         if svc is not None and svc.unit:
             return "unit", svc.unit
+        if svc is not None and svc.name in ctx.resources.processes:
+            return "supervised process", svc.name
         if svc is not None and svc.start_command:
             return "start_command", shlex.join(svc.start_command)
         return "nothing", ""
@@ -122,6 +128,22 @@ async def _start_unit(unit: str) -> ActionResult:
         detail=f"{detail}: {after.summary()}",
         output=run.output_tail,
         data={"unit": unit, "before": before.as_dict(), "after": after.as_dict()},
+    )
+
+
+async def _start_process(ctx: ActionContext, service: str) -> ActionResult:
+    processes = ctx.resources.processes
+    pid = processes.pid(service)
+    if pid is not None:
+        return ActionResult(
+            ok=True, detail=f"the process of {service} already runs (pid {pid})", data={"pid": pid}
+        )
+    try:
+        pid = await processes.start(service)
+    except ProcessStartError as exc:
+        raise ActionError(f"cannot start the process of {service}: {exc}") from exc
+    return ActionResult(
+        ok=True, detail=f"started the process of {service} (pid {pid})", data={"pid": pid}
     )
 
 
