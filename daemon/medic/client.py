@@ -10,6 +10,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,11 @@ from medic.configload import load_config
 from medic.errors import ConfigFileError, ConfigInvalid
 
 DEFAULT_URL = "http://127.0.0.1:8321"
+TOKEN_ENV = "MEDIC_API_TOKEN"
 _TIMEOUT_S = 120
+
+# The daemon is on this host: a proxy from the environment must not sit between.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class DaemonUnreachable(Exception):
@@ -51,11 +56,11 @@ def request(url: str, method: str = "GET", body: dict[str, Any] | None = None) -
     req.add_header("Accept", "application/json")
     if data is not None:
         req.add_header("Content-Type", "application/json")
-    token = os.environ.get("MEDIC_API_TOKEN")
+    token = os.environ.get(TOKEN_ENV)
     if token:
         req.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(req, timeout=_TIMEOUT_S) as resp:
+        with _OPENER.open(req, timeout=_TIMEOUT_S) as resp:
             return json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as exc:
         try:
@@ -80,8 +85,14 @@ def main(args: argparse.Namespace, default_config: Callable[[], Path]) -> int:
     except ApiFailure as exc:
         print(f"medic: {exc}", file=sys.stderr)
         if exc.status == 401:
-            print("hint: set MEDIC_API_TOKEN to the daemon's API token", file=sys.stderr)
+            print(f"hint: {_token_hint()}", file=sys.stderr)
         return 1
+
+
+def _token_hint() -> str:
+    if not os.environ.get(TOKEN_ENV):
+        return f"{TOKEN_ENV} is not set: export the daemon's API token as {TOKEN_ENV}"
+    return f"{TOKEN_ENV} does not match the daemon's API token (api.token_env/token_file)"
 
 
 def _dispatch(args: argparse.Namespace, url: str) -> int:
@@ -158,8 +169,8 @@ def _workflow_table(workflows: list[dict[str, Any]]) -> None:
             [
                 w.get("id"),
                 w.get("status"),
-                w.get("next_run_at"),
-                w.get("last_run"),
+                _when(w.get("next_run_at")),
+                _when(w.get("last_run")),
                 w.get("run_count"),
                 w.get("error_count"),
             ]
@@ -169,7 +180,8 @@ def _workflow_table(workflows: list[dict[str, Any]]) -> None:
 
 
 def _status(url: str, as_json: bool) -> int:
-    services = request(f"{url}/api/v1/services")["services"]
+    listing = request(f"{url}/api/v1/services")
+    services = listing["services"]
     workflows = request(f"{url}/api/v1/workflows")["workflows"]
     recoveries = request(f"{url}/api/v1/recoveries?limit=10")["recoveries"]
     if as_json:
@@ -195,6 +207,7 @@ def _status(url: str, as_json: bool) -> int:
             for s in services
         ],
     )
+    _service_notes(services, listing.get("recovery_hold"))
     print()
     _workflow_table(workflows)
     print()
@@ -202,7 +215,7 @@ def _status(url: str, as_json: bool) -> int:
         ["STARTED", "SERVICE", "FAILURE", "PLAYBOOK", "OUTCOME", "SECONDS"],
         [
             [
-                r["started_at"],
+                _when(r["started_at"]),
                 r["service"],
                 r["failure_type"],
                 r["playbook"],
@@ -215,13 +228,35 @@ def _status(url: str, as_json: bool) -> int:
     return 0
 
 
+def _service_notes(services: list[dict[str, Any]], hold: str | None) -> None:
+    """What the table has no room for: holds and when recovery may try next."""
+    if hold:
+        print(f"! automatic recovery is held host-wide: {hold}")
+    for s in services:
+        if s.get("held_reason") and s["held_reason"] != hold:
+            print(f"! {s['name']}: held: {s['held_reason']}")
+        if s.get("next_attempt_at"):
+            what = "probation" if s.get("circuit") == "open" else "next recovery attempt"
+            print(f"  {s['name']}: {what} at {_when(s['next_attempt_at'])}")
+
+
+def _when(iso: str | None) -> str | None:
+    """An API time as local ``YYYY-MM-DD HH:MM:SS`` (what an operator's clock shows)."""
+    if not iso:
+        return None
+    try:
+        return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return iso
+
+
 def _table(headers: list[str], rows: list[list[Any]]) -> None:
     text = [[("-" if v is None else str(v)) for v in row] for row in rows]
     widths = [
         max(len(h), *(len(r[i]) for r in text)) if text else len(h) for i, h in enumerate(headers)
     ]
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
     if not text:
         print("(none)")
     for row in text:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
