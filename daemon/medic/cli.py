@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from medic import client
+from medic import install as install_unit
 from medic.configload import load_config
 from medic.errors import ConfigFileError, ConfigInvalid
 from medic.logging import configure_logging
@@ -67,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     workflows.add_argument("action", choices=["list", "start", "stop", "run"])
     workflows.add_argument("id", nargs="?")
     workflows.add_argument("--json", action="store_true", help="print the raw JSON")
+
+    install = sub.add_parser("install-unit", help="install medic as a systemd service")
+    install_unit.add_arguments(install)
     return parser
 
 
@@ -91,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     if args.command == "validate":
         return _validate(args.config or default_config_path())
+    if args.command == "install-unit":
+        return install_unit.main(args)
     return client.main(args, default_config_path)
 
 
