@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from medic import testhooks
 from medic.api import ApiSettings, build_app
 from medic.configload import load_config
 from medic.errors import ConfigFileError, ConfigInvalid
@@ -128,11 +129,13 @@ class Daemon:
         loop.add_signal_handler(signal.SIGTERM, self.request_stop)
         loop.add_signal_handler(signal.SIGINT, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self._reload_in_background)
+        testhooks.install(loop)
 
     def _remove_signals(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+        testhooks.remove(loop)
 
 
 def _log_reload_errors(exc: ConfigInvalid | ConfigFileError) -> None:
