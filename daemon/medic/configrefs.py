@@ -22,6 +22,7 @@ def check_references(
     found += _service_references(config, playbooks, issue)
     found += _service_cycles(config, issue)
     found += _process_checks(config, issue)
+    found += _unit_checks(config, issue)
     for workflow_id, workflow in config.workflows.items():
         found += step_graph_issues(("workflows", workflow_id, "steps"), workflow.steps, issue)
         if workflow.schedule is not None:
@@ -84,6 +85,14 @@ def _process_checks(config: Config, issue: IssueMaker) -> list[ConfigIssue]:
         if svc.check.type == "process"
         and svc.process is None
         and not any(getattr(svc.check, key, None) for key in ("name", "cmdline", "pidfile"))
+    ]
+
+
+def _unit_checks(config: Config, issue: IssueMaker) -> list[ConfigIssue]:
+    return [
+        issue(("services", name, "check"), "a unit check needs 'unit:' on the check or the service")
+        for name, svc in config.services.items()
+        if svc.check.type == "unit" and not (getattr(svc.check, "unit", None) or svc.unit)
     ]
 
 

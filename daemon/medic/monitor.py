@@ -13,6 +13,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from medic.checks import Check
 from medic.checks.base import CheckResult
+from medic.checks.unit import OPERATOR_STOP
 from medic.config import ServiceSpec
 from medic.containers import DockerEvent
 from medic.errors import ServiceNotFoundError
@@ -192,6 +193,7 @@ class SelfHealingMonitor:
         if self._states.get(state.name) is not state:
             return probe.result  # the service was removed or replaced meanwhile
         result = self._with_dependency_context(state, probe.result)
+        self._follow_unit_intent(state, result)
         state.last_check = LastCheck(probe.at, probe.duration_s, result)
         self.apply_transition(state.observe(result))
         if state.status is ServiceStatus.HEALTHY and not state.recovering:
@@ -248,6 +250,17 @@ class SelfHealingMonitor:
         self.store.audit("service.stopped_by_operator", state.name, how=how)
         self.apply_transition(state.set_status(ServiceStatus.STOPPED_BY_OPERATOR, how))
         self.bus.publish("service.stopped_by_operator", service=state.name, detail=how)
+
+    def _follow_unit_intent(self, state: ServiceState, result: CheckResult) -> None:
+        """An operator's ``systemctl stop``, and start again, as the unit's state shows them."""
+        stopped = result.data.get(OPERATOR_STOP)
+        if stopped is None or state.recovering:
+            return  # not about a unit, or medic's own restart passing through "inactive"
+        if stopped and state.spec.policy.respect_manual_stop:
+            self.mark_stopped_by_operator(state, result.detail)
+        elif not stopped and state.status is ServiceStatus.STOPPED_BY_OPERATOR:
+            self.apply_transition(state.set_status(ServiceStatus.UNKNOWN, "the unit runs again"))
+            state.start_grace()
 
     def on_docker_connected(self) -> None:
         for state in self._states.values():

@@ -4,6 +4,7 @@ Plugins only probe; everything they would otherwise repeat lives here. When
 a service names a ``container:`` and its own probe fails, the container's
 state refines the verdict: an exited container is a certain crash, whatever
 the HTTP probe saw. The same goes for a service's ``process:`` that is gone.
+A ``unit:`` that systemd reports failed, or stopped on purpose, decides too.
 """
 
 from __future__ import annotations
@@ -14,14 +15,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from medic import systemd_units
 from medic.checks import CHECK_TYPES, Check
 from medic.checks.base import CheckResult, CheckTarget
 from medic.checks.container import judge_state
+from medic.checks.unit import refine as refine_with_unit
 from medic.classify import classify_exception
 from medic.config import ServiceSpec
 from medic.containers import ContainerNotFound, DockerUnavailable
 from medic.metrics import Metrics
 from medic.resources import Resources
+from medic.systemd_units import SystemctlError
 from medic.types import FailureType
 
 
@@ -52,6 +56,8 @@ class CheckRunner:
             result = await self._refine_with_container(spec.container, result)
         if not result.healthy and spec.process and spec.check.type != "process":
             result = self._refine_with_process(spec.name, result)
+        if not result.healthy and spec.unit and spec.check.type != "unit":
+            result = await _refine_with_unit(spec.unit, result)
         duration = time.monotonic() - t0
         self.metrics.check_duration.labels(spec.name, spec.check.type).observe(duration)
         if not result.healthy and result.failure_type is not None:
@@ -100,3 +106,12 @@ class CheckRunner:
             definitive=True,
             returncode=last.returncode if last is not None else None,
         )
+
+
+async def _refine_with_unit(unit: str, result: CheckResult) -> CheckResult:
+    try:
+        async with asyncio.timeout(5):
+            state = await systemd_units.show(unit)
+    except (TimeoutError, OSError, SystemctlError):
+        return result
+    return refine_with_unit(result, state)

@@ -17,6 +17,7 @@ from medic.checks.postgres import PostgresCheck
 from medic.checks.process import ProcessCheck
 from medic.checks.system import SystemCheck
 from medic.checks.tcp import TcpCheck
+from medic.checks.unit import UnitCheck
 
 _PLUGINS: tuple[type[Check[Any]], ...] = (
     CommandCheck,
@@ -26,6 +27,7 @@ _PLUGINS: tuple[type[Check[Any]], ...] = (
     ProcessCheck,
     SystemCheck,
     TcpCheck,
+    UnitCheck,
 )
 
 CHECK_TYPES: Mapping[str, type[Check[Any]]] = MappingProxyType(
