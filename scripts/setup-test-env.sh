@@ -222,6 +222,15 @@ busybox_is_static() {
 }
 
 # --------------------------------------------------------------------------
+# medic-test:systemd, for tests/systemd (its own script; rebuilt only when
+# its recipe changes)
+# --------------------------------------------------------------------------
+build_systemd_image() {
+    as_root bash "$(dirname "${BASH_SOURCE[0]}")/build-systemd-image.sh" >/dev/null \
+        || die "building the systemd test image failed (scripts/build-systemd-image.sh, output above)"
+}
+
+# --------------------------------------------------------------------------
 # PostgreSQL
 # --------------------------------------------------------------------------
 pg_port=5432
@@ -300,6 +309,7 @@ main() {
     install_packages
     start_docker
     build_image
+    build_systemd_image
     start_postgres
     provision_postgres
 
@@ -311,6 +321,7 @@ main() {
     echo "medic test environment ready in $((SECONDS - t0))s"
     echo "  docker engine : $docker_version"
     echo "  test image    : $IMAGE $image_id"
+    echo "  systemd image : medic-test:systemd $(as_root docker image inspect -f '{{.Id}}' medic-test:systemd | cut -c1-19)"
     echo "  postgresql    : ${pg_state%; }"
     echo "  test dsn      : postgresql://$PG_ROLE:$PG_PASSWORD@127.0.0.1:$pg_port/$PG_DB"
 }
