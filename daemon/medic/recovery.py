@@ -673,12 +673,16 @@ class RecoveryEngine:
 
     async def _finish(self, run: _Run, outcome: str, detail: str, duration: float) -> None:
         state, playbook = run.state, run.playbook
+        healthy = bool(state.last_check and state.last_check.result.healthy)
+        if outcome == "succeeded" and not healthy:
+            # Every step worked, yet the service still fails its check (e.g.
+            # notify-only): the recovery did not resolve anything.
+            outcome, detail = "unresolved", f"{detail}; the service still fails its check"
         self.store.set_recovery_status(run.rec_id, outcome, detail)
         self.metrics.recoveries.labels(state.name, playbook.name, outcome).inc()
         self.metrics.recovery_duration.labels(state.name).observe(duration)
         state.recovering = False
         state.held_reason = None
-        healthy = bool(state.last_check and state.last_check.result.healthy)
         payload = dict(
             service=state.name,
             playbook=playbook.name,
@@ -698,7 +702,7 @@ class RecoveryEngine:
                 duration_s=round(duration, 3),
             )
             return
-        if outcome in ("failed", "interrupted", "rejected", "expired"):
+        if outcome in ("failed", "unresolved", "interrupted", "rejected", "expired"):
             self.bus.publish("recovery.failed", reason=outcome, **payload)
             log.error(
                 "Recovery failed",
