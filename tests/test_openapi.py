@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from openapi_spec_validator import validate as validate_spec
 
-from medic.api import ApiSettings, build_app
+from medic.api import ORCHESTRATOR, ApiSettings, build_app
 from medic.configload import load_config
 from medic.openapi import OPENAPI_PATH, OPERATIONS, build_document
 from medic.orchestrator import ControlPlaneOrchestrator
@@ -119,6 +119,20 @@ async def test_every_route_is_documented_with_its_method(
     assert not missing, f"routes missing from {OPENAPI_PATH}: {missing}"
     assert documented <= routes, f"documented but not routed: {sorted(documented - routes)}"
     assert (("GET", OPENAPI_PATH)) in documented
+
+
+async def test_an_unexpected_failure_is_still_the_json_error_shape(
+    api_client: tuple[web.Application, TestClient[Any, Any]],
+) -> None:
+    app, client = api_client
+    app[ORCHESTRATOR].store.close()  # every read of the history now raises
+    response = await client.get("/api/v1/recoveries")
+    assert response.status == 500
+    body = await response.json()
+    error_schema = {"$ref": "#/components/schemas/Error"}
+    assert schema_errors(build_document(), error_schema, body) == []
+    assert body["error"]["code"] == "INTERNAL_ERROR"
+    assert "closed" not in body["error"]["message"], "internals stay in the log"
 
 
 async def test_served_document_is_valid_openapi(

@@ -30,12 +30,15 @@ from medic.errors import (
     WorkflowNotFoundError,
     WorkflowsClosedError,
 )
+from medic.logging import get_logger
 from medic.metrics import CONTENT_TYPE
 from medic.openapi import OPENAPI_PATH, build_document
 from medic.orchestrator import ControlPlaneOrchestrator
 from medic.recovery import NotWaitingForApproval, RecoveryBusy
 from medic.statuspage import render_status_page
 from medic.types import FailureType
+
+log = get_logger("Api")
 
 
 class ApiSettings:
@@ -91,7 +94,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         for kind, status, code in _KNOWN_ERRORS:
             if isinstance(exc, kind):
                 return error_response(status, code, str(exc))
-        raise
+        # A bug: the caller still gets the JSON error shape; the traceback goes to the log.
+        log.exception("API request failed", method=request.method, path=request.path)
+        return error_response(500, "INTERNAL_ERROR", "internal error; the daemon log has details")
 
 
 def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response:
