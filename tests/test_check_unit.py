@@ -41,7 +41,10 @@ def test_killed_unit_is_a_definitive_crash() -> None:
         FailureType.SERVICE_CRASH,
         True,
     )
-    assert result.detail == "web.service is down: failed (failed), result signal, 0 restarts"
+    assert result.detail == (
+        "web.service is down: failed (failed), result signal, 0 restarts;"
+        " main process killed by SIGKILL"
+    )
     assert result.data[OPERATOR_STOP] is False
 
 
@@ -121,3 +124,15 @@ def test_config_rejects_a_unit_check_without_a_unit(tmp_path: Path) -> None:
     assert [str(i) for i in caught.value.issues] == [
         f"{config}:3: services.web.check: a unit check needs 'unit:' on the check or the service"
     ]
+
+
+def test_main_process_exit_is_named() -> None:
+    failed = {"LoadState": "loaded", "ActiveState": "failed", "SubState": "failed"}
+    exited = UnitState.from_properties(
+        "web.service", {**failed, "Result": "exit-code", "ExecMainCode": "1", "ExecMainStatus": "3"}
+    )
+    assert judge_unit(exited).detail.endswith("; main process exited with status 3")
+    dumped = UnitState.from_properties(
+        "web.service", {**failed, "Result": "core-dump", "ExecMainCode": "3", "ExecMainStatus": "6"}
+    )
+    assert dumped.main_exit() == "killed by SIGABRT (core dumped)"

@@ -45,7 +45,7 @@ def test_argv() -> None:
         "systemctl",
         "--no-ask-password",
         "show",
-        "--property=LoadState,ActiveState,SubState,NRestarts,Result",
+        "--property=LoadState,ActiveState,SubState,NRestarts,Result,ExecMainCode,ExecMainStatus",
         "--",
         "-odd.service",
     ]

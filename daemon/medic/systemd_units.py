@@ -8,6 +8,7 @@ fixture text; the few coroutines that run ``systemctl`` go through
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,9 @@ from typing import Any
 from medic.subprocesses import CompletedRun, run_captured
 
 SYSTEMCTL = "systemctl"
-SHOW_PROPERTIES = ("LoadState", "ActiveState", "SubState", "NRestarts", "Result")
+SHOW_PROPERTIES = (
+    "LoadState", "ActiveState", "SubState", "NRestarts", "Result", "ExecMainCode", "ExecMainStatus"
+)  # fmt: skip
 START_LIMIT_HIT = "start-limit-hit"
 _UP_STATES = frozenset({"active", "reloading", "activating"})
 
@@ -65,6 +68,10 @@ class UnitState:
     result: str
     n_restarts: int | None
     """Restarts systemd itself made (``Restart=``); None when systemd does not count them."""
+    exec_main_code: int | None = None
+    """How the main process last ended (``ExecMainCode``): 1 exited, 2 killed, 3 dumped core."""
+    exec_main_status: int | None = None
+    """Its exit status, or the signal number that ended it (``ExecMainStatus``)."""
 
     @classmethod
     def from_properties(cls, unit: str, properties: Mapping[str, str]) -> UnitState:
@@ -75,7 +82,9 @@ class UnitState:
             active_state=properties.get("ActiveState", ""),
             sub_state=properties.get("SubState", ""),
             result=properties.get("Result", ""),
-            n_restarts=int(restarts) if restarts.isdigit() else None,
+            n_restarts=_number(restarts),
+            exec_main_code=_number(properties.get("ExecMainCode", "")),
+            exec_main_status=_number(properties.get("ExecMainStatus", "")),
         )
 
     @property
@@ -94,6 +103,16 @@ class UnitState:
     def start_limit_hit(self) -> bool:
         return self.result == START_LIMIT_HIT
 
+    def main_exit(self) -> str | None:
+        """``killed by SIGKILL`` or ``exited with status 3``; None when it has not ended."""
+        code, status = self.exec_main_code, self.exec_main_status
+        if code == _CLD_EXITED:
+            return f"exited with status {status}"
+        if code in (_CLD_KILLED, _CLD_DUMPED) and status is not None:
+            dumped = " (core dumped)" if code == _CLD_DUMPED else ""
+            return f"killed by {_signal_name(status)}{dumped}"
+        return None
+
     def summary(self) -> str:
         """``failed (failed), result start-limit-hit, 5 restarts``."""
         text = f"{self.active_state or 'unknown'} ({self.sub_state or 'unknown'})"
@@ -111,6 +130,20 @@ class UnitState:
             "Result": self.result,
             "LoadState": self.load_state,
         }
+
+
+_CLD_EXITED, _CLD_KILLED, _CLD_DUMPED = 1, 2, 3  # waitid(2) si_code values
+
+
+def _number(text: str) -> int | None:
+    return int(text) if text.isdigit() else None
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 async def show(unit: str) -> UnitState:

@@ -193,10 +193,17 @@ def test_killed_unit_is_restarted_by_medic_through_systemctl(healing: SystemdHos
     wait_status(host, "demo-http", "healthy")
     before = last_id(host, "demo-http")
     old_pid = host.prop("demo-http", "MainPID")
+    cursor = host.cursor()
 
     host.systemctl("kill", "--signal=KILL", "demo-http")
 
     recovery = wait_recovery(host, "demo-http", before)
+    failed = [
+        line["detail"]
+        for line in journal_json_lines(host.journal("medic", since_cursor=cursor))
+        if line.get("service") == "demo-http" and "UNHEALTHY" in line["event"]
+    ]
+    assert failed and "main process killed by SIGKILL" in failed[0], failed
     assert recovery["outcome"] == "succeeded", recovery
     assert (recovery["playbook"], recovery["failure_type"]) == ("restart-unit", "service_crash")
     restart = recovery["steps"][0]

@@ -72,7 +72,8 @@ def judge_unit(state: UnitState) -> CheckResult:
         detail = f"{name} failed: start limit hit: run systemctl reset-failed {name} ({summary})"
         return CheckResult.fail(FailureType.SERVICE_CRASH, detail, definitive=True, **data)
     if state.failed or (state.active_state == "inactive" and state.result != "success"):
-        detail = f"{name} is down: {summary}"
+        ended = state.main_exit()
+        detail = f"{name} is down: {summary}" + (f"; main process {ended}" if ended else "")
         return CheckResult.fail(FailureType.SERVICE_CRASH, detail, definitive=True, **data)
     if state.active_state == "inactive":
         data[OPERATOR_STOP] = True
