@@ -102,7 +102,9 @@ class SystemdHost:
         label_flags = [f"--label={key}={value}" for key, value in labels.items()]
         mount = f"--volume={wheelhouse}:{WHEELHOUSE_DIR}:ro"
         argv = ["docker", "run", "--detach", f"--name={name}", *RUN_FLAGS, mount, *label_flags]
-        subprocess.run([*argv, image], check=True, capture_output=True, timeout=60)
+        done = subprocess.run([*argv, image], capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise AssertionError(f"docker run of {image} failed: {done.stderr.strip()}")
         return cls(name)
 
     def remove(self) -> None:
