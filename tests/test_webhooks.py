@@ -315,6 +315,20 @@ async def test_stop_is_bounded_when_the_receiver_hangs(
     receiver.release()
 
 
+async def test_stop_does_not_wait_out_backoffs(harness: Harness) -> None:
+    slow_backoff = {"initial": "10s", "jitter": 0}
+    dispatcher = harness.start(hook(None, max_retries=10, backoff=slow_backoff))
+    for n in range(3):
+        harness.bus.publish("service.state", n=n)
+    await harness.counted("ops", "retried")
+    t0 = time.monotonic()
+    await dispatcher.stop(flush_s=5)
+    assert time.monotonic() - t0 < 2
+    # Each event had one more try at stop: failed, none left to drop.
+    assert harness.count("ops", "failed") == 3
+    assert harness.count("ops", "dropped") == 0
+
+
 async def test_reload_adds_removes_and_changes_webhooks(
     harness: Harness, receiver: Receiver
 ) -> None:
@@ -480,3 +494,35 @@ notifications:
     assert data["service"] == "flagged"
     assert data["failure_type"] == "unhealthy_response"
     assert data["message"] == "flagged failed: unhealthy_response"
+
+
+def test_a_reload_adds_a_webhook_without_a_restart(
+    medic_daemon: DaemonFactory, tmp_path: Path
+) -> None:
+    flag = tmp_path / "healthy.flag"
+    flag.touch()
+    base = f"""
+api: {{listen: 127.0.0.1:{free_port()}, token_env: MEDIC_API_TOKEN}}
+monitoring: {{health_check_interval: 200ms, failure_threshold: 1}}
+playbooks_dir: playbooks
+services:
+  flagged:
+    check: {{type: command, command: [test, -e, "{flag}"]}}
+"""
+    playbooks = {"page": "failure_types: [disk_full]\nsteps: [{action: notify}]"}
+    daemon = medic_daemon(base, env={"MEDIC_API_TOKEN": "tok"}, playbooks=playbooks)
+    with running_receiver() as receiver:
+        daemon.write_config(
+            base
+            + f"""
+notifications:
+  webhooks:
+    - {{name: late, url: "{receiver.url()}", events: [service.unhealthy]}}
+"""
+        )
+        code, body = daemon.post("/api/v1/reload", token="tok")
+        assert code == 200, body
+        assert body["changes"]["webhooks"] == {"added": ["late"], "removed": [], "changed": []}
+        flag.unlink()
+        (delivery,) = receiver.wait("service.unhealthy")
+    assert delivery.json["data"]["service"] == "flagged"

@@ -14,6 +14,9 @@ delivery) and, when the webhook has a secret, ``X-Medic-Signature:
 sha256=<hex HMAC-SHA256 of the raw body>``. The secret is read at send time,
 so a rotated ``secret_file`` applies without a reload.
 
+At shutdown, what is queued gets up to 5 s (one more try each, without
+waiting out backoffs); the rest is dropped.
+
 Outcomes in ``medic_webhook_deliveries_total{webhook,outcome}``: ``delivered``,
 ``retried`` (one per retry), ``failed`` (retries spent, or no secret to sign
 with), ``rejected`` (a 4xx) and ``dropped`` (queue full, webhook removed, or
@@ -147,6 +150,7 @@ class WebhookDispatcher:
         self._hooks: dict[str, _Hook] = {}
         self._running = False
         self._closed = False
+        self._stopping = asyncio.Event()
         for hook in config.webhooks:
             self._add(hook)
 
@@ -202,6 +206,7 @@ class WebhookDispatcher:
     async def stop(self, flush_s: float = DEFAULT_FLUSH_S) -> None:
         """Take no more events; deliver what is queued for up to ``flush_s``, drop the rest."""
         self._closed = True
+        self._stopping.set()
         hooks = list(self._hooks.values())
         if self._running and any(h.queue.qsize() or h.in_flight for h in hooks):
             joined = asyncio.gather(*(h.queue.join() for h in hooks))
@@ -259,7 +264,7 @@ class WebhookDispatcher:
         while True:
             config = hook.config
             result = await self._attempt(config, event, body, delivery, retry + 1)
-            if result.verdict != "retry" or retry >= config.max_retries:
+            if result.verdict != "retry" or retry >= config.max_retries or self._closed:
                 break
             retry += 1
             self._count(hook, "retried")
@@ -272,8 +277,14 @@ class WebhookDispatcher:
                 retry=retry,
                 delay_s=round(delay, 3),
             )
-            await asyncio.sleep(delay)
+            await self._backoff(delay)
         self._settle(hook, event, result, retry + 1)
+
+    async def _backoff(self, delay_s: float) -> None:
+        # A stopping daemon does not wait out backoffs: whatever is queued gets
+        # one more try each within the flush time, and the rest is dropped.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), delay_s)
 
     def _settle(self, hook: _Hook, event: Event, result: Attempt, attempts: int) -> None:
         outcome = "failed" if result.verdict == "retry" else result.verdict
