@@ -4,8 +4,8 @@ and a recovery or workflow run that was cut off is marked ``interrupted``.
 
 Prometheus counters live in the process and start from zero after any
 restart (Prometheus' ``rate()`` copes with that); the counts the API reports
-(workflow ``run_count``/``error_count``, recovery ``total``, uptime) come
-from SQLite and must carry on.
+(workflow ``run_count``/``error_count``, recovery ``total``, uptime, the
+guardrails' attempts in the window) come from SQLite and must carry on.
 """
 
 from __future__ import annotations
@@ -124,6 +124,8 @@ def test_kill_9_loses_nothing_and_cut_off_work_is_interrupted(
     before = get(first, "/api/v1/recoveries")
     audit_before = get(first, "/api/v1/audit?kind=operator.*")["audit"]
     assert get(first, "/api/v1/workflows/nightly")["run_count"] == 1
+    attempts = get(first, "/api/v1/services/flaky")["attempts_in_window"]
+    assert attempts == 2
 
     first.kill()
     first.kill_group()
@@ -152,6 +154,9 @@ def test_kill_9_loses_nothing_and_cut_off_work_is_interrupted(
     assert get(second, "/api/v1/workflows/nightly")["run_count"] == 2
     assert get(second, "/api/v1/status")["workflows"]["nightly"]["run_count"] == 2
 
+    # The guardrails still count the attempts made before the crash: a daemon
+    # restarting in a loop cannot restart a service more than max_attempts.
+    assert get(second, "/api/v1/services/flaky")["attempts_in_window"] == attempts
     # Transitions survived: the time flaky spent failing still counts against it.
     uptime = get(second, "/api/v1/status")["health_status"]["flaky"]["uptime_percentage"]
     assert uptime is not None and 0 < uptime < 100

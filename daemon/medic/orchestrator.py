@@ -103,6 +103,9 @@ class ControlPlaneOrchestrator:
         if interrupted:
             log.warning("Marked runs cut off by the last stop as interrupted", count=interrupted)
         self._prune()  # a daemon that was down for long catches up before it writes more
+        restored = self.engine.restore_attempts()
+        if restored:
+            log.info("Recent recovery attempts count against the guardrails", count=restored)
         self.notifications.start()
         self.scheduler.start()
         await self.resources.processes.apply(_processes(self.config), start=not self.dry_run)

@@ -371,6 +371,19 @@ class RecoveryEngine:
 
         self._wakeups[name] = loop.call_later(delay, wake)
 
+    def restore_attempts(self, now: float | None = None) -> int:
+        """Count the recoveries started within the window before this start again,
+        so a daemon that crashes and restarts cannot exceed ``max_attempts`` or the
+        host budget; returns how many were restored."""
+        now = time.time() if now is None else now
+        states = self.services.states()
+        starts = self.store.recovery_starts(now - self.policy.window)
+        for service, at in starts:
+            if service in states:
+                states[service].attempts.append(at)
+            self.guardrails.host_attempts.append(at)
+        return len(starts)
+
     def backoff_delay(self, attempt: int) -> float:
         return self.guardrails.backoff_delay(attempt)
 
