@@ -135,12 +135,14 @@ def _remove_leftovers(client: docker.DockerClient) -> None:
 
     Containers of another pytest session that is still running are left alone.
     """
-    for container in client.containers.list(all=True, filters={"label": f"{TEST_LABEL}=1"}):
-        owner = container.labels.get(OWNER_LABEL, "")
+    # The low-level listing inspects nothing, so a container that another
+    # session removes meanwhile cannot make it fail.
+    for row in client.api.containers(all=True, filters={"label": f"{TEST_LABEL}=1"}):
+        owner = (row.get("Labels") or {}).get(OWNER_LABEL, "")
         if owner.isdigit() and _pid_alive(int(owner)):
             continue
         with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-            container.remove(force=True)
+            client.api.remove_container(row["Id"], force=True)
 
 
 def _test_labels(extra: Mapping[str, str] | None = None) -> dict[str, str]:
