@@ -99,7 +99,7 @@ def test_errors_name_yaml_paths_not_the_schemas_union_members(tmp_path: Path) ->
         workflows:
           backup:
             steps:
-              - {name: dump, action: run_command, command: [pg_dump, 5432]}
+              - {name: dump, action: run_command, command: [pg_dump, {port: 5432}]}
         """,
     )
     issues = reported(path)
