@@ -45,7 +45,8 @@ _OPT_SECONDS = nullable(_SECONDS)
 _NAMES: Schema = {"type": "array", "items": _STR}
 
 _RECOVERY_OUTCOMES = (
-    "running, waiting_approval, succeeded, failed, dry_run, interrupted, rejected, expired"
+    "running, waiting_approval, succeeded, unresolved, failed, dry_run, interrupted, rejected,"
+    " expired"
 )
 _WORKFLOW_OUTCOMES = "running, succeeded, failed, timed_out, cancelled, interrupted"
 
