@@ -263,7 +263,7 @@ def test_many_services_failing_together_are_held_then_recovered(
     assert "5 of 6 services" in listing["recovery_hold"]
     holds = service(daemon, "s0")["recent_holds"]
     assert holds and holds[0]["data"]["reason"] == "blast_radius"
-    code, text = daemon.get("/metrics")
+    _code, text = daemon.get("/metrics")
     assert 'medic_recoveries_held_total{reason="blast_radius"}' in text
     # An operator brings three back by hand: 2 of 6 failing is below the fraction.
     for box in boxes[:3]:

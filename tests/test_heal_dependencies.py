@@ -5,8 +5,8 @@ pointless restart of the web service, which is held and then found healthy."""
 from __future__ import annotations
 
 import subprocess
-import time
 import sys
+import time
 from pathlib import Path
 
 import pytest
