@@ -49,6 +49,7 @@ log = get_logger("Notifications")
 
 OUTCOMES = ("delivered", "retried", "failed", "rejected", "dropped")
 RETRYABLE_4XX = frozenset({408, 429})
+_LOG_EVERY_DROP = 100
 DEFAULT_FLUSH_S = 5.0
 """How long a stopping daemon waits for queued deliveries."""
 
@@ -130,6 +131,7 @@ class _Hook:
     queue: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
     task: asyncio.Task[None] | None = None
     in_flight: Event | None = None
+    dropped: int = 0
 
 
 class WebhookDispatcher:
@@ -169,12 +171,15 @@ class WebhookDispatcher:
             oldest = hook.queue.get_nowait()
             hook.queue.task_done()
             self._count(hook, "dropped")
-            log.warning(
-                "Webhook queue full: dropped the oldest event",
-                webhook=hook.config.name,
-                dropped_event=oldest.name,
-                queue_size=self.queue_size,
-            )
+            hook.dropped += 1
+            if hook.dropped % _LOG_EVERY_DROP == 1:  # a dead receiver must not flood the log
+                log.warning(
+                    "Webhook queue full: dropping the oldest events",
+                    webhook=hook.config.name,
+                    dropped_event=oldest.name,
+                    dropped_so_far=hook.dropped,
+                    queue_size=self.queue_size,
+                )
         hook.queue.put_nowait(event)
 
     # lifecycle -----------------------------------------------------------------
