@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
 _CHECK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5, 5)
 _RECOVERY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 _WORKFLOW_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
 
@@ -29,6 +30,13 @@ class Metrics:
             "Time taken by each health check.",
             ["service", "type"],
             buckets=_CHECK_BUCKETS,
+            registry=r,
+        )
+        self.check_start_lag = Histogram(
+            "medic_check_start_lag_seconds",
+            "Delay between a scheduled check's due time and its actual start"
+            " (runs skipped because the previous check is still running are not counted).",
+            buckets=_LAG_BUCKETS,
             registry=r,
         )
         self.check_failures = Counter(

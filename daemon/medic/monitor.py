@@ -5,10 +5,12 @@ immediate check of the service that owns the container."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from medic.checks import Check
@@ -61,6 +63,8 @@ class SelfHealingMonitor:
         self._checks: dict[str, Check[Any]] = {}
         self._in_flight: dict[str, asyncio.Task[CheckResult]] = {}
         self._recheck: set[str] = set()
+        self._due: dict[str, float] = {}
+        """When each submitted scheduled check was due (epoch seconds), until it starts."""
         self._started = False
         self.intent = DockerIntent()
         for spec in services.values():
@@ -70,6 +74,8 @@ class SelfHealingMonitor:
 
     def start(self) -> None:
         """Schedule every service's check (the first one runs at once)."""
+        if not self._started:
+            self.scheduler.add_listener(self._note_due, EVENT_JOB_SUBMITTED)
         self._started = True
         for spec in [s.spec for s in self._states.values()]:
             self._schedule(spec)
@@ -177,9 +183,19 @@ class SelfHealingMonitor:
 
     async def scheduled_check(self, name: str) -> None:
         """The scheduler's job; skips quietly when a check is still running."""
+        due = self._due.pop(name, None)
         if name in self._in_flight or name not in self._states:
             return
+        if due is not None:
+            self.metrics.check_start_lag.observe(max(0.0, time.time() - due))
         await self.probe_now(name)
+
+    def _note_due(self, event: JobSubmissionEvent) -> None:
+        # APScheduler hands the job function no due time; this event carries it
+        # and is dispatched before the job's coroutine first runs.
+        job_id: str = event.job_id
+        if job_id.startswith(_JOB_PREFIX):
+            self._due[job_id[len(_JOB_PREFIX) :]] = event.scheduled_run_times[-1].timestamp()
 
     def _check_done(self, name: str) -> None:
         self._in_flight.pop(name, None)
@@ -302,6 +318,7 @@ class SelfHealingMonitor:
         if job is not None:
             job.remove()
         self._states.pop(name, None)
+        self._due.pop(name, None)
         check = self._checks.pop(name, None)
         if check is not None:
             await check.close()
