@@ -14,6 +14,9 @@ from medic.containers import DockerGateway
 from medic.pgpool import PostgresPools
 from medic.supervisor import ProcessSupervisor
 
+_KEEPALIVE_S = 4.0
+"""How long an idle connection of the shared HTTP session is kept for reuse."""
+
 
 class Resources:
     def __init__(self, *, http_connection_limit: int = 256, state_dir: Path | None = None) -> None:
@@ -27,10 +30,21 @@ class Resources:
 
     @property
     def http(self) -> aiohttp.ClientSession:
-        """The shared client session; keep-alive off so a restarted server is seen fresh."""
+        """The shared client session.
+
+        Idle connections are kept for ``_KEEPALIVE_S``, below the usual server
+        keep-alive timeouts (5 s and more), so a check every few seconds reuses
+        one instead of connecting anew. A restarted server is still seen: the
+        connections to the old process are closed, so the next check connects
+        fresh (and a GET that meets a connection closed under it is retried once
+        on a new one by aiohttp).
+        """
         if self._http is None or self._http.closed:
             connector = aiohttp.TCPConnector(
-                limit=self._http_limit, limit_per_host=16, force_close=True, ttl_dns_cache=10
+                limit=self._http_limit,
+                limit_per_host=16,
+                keepalive_timeout=_KEEPALIVE_S,
+                ttl_dns_cache=10,
             )
             self._http = aiohttp.ClientSession(connector=connector, trust_env=False)
         return self._http

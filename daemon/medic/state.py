@@ -11,6 +11,9 @@ from medic.checks.base import CheckResult
 from medic.config import ServiceSpec
 from medic.types import CircuitState, FailureType, ServiceStatus
 
+_FAILING = frozenset({ServiceStatus.UNHEALTHY, ServiceStatus.RECOVERING, ServiceStatus.HELD})
+"""Built once: the blast-radius rule asks every service's ``is_failing`` on each failed check."""
+
 
 @dataclass(frozen=True)
 class Transition:
@@ -144,11 +147,7 @@ class ServiceState:
 
     @property
     def is_failing(self) -> bool:
-        return self.status in (
-            ServiceStatus.UNHEALTHY,
-            ServiceStatus.RECOVERING,
-            ServiceStatus.HELD,
-        )
+        return self.status in _FAILING
 
     def _next_attempt(self) -> float | None:
         if self.circuit is CircuitState.OPEN:

@@ -21,6 +21,8 @@ _EXCERPT_CHARS = 200
 _STATUS_CLASS = re.compile(r"^([1-5])xx$")
 _STATUS_RANGE = re.compile(r"^(\d{3})-(\d{3})$")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_UNBOUNDED = aiohttp.ClientTimeout()
+"""No aiohttp timers of its own: the runner's timeout already bounds every probe."""
 
 StatusSpec = int | str
 
@@ -113,6 +115,7 @@ class HttpCheck(Check[Options]):
             headers=opts.headers,
             allow_redirects=opts.follow_redirects,
             ssl=opts.verify_tls,
+            timeout=_UNBOUNDED,
         ) as response:
             body = await _read_limited(response, MAX_BODY_BYTES)
             text = body.decode(response.charset or "utf-8", errors="replace")
