@@ -11,16 +11,14 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import aiohttp
-from pydantic import ConfigDict, Field, field_validator, model_validator
-from yarl import URL
+from pydantic import ConfigDict, Field, model_validator
 
 from medic.actions.base import Action, ActionContext, ActionOptions, ActionResult
-from medic.checks.http import StatusSpec, status_matches, validate_status_spec
+from medic.checks.http import HttpMethod, HttpUrl, StatusList, StatusSpec, status_matches
 
 OUTPUT_TAIL_BYTES = 4 * 1024
 MAX_READ_BYTES = 1 << 20
 """Bytes read from a response at most; the rest is not waited for."""
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def _default_expect_status() -> list[StatusSpec]:
@@ -33,35 +31,14 @@ class Options(ActionOptions):
     model_config = ConfigDict(populate_by_name=True)
 
     action: Literal["http_request"]
-    url: str
-    method: str = "GET"
+    url: HttpUrl
+    method: HttpMethod = "GET"
     headers: dict[str, str] = Field(default_factory=dict)
     json_body: Any = Field(default=None, alias="json")
     body: str | None = None
-    expect_status: list[StatusSpec] = Field(default_factory=_default_expect_status, min_length=1)
+    expect_status: StatusList = Field(default_factory=_default_expect_status)
     verify_tls: bool = True
     follow_redirects: bool = True
-
-    @field_validator("url")
-    @classmethod
-    def _absolute_http_url(cls, value: str) -> str:
-        url = URL(value)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError(f"{value!r} is not an absolute http:// or https:// URL")
-        return value
-
-    @field_validator("method")
-    @classmethod
-    def _known_method(cls, value: str) -> str:
-        method = value.upper()
-        if method not in _METHODS:
-            raise ValueError(f"unknown HTTP method {value!r}; known: {', '.join(sorted(_METHODS))}")
-        return method
-
-    @field_validator("expect_status")
-    @classmethod
-    def _valid_statuses(cls, value: list[StatusSpec]) -> list[StatusSpec]:
-        return [validate_status_spec(spec) for spec in value]
 
     @model_validator(mode="after")
     def _one_body(self) -> Options:

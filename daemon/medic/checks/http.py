@@ -7,10 +7,10 @@ but is wrong (status, body) becomes an ``unhealthy_response`` result here.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 import aiohttp
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 from yarl import URL
 
 from medic.checks.base import Check, CheckOptions, CheckResult
@@ -58,37 +58,40 @@ def _default_expect_status() -> list[StatusSpec]:
     return ["2xx", "3xx"]
 
 
+def _absolute_http_url(value: str) -> str:
+    url = URL(value)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"{value!r} is not an absolute http:// or https:// URL")
+    return value
+
+
+def _known_method(value: str) -> str:
+    method = value.upper()
+    if method not in _METHODS:
+        raise ValueError(f"unknown HTTP method {value!r}; known: {', '.join(sorted(_METHODS))}")
+    return method
+
+
+def _valid_statuses(value: list[StatusSpec]) -> list[StatusSpec]:
+    return [validate_status_spec(spec) for spec in value]
+
+
+HttpUrl = Annotated[str, AfterValidator(_absolute_http_url)]
+"""An absolute http:// or https:// URL (shared by the check and http_request)."""
+HttpMethod = Annotated[str, AfterValidator(_known_method)]
+StatusList = Annotated[list[StatusSpec], Field(min_length=1), AfterValidator(_valid_statuses)]
+
+
 class Options(CheckOptions):
     type: Literal["http"]
-    url: str
-    method: str = "GET"
+    url: HttpUrl
+    method: HttpMethod = "GET"
     headers: dict[str, str] = Field(default_factory=dict)
-    expect_status: list[StatusSpec] = Field(default_factory=_default_expect_status, min_length=1)
+    expect_status: StatusList = Field(default_factory=_default_expect_status)
     body_contains: str | None = None
     body_regex: str | None = None
     verify_tls: bool = True
     follow_redirects: bool = True
-
-    @field_validator("url")
-    @classmethod
-    def _absolute_http_url(cls, value: str) -> str:
-        url = URL(value)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError(f"{value!r} is not an absolute http:// or https:// URL")
-        return value
-
-    @field_validator("method")
-    @classmethod
-    def _known_method(cls, value: str) -> str:
-        method = value.upper()
-        if method not in _METHODS:
-            raise ValueError(f"unknown HTTP method {value!r}; known: {', '.join(sorted(_METHODS))}")
-        return method
-
-    @field_validator("expect_status")
-    @classmethod
-    def _valid_statuses(cls, value: list[StatusSpec]) -> list[StatusSpec]:
-        return [validate_status_spec(spec) for spec in value]
 
     @field_validator("body_regex")
     @classmethod
