@@ -154,9 +154,10 @@ async def _serve_targets(ports: int) -> None:
 def hanging_indexes(services: int, ports: int, fraction: float) -> set[int]:
     """Which services hang: ``fraction`` of them, the same share on every port."""
     hanging: set[int] = set()
+    per_port = math.ceil(services / ports)
     for i in range(services):
-        k = i // ports  # the service's rank among those on its port
-        if math.floor((k + 1) * fraction + 1e-9) > math.floor(k * fraction + 1e-9):
+        rank = (i % ports) * per_port + i // ports  # the services taken port by port
+        if math.floor((rank + 1) * fraction + 1e-9) > math.floor(rank * fraction + 1e-9):
             hanging.add(i)
     return hanging
 
