@@ -209,3 +209,24 @@ def test_docker_intent_tells_a_stop_from_a_crash(
         intent.observe(earlier)
     assert intent.observe(event("die")) == meaning_of_die
     assert intent.observe(event("stop")) == "operator_stop"
+
+
+def test_a_failed_latest_probe_counts_towards_the_blast_radius_before_its_threshold() -> None:
+    counting = []
+    for i in range(3):
+        s = ServiceState(spec(f"c{i}"))
+        s.observe(CheckResult.ok())
+        s.observe(CheckResult.fail(FailureType.CONNECTION_TIMEOUT, "slow"))  # 1 of 3 failures
+        assert s.status is ServiceStatus.HEALTHY
+        counting.append(s)
+    states = by_name(failing("web"), *counting, healthy("h0"))
+    assert "4 of 5 services" in (Guardrails(RecoveryPolicy()).blast_radius(states) or "")
+
+
+def test_each_service_keeps_a_stable_phase_within_its_interval() -> None:
+    from medic.monitor import check_phase
+
+    phases = [check_phase(f"svc{i}", 10.0) for i in range(200)]
+    assert all(0 <= p < 10.0 for p in phases)
+    assert phases == [check_phase(f"svc{i}", 10.0) for i in range(200)]
+    assert len({round(p, 2) for p in phases}) > 150, "phases are not spread"

@@ -146,7 +146,14 @@ class Guardrails:
 
 
 def failing_on_its_own(state: ServiceState) -> bool:
-    return state.is_failing and state.failure_type is not FailureType.DEPENDENCY_FAILURE
+    """Failing now for a reason of its own: unhealthy, or its latest probe failed.
+
+    Counting a failed latest probe, not only a crossed threshold, lets a
+    host-wide problem show while the checks (each in its own phase of the
+    interval) are still counting towards their thresholds.
+    """
+    failing = state.is_failing or state.consecutive_failures > 0
+    return failing and state.failure_type is not FailureType.DEPENDENCY_FAILURE
 
 
 def failing_dependencies(state: ServiceState, states: Mapping[str, ServiceState]) -> list[str]:

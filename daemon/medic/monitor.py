@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import zlib
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -299,10 +300,14 @@ class SelfHealingMonitor:
             self._schedule(spec)
 
     def _schedule(self, spec: ServiceSpec) -> None:
+        now = datetime.now().astimezone()
         self.scheduler.add_job(
             self.scheduled_check,
             "interval",
             seconds=spec.interval_s,
+            # Each service keeps its own phase within the interval, so a
+            # thousand checks are not all due in the same instant.
+            start_date=now + timedelta(seconds=check_phase(spec.name, spec.interval_s)),
             args=[spec.name],
             id=_JOB_PREFIX + spec.name,
             name=f"check {spec.name}",
@@ -310,7 +315,7 @@ class SelfHealingMonitor:
             max_instances=3,
             coalesce=True,
             misfire_grace_time=max(1, int(spec.interval_s)),
-            next_run_time=datetime.now().astimezone() + timedelta(milliseconds=10),
+            next_run_time=now + timedelta(milliseconds=10),
         )
 
     async def _remove(self, name: str) -> None:
@@ -346,6 +351,11 @@ class SelfHealingMonitor:
             task.cancel()
         for check in self._checks.values():
             await check.close()
+
+
+def check_phase(name: str, interval_s: float) -> float:
+    """A stable offset in [0, interval) for the service's periodic checks."""
+    return (zlib.crc32(name.encode()) % 10_000) / 10_000 * interval_s
 
 
 def _check_container(spec: ServiceSpec) -> str | None:
