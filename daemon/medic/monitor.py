@@ -179,7 +179,11 @@ class SelfHealingMonitor:
         if name in self._in_flight:
             self._recheck.add(name)  # the running probe may predate the news
             return
-        task = asyncio.create_task(self.probe_now(name), name=f"request:{name}")
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # not running yet: the scheduled checks will come
+        task = loop.create_task(self.probe_now(name), name=f"request:{name}")
         task.add_done_callback(_consume_result)
 
     async def scheduled_check(self, name: str) -> None:
@@ -306,7 +310,8 @@ class SelfHealingMonitor:
             "interval",
             seconds=spec.interval_s,
             # Each service keeps its own phase within the interval, so a
-            # thousand checks are not all due in the same instant.
+            # thousand checks are not all due in the same instant. (With
+            # next_run_time set, APScheduler would count from that instead.)
             start_date=now + timedelta(seconds=check_phase(spec.name, spec.interval_s)),
             args=[spec.name],
             id=_JOB_PREFIX + spec.name,
@@ -315,8 +320,9 @@ class SelfHealingMonitor:
             max_instances=3,
             coalesce=True,
             misfire_grace_time=max(1, int(spec.interval_s)),
-            next_run_time=now + timedelta(milliseconds=10),
         )
+        # The first check runs at once; the interval's own phase follows.
+        self.request_check(spec.name)
 
     async def _remove(self, name: str) -> None:
         job = self.scheduler.get_job(_JOB_PREFIX + name)

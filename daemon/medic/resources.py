@@ -46,7 +46,11 @@ class Resources:
                 keepalive_timeout=_KEEPALIVE_S,
                 ttl_dns_cache=10,
             )
-            self._http = aiohttp.ClientSession(connector=connector, trust_env=False)
+            # No cookie jar: health probes must not carry state from one to the next
+            # (and parsing Set-Cookie on every probe costs CPU at a thousand a second).
+            self._http = aiohttp.ClientSession(
+                connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
+            )
         return self._http
 
     async def close(self) -> None:
