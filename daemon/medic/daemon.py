@@ -51,8 +51,10 @@ class Daemon:
         orch = ControlPlaneOrchestrator(loaded, dry_run=True if self.dry_run_flag else None)
         self.orchestrator = orch
         self.settings = ApiSettings(loaded.model.api)
-        await orch.start()
+        # The API listens before the first checks run, so a service that probes
+        # medic itself (the default config's medic-api) is not refused at start.
         runner = await self._start_api(orch)
+        await orch.start()
         watchdog = asyncio.create_task(self.notifier.run_watchdog(), name="watchdog")
         self._install_signals()
         self.notifier.ready(status=f"watching {len(loaded.services)} services")
