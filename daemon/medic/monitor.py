@@ -172,6 +172,15 @@ class SelfHealingMonitor:
             task.add_done_callback(lambda _t: self._check_done(name))
         return await asyncio.shield(task)
 
+    async def probe_fresh(self, name: str) -> CheckResult:
+        """Run a probe that starts now, even if an older one is still in flight.
+
+        ``wait_healthy`` uses it after a restart: joining a probe that began
+        before the restart (and may still wait on the old process) would report
+        the service healthy late, or not at all.
+        """
+        return await self._check(self.state(name))
+
     def request_check(self, name: str) -> None:
         """Ask for a check as soon as possible; never blocks, never raises."""
         if name not in self._states:

@@ -50,6 +50,8 @@ class ServiceSource(Protocol):
 
     async def probe_now(self, name: str) -> CheckResult: ...
 
+    async def probe_fresh(self, name: str) -> CheckResult: ...
+
     def request_check(self, name: str) -> None: ...
 
     def apply_transition(self, transition: Transition | None) -> None: ...
@@ -666,7 +668,7 @@ class RecoveryEngine:
             )
             self.bus.publish(event, **{"service": name, **data})
 
-        run_check: Callable[[], Awaitable[CheckResult]] = lambda: self.services.probe_now(name)  # noqa: E731
+        run_check: Callable[[], Awaitable[CheckResult]] = lambda: self.services.probe_fresh(name)  # noqa: E731
         return ActionContext(
             resources=self.resources,
             state_dir=self.state_dir,
