@@ -230,3 +230,18 @@ def test_each_service_keeps_a_stable_phase_within_its_interval() -> None:
     assert all(0 <= p < 10.0 for p in phases)
     assert phases == [check_phase(f"svc{i}", 10.0) for i in range(200)]
     assert len({round(p, 2) for p in phases}) > 150, "phases are not spread"
+
+
+def test_an_exited_container_after_a_gentle_signal_may_still_be_a_stop() -> None:
+    intent = DockerIntent()
+    assert not intent.stop_may_follow("web", now=100.0)
+    intent.observe(event("kill", signal="15"), now=100.0)
+    # A check may find it exited before the die event is read: wait for Docker.
+    assert intent.stop_may_follow("web", now=105.0)
+    intent.observe(event("die"), now=110.0)
+    assert intent.stop_may_follow("web", now=110.1)
+    assert not intent.stop_may_follow("web", now=110.5), "no stop came: it is a crash"
+    intent.observe(event("start"), now=111.0)
+    assert not intent.stop_may_follow("web", now=111.1)
+    intent.observe(event("kill", signal="9"), now=112.0)
+    assert not intent.stop_may_follow("web", now=112.1), "docker kill is a crash at once"

@@ -223,6 +223,8 @@ class SelfHealingMonitor:
         if self._states.get(state.name) is not state:
             return probe.result  # the service was removed or replaced meanwhile
         result = self._with_dependency_context(state, probe.result)
+        if self._stop_may_follow(state, result):
+            return result  # judged again once Docker has had the chance to say stop
         self._follow_unit_intent(state, result)
         state.last_check = LastCheck(probe.at, probe.duration_s, result)
         self.apply_transition(state.observe(result))
@@ -233,6 +235,18 @@ class SelfHealingMonitor:
         if self.engine is not None and not result.healthy:
             self.engine.evaluate(state)
         return result
+
+    def _stop_may_follow(self, state: ServiceState, result: CheckResult) -> bool:
+        """An exited container after a gentle signal may be ``docker stop``: wait a moment."""
+        container = state.spec.container or _check_container(state.spec)
+        if result.healthy or result.failure_type is not FailureType.SERVICE_CRASH:
+            return False
+        if container is None or not state.spec.policy.respect_manual_stop:
+            return False
+        if not self.intent.stop_may_follow(container):
+            return False
+        asyncio.get_running_loop().call_later(DIE_DEFER_S, self.request_check, state.name)
+        return True
 
     def _with_dependency_context(self, state: ServiceState, result: CheckResult) -> CheckResult:
         if result.healthy:
