@@ -250,7 +250,7 @@ async def test_verify_tls(tls_url: str, resources: Resources) -> None:
         ({"url": "http://x/", "expect_status": [700]}, "not between 100 and 599"),
         ({"url": "http://x/", "expect_status": ["300-200"]}, "invalid status"),
         ({"url": "http://x/", "expect_status": []}, "at least 1"),
-        ({"url": "http://x/", "body_regex": "(unclosed"}, "body_regex does not compile"),
+        ({"url": "http://x/", "body_regex": "(unclosed"}, "not a valid regular expression"),
         ({"url": "http://x/", "verb": "GET"}, "Extra inputs are not permitted"),
         ({}, "url"),
     ],

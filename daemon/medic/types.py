@@ -91,3 +91,15 @@ def _argument(value: Any) -> Any:
 
 Argv = list[Annotated[str, BeforeValidator(_argument)]]
 """A program and its arguments; numbers in the list are taken as strings."""
+
+
+def _compiles(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression: {exc}") from None
+    return value
+
+
+Regex = Annotated[str, AfterValidator(_compiles)]
+"""A regular expression, checked when the config is loaded."""

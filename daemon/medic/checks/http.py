@@ -10,11 +10,11 @@ import re
 from typing import Annotated, Literal
 
 import aiohttp
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field
 from yarl import URL
 
 from medic.checks.base import Check, CheckOptions, CheckResult
-from medic.types import FailureType
+from medic.types import FailureType, Regex
 
 MAX_BODY_BYTES = 64 * 1024
 _EXCERPT_CHARS = 200
@@ -89,19 +89,9 @@ class Options(CheckOptions):
     headers: dict[str, str] = Field(default_factory=dict)
     expect_status: StatusList = Field(default_factory=_default_expect_status)
     body_contains: str | None = None
-    body_regex: str | None = None
+    body_regex: Regex | None = None
     verify_tls: bool = True
     follow_redirects: bool = True
-
-    @field_validator("body_regex")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"body_regex does not compile: {exc}") from exc
-        return value
 
 
 class HttpCheck(Check[Options]):

@@ -34,12 +34,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import psutil
-from pydantic import BeforeValidator, ByteSize, Field, field_validator, model_validator
+from pydantic import BeforeValidator, ByteSize, Field, model_validator
 
 from medic.checks._leak import MinGrowth, Sample, judge_growth, parse_min_growth
 from medic.checks.base import Check, CheckOptions, CheckResult, CheckTarget
 from medic.supervisor import pid_alive, read_pidfile
-from medic.types import Duration, FailureType, RelPath
+from medic.types import Duration, FailureType, Regex, RelPath
 
 if TYPE_CHECKING:
     from medic.resources import Resources
@@ -52,7 +52,7 @@ class Options(CheckOptions):
     type: Literal["process"]
     name: str | None = None
     """The process name (``comm``, e.g. ``nginx``)."""
-    cmdline: str | None = None
+    cmdline: Regex | None = None
     """A regular expression searched in the process's space-joined command line."""
     pidfile: RelPath | None = None
     memory_max: ByteSize | None = None
@@ -67,16 +67,6 @@ class Options(CheckOptions):
     first sample) or a size such as ``50MB``."""
     cpu_percent_max: float | None = Field(default=None, gt=0)
     """Percent of one CPU (a process busy on two cores uses 200)."""
-
-    @field_validator("cmdline")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"cmdline is not a valid regular expression: {exc}") from exc
-        return value
 
     @model_validator(mode="after")
     def _one_selector(self) -> Options:
