@@ -260,5 +260,34 @@ def test_a_hanging_check_never_delays_the_others(
         wait_for(target_checked_often, 3.0, interval=0.05, message="target checked every 200 ms")
         stuck = daemon.get("/api/v1/services/stuck")[1]
         assert stuck["last_check"] is None, "the stuck probe cannot have finished within 20 s"
+
+    finally:
+        silent.close()
+
+
+def test_stopping_with_scheduled_checks_in_flight_logs_no_error(
+    medic_daemon: DaemonFactory, listening_port: int
+) -> None:
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(50)
+    try:
+        hang_port = silent.getsockname()[1]
+        hanging = (
+            f"  stuck:\n    check: {{type: http, url: 'http://127.0.0.1:{hang_port}/'}}\n"
+            f"    timeout: 1s\n    interval: 200ms\n"
+        )
+        daemon = medic_daemon(minimal_config(free_port(), listening_port, hanging))
+        # After the first probe timed out, the scheduler starts the next ones:
+        # one of its jobs is waiting on a hanging probe when the daemon stops.
+        wait_for(
+            lambda: daemon.get("/api/v1/services/stuck")[1]["last_check"] is not None,
+            10,
+            message="the first probe timed out",
+        )
+        time.sleep(0.5)  # the next scheduled probe is now hanging (it lasts 1 s)
+        assert daemon.stop() == 0
+        errors = [r for r in daemon.log_lines() if r.get("level") in ("error", "critical")]
+        assert errors == [], errors
     finally:
         silent.close()

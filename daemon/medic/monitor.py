@@ -68,6 +68,7 @@ class SelfHealingMonitor:
         """When each submitted scheduled check was due (epoch seconds), until it starts."""
         self._started = False
         self.intent = DockerIntent()
+        self._jobs: set[asyncio.Task[Any]] = set()
         for spec in services.values():
             self._add(spec)
 
@@ -202,7 +203,19 @@ class SelfHealingMonitor:
             return
         if due is not None:
             self.metrics.check_start_lag.observe(max(0.0, time.time() - due))
-        await self.probe_now(name)
+        job = asyncio.current_task()
+        if job is not None:
+            self._jobs.add(job)
+        try:
+            await self.probe_now(name)
+        except asyncio.CancelledError:
+            if job is not None and job.cancelling():
+                raise
+            # The check itself was cancelled (shutdown, service removed): not an
+            # error of this job, so APScheduler need not log one per service.
+        finally:
+            if job is not None:
+                self._jobs.discard(job)
 
     def _note_due(self, event: JobSubmissionEvent) -> None:
         # APScheduler hands the job function no due time; this event carries it
@@ -376,8 +389,11 @@ class SelfHealingMonitor:
         return changes
 
     async def close(self) -> None:
+        """Cancel the checks in flight and let the scheduler's jobs end quietly."""
         for task in list(self._in_flight.values()):
             task.cancel()
+        if self._jobs:
+            await asyncio.wait(list(self._jobs), timeout=5)
         for check in self._checks.values():
             await check.close()
 
