@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +21,6 @@ from tests.processes import PYTHON, Spawner, program, rss_bytes
 
 MIB = 1_048_576
 SLEEPER = [PYTHON, "-c", "import time; time.sleep(300)"]
-
-
-@pytest.fixture
-def spawn() -> Iterator[Spawner]:
-    with Spawner() as spawner:
-        yield spawner
-
-
-@pytest.fixture
-async def resources(tmp_path: Path) -> AsyncIterator[Resources]:
-    res = Resources(state_dir=tmp_path / "state")
-    yield res
-    await res.close()
 
 
 def make_check(resources: Resources, service: str = "svc", **options: Any) -> ProcessCheck:
@@ -60,8 +46,16 @@ async def test_finds_a_process_by_pidfile_name_and_cmdline(
     proc = spawn([PYTHON, "-c", "import time; time.sleep(300)", marker])
     pidfile = tmp_path / "p.pid"
     pidfile.write_text(f"{proc.pid}\n")
-    by_pidfile = await make_check(resources, pidfile=str(pidfile)).probe()
-    by_cmdline = await make_check(resources, cmdline=rf"time\.sleep\(300\).*{marker}").probe()
+    # Just spawned, the child may not have exec'd Python yet: wait until it has.
+    by_pidfile = await async_wait_for(
+        lambda: _when(make_check(resources, pidfile=str(pidfile)), lambda r: r.healthy), 5
+    )
+    by_cmdline = await async_wait_for(
+        lambda: _when(
+            make_check(resources, cmdline=rf"time\.sleep\(300\).*{marker}"), lambda r: r.healthy
+        ),
+        5,
+    )
     for result in (by_pidfile, by_cmdline):
         assert result.healthy, result.detail
         assert result.data["pid"] == proc.pid
