@@ -27,7 +27,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ import pytest
 import yaml
 from docker.models.containers import Container
 
+from medic.resources import Resources
 from tests.helpers import (
     SETUP_HINT,
     TEST_IMAGE,
@@ -47,6 +48,7 @@ from tests.helpers import (
     kill_container_process,
     wait_for,
 )
+from tests.processes import Spawner
 
 pytest_plugins = ["tests.dockerwatch"]
 
@@ -762,3 +764,18 @@ __all__ = [
     "DaemonProcess",
     "http_request",
 ]
+
+
+@pytest.fixture
+async def resources(tmp_path: Path) -> AsyncIterator[Resources]:
+    """The daemon's shared clients (HTTP session, Docker, pools, processes), closed after."""
+    res = Resources(state_dir=tmp_path / "state")
+    yield res
+    await res.close()
+
+
+@pytest.fixture
+def spawn() -> Iterator[Spawner]:
+    """Starts real processes for a test and kills whatever is left at the end."""
+    with Spawner() as spawner:
+        yield spawner

@@ -82,13 +82,6 @@ def _via(dsn: str, port: int, tag: str) -> str:
     return f"{parts.scheme}://{netloc}:{port}{parts.path}?application_name={tag}"
 
 
-@pytest.fixture
-async def resources() -> AsyncIterator[Resources]:
-    res = Resources()
-    yield res
-    await res.close()
-
-
 def _reconnect(**options: Any) -> Reconnect:
     return Reconnect(Reconnect.options_model.model_validate({"action": "reconnect", **options}))
 
@@ -193,4 +186,3 @@ def test_describe_never_shows_the_password(tmp_path: Path) -> None:
     assert text == (
         "drop and reopen medic's connection to db.internal:6432/app until it answers (up to 30s)"
     )
-

@@ -4,7 +4,7 @@ systemctl stand-in, as in test_systemd_units.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +18,6 @@ from medic.resources import Resources
 from medic.types import FailureType
 from tests.conftest import ContainerFactory
 from tests.systemd_stand_in import StandIn, stand_in_fixture  # noqa: F401  # the fixture
-
-
-@pytest.fixture
-async def resources() -> AsyncIterator[Resources]:
-    res = Resources()
-    yield res
-    await res.close()
 
 
 class Probe:

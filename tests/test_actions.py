@@ -32,13 +32,6 @@ from tests.conftest import ContainerFactory, http_request
 from tests.helpers import wait_for
 
 
-@pytest.fixture
-async def resources() -> AsyncIterator[Resources]:
-    res = Resources()
-    yield res
-    await res.close()
-
-
 def _ctx(resources: Resources, tmp_path: Path, container: str | None = None, **kw: Any) -> Any:
     service = ServiceTarget(name="web", container=container)
     return ActionContext(resources=resources, state_dir=tmp_path, service=service, **kw)

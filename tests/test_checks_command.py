@@ -4,7 +4,6 @@ runner's timeout ending the whole process tree."""
 from __future__ import annotations
 
 import shlex
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +19,6 @@ from medic.resources import Resources
 from medic.runner import CheckRunner, build_check
 from medic.types import FailureType
 from tests.helpers import async_wait_for
-
-
-@pytest.fixture
-async def resources() -> AsyncIterator[Resources]:
-    res = Resources()
-    yield res
-    await res.close()
 
 
 def _check(resources: Resources, command: list[str], **options: Any) -> CommandCheck:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator
 from typing import Any
 
 import docker
@@ -20,13 +19,6 @@ from medic.types import FailureType
 from tests.conftest import ContainerFactory
 
 SECOND_NS = 1_000_000_000
-
-
-@pytest.fixture
-async def resources() -> AsyncIterator[Resources]:
-    res = Resources()
-    yield res
-    await res.close()
 
 
 async def _probe(resources: Resources, container: str, **options: Any) -> CheckResult:

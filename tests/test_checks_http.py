@@ -71,13 +71,6 @@ async def server() -> AsyncIterator[TestServer]:
     await test_server.close()
 
 
-@pytest.fixture
-async def resources() -> AsyncIterator[Resources]:
-    res = Resources()
-    yield res
-    await res.close()
-
-
 def _check(resources: Resources, url: str, **options: Any) -> HttpCheck:
     opts = Options.model_validate({"type": "http", "url": url, **options})
     return HttpCheck(opts, TARGET, resources)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -31,13 +30,6 @@ from medic.types import FailureType
 from tests.helpers import async_wait_for, free_port
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-async def resources() -> AsyncIterator[Resources]:
-    res = Resources()
-    yield res
-    await res.close()
 
 
 def _check(resources: Resources, timeout_s: float | None = 5.0, **options: Any) -> PostgresCheck:

@@ -7,11 +7,8 @@ shipped playbook heals) is notified through ``notify-only``.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from medic.checks.base import CheckTarget
 from medic.checks.system import Options, SystemCheck
@@ -22,13 +19,6 @@ from tests.helpers import free_port, wait_for
 
 REPO_PLAYBOOKS = Path(__file__).resolve().parent.parent / "recovery_playbooks"
 JOURNALCTL_STAND_IN = Path(__file__).parent / "fixtures" / "bin-journalctl"
-
-
-@pytest.fixture
-async def resources() -> AsyncIterator[Resources]:
-    res = Resources()
-    yield res
-    await res.close()
 
 
 def _check(resources: Resources, **options: Any) -> SystemCheck:

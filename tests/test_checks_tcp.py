@@ -60,13 +60,6 @@ async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[Server]]]:
         await server.wait_closed()
 
 
-@pytest.fixture
-async def resources() -> AsyncIterator[Resources]:
-    res = Resources()
-    yield res
-    await res.close()
-
-
 def _check(resources: Resources, port: int, **options: Any) -> TcpCheck:
     opts = Options.model_validate({"type": "tcp", "port": port, **options})
     return TcpCheck(opts, CheckTarget(service="cache"), resources)

@@ -232,62 +232,57 @@ def test_control_endpoints_refuse_without_a_configured_token(
     assert "token" in body["error"]["message"]
 
 
-def test_a_hanging_check_never_delays_the_others(
-    medic_daemon: DaemonFactory, listening_port: int
-) -> None:
-    # A socket that listens but never answers: the HTTP probe hangs until its timeout.
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A socket that listens but never answers: an HTTP probe hangs until its timeout."""
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(50)
-    try:
-        hang_port = silent.getsockname()[1]
-        hanging = (
-            f"  stuck:\n    check: {{type: http, url: 'http://127.0.0.1:{hang_port}/'}}\n"
-            f"    timeout: 20s\n    interval: 200ms\n"
-        )
-        config = minimal_config(free_port(), listening_port, hanging).replace(
-            "health_check_interval: 1s", "health_check_interval: 200ms"
-        )
-        daemon = medic_daemon(config)
-        seen: set[str] = set()
+    yield silent.getsockname()[1]
+    silent.close()
 
-        def target_checked_often() -> bool:
-            last = daemon.get("/api/v1/services/target")[1]["last_check"]
-            if last:
-                seen.add(last["time"])
-            return len(seen) >= 6
 
-        wait_for(target_checked_often, 3.0, interval=0.05, message="target checked every 200 ms")
-        stuck = daemon.get("/api/v1/services/stuck")[1]
-        assert stuck["last_check"] is None, "the stuck probe cannot have finished within 20 s"
+def stuck_service(port: int, timeout: str) -> str:
+    return (
+        f"  stuck:\n    check: {{type: http, url: 'http://127.0.0.1:{port}/'}}\n"
+        f"    timeout: {timeout}\n    interval: 200ms\n"
+    )
 
-    finally:
-        silent.close()
+
+def test_a_hanging_check_never_delays_the_others(
+    medic_daemon: DaemonFactory, listening_port: int, silent_port: int
+) -> None:
+    hanging = stuck_service(silent_port, "20s")
+    config = minimal_config(free_port(), listening_port, hanging).replace(
+        "health_check_interval: 1s", "health_check_interval: 200ms"
+    )
+    daemon = medic_daemon(config)
+    seen: set[str] = set()
+
+    def target_checked_often() -> bool:
+        last = daemon.get("/api/v1/services/target")[1]["last_check"]
+        if last:
+            seen.add(last["time"])
+        return len(seen) >= 6
+
+    wait_for(target_checked_often, 3.0, interval=0.05, message="target checked every 200 ms")
+    stuck = daemon.get("/api/v1/services/stuck")[1]
+    assert stuck["last_check"] is None, "the stuck probe cannot have finished within 20 s"
 
 
 def test_stopping_with_scheduled_checks_in_flight_logs_no_error(
-    medic_daemon: DaemonFactory, listening_port: int
+    medic_daemon: DaemonFactory, listening_port: int, silent_port: int
 ) -> None:
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(50)
-    try:
-        hang_port = silent.getsockname()[1]
-        hanging = (
-            f"  stuck:\n    check: {{type: http, url: 'http://127.0.0.1:{hang_port}/'}}\n"
-            f"    timeout: 1s\n    interval: 200ms\n"
-        )
-        daemon = medic_daemon(minimal_config(free_port(), listening_port, hanging))
-        # After the first probe timed out, the scheduler starts the next ones:
-        # one of its jobs is waiting on a hanging probe when the daemon stops.
-        wait_for(
-            lambda: daemon.get("/api/v1/services/stuck")[1]["last_check"] is not None,
-            10,
-            message="the first probe timed out",
-        )
-        time.sleep(0.5)  # the next scheduled probe is now hanging (it lasts 1 s)
-        assert daemon.stop() == 0
-        errors = [r for r in daemon.log_lines() if r.get("level") in ("error", "critical")]
-        assert errors == [], errors
-    finally:
-        silent.close()
+    hanging = stuck_service(silent_port, "1s")
+    daemon = medic_daemon(minimal_config(free_port(), listening_port, hanging))
+    # After the first probe timed out, the scheduler starts the next ones:
+    # one of its jobs is waiting on a hanging probe when the daemon stops.
+    wait_for(
+        lambda: daemon.get("/api/v1/services/stuck")[1]["last_check"] is not None,
+        10,
+        message="the first probe timed out",
+    )
+    time.sleep(0.5)  # the next scheduled probe is now hanging (it lasts 1 s)
+    assert daemon.stop() == 0
+    errors = [r for r in daemon.log_lines() if r.get("level") in ("error", "critical")]
+    assert errors == [], errors

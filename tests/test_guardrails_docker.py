@@ -141,6 +141,17 @@ def test_operator_reset_closes_the_circuit_and_gives_attempts_back(
     wait_for(lambda: len(starts.starts) == 2, 10, message="a fresh attempt after the reset")
 
 
+def crash_and_wait_healed(daemon: DaemonProcess, web: ContainerHandle, nth: int) -> None:
+    """Kill the container's process; wait for the nth recovery to succeed."""
+    web.kill_process()
+    wait_for(
+        lambda: len(recoveries(daemon)) == nth and recoveries(daemon)[0]["outcome"] == "succeeded",
+        15,
+        message=f"recovery {nth}",
+    )
+    wait_status(daemon, "web", "healthy")
+
+
 def test_a_service_healthy_past_reset_after_gets_its_attempts_back(
     medic_daemon: DaemonFactory,
     container_factory: ContainerFactory,
@@ -155,27 +166,11 @@ def test_a_service_healthy_past_reset_after_gets_its_attempts_back(
     )
     wait_status(daemon, "web", "healthy")
     for expected in (1, 2):
-        web.kill_process()
-        wait_for(
-            lambda n=expected: (
-                len(recoveries(daemon)) == n and recoveries(daemon)[0]["outcome"] == "succeeded"
-            ),
-            15,
-            message=f"recovery {expected}",
-        )
-        wait_status(daemon, "web", "healthy")
+        crash_and_wait_healed(daemon, web, expected)
     assert service(daemon, "web")["attempts_in_window"] == 2
     time.sleep(2.5)  # stay healthy longer than reset_after (2 s): that is the point
     for expected in (3, 4):
-        web.kill_process()
-        wait_for(
-            lambda n=expected: (
-                len(recoveries(daemon)) == n and recoveries(daemon)[0]["outcome"] == "succeeded"
-            ),
-            15,
-            message=f"recovery {expected} after the reset",
-        )
-        wait_status(daemon, "web", "healthy")
+        crash_and_wait_healed(daemon, web, expected)
     assert service(daemon, "web")["circuit"] == "closed"
 
 

@@ -10,12 +10,10 @@ import os
 import re
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
-import pytest
 
 from medic.configload import load_config
 from medic.playbooks import choose_playbook
@@ -35,12 +33,6 @@ failure_types: [service_crash]
 steps:
   - {action: notify, event: recovery.notify, message: "${service} is gone"}
 """
-
-
-@pytest.fixture
-def spawn() -> Iterator[Spawner]:
-    with Spawner() as spawner:
-        yield spawner
 
 
 def config(

@@ -4,7 +4,6 @@ server that died or restarted is still seen at the next check."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -56,13 +55,6 @@ class _Server:
         for writer in list(self._writers):
             writer.transport.abort()
         await self._server.wait_closed()
-
-
-@pytest.fixture
-async def resources() -> AsyncIterator[Resources]:
-    res = Resources()
-    yield res
-    await res.close()
 
 
 def _check(resources: Resources, port: int, **options: Any) -> HttpCheck:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +21,6 @@ from tests.helpers import async_wait_for
 from tests.processes import PYTHON, Spawner, alive, program
 
 SLEEPER = [PYTHON, "-c", "import time; time.sleep(300)"]
-
-
-@pytest.fixture
-def spawn() -> Iterator[Spawner]:
-    with Spawner() as spawner:
-        yield spawner
-
-
-@pytest.fixture
-async def resources(tmp_path: Path) -> AsyncIterator[Resources]:
-    res = Resources(state_dir=tmp_path / "state")
-    yield res
-    await res.close()
 
 
 def step(**options: Any) -> ActionOptions:

@@ -6,7 +6,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,12 +20,6 @@ from tests.processes import PYTHON, Spawner, alive, program
 Exits = list[tuple[str, int | None]]
 
 SLEEPER = [PYTHON, "-c", "import time; time.sleep(300)"]
-
-
-@pytest.fixture
-def spawn() -> Iterator[Spawner]:
-    with Spawner() as spawner:
-        yield spawner
 
 
 @pytest.fixture
