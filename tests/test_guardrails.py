@@ -224,7 +224,7 @@ def test_a_failed_latest_probe_counts_towards_the_blast_radius_before_its_thresh
 
 
 def test_each_service_keeps_a_stable_phase_within_its_interval() -> None:
-    from medic.monitor import check_phase
+    from medic.periodic import check_phase
 
     phases = [check_phase(f"svc{i}", 10.0) for i in range(200)]
     assert all(0 <= p < 10.0 for p in phases)

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-import zlib
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from medic.checks import Check
@@ -24,6 +22,7 @@ from medic.events import EventBus
 from medic.intent import DIE_DEFER_S, DockerIntent, Meaning
 from medic.logging import get_logger
 from medic.metrics import Metrics
+from medic.periodic import PeriodicChecks
 from medic.runner import CheckRunner, build_check
 from medic.state import LastCheck, ServiceState, Transition
 from medic.store import Store
@@ -33,8 +32,6 @@ if TYPE_CHECKING:
     from medic.recovery import RecoveryEngine, RecoveryOutcome
 
 log = get_logger("SelfHealingMonitor")
-
-_JOB_PREFIX = "check:"
 
 
 class SelfHealingMonitor:
@@ -55,7 +52,7 @@ class SelfHealingMonitor:
         metrics: Metrics,
     ) -> None:
         self.runner = runner
-        self.scheduler = scheduler
+        self.periodic = PeriodicChecks(scheduler, self._start_scheduled)
         self.store = store
         self.bus = bus
         self.metrics = metrics
@@ -64,11 +61,8 @@ class SelfHealingMonitor:
         self._checks: dict[str, Check[Any]] = {}
         self._in_flight: dict[str, asyncio.Task[CheckResult]] = {}
         self._recheck: set[str] = set()
-        self._due: dict[str, float] = {}
-        """When each submitted scheduled check was due (epoch seconds), until it starts."""
         self._started = False
         self.intent = DockerIntent()
-        self._jobs: set[asyncio.Task[Any]] = set()
         for spec in services.values():
             self._add(spec)
 
@@ -76,8 +70,6 @@ class SelfHealingMonitor:
 
     def start(self) -> None:
         """Schedule every service's check (the first one runs at once)."""
-        if not self._started:
-            self.scheduler.add_listener(self._note_due, EVENT_JOB_SUBMITTED)
         self._started = True
         for spec in [s.spec for s in self._states.values()]:
             self._schedule(spec)
@@ -166,11 +158,7 @@ class SelfHealingMonitor:
     async def probe_now(self, name: str) -> CheckResult:
         """Run the check now (or join the one in flight) and apply its result."""
         state = self.state(name)
-        task = self._in_flight.get(name)
-        if task is None:
-            task = asyncio.create_task(self._check(state), name=f"check:{name}")
-            self._in_flight[name] = task
-            task.add_done_callback(lambda _t: self._check_done(name))
+        task = self._in_flight.get(name) or self._spawn_check(state)
         return await asyncio.shield(task)
 
     async def probe_fresh(self, name: str) -> CheckResult:
@@ -190,42 +178,30 @@ class SelfHealingMonitor:
             self._recheck.add(name)  # the running probe may predate the news
             return
         try:
-            loop = asyncio.get_running_loop()
+            asyncio.get_running_loop()
         except RuntimeError:
             return  # not running yet: the scheduled checks will come
-        task = loop.create_task(self.probe_now(name), name=f"request:{name}")
-        task.add_done_callback(_consume_result)
+        self._spawn_check(self._states[name])
 
-    async def scheduled_check(self, name: str) -> None:
-        """The scheduler's job; skips quietly when a check is still running."""
-        due = self._due.pop(name, None)
-        if name in self._in_flight or name not in self._states:
+    def _start_scheduled(self, name: str, due: float) -> None:
+        """A periodic check falls due; skipped quietly while the last one still runs."""
+        state = self._states.get(name)
+        if state is None or name in self._in_flight:
             return
-        if due is not None:
-            self.metrics.check_start_lag.observe(max(0.0, time.time() - due))
-        job = asyncio.current_task()
-        if job is not None:
-            self._jobs.add(job)
-        try:
-            await self.probe_now(name)
-        except asyncio.CancelledError:
-            if job is not None and job.cancelling():
-                raise
-            # The check itself was cancelled (shutdown, service removed): not an
-            # error of this job, so APScheduler need not log one per service.
-        finally:
-            if job is not None:
-                self._jobs.discard(job)
+        self.metrics.check_start_lag.observe(max(0.0, time.time() - due))
+        self._spawn_check(state)
 
-    def _note_due(self, event: JobSubmissionEvent) -> None:
-        # APScheduler hands the job function no due time; this event carries it
-        # and is dispatched before the job's coroutine first runs.
-        job_id: str = event.job_id
-        if job_id.startswith(_JOB_PREFIX):
-            self._due[job_id[len(_JOB_PREFIX) :]] = event.scheduled_run_times[-1].timestamp()
+    def _spawn_check(self, state: ServiceState) -> asyncio.Task[CheckResult]:
+        name = state.name
+        task = asyncio.get_running_loop().create_task(self._check(state), name=f"check:{name}")
+        self._in_flight[name] = task
+        task.add_done_callback(partial(self._check_done, name))
+        return task
 
-    def _check_done(self, name: str) -> None:
-        self._in_flight.pop(name, None)
+    def _check_done(self, name: str, task: asyncio.Task[CheckResult]) -> None:
+        if self._in_flight.get(name) is task:
+            del self._in_flight[name]
+        _consume_result(task)
         if name in self._recheck:
             self._recheck.discard(name)
             self.request_check(name)
@@ -340,32 +316,13 @@ class SelfHealingMonitor:
             self._schedule(spec)
 
     def _schedule(self, spec: ServiceSpec) -> None:
-        now = datetime.now().astimezone()
-        self.scheduler.add_job(
-            self.scheduled_check,
-            "interval",
-            seconds=spec.interval_s,
-            # Each service keeps its own phase within the interval, so a
-            # thousand checks are not all due in the same instant. (With
-            # next_run_time set, APScheduler would count from that instead.)
-            start_date=now + timedelta(seconds=check_phase(spec.name, spec.interval_s)),
-            args=[spec.name],
-            id=_JOB_PREFIX + spec.name,
-            name=f"check {spec.name}",
-            replace_existing=True,
-            max_instances=3,
-            coalesce=True,
-            misfire_grace_time=max(1, int(spec.interval_s)),
-        )
+        self.periodic.add(spec.name, spec.interval_s)
         # The first check runs at once; the interval's own phase follows.
         self.request_check(spec.name)
 
     async def _remove(self, name: str) -> None:
-        job = self.scheduler.get_job(_JOB_PREFIX + name)
-        if job is not None:
-            job.remove()
+        self.periodic.remove(name)
         self._states.pop(name, None)
-        self._due.pop(name, None)
         check = self._checks.pop(name, None)
         if check is not None:
             await check.close()
@@ -388,19 +345,20 @@ class SelfHealingMonitor:
                 changes["changed"].append(name)
         return changes
 
+    def stop_scheduling(self) -> None:
+        """Start no more periodic checks; those in flight go on until ``close``."""
+        self.periodic.stop()
+
     async def close(self) -> None:
-        """Cancel the checks in flight and let the scheduler's jobs end quietly."""
-        for task in list(self._in_flight.values()):
+        """Stop scheduling, cancel the checks in flight and wait for them to end."""
+        self.periodic.stop()
+        tasks = list(self._in_flight.values())
+        for task in tasks:
             task.cancel()
-        if self._jobs:
-            await asyncio.wait(list(self._jobs), timeout=5)
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
         for check in self._checks.values():
             await check.close()
-
-
-def check_phase(name: str, interval_s: float) -> float:
-    """A stable offset in [0, interval) for the service's periodic checks."""
-    return (zlib.crc32(name.encode()) % 10_000) / 10_000 * interval_s
 
 
 def _check_container(spec: ServiceSpec) -> str | None:

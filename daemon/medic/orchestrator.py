@@ -129,6 +129,7 @@ class ControlPlaneOrchestrator:
         self._running = False
         grace = self.config.model.daemon.shutdown_grace if grace_s is None else grace_s
         self.scheduler.pause()
+        self.monitor.stop_scheduling()
         await self.engine.shutdown(grace)
         await self.workflows.shutdown(grace)
         await self.docker_events.stop()

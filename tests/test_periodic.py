@@ -1,0 +1,111 @@
+"""Periodic checks: one APScheduler job per interval, each service at its own phase."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator
+
+import pytest
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from medic.periodic import PeriodicChecks, check_phase
+
+
+class Starts:
+    """Records every check start as (service, when it started, when it was due)."""
+
+    def __init__(self) -> None:
+        self.by_service: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        self.changed = asyncio.Event()
+
+    def __call__(self, name: str, due: float) -> None:
+        self.by_service[name].append((time.time(), due))
+        self.changed.set()
+
+    async def until(self, done: object, deadline_s: float) -> None:
+        assert callable(done)
+        async with asyncio.timeout(deadline_s):
+            while not done():
+                self.changed.clear()
+                await self.changed.wait()
+
+
+@pytest.fixture
+async def scheduler() -> AsyncIterator[AsyncIOScheduler]:
+    scheduler = AsyncIOScheduler()
+    scheduler.start()
+    yield scheduler
+    scheduler.shutdown(wait=False)
+
+
+async def test_each_service_runs_once_per_interval_at_its_own_phase(
+    scheduler: AsyncIOScheduler,
+) -> None:
+    starts = Starts()
+    periodic = PeriodicChecks(scheduler, starts)
+    names = [f"svc{i}" for i in range(40)]
+    for name in names:
+        periodic.add(name, 0.4)
+
+    await starts.until(lambda: all(len(starts.by_service[n]) >= 4 for n in names), 10)
+
+    assert [job.id for job in scheduler.get_jobs()] == ["checks:0.4s"]
+    for name in names:
+        runs = starts.by_service[name]
+        dues = [due for _started, due in runs]
+        gaps = [b - a for a, b in itertools.pairwise(dues)]
+        assert all(abs(gap - 0.4) < 0.01 for gap in gaps), (name, gaps)
+        assert all(started - due < 0.25 for started, due in runs), (name, runs)
+    # Not all due in one instant: the first round is spread over the interval
+    # in the order of the services' phases.
+    first_due = {n: starts.by_service[n][0][1] for n in names}
+    assert max(first_due.values()) - min(first_due.values()) > 0.2
+    by_due = sorted(names, key=first_due.__getitem__)
+    assert by_due == sorted(names, key=lambda n: check_phase(n, 0.4))
+
+
+async def test_removed_service_is_no_longer_started_and_its_job_goes(
+    scheduler: AsyncIOScheduler,
+) -> None:
+    starts = Starts()
+    periodic = PeriodicChecks(scheduler, starts)
+    periodic.add("keep", 0.3)
+    periodic.add("drop", 0.3)
+    periodic.add("slow", 5)
+    await starts.until(lambda: len(starts.by_service["drop"]) >= 1, 5)
+
+    periodic.remove("drop")
+    dropped_at = len(starts.by_service["drop"])
+    await starts.until(lambda: len(starts.by_service["keep"]) >= 4, 5)
+    assert len(starts.by_service["drop"]) == dropped_at
+    assert sorted(job.id for job in scheduler.get_jobs()) == ["checks:0.3s", "checks:5s"]
+
+    periodic.remove("slow")
+    assert [job.id for job in scheduler.get_jobs()] == ["checks:0.3s"]
+
+
+async def test_a_service_whose_interval_changes_moves_to_the_new_group(
+    scheduler: AsyncIOScheduler,
+) -> None:
+    starts = Starts()
+    periodic = PeriodicChecks(scheduler, starts)
+    periodic.add("web", 30)
+    periodic.add("web", 0.2)
+    assert [job.id for job in scheduler.get_jobs()] == ["checks:0.2s"]
+    await starts.until(lambda: len(starts.by_service["web"]) >= 3, 5)
+
+
+async def test_stop_starts_no_more_checks(scheduler: AsyncIOScheduler) -> None:
+    starts = Starts()
+    periodic = PeriodicChecks(scheduler, starts)
+    for i in range(10):
+        periodic.add(f"svc{i}", 0.2)
+    await starts.until(lambda: sum(map(len, starts.by_service.values())) >= 10, 5)
+
+    periodic.stop()
+    count = sum(map(len, starts.by_service.values()))
+    await asyncio.sleep(0.5)  # two and a half intervals in which nothing may start
+    assert sum(map(len, starts.by_service.values())) == count
