@@ -47,6 +47,13 @@ def _app() -> web.Application:
         await never.wait()
         return web.Response()
 
+    async def stalls_in_body(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Length": "100"})
+        await response.prepare(request)
+        await response.write(b"alive, and then")
+        await never.wait()
+        return response
+
     async def guarded(request: web.Request) -> web.Response:
         if request.headers.get("X-Token") != "secret":
             return web.Response(status=401, text="who are you")
@@ -59,6 +66,7 @@ def _app() -> web.Application:
     app.router.add_get("/redirect", redirect)
     app.router.add_get("/big", big)
     app.router.add_get("/hang", hang)
+    app.router.add_get("/stalls-in-body", stalls_in_body)
     app.router.add_route("*", "/guarded", guarded)
     return app
 
@@ -141,6 +149,20 @@ async def test_reads_at_most_64_kib(server: TestServer, resources: Resources) ->
     assert not result.healthy, "the marker past 64 KiB must not have been read"
     within = await _check(resources, str(server.make_url("/big")), body_contains="xxx").probe()
     assert within.healthy
+
+
+async def test_body_is_read_only_when_it_is_judged(
+    server: TestServer, resources: Resources
+) -> None:
+    # Headers and part of the body arrive, the rest never does: the status is
+    # the verdict unless a body match asks for the body.
+    url = str(server.make_url("/stalls-in-body"))
+    async with asyncio.timeout(2):
+        result = await _check(resources, url).probe()
+    assert result.healthy and result.detail == "HTTP 200 OK"
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.5):
+            await _check(resources, url, body_contains="alive").probe()
 
 
 async def test_redirect_followed(server: TestServer, resources: Resources) -> None:

@@ -7,14 +7,17 @@ but is wrong (status, body) becomes an ``unhealthy_response`` result here.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import aiohttp
 from pydantic import AfterValidator, Field
 from yarl import URL
 
-from medic.checks.base import Check, CheckOptions, CheckResult
+from medic.checks.base import Check, CheckOptions, CheckResult, CheckTarget
 from medic.types import FailureType, Regex
+
+if TYPE_CHECKING:
+    from medic.resources import Resources
 
 MAX_BODY_BYTES = 64 * 1024
 _EXCERPT_CHARS = 200
@@ -100,31 +103,43 @@ class HttpCheck(Check[Options]):
     type_name = "http"
     options_model = Options
 
+    def __init__(self, options: Options, target: CheckTarget, resources: Resources) -> None:
+        super().__init__(options, target, resources)
+        self._url = URL(options.url)  # parsed once, not on every request
+        self._body_regex = re.compile(options.body_regex) if options.body_regex else None
+        self._matches_body = options.body_contains is not None or self._body_regex is not None
+
     async def probe(self) -> CheckResult:
         opts = self.options
         async with self.resources.http.request(
             opts.method,
-            opts.url,
+            self._url,
             headers=opts.headers,
             allow_redirects=opts.follow_redirects,
             ssl=opts.verify_tls,
             timeout=_UNBOUNDED,
         ) as response:
-            body = await _read_limited(response, MAX_BODY_BYTES)
-            text = body.decode(response.charset or "utf-8", errors="replace")
-            return self._judge(response.status, response.reason or "", text)
+            status = response.status
+            expected = any(status_matches(status, spec) for spec in opts.expect_status)
+            # The body is read only when it is judged or quoted: an unread
+            # body that has not fully arrived costs its connection, not a wait.
+            body = ""
+            if self._matches_body or not expected:
+                raw = await _read_limited(response, MAX_BODY_BYTES)
+                body = raw.decode(response.charset or "utf-8", errors="replace")
+            return self._judge(status, response.reason or "", body, expected)
 
-    def _judge(self, status: int, reason: str, body: str) -> CheckResult:
+    def _judge(self, status: int, reason: str, body: str, expected: bool) -> CheckResult:
         opts = self.options
         head = f"HTTP {status} {reason}".rstrip()
-        if not any(status_matches(status, spec) for spec in opts.expect_status):
-            expected = ", ".join(str(spec) for spec in opts.expect_status)
-            detail = f"{head} (expected {expected})" + _excerpt(body)
+        if not expected:
+            wanted = ", ".join(str(spec) for spec in opts.expect_status)
+            detail = f"{head} (expected {wanted})" + _excerpt(body)
             return CheckResult.fail(FailureType.UNHEALTHY_RESPONSE, detail, status=status)
         if opts.body_contains is not None and opts.body_contains not in body:
             detail = f"{head} but the body does not contain {opts.body_contains!r}" + _excerpt(body)
             return CheckResult.fail(FailureType.UNHEALTHY_RESPONSE, detail, status=status)
-        if opts.body_regex is not None and not re.search(opts.body_regex, body):
+        if self._body_regex is not None and not self._body_regex.search(body):
             detail = f"{head} but the body does not match /{opts.body_regex}/" + _excerpt(body)
             return CheckResult.fail(FailureType.UNHEALTHY_RESPONSE, detail, status=status)
         return CheckResult.ok(head, status=status)
