@@ -119,14 +119,18 @@ class Guardrails:
 
     def blast_radius(self, states: Mapping[str, ServiceState]) -> str | None:
         """Why automatic recovery is held host-wide, or None."""
-        watched = [s for s in states.values() if s.status is not ServiceStatus.STOPPED_BY_OPERATOR]
-        if len(watched) < MIN_SERVICES_FOR_BLAST_RADIUS:
+        # One pass, no lists: this runs on every failed check of every service.
+        watched = own = 0
+        for s in states.values():
+            if s.status is not ServiceStatus.STOPPED_BY_OPERATOR:
+                watched += 1
+                own += failing_on_its_own(s)
+        if watched < MIN_SERVICES_FOR_BLAST_RADIUS:
             return None
-        own = [s.name for s in watched if failing_on_its_own(s)]
-        if len(own) / len(watched) <= self.policy.max_failing_fraction:
+        if own / watched <= self.policy.max_failing_fraction:
             return None
         return (
-            f"{len(own)} of {len(watched)} services are failing at once"
+            f"{own} of {watched} services are failing at once"
             f" (more than {self.policy.max_failing_fraction:.0%}): a host or network problem;"
             " automatic recovery is held until it passes"
         )

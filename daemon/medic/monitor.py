@@ -227,9 +227,9 @@ class SelfHealingMonitor:
 
     def _stop_may_follow(self, state: ServiceState, result: CheckResult) -> bool:
         """An exited container after a gentle signal may be ``docker stop``: wait a moment."""
-        container = state.spec.container or _check_container(state.spec)
         if result.healthy or result.failure_type is not FailureType.SERVICE_CRASH:
             return False
+        container = state.spec.container or _check_container(state.spec)
         if container is None or not state.spec.policy.respect_manual_stop:
             return False
         if not self.intent.stop_may_follow(container):
