@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from medic.periodic import PeriodicChecks, check_phase
+from medic.periodic import SLOT_S, PeriodicChecks, check_phase, slot_of
 
 
 class Starts:
@@ -59,12 +59,15 @@ async def test_each_service_runs_once_per_interval_at_its_own_phase(
         gaps = [b - a for a, b in itertools.pairwise(dues)]
         assert all(abs(gap - 0.4) < 0.01 for gap in gaps), (name, gaps)
         assert all(started - due < 0.25 for started, due in runs), (name, runs)
-    # Not all due in one instant: the first round is spread over the interval
-    # in the order of the services' phases.
+    # Not all due in one instant: the first round is spread over the interval,
+    # each service at its phase, rounded down to its slot.
     first_due = {n: starts.by_service[n][0][1] for n in names}
     assert max(first_due.values()) - min(first_due.values()) > 0.2
-    by_due = sorted(names, key=first_due.__getitem__)
-    assert by_due == sorted(names, key=lambda n: check_phase(n, 0.4))
+    origin = min(first_due[n] - slot_of(check_phase(n, 0.4)) for n in names)
+    for name in names:
+        offset = first_due[name] - origin
+        assert abs(offset - slot_of(check_phase(name, 0.4))) < 1e-6, name
+        assert 0 <= check_phase(name, 0.4) - offset < SLOT_S
 
 
 async def test_removed_service_is_no_longer_started_and_its_job_goes(
