@@ -255,6 +255,14 @@ def histogram_quantile(buckets: list[tuple[float, float]], q: float) -> float | 
     return lower + (bound - lower) * (rank - below) / (count - below)
 
 
+def samples_over(buckets: list[tuple[float, float]], bound: float) -> int:
+    """How many observations of a cumulative histogram lie above ``bound`` (a bucket edge)."""
+    if not buckets:
+        return 0
+    within = next((n for le, n in buckets if le >= bound), buckets[-1][1])
+    return int(buckets[-1][1] - within)
+
+
 def per_service(samples: Samples, metric: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for (name, labels), value in samples.items():
@@ -397,6 +405,8 @@ class Result:
     lag_p99_ms: float | None
     lag_max_bucket_ms: float | None
     lag_samples: int
+    lag_over_ms: dict[int, int]
+    """Samples later than 25 / 50 / 100 ms: how thin (or fat) the tail is."""
     checks_per_s: float
     fast: Group
     hang: Group | None
@@ -572,6 +582,7 @@ def _measure(
         lag_p99_ms=_ms(histogram_quantile(lag, 0.99)),
         lag_max_bucket_ms=_ms(nonempty[-1]) if nonempty else None,
         lag_samples=lag_samples,
+        lag_over_ms={ms: samples_over(lag, ms / 1000) for ms in (25, 50, 100)},
         checks_per_s=total_checks / wall,
         fast=group_figures(window, names_fast),
         hang=group_figures(window, names_hang) if names_hang else None,
@@ -636,6 +647,10 @@ def render(r: Result) -> str:
         ),
         ("start lag, highest bucket hit", f"<= {_fmt(r.lag_max_bucket_ms, ' ms', 0)}"),
         ("start lag samples", str(r.lag_samples)),
+        (
+            "start lag over 25 / 50 / 100 ms",
+            " / ".join(str(r.lag_over_ms[ms]) for ms in (25, 50, 100)) + " samples",
+        ),
     ]
     for label, group in (("fast", r.fast), ("hanging", r.hang)):
         if group is None:
