@@ -4,6 +4,7 @@ notifications. Start-up and teardown order live here and nowhere else."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,11 @@ class Daemon:
         # medic itself (the default config's medic-api) is not refused at start.
         runner = await self._start_api(orch)
         await orch.start()
+        # What start-up built (config models, checks, metric series, imported
+        # modules) lives as long as the daemon: out of the collector's sight,
+        # a full collection scans only what came later. At 1,000 services each
+        # one took 55-85 ms of a stopped loop, checks due meanwhile waiting.
+        gc.freeze()
         watchdog = asyncio.create_task(self.notifier.run_watchdog(), name="watchdog")
         self._install_signals()
         self.notifier.ready(status=f"watching {len(loaded.services)} services")
