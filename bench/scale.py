@@ -20,8 +20,11 @@ What is measured, on medic's process only, over ``--duration`` seconds after a
   largest of the once-a-second samples inside the window;
 * start lag: ``medic_check_start_lag_seconds`` (due time of a scheduled check
   -> the moment medic starts it), p50/p99 interpolated inside the histogram's
-  buckets, from the difference of two ``/metrics`` scrapes at the window's
-  edges;
+  buckets, from the difference of two scrapes of that metric alone
+  (``/metrics?name[]=...``) at the window's edges. A full scrape (18,000
+  series at 1,000 services) delays the checks falling due while it renders;
+  that effect is measured on its own: the lag of the checks that fell due
+  during one full scrape, between two cheap ones;
 * per group (fast / hanging): checks completed per service, failures by type
   and check duration p50/p99, from ``medic_check_duration_seconds`` and
   ``medic_check_failures_total``;
@@ -292,6 +295,11 @@ def free_port() -> int:
         return port
 
 
+LAG_ONLY = "&".join(
+    f"name[]=medic_check_start_lag_seconds{suffix}" for suffix in ("_bucket", "_count", "_sum")
+)
+
+
 def http_get(url: str, timeout: float = 10.0) -> bytes:
     with urllib.request.urlopen(url, timeout=timeout) as response:
         body: bytes = response.read()
@@ -420,6 +428,8 @@ class Result:
     scheduler_max_instances: int
     nice: int
     metrics_scrape_s: float
+    during_full_scrape: dict[str, int]
+    """Checks that fell due during one full scrape: started, and later than 25 / 50 ms."""
     loop_waited_for_cpu_percent: float
     machine: dict[str, str] = field(default_factory=dict)
 
@@ -533,6 +543,7 @@ def _measure(
     t_scrape = time.monotonic()
     before = parse_metrics(http_get(api + "/metrics", timeout=120).decode())
     scrape_s = time.monotonic() - t_scrape
+    lag_before = parse_metrics(http_get(api + "/metrics?" + LAG_ONLY).decode())
     t_stats0 = target_stats(targets)
     cpu0 = proc.cpu_times()
     sched0 = run_queue_wait_s(medic.pid)
@@ -553,12 +564,14 @@ def _measure(
     wall = time.monotonic() - wall0
     t_stats1 = target_stats(targets)
     hwm = vm_hwm_bytes(medic.pid)
+    lag_after = parse_metrics(http_get(api + "/metrics?" + LAG_ONLY).decode())
     after = parse_metrics(http_get(api + "/metrics", timeout=120).decode())
+    during_full_scrape = _lag_during_full_scrape(api)
 
     window = delta(after, before)
     names_hang = {service_name(i) for i in hanging}
     names_fast = {service_name(i) for i in range(args.services)} - names_hang
-    lag = histogram_buckets(window, "medic_check_start_lag_seconds")
+    lag = histogram_buckets(delta(lag_after, lag_before), "medic_check_start_lag_seconds")
     lag_samples = int(lag[-1][1]) if lag else 0
     nonempty = [b for i, (b, n) in enumerate(lag) if n > (lag[i - 1][1] if i else 0.0)]
     total_checks = sum(per_service(window, "medic_check_duration_seconds_count").values())
@@ -596,9 +609,24 @@ def _measure(
         scheduler_max_instances=log_counts["maximum number of running"],
         nice=args.nice,
         metrics_scrape_s=scrape_s,
+        during_full_scrape=during_full_scrape,
         loop_waited_for_cpu_percent=100.0 * (sched1 - sched0) / wall,
         machine=machine(),
     )
+
+
+def _lag_during_full_scrape(api: str) -> dict[str, int]:
+    time.sleep(2)  # out of the shadow of the scrape just made
+    first = parse_metrics(http_get(api + "/metrics?" + LAG_ONLY).decode())
+    http_get(api + "/metrics", timeout=120)
+    second = parse_metrics(http_get(api + "/metrics?" + LAG_ONLY).decode())
+    lag = histogram_buckets(delta(second, first), "medic_check_start_lag_seconds")
+    started = int(lag[-1][1]) if lag else 0
+    return {
+        "started": started,
+        "over_25ms": samples_over(lag, 0.025),
+        "over_50ms": samples_over(lag, 0.05),
+    }
 
 
 def _host_busy_percent(before: Any, after: Any) -> float:
@@ -684,6 +712,12 @@ def render(r: Result) -> str:
         ("medic and targets niceness", str(r.nice)),
         ("medic's loop runnable, no CPU", f"{r.loop_waited_for_cpu_percent:.1f}% of the window"),
         ("one /metrics scrape took", f"{r.metrics_scrape_s * 1000:.0f} ms"),
+        (
+            "checks due during one full scrape",
+            f"{r.during_full_scrape['started']}, of which"
+            f" {r.during_full_scrape['over_25ms']} > 25 ms late,"
+            f" {r.during_full_scrape['over_50ms']} > 50 ms",
+        ),
         (
             "APScheduler missed / max-instances",
             f"{r.scheduler_missed} / {r.scheduler_max_instances}",

@@ -163,6 +163,27 @@ def test_the_samples_tell_what_happened(daemon: DaemonProcess) -> None:
     assert value("medic_webhook_deliveries", "_total", webhook="ops", outcome="delivered") >= 1
 
 
+def test_name_filter_keeps_only_the_named_samples(daemon: DaemonProcess) -> None:
+    # The same query as prometheus-client's own exposition servers: a cheap
+    # scrape of a few series out of thousands.
+    query = "name[]=medic_service_up&name[]=medic_check_duration_seconds_count"
+    status, text = daemon.get("/metrics?" + query)
+    assert status == 200
+    samples = {
+        (sample.name, sample.labels.get("service"))
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    assert samples == {
+        ("medic_service_up", "up"),
+        ("medic_service_up", "gone"),
+        ("medic_check_duration_seconds_count", "up"),
+        ("medic_check_duration_seconds_count", "gone"),
+    }
+    status, text = daemon.get("/metrics?name[]=medic_no_such_metric")
+    assert status == 200 and not text
+
+
 def test_names_and_labels_follow_prometheus_conventions(daemon: DaemonProcess) -> None:
     text, families = scrape(daemon)
     problems = [problem for family in families.values() for problem in lint(family)]

@@ -264,9 +264,13 @@ async def audit(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    # Rendering 1,000 services' series takes about a second of CPU: in a thread
-    # the event loop keeps getting the GIL, and checks keep starting on time.
-    body = await asyncio.to_thread(_orch(request).metrics.render)
+    """Prometheus text format; ``?name[]=SAMPLE`` (repeatable) keeps only those samples."""
+    # Rendering 1,000 services' 18,000 series takes 0.2-0.5 s of CPU. In a
+    # thread the loop still runs, though slowed by the contention for the GIL
+    # (checks falling due meanwhile start some tens of ms late; on the loop
+    # itself they would all wait for the whole rendering).
+    names = request.query.getall("name[]", [])
+    body = await asyncio.to_thread(_orch(request).metrics.render, names)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -102,5 +103,8 @@ class Metrics:
             with contextlib.suppress(KeyError):
                 gauge.remove(service)
 
-    def render(self) -> bytes:
+    def render(self, names: Sequence[str] = ()) -> bytes:
+        """The text exposition; only the samples named in ``names`` when it is not empty."""
+        if names:
+            return generate_latest(self.registry.restricted_registry(names))
         return generate_latest(self.registry)

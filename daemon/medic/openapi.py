@@ -100,7 +100,14 @@ _REC_404 = {404: "RECOVERY_NOT_FOUND"}
 
 OPERATIONS: tuple[Operation, ...] = (
     _get("/", "The status page (self-contained HTML)", "daemon", None, media="text/html"),
-    _get("/metrics", "Prometheus metrics", "daemon", None, media="text/plain"),
+    _get(
+        "/metrics",
+        "Prometheus metrics",
+        "daemon",
+        None,
+        media="text/plain",
+        params=("MetricNames",),
+    ),
     _get(OPENAPI_PATH, "This document", "daemon", "OpenApiDocument"),
     Operation("GET", "/api/v1/health", "The daemon itself", "daemon", "Health"),
     _get("/api/v1/status", "The seed's system status", "daemon", "SystemStatus"),
@@ -291,6 +298,17 @@ def _parameters() -> dict[str, Schema]:
             "description": "Only this service's recoveries.",
             "schema": {"type": "string"},
             "example": "web",
+        },
+        "MetricNames": {
+            "name": "name[]",
+            "in": "query",
+            "required": False,
+            "description": "Only these samples (repeat the parameter for more), e.g."
+            " `medic_service_up` or `medic_check_duration_seconds_count`; all when absent.",
+            "schema": {"type": "array", "items": {"type": "string"}},
+            "style": "form",
+            "explode": True,
+            "example": ["medic_service_up"],
         },
         "AuditKind": {
             "name": "kind",
