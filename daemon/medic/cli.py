@@ -17,6 +17,7 @@ from medic.errors import ConfigFileError, ConfigInvalid
 from medic.logging import configure_logging
 
 EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
+LOOP_SWITCH_INTERVAL_S = 0.0005
 
 _CONFIG_CANDIDATES = (Path("control-plane/config.yaml"), Path("/etc/medic/config.yaml"))
 
@@ -132,6 +133,12 @@ def _run(args: argparse.Namespace) -> int:
     daemon_cfg = loaded.model.daemon
     configure_logging(args.log_format or daemon_cfg.log_format, daemon_cfg.log_level.upper())
     daemon = Daemon(Path(path), state_dir=args.state_dir, dry_run=args.dry_run)
+    # While a worker thread runs Python (rendering /metrics, Docker SDK calls),
+    # the event loop drops the GIL at each system call and may wait a whole
+    # switch interval to get it back: at the default 5 ms, 129 of the 211 checks
+    # due during a full scrape at 1,000 services started over 25 ms late; at
+    # 0.5 ms, none of 293 (bench/scale.py).
+    sys.setswitchinterval(LOOP_SWITCH_INTERVAL_S)
     try:
         return asyncio.run(daemon.run())
     except StartupError as exc:
