@@ -24,6 +24,12 @@ time went.
 Run as root (the host SIGKILL needs it), from the repository root:
 
     .venv/bin/python bench/mttr.py [--rounds N] [--quick] [--json] [--source CHECKOUT]
+
+The host-process case (SIGKILL a service's ``process:``, medic against
+supervisord with ``autorestart=true``) is ``--process``, which runs
+``bench/mttr_process.py`` with the same ``--rounds``/``--json``:
+
+    .venv/bin/python bench/mttr.py --process [--rounds N] [--json]
 """
 
 from __future__ import annotations
@@ -707,6 +713,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the medic checkout to run: its daemon/ and recovery_playbooks/ (default: this repo)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work dir (medic's log)")
+    parser.add_argument(
+        "--process",
+        action="store_true",
+        help="the host-process case instead: SIGKILL a process service, medic vs supervisord",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds = 3
@@ -736,6 +747,10 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.process:
+        import mttr_process  # beside this file; sys.path[0] when run as a script
+
+        return mttr_process.main(["--rounds", str(args.rounds)] + ["--json"] * args.json)
     signal.signal(signal.SIGTERM, _on_sigterm)
     workdir = Path(tempfile.mkdtemp(prefix="medic-bench-"))
     try:
