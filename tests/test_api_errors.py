@@ -72,6 +72,26 @@ def test_malformed_json_is_400(daemon: DaemonProcess) -> None:
         assert_error(raw(daemon, "POST", RECOVER, body, JSON_AUTH), 400, "INVALID_JSON")
 
 
+def test_malformed_json_is_400_on_endpoints_that_take_no_body(daemon: DaemonProcess) -> None:
+    for path in ("/api/v1/services/up/check", "/api/v1/services/up/reset", "/api/v1/reload"):
+        assert_error(raw(daemon, "POST", path, b"{junk", JSON_AUTH), 400, "INVALID_JSON")
+    _, audit = daemon.get("/api/v1/audit?kind=operator.*")
+    assert audit["audit"] == [], "a refused request must not act"
+
+
+def test_401_names_the_bearer_scheme(daemon: DaemonProcess) -> None:
+    host, _, port = daemon.url.removeprefix("http://").partition(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.request("POST", "/api/v1/services/up/check")
+        response = connection.getresponse()
+        assert response.status == 401
+        assert response.getheader("WWW-Authenticate", "").startswith("Bearer")
+        assert json.loads(response.read())["error"]["code"] == "UNAUTHORIZED"
+    finally:
+        connection.close()
+
+
 def test_a_body_that_is_not_an_object_is_422(daemon: DaemonProcess) -> None:
     for body in (b"[1, 2]", b'"recover"', b"null", b"42"):
         assert_error(raw(daemon, "POST", RECOVER, body, JSON_AUTH), 422, "INVALID_BODY")

@@ -150,7 +150,8 @@ def test_api_contract_and_metrics(medic_daemon: DaemonFactory, listening_port: i
     _, one = daemon.get("/api/v1/services/target")
     for key in ("name", "status", "failure_type", "circuit", "last_check", "next_attempt_at"):
         assert key in one
-    assert set(one["last_check"]) >= {"time", "duration_seconds", "detail"}
+    assert set(one["last_check"]) >= {"time", "duration", "duration_seconds", "detail"}
+    assert one["last_check"]["duration"] == one["last_check"]["duration_seconds"] >= 0
     _, status_body = daemon.get("/api/v1/status")
     assert set(status_body) == {"workflows", "health_status", "recovery_history", "timestamp"}
     assert status_body["health_status"]["target"]["status"] == "healthy"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import socket
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -161,6 +162,12 @@ def test_the_samples_tell_what_happened(daemon: DaemonProcess) -> None:
     assert value("medic_workflow_duration_seconds", "_count", workflow="hello") == 1
     assert value("medic_check_duration_seconds", "_count", service="up", type="tcp") >= 1
     assert value("medic_webhook_deliveries", "_total", webhook="ops", outcome="delivered") >= 1
+
+
+def test_served_in_the_classic_text_format(daemon: DaemonProcess) -> None:
+    with urllib.request.urlopen(daemon.url + "/metrics", timeout=10) as response:
+        content_type = response.headers["Content-Type"]
+    assert content_type.replace(" ", "") == "text/plain;version=0.0.4;charset=utf-8"
 
 
 def test_name_filter_keeps_only_the_named_samples(daemon: DaemonProcess) -> None:

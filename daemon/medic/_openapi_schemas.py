@@ -54,6 +54,7 @@ _WORKFLOW_OUTCOMES = "running, succeeded, failed, timed_out, cancelled, interrup
 
 _LAST_CHECK_EXAMPLE = {
     "time": _T0,
+    "duration": 0.0021,
     "duration_seconds": 0.0021,
     "healthy": False,
     "failure_type": "service_crash",
@@ -222,7 +223,8 @@ def _last_check() -> Schema:
         **_obj(
             {
                 "time": _TIME,
-                "duration_seconds": _SECONDS,
+                "duration": {**_SECONDS, "description": "Seconds (design.md's name)."},
+                "duration_seconds": {**_SECONDS, "description": "The same, named for its unit."},
                 "healthy": _BOOL,
                 "failure_type": nullable(ref("FailureType")),
                 "detail": _STR,

@@ -85,7 +85,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message)
+        response = error_response(exc.status, exc.code, exc.message)
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="medic"'
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -135,7 +138,15 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if protected:
         _authorize(request, config)
     _check_body_size(request, config)
+    await _check_json_body(request)
     return await handler(request)
+
+
+async def _check_json_body(request: web.Request) -> None:
+    # Endpoints that take no body must not act on a request whose JSON is
+    # broken either: the caller meant something, and it did not arrive.
+    if request.body_exists and request.content_type == "application/json":
+        await _json_body(request)
 
 
 def _check_body_size(request: web.Request, config: ApiConfig) -> None:

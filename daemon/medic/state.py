@@ -33,6 +33,7 @@ class LastCheck:
     def as_dict(self) -> dict[str, object]:
         return {
             "time": self.at.isoformat(),
+            "duration": round(self.duration_s, 4),  # design.md's name, in seconds
             "duration_seconds": round(self.duration_s, 4),
             "healthy": self.result.healthy,
             "failure_type": self.result.failure_type,
