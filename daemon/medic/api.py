@@ -30,6 +30,7 @@ from medic.errors import (
     WorkflowNotFoundError,
     WorkflowsClosedError,
 )
+from medic.events import Event
 from medic.logging import get_logger
 from medic.metrics import CONTENT_TYPE
 from medic.openapi import OPENAPI_PATH, build_document
@@ -477,8 +478,40 @@ async def openapi_document(request: web.Request) -> web.Response:
 # events -------------------------------------------------------------------------------
 
 
+SSE_RETRY_MS = 2000
+"""Sent once as ``retry:``: how soon a client's EventSource reconnects."""
+
+
+def _last_event_id(request: web.Request) -> int | None:
+    """The id a reconnecting client saw last: the ``Last-Event-ID`` header
+    (what EventSource sends) or ``?last_event_id=`` (for curl)."""
+    raw = request.headers.get("Last-Event-ID")
+    source = "the Last-Event-ID header"
+    if raw is None or not raw.strip():
+        raw = request.query.get("last_event_id")
+        source = "last_event_id"
+    if raw is None or not raw.strip():
+        return None
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ApiError(400, "INVALID_QUERY", f"{source} must be an event id (an integer)") from None
+    if value < 0:
+        raise ApiError(400, "INVALID_QUERY", f"{source} must be 0 or more")
+    return value
+
+
+def _sse(event: Event) -> bytes:
+    data = json.dumps(event.as_dict(), default=str)
+    return f"id: {event.id}\nevent: {event.name}\ndata: {data}\n\n".encode()
+
+
 async def events(request: web.Request) -> web.StreamResponse:
+    """``GET /api/v1/events``: server-sent events. A client that reconnects with
+    ``Last-Event-ID: N`` (or ``?last_event_id=N``) first gets the kept events
+    after N (the bus keeps the last 1,000), then live ones."""
     orch = _orch(request)
+    after = _last_event_id(request)
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -487,17 +520,31 @@ async def events(request: web.Request) -> web.StreamResponse:
         }
     )
     await response.prepare(request)
-    queue = orch.bus.subscribe()
+    # Subscribed before the history is read (one step, no await between):
+    # nothing published meanwhile is lost or sent twice.
+    if after is None:
+        queue, backlog, missed = orch.bus.subscribe(), [], False
+    else:
+        resumed = orch.bus.resume(after)
+        queue, backlog, missed = resumed.queue, resumed.backlog, resumed.missed
     try:
-        await response.write(b": connected\n\n")
+        await response.write(f"retry: {SSE_RETRY_MS}\n: connected\n\n".encode())
+        if missed:
+            await response.write(
+                f": events after id {after} were missed; sending the kept ones\n\n".encode()
+            )
+        for event in backlog:
+            await response.write(_sse(event))
+        seam = backlog[-1].id if backlog else 0
         while True:
             try:
                 event = await asyncio.wait_for(queue.get(), timeout=15)
             except TimeoutError:
                 await response.write(b": keep-alive\n\n")
                 continue
-            data = json.dumps(event.as_dict(), default=str)
-            await response.write(f"id: {event.id}\nevent: {event.name}\ndata: {data}\n\n".encode())
+            if event.id <= seam:
+                continue  # already sent from the history
+            await response.write(_sse(event))
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:

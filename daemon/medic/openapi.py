@@ -117,9 +117,17 @@ OPERATIONS: tuple[Operation, ...] = (
         "daemon",
         None,
         media="text/event-stream",
+        params=("LastEventIdHeader", "LastEventId"),
+        errors={400: "INVALID_QUERY"},
         description="Each event: `id`, `event` (its name, e.g. `service.state`,"
-        " `recovery.step`, `workflow.succeeded`) and `data` (JSON: id, event,"
-        " timestamp, data). A comment line keeps the stream alive every 15 s.",
+        " `recovery.step`, `workflow.succeeded`, `config.reloaded`,"
+        " `config.reload_failed`) and `data` (JSON: id, event, timestamp, data)."
+        " The stream starts with `retry: 2000` (reconnect after 2 s). A client"
+        " that reconnects with `Last-Event-ID: N` (or `?last_event_id=N`) first"
+        " gets the events after N that the daemon still keeps (the last 1,000;"
+        " a comment line says so when some were missed, or when N comes from an"
+        " earlier run of the daemon), then live ones: none twice, none skipped."
+        " A comment line keeps the stream alive every 15 s.",
     ),
     _post(
         "/api/v1/reload",
@@ -326,6 +334,24 @@ def _parameters() -> dict[str, Schema]:
             "description": "Only this service's entries.",
             "schema": {"type": "string"},
             "example": "web",
+        },
+        "LastEventId": {
+            "name": "last_event_id",
+            "in": "query",
+            "required": False,
+            "description": "Resume after this event id (as the `Last-Event-ID` header does;"
+            " the header wins when both are given).",
+            "schema": {"type": "integer", "minimum": 0},
+            "example": 42,
+        },
+        "LastEventIdHeader": {
+            "name": "Last-Event-ID",
+            "in": "header",
+            "required": False,
+            "description": "The last event id this client saw: sent by a reconnecting"
+            " EventSource; the events after it that are still kept come first.",
+            "schema": {"type": "integer", "minimum": 0},
+            "example": 42,
         },
         "Limit20": _query_int("limit", 20, 1000, "At most this many runs."),
         "Limit50": _query_int("limit", 50, 1000, "At most this many recoveries."),
