@@ -138,3 +138,43 @@ def test_relative_config_path_is_taken_from_the_working_directory(tmp_path: Path
     result = medic_validate("--config", "etc/medic.yaml", cwd=tmp_path)
     assert result.returncode == EXIT_OK, result.stderr
     assert result.stdout.startswith(f"{tmp_path / 'etc' / 'medic.yaml'}: OK: ")
+
+
+def test_a_sleep_longer_than_its_timeout_is_an_error_with_its_line(tmp_path: Path) -> None:
+    (tmp_path / "playbooks").mkdir()
+    write(
+        tmp_path / "playbooks" / "pause.yaml",
+        "steps:\n  - {action: sleep, duration: 2m, timeout: 30s}\n",
+    )
+    config = write(
+        tmp_path / "config.yaml",
+        "playbooks_dir: playbooks\n"
+        "workflows:\n"
+        "  slow:\n"
+        "    steps:\n"
+        "      - {name: nap, action: sleep, duration: 130s, timeout: 60s}\n",
+    )
+    bounded = write(
+        tmp_path / "bounded.yaml",
+        "workflows:\n"
+        "  bounded:\n"
+        "    timeout: 10\n"
+        "    steps:\n"
+        "      - {name: nap, action: sleep, duration: 11}\n",
+    )
+
+    result = medic_validate("--config", str(config))
+    second = medic_validate("--config", str(bounded))
+
+    assert result.returncode == EXIT_INVALID, result.stdout + result.stderr
+    out = result.stdout + result.stderr
+    assert (
+        f"{config}:5: workflows.slow.steps[0]: the sleep (130s) is longer than the step's"
+        " timeout (60s)"
+    ) in out
+    assert f"{tmp_path / 'playbooks' / 'pause.yaml'}:2: steps[0]: the sleep (120s)" in out
+    assert second.returncode == EXIT_INVALID, second.stdout + second.stderr
+    assert (
+        f"{bounded}:5: workflows.bounded.steps[0].duration: the sleep (11s) is longer than the"
+        " workflow's timeout (10s)"
+    ) in second.stdout + second.stderr

@@ -744,3 +744,104 @@ async def test_apply_with_an_invalid_workflow_changes_nothing(h: Harness) -> Non
 
     assert "workflow 'broken'" in str(caught.value)
     assert [w["id"] for w in h.manager.list()] == ["keep"]
+
+
+# step timeouts -------------------------------------------------------------------
+
+
+async def test_a_step_without_timeout_is_bounded_by_the_workflow_timeout(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The actions' playbook defaults, made short: a workflow step must not be cut by them.
+    from medic.actions.run_command import RunCommand
+    from medic.actions.sleep import Sleep
+
+    monkeypatch.setattr(RunCommand, "default_timeout_s", 0.3)
+    monkeypatch.setattr(Sleep, "default_timeout_s", 0.3)
+    await h.manager.register(
+        "nightly",
+        {
+            "timeout": 30,
+            "steps": [
+                {"name": "extract", "action": "run_command", "command": ["sleep", "1"]},
+                {"name": "nap", "action": "sleep", "duration": 2.5},
+            ],
+        },
+    )
+
+    record = await h.manager.run("nightly")
+
+    steps = {s["name"]: s for s in record["steps"]}
+    assert steps["extract"]["outcome"] == "succeeded", steps["extract"]
+    assert steps["nap"]["outcome"] == "succeeded", steps["nap"]
+    assert steps["nap"]["detail"] == "slept 2.5s"
+    assert record["outcome"] == "succeeded"
+
+
+async def test_without_any_timeout_a_step_gets_the_workflow_step_default_but_sleep_does_not(
+    h: Harness, monkeypatch: pytest.MonkeyPatch, mark: str
+) -> None:
+    from medic import workflows
+
+    monkeypatch.setattr(workflows, "STEP_TIMEOUT_S", 0.5)
+    await h.manager.register(
+        "untimed",
+        {
+            "steps": [
+                {
+                    "name": "hang",
+                    "action": "run_command",
+                    "command": ["sleep", "1000"],
+                    "env": {"MEDIC_TEST_MARK": mark},
+                },
+                {"name": "nap", "action": "sleep", "duration": 1.5},
+            ],
+        },
+    )
+
+    record = await h.manager.run("untimed")
+
+    await h.wait_no_process(mark)
+    steps = {s["name"]: s for s in record["steps"]}
+    assert steps["hang"]["outcome"] == "timed_out"
+    assert steps["hang"]["detail"] == "timed out after 0.5s"
+    assert steps["nap"]["outcome"] == "succeeded"
+    assert record["outcome"] == "failed"
+
+
+async def test_playbook_steps_keep_the_action_default_and_sleep_is_not_cut(
+    resources: Resources, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medic.actions.base import ActionContext
+    from medic.actions.run_command import Options as CommandOptions
+    from medic.actions.run_command import RunCommand
+    from medic.actions.sleep import Options as SleepOptions
+    from medic.actions.sleep import Sleep
+    from medic.steps import run_step
+
+    monkeypatch.setattr(RunCommand, "default_timeout_s", 0.3)
+    monkeypatch.setattr(Sleep, "default_timeout_s", 0.1)
+    ctx = ActionContext(resources=resources, state_dir=tmp_path)
+
+    hung = await run_step(CommandOptions(action="run_command", command=["sleep", "1000"]), ctx)
+    nap = await run_step(SleepOptions(action="sleep", duration=2.5), ctx)
+
+    assert (hung.outcome, hung.detail) == ("timed_out", "timed out after 0.3s")
+    assert (nap.outcome, nap.detail) == ("succeeded", "slept 2.5s")
+
+
+async def test_register_refuses_a_sleep_longer_than_its_timeouts(h: Harness) -> None:
+    with pytest.raises(InvalidWorkflowError) as own:
+        await h.manager.register(
+            "slow",
+            {"steps": [{"name": "nap", "action": "sleep", "duration": "130s", "timeout": 60}]},
+        )
+    with pytest.raises(InvalidWorkflowError) as workflows_own:
+        await h.manager.register(
+            "slow", {"timeout": 60, "steps": [{"name": "nap", "action": "sleep", "duration": 130}]}
+        )
+
+    assert "the sleep (130s) is longer than the step's timeout (60s)" in str(own.value)
+    assert "steps[0].duration: the sleep (130s) is longer than the workflow's timeout (60s)" in str(
+        workflows_own.value
+    )

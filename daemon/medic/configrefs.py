@@ -25,6 +25,9 @@ def check_references(
     found += _unit_checks(config, issue)
     for workflow_id, workflow in config.workflows.items():
         found += step_graph_issues(("workflows", workflow_id, "steps"), workflow.steps, issue)
+        found += sleep_issues(
+            ("workflows", workflow_id, "steps"), workflow.timeout, workflow.steps, issue
+        )
         if workflow.schedule is not None:
             found += [
                 issue(("workflows", workflow_id, "schedule", error.key), str(error))
@@ -132,6 +135,24 @@ def step_graph_issues(
             issue((*base, names[cycle[0]], "depends_on"), "step cycle: " + " -> ".join(cycle))
         )
     return found
+
+
+def sleep_issues(
+    base: Loc, timeout: float | None, steps: Sequence[ActionOptions], issue: IssueMaker
+) -> list[ConfigIssue]:
+    """A ``sleep`` step longer than its workflow's ``timeout`` always times the run out."""
+    return [
+        issue(
+            (*base, index, "duration"),
+            f"the sleep ({duration:g}s) is longer than the workflow's timeout ({timeout:g}s),"
+            " so every run would time out",
+        )
+        for index, step in enumerate(steps)
+        if timeout
+        and step.action == "sleep"
+        and not step.timeout
+        and (duration := float(getattr(step, "duration", 0.0))) > timeout
+    ]
 
 
 def find_cycle(graph: Mapping[str, Sequence[str]]) -> list[str]:

@@ -35,14 +35,26 @@ def build_action(options: ActionOptions) -> Action[Any]:
     return ACTION_TYPES[options.action](options)
 
 
-def step_timeout(action: Action[Any]) -> float:
-    timeout = action.options.timeout or action.default_timeout_s
+def step_timeout(action: Action[Any], default_s: float | None = None) -> float | None:
+    """How long the step may run; None: no step bound (the workflow's still applies).
+
+    An explicit step ``timeout`` wins. Otherwise ``default_s`` (a workflow passes
+    its own ``timeout``), else the action's ``default_timeout_s`` (playbooks); an
+    action that ends by itself (``sleep``) is not cut short by a default.
+    """
     if getattr(action, "manages_own_timeout", False):
-        return timeout + _OWN_TIMEOUT_MARGIN_S
-    return timeout
+        return (action.options.timeout or action.default_timeout_s) + _OWN_TIMEOUT_MARGIN_S
+    if action.options.timeout:
+        return float(action.options.timeout)
+    if getattr(action, "ends_by_itself", False):
+        return None
+    return default_s if default_s is not None else action.default_timeout_s
 
 
-async def run_step(options: ActionOptions, ctx: ActionContext) -> StepOutcome:
+async def run_step(
+    options: ActionOptions, ctx: ActionContext, *, default_timeout_s: float | None = None
+) -> StepOutcome:
+    """Run one step; ``default_timeout_s`` bounds it when it has no ``timeout``."""
     action = build_action(options)
     started, t0 = time.time(), time.monotonic()
     try:
@@ -51,13 +63,14 @@ async def run_step(options: ActionOptions, ctx: ActionContext) -> StepOutcome:
         return _outcome(action, str(options.action), "failed", f"{exc}", "", started, t0)
     if ctx.dry_run:
         return _outcome(action, description, "dry_run", f"would {description}", "", started, t0)
-    timeout = step_timeout(action)
+    timeout = step_timeout(action, default_timeout_s)
     try:
         async with asyncio.timeout(timeout):
             result = await action.run(ctx)
     except TimeoutError:
+        took = timeout if timeout is not None else round(time.monotonic() - t0, 1)
         return _outcome(
-            action, description, "timed_out", f"timed out after {timeout:g}s", "", started, t0
+            action, description, "timed_out", f"timed out after {took:g}s", "", started, t0
         )
     except Exception as exc:  # noqa: BLE001 - a failing action must never take the daemon down
         return _outcome(

@@ -34,6 +34,11 @@ Steps
     independent branches finish. ``continue_on_failure: true`` lets the
     dependents run and keeps that failure from failing the run. The workflow
     ``timeout`` cancels everything still running (``timed_out``).
+Timeouts
+    A step's own ``timeout`` bounds each attempt. A step without one is bounded
+    by the workflow's ``timeout``; with neither, by ``STEP_TIMEOUT_S`` (1 h), so
+    a hung command cannot hold its workflow forever. A ``sleep`` step is never
+    cut shorter than its duration by a default (``medic.steps.step_timeout``).
 Stop and reload
     ``stop`` cancels the run in progress and pauses the schedule until
     ``start``. ``apply`` (a reload): an added workflow is registered and
@@ -65,7 +70,7 @@ from pydantic import ValidationError
 
 from medic.actions.base import ActionContext, ActionOptions
 from medic.config import WorkflowConfig
-from medic.configrefs import step_graph_issues
+from medic.configrefs import sleep_issues, step_graph_issues
 from medic.errors import (
     ConfigIssue,
     InvalidWorkflowError,
@@ -93,6 +98,8 @@ _RUN_EVENTS = {
     "cancelled": "workflow.cancelled",
     "interrupted": "workflow.cancelled",
 }
+STEP_TIMEOUT_S = 3600.0
+"""The bound on a step without a ``timeout`` in a workflow without one."""
 _NO_COUNTS: dict[str, Any] = {
     "run_count": 0,
     "error_count": 0,
@@ -126,6 +133,7 @@ def parse_workflow(workflow_id: str, config: WorkflowConfig | Mapping[str, Any])
 def validate_workflow(workflow_id: str, config: WorkflowConfig) -> list[str]:
     """Problems with a parsed workflow: its step graph and its schedule."""
     issues = step_graph_issues(("steps",), config.steps, _issue)
+    issues += sleep_issues(("steps",), config.timeout, config.steps, _issue)
     problems = [f"{i.dotted_path}: {i.message}" for i in issues]
     if config.schedule is not None:
         problems += [f"schedule.{e.key}: {e}" for e in schedule_errors(config.schedule)]
@@ -272,7 +280,7 @@ class _Run:
         flight = self._in_flight[name] = _InFlight(time.time(), time.monotonic())
         while True:
             flight.attempts += 1
-            outcome = await run_step(step, self._ctx)
+            outcome = await run_step(step, self._ctx, default_timeout_s=self._step_default)
             if outcome.ok or flight.attempts > retry.max_retries:
                 break
             delay = retry_delay(retry, flight.attempts, self.deps.rng)
@@ -329,6 +337,11 @@ class _Run:
                 self._record(
                     step, outcome, flight.attempts, detail, "", flight.started_at, duration
                 )
+
+    @property
+    def _step_default(self) -> float:
+        """A step without ``timeout`` is bounded by the workflow's (see the module docs)."""
+        return self.config.timeout or STEP_TIMEOUT_S
 
     def _verdict(self) -> tuple[str, str]:
         failed = [

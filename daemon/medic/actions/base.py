@@ -97,9 +97,14 @@ class Action(ABC, Generic[OptionsT]):
     name: ClassVar[str]
     options_model: ClassVar[type[ActionOptions]]
     default_timeout_s: ClassVar[float] = 60.0
+    """The bound on a playbook step without its own ``timeout`` (a workflow step
+    without one is bounded by the workflow's ``timeout`` instead, see ``medic.steps``)."""
     manages_own_timeout: ClassVar[bool] = False
     """The action enforces ``options.timeout`` (or ``default_timeout_s``) itself and
     reports running out of time as a result; the step runner does not cut it off."""
+    ends_by_itself: ClassVar[bool] = False
+    """The action takes a time it was given (``sleep``): no default timeout cuts it
+    short, only an explicit step ``timeout`` or the workflow's ``timeout``."""
 
     def __init__(self, options: OptionsT) -> None:
         self.options = options
