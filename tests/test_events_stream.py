@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import signal
 import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -193,6 +194,35 @@ def test_an_id_from_an_earlier_run_of_the_daemon_gets_everything_kept(
 def test_a_malformed_last_event_id_is_a_400(daemon: DaemonProcess) -> None:
     status, body = daemon.get("/api/v1/events?last_event_id=abc")
     assert status == 400 and body["error"]["code"] == "INVALID_QUERY", body
+
+
+def test_config_reloads_are_events(medic_daemon: DaemonFactory, listening_port: int) -> None:
+    api_port = free_port()
+    daemon = medic_daemon(config(api_port, listening_port), env={"MEDIC_API_TOKEN": TOKEN})
+    stream = EventStream(daemon)
+    try:
+        daemon.write_config(config(api_port, listening_port, extra_workflow=True))
+        daemon.send_signal(signal.SIGHUP)
+        reloaded = stream.events_until("config.reloaded")[-1]["data"]
+        assert reloaded["workflows"] == {"added": ["bye"], "removed": [], "changed": []}
+        assert reloaded["services"] == {"added": [], "removed": [], "changed": []}
+
+        daemon.write_config(config(api_port, listening_port).replace("1s}", "soon}"))
+        status, body = daemon.post("/api/v1/reload", token=TOKEN)
+        assert status == 422, body
+        failed = stream.events_until("config.reload_failed")[-1]["data"]
+        assert failed["issues"] == len(body["error"]["issues"]) >= 1
+        assert failed["reason"] == "ConfigInvalid"
+
+        daemon.write_config(config(api_port, listening_port))  # "bye" goes again
+        status, body = daemon.post("/api/v1/reload", token=TOKEN)
+        assert status == 200, body
+        reloaded = stream.events_until("config.reloaded")[-1]["data"]
+        assert (
+            reloaded["workflows"]["removed"] == ["bye"] == body["changes"]["workflows"]["removed"]
+        )
+    finally:
+        stream.close()
 
 
 def test_the_bus_keeps_a_bounded_history_and_says_when_a_client_missed_some() -> None:

@@ -14,7 +14,7 @@ from aiohttp import web
 from medic import testhooks
 from medic.api import ApiSettings, build_app
 from medic.configload import load_config
-from medic.errors import ConfigFileError, ConfigInvalid
+from medic.errors import ConfigFileError, ConfigInvalid, InvalidWorkflowError
 from medic.logging import get_logger
 from medic.orchestrator import ControlPlaneOrchestrator
 from medic.sdnotify import SystemdNotifier
@@ -114,6 +114,7 @@ class Daemon:
                     loaded = self._load()
                 except (ConfigInvalid, ConfigFileError) as exc:
                     _log_reload_errors(exc)
+                    _publish_refusal(self.orchestrator, exc)
                     raise
                 if loaded.model.api.listen != self.settings.config.listen:
                     log.warning(
@@ -124,7 +125,14 @@ class Daemon:
                 self.settings.config = loaded.model.api.model_copy(
                     update={"listen": self.settings.config.listen}
                 )
-                return await self.orchestrator.reload(loaded)
+                try:
+                    changes = await self.orchestrator.reload(loaded)
+                except InvalidWorkflowError as exc:  # refused whole: nothing changed
+                    _publish_refusal(self.orchestrator, exc)
+                    raise
+                # For the event stream and webhooks: what the reload added, removed, changed.
+                self.orchestrator.bus.publish("config.reloaded", **changes)
+                return changes
             finally:
                 self.notifier.ready()
 
@@ -158,6 +166,25 @@ def _log_reload_errors(exc: ConfigInvalid | ConfigFileError) -> None:
         )
     else:
         log.error(f"Reload refused: {exc}; still running the old config")
+
+
+def _publish_refusal(
+    orch: ControlPlaneOrchestrator, exc: ConfigInvalid | ConfigFileError | InvalidWorkflowError
+) -> None:
+    """``config.reload_failed``: the old config stays in force."""
+    if isinstance(exc, ConfigInvalid):
+        issues, detail = len(exc.issues), f"the new config is invalid ({len(exc.issues)} issues)"
+    elif isinstance(exc, InvalidWorkflowError):
+        issues, detail = len(exc.problems), str(exc)
+    else:
+        issues, detail = 1, str(exc)
+    orch.bus.publish(
+        "config.reload_failed",
+        reason=type(exc).__name__,
+        issues=issues,
+        detail=detail,
+        config=str(orch.config.path),
+    )
 
 
 def _swallow_reload_error(task: asyncio.Task[Any]) -> None:
