@@ -659,12 +659,14 @@ class DaemonFactory:
         state_dir: Path | None = None,
         wait_healthy: bool = True,
         timeout: float = DAEMON_START_TIMEOUT,
+        cwd: Path | None = None,
     ) -> DaemonProcess:
         """Write the config (and playbooks), start the daemon, wait for /api/v1/health.
 
         ``listen`` is the config's ``api.listen`` (read from the YAML when not
         given). ``env`` is added to the environment (a None value removes a
-        variable; MEDIC_* of the caller's shell are never passed on).
+        variable; MEDIC_* of the caller's shell are never passed on). ``cwd`` is
+        the daemon's working directory (default: the test's tmp dir, the config's).
         """
         if listen is None:
             listen = _listen_from_yaml(config_yaml)
@@ -687,7 +689,7 @@ class DaemonFactory:
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
-                cwd=self.dir,
+                cwd=cwd or self.dir,
                 env=self._env(env),
                 start_new_session=True,
             )

@@ -8,6 +8,7 @@ import secrets
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -277,3 +278,56 @@ def test_sighup_adds_and_removes_a_workflow_live(medic_daemon: DaemonFactory) ->
     runs = daemon.get("/api/v1/workflows/c/runs?limit=1000")[1]["runs"]
     assert min(run["id"] for run in runs) == first_c_run  # its history is kept
     assert sorted(daemon.get("/api/v1/status")[1]["workflows"]) == ["b", "c"]
+
+
+# where commands run ----------------------------------------------------------------
+
+
+def test_commands_run_in_the_config_files_folder_whatever_the_daemons_cwd(
+    medic_daemon: DaemonFactory, tmp_path: Path
+) -> None:
+    hello = tmp_path / "hello.sh"
+    hello.write_text("#!/bin/sh\necho hello from $(pwd)\n")
+    hello.chmod(0o755)
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "extract.py").write_text(
+        "import os\nprint('extracted in', os.getcwd())\n"
+    )
+    workflows = """
+  here:
+    type: sync
+    timeout: 300
+    steps:
+      - {name: hello, action: run_command, command: [./hello.sh]}
+      - {name: extract, action: run_command, command: [python3, scripts/extract.py]}
+      - {name: nested, action: run_command, command: [pwd], cwd: scripts}
+"""
+    # Started from / as systemd does, not from the config's folder.
+    daemon = medic_daemon(
+        config(free_port(), workflows), env={"MEDIC_API_TOKEN": TOKEN}, cwd=Path("/")
+    )
+
+    code, run = daemon.post("/api/v1/workflows/here/run", token=TOKEN)
+
+    folder = tmp_path.resolve()
+    assert code == 200, run
+    steps = {s["name"]: s for s in run["steps"]}
+    assert run["outcome"] == "succeeded", steps
+    assert steps["hello"]["output"] == f"hello from {folder}\n"
+    assert steps["extract"]["output"] == f"extracted in {folder}\n"
+    assert steps["nested"]["output"] == f"{folder / 'scripts'}\n"
+
+
+def test_a_playbook_command_without_cwd_runs_in_the_playbooks_folder(tmp_path: Path) -> None:
+    from medic.configload import load_config
+
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "playbooks" / "cleanup.yaml").write_text(
+        "steps:\n  - {action: run_command, command: [./cleanup.sh]}\n"
+    )
+    (tmp_path / "config.yaml").write_text("playbooks_dir: playbooks\n")
+
+    loaded = load_config(tmp_path / "config.yaml")
+
+    step = loaded.playbooks["cleanup"].steps[0]
+    assert getattr(step, "cwd", None) == (tmp_path / "playbooks").resolve()

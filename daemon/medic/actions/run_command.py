@@ -4,16 +4,19 @@ The process runs in its own session; if the step is cancelled (its timeout,
 shutdown), the whole tree it started is terminated, see ``medic.subprocesses``.
 It inherits the daemon's environment plus ``MEDIC_STATE_DIR`` (the daemon's
 state dir, absolute) and the step's ``env``. A relative ``cwd`` is relative to
-the file the step is written in, like every path in the config.
+the file the step is written in, like every path in the config, and a step
+without ``cwd`` runs in that file's folder (the config file's for a workflow,
+the playbook's for a playbook), never in the daemon's working directory
+(``/`` under systemd): ``command: [./hello.sh]`` finds the script beside it.
 """
 
 from __future__ import annotations
 
 import shlex
 import signal
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 from medic.actions.base import Action, ActionContext, ActionError, ActionOptions, ActionResult
 from medic.subprocesses import CompletedRun, run_captured
@@ -33,6 +36,14 @@ class Options(ActionOptions):
     ok_exit_codes: list[int] = Field(default_factory=lambda: [0], min_length=1)
     kill_grace: Duration = 5.0
     """After SIGTERM on cancellation, how long before SIGKILL."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _in_the_files_folder(cls, data: Any, info: ValidationInfo) -> Any:
+        base = (info.context or {}).get("base_dir")
+        if isinstance(data, dict) and data.get("cwd") is None and base is not None:
+            return {**data, "cwd": str(base)}
+        return data
 
     @model_validator(mode="after")
     def _argv_unless_shell(self) -> Options:
