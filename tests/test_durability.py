@@ -125,7 +125,7 @@ def test_kill_9_loses_nothing_and_cut_off_work_is_interrupted(
     audit_before = get(first, "/api/v1/audit?kind=operator.*")["audit"]
     assert get(first, "/api/v1/workflows/nightly")["run_count"] == 1
     attempts = get(first, "/api/v1/services/flaky")["attempts_in_window"]
-    assert attempts == 2
+    assert attempts == 1, "the automatic recovery counts; the dry run does not"
 
     first.kill()
     first.kill_group()

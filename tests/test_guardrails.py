@@ -53,7 +53,7 @@ def test_max_attempts_in_the_window_opens_the_circuit() -> None:
     web.attempts.extend([NOW - 30, NOW - 10])
     decision = rails.decide(web, by_name(web), NOW)
     assert decision.verdict == "open_circuit"
-    assert "2 recoveries within 60s" in decision.detail
+    assert "after 2 automatic recoveries within 60s" in decision.detail
 
 
 def test_attempts_older_than_the_window_no_longer_count() -> None:

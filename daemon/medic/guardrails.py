@@ -101,7 +101,10 @@ class Guardrails:
         )
 
     def _exhausted(self, state: ServiceState) -> str:
-        return f"{len(state.attempts)} recoveries within {self.policy.window:g}s did not heal it"
+        return (
+            f"failing again after {len(state.attempts)} automatic recoveries"
+            f" within {self.policy.window:g}s"
+        )
 
     def prune(self, state: ServiceState, now: float) -> None:
         """Forget attempts outside the window, and all of them after a long healthy spell."""

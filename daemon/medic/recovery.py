@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -39,6 +40,8 @@ log = get_logger("RecoveryEngine")
 
 MANUAL_TRIGGERS = ("manual", "api", "cli")
 """An operator asking for a recovery is its approval."""
+_CIRCUIT_HISTORY_ROWS = 10_000
+"""How far back the audit is read at start for circuits left open."""
 
 
 class ServiceSource(Protocol):
@@ -102,6 +105,8 @@ class _Run:
     dry_run: bool
     probation: bool
     facts: dict[str, Any]
+    started_healthy: bool = False
+    """An operator's recovery of a service that was healthy: it is not shown as down."""
     rec_id: int = 0
     task: asyncio.Task[RecoveryOutcome] = field(init=False)
 
@@ -308,7 +313,7 @@ class RecoveryEngine:
             service=state.name,
             detail=detail,
             failure_type=state.failure_type,
-            probation_at=state.probation_due_at,
+            probation_at=iso(state.probation_due_at) if state.probation_due_at else None,
         )
         log.warning(
             "Circuit opened: no more automatic recovery",
@@ -376,15 +381,44 @@ class RecoveryEngine:
     def restore_attempts(self, now: float | None = None) -> int:
         """Count the recoveries started within the window before this start again,
         so a daemon that crashes and restarts cannot exceed ``max_attempts`` or the
-        host budget; returns how many were restored."""
+        host budget, and reopen the circuits that were open; returns how many
+        attempts were restored."""
         now = time.time() if now is None else now
         states = self.services.states()
-        starts = self.store.recovery_starts(now - self.policy.window)
+        recent = self.store.recovery_starts(now - self.policy.window)
+        starts = [
+            (service, at)
+            for service, at, trigger, dry_run in recent
+            if counts_against_guardrails(trigger, dry_run)
+        ]
         for service, at in starts:
             if service in states:
                 states[service].attempts.append(at)
             self.guardrails.host_attempts.append(at)
+        self._restore_open_circuits(now)
         return len(starts)
+
+    def _restore_open_circuits(self, now: float) -> None:
+        states = self.services.states()
+        latest: dict[str, dict[str, Any]] = {}
+        for entry in self.store.audit_entries("circuit.*", limit=_CIRCUIT_HISTORY_ROWS):
+            service = entry["service"]
+            if service in states and service not in latest:
+                latest[service] = entry  # newest first: the first one seen is the last word
+        for service, entry in latest.items():
+            if entry["kind"] != "circuit.opened":
+                continue
+            state = states[service]
+            state.circuit = CircuitState.OPEN
+            cooldown = self.guardrails.cooldown_after(0)
+            opened_at = datetime.fromisoformat(entry["at"]).timestamp()
+            state.probation_due_at = None if cooldown is None else max(now, opened_at + cooldown)
+            self.metrics.circuit_open.labels(service).set(1)
+            log.warning(
+                "Circuit still open from before the restart",
+                service=service,
+                detail=entry["data"].get("detail"),
+            )
 
     def backoff_delay(self, attempt: int) -> float:
         return self.guardrails.backoff_delay(attempt)
@@ -483,12 +517,17 @@ class RecoveryEngine:
         ft = failure_type or state.failure_type or FailureType.UNHEALTHY_RESPONSE
         refusal = self._refusal(state)
         if refusal is None:
-            decision = self.guardrails.decide(state, self.services.states(), time.time())
+            now = time.time()
+            decision = self.guardrails.decide(state, self.services.states(), now)
             if decision.verdict == "run":
                 run = self._spawn(
                     state, ft, trigger=trigger, dry_run=self.dry_run, probation=decision.probation
                 )
                 return RecoveryRequest(name, ft, run.rec_id)
+            if decision.verdict == "open_circuit":
+                # The same as on the automatic path: the API and /metrics must
+                # show the circuit open that this answer is held by.
+                self._act_on(state, decision, now)
             refusal = _held_because(decision)
         reason, detail = refusal
         self._record_held(state, reason, detail)
@@ -519,9 +558,11 @@ class RecoveryEngine:
             dry_run=dry_run,
             probation=probation,
             facts=_facts(state),
+            started_healthy=state.status is ServiceStatus.HEALTHY,
         )
+        if counts_against_guardrails(trigger, dry_run):
+            self.guardrails.record_attempt(state, time.time())
         # Recorded before the task starts, so whoever asked has the id at once.
-        self.guardrails.record_attempt(state, time.time())
         run.rec_id = self.store.start_recovery(
             state.name,
             failure_type,
@@ -541,11 +582,12 @@ class RecoveryEngine:
             state.circuit = CircuitState.PROBATION
             self.bus.publish("circuit.probation", service=state.name, recovery_id=run.rec_id)
             log.warning("Circuit probation: one attempt", service=state.name)
-        self.services.apply_transition(
-            state.set_status(
-                ServiceStatus.RECOVERING, f"playbook {playbook.name}", run.failure_type
+        if not run.started_healthy:
+            self.services.apply_transition(
+                state.set_status(
+                    ServiceStatus.RECOVERING, f"playbook {playbook.name}", run.failure_type
+                )
             )
-        )
         log.warning(
             "Recovery started",
             service=state.name,
@@ -760,6 +802,13 @@ class RecoveryEngine:
             task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=5)
+
+
+def counts_against_guardrails(trigger: str, dry_run: bool) -> bool:
+    """Only automatic recoveries that act count towards ``max_attempts`` and the
+    budget: a dry run touches nothing, and an operator's own recovery is a
+    decision, not a sign that the automatic ones are not working."""
+    return not dry_run and trigger not in MANUAL_TRIGGERS
 
 
 def _facts(state: ServiceState) -> dict[str, Any]:

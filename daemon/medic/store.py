@@ -235,13 +235,15 @@ class Store:
             "steps": [_step_dict(s) for s in steps],
         }
 
-    def recovery_starts(self, since: float) -> list[tuple[str, float]]:
-        """(service, start time) of every recovery started since ``since``, oldest first."""
+    def recovery_starts(self, since: float) -> list[tuple[str, float, str, bool]]:
+        """(service, start time, trigger, dry run) of every recovery started since
+        ``since``, oldest first."""
         rows = self._db.execute(
-            "SELECT service, started_at FROM recoveries WHERE started_at >= ? ORDER BY started_at",
+            "SELECT service, started_at, trigger, dry_run FROM recoveries"
+            " WHERE started_at >= ? ORDER BY started_at",
             (since,),
         ).fetchall()
-        return [(str(row[0]), float(row[1])) for row in rows]
+        return [(str(row[0]), float(row[1]), str(row[2]), bool(row[3])) for row in rows]
 
     def mark_interrupted(self) -> int:
         """Recoveries and workflow runs cut off by a crash end as ``interrupted``."""
