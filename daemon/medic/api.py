@@ -8,6 +8,7 @@ every POST needs ``Authorization: Bearer <token>``. Every error is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import os
@@ -409,15 +410,50 @@ async def reject_recovery(request: web.Request) -> web.Response:
     return await _decide(request, approve=False)
 
 
+DECISION_WAIT_S = 5.0
+"""How long approve/reject wait for the recovery to act on the decision."""
+
+
 async def _decide(request: web.Request, *, approve: bool) -> web.Response:
+    """Approve or reject; answer with the recovery as it stands once the decision
+    took effect: rejected and finished (with its detail), or approved and resumed."""
     orch = _orch(request)
     rec_id = _recovery_id(request)
     who = _operator(request)
-    orch.engine.decide_approval(rec_id, approve, who)
-    orch.store.audit(
-        "operator.approve" if approve else "operator.reject", None, who=who, recovery_id=rec_id
-    )
+    record = orch.store.recovery(rec_id)
+    service = record["service"] if record else None
+    queue = orch.bus.subscribe()  # before deciding: the events that follow are ours to see
+    try:
+        orch.engine.decide_approval(rec_id, approve, who)
+        orch.store.audit(
+            "operator.approve" if approve else "operator.reject", None, who=who, recovery_id=rec_id
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                _decision_taken(queue, rec_id, service, approve), DECISION_WAIT_S
+            )
+    finally:
+        orch.bus.unsubscribe(queue)
     return web.json_response(orch.store.recovery(rec_id))
+
+
+_RECOVERY_ENDS = ("recovery.succeeded", "recovery.failed", "recovery.finished")
+
+
+async def _decision_taken(
+    queue: asyncio.Queue[Event], rec_id: int, service: str | None, approve: bool
+) -> None:
+    """Return once the recovery acted on the decision: a rejected one has ended
+    (its outcome and detail recorded); an approved one has resumed (its service
+    is ``recovering``) or already ended."""
+    while True:
+        event = await queue.get()
+        data = event.data
+        if data.get("recovery_id") == rec_id and event.name in _RECOVERY_ENDS:
+            return
+        resumed = event.name == "service.state" and data.get("new") == "recovering"
+        if approve and resumed and data.get("service") == service:
+            return
 
 
 async def recovery(request: web.Request) -> web.Response:

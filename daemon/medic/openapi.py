@@ -195,6 +195,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "Recovery",
         params=("RecoveryId",),
         errors={**_REC_404, 409: "NOT_WAITING_FOR_APPROVAL"},
+        description="Answers once the recovery has resumed (its service `recovering`,"
+        " the recovery `running`) or ended: the record as it stands then.",
     ),
     _post(
         "/api/v1/recoveries/{id}/reject",
@@ -203,6 +205,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "Recovery",
         params=("RecoveryId",),
         errors={**_REC_404, 409: "NOT_WAITING_FOR_APPROVAL"},
+        description="Answers once the recovery has ended: outcome `rejected`, with its"
+        " `detail` and `ended_at`, as a later GET shows it.",
     ),
     _get("/api/v1/workflows", "Every workflow", "workflows", "WorkflowList"),
     _get(
