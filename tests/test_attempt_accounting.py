@@ -96,7 +96,9 @@ def test_an_operator_recovery_of_a_healthy_service_does_not_report_it_down_and_b
     wait_for(lambda: service(daemon)["status"] == "healthy", 10, message="web healthy")
     since = service(daemon)["status_since"]
     recover(daemon, failure_type="service_crash", dry_run=True)
-    recover(daemon, failure_type="service_crash")
+    # No failure type, none observed: the playbook for unhealthy_response, not notify-only.
+    record = recover(daemon)
+    assert (record["failure_type"], record["playbook"]) == ("unhealthy_response", "mark")
     assert service(daemon)["status"] == "healthy"
     assert service(daemon)["status_since"] == since, "the status never changed"
     events = [line.get("event") for line in daemon.log_lines()]

@@ -495,11 +495,16 @@ class RecoveryEngine:
         trigger: str,
         dry_run: bool | None = None,
     ) -> asyncio.Task[RecoveryOutcome]:
-        """Start a recovery outside the automatic path (operator, API, alert)."""
+        """Start a recovery outside the automatic path (operator, API, alert).
+
+        The failure type defaults to the service's own, then ``unhealthy_response``:
+        an operator who asks to recover a service whose check passes has seen it
+        misbehave, and wants its playbook, not a notification.
+        """
         state = self.services.state(name)
         if name in self._tasks:
             raise RecoveryBusy(f"a recovery of {name} is already running")
-        ft = failure_type or state.failure_type
+        ft = failure_type or state.failure_type or FailureType.UNHEALTHY_RESPONSE
         return self._spawn(
             state, ft, trigger=trigger, dry_run=self.dry_run if dry_run is None else dry_run
         ).task
