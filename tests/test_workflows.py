@@ -845,3 +845,29 @@ async def test_register_refuses_a_sleep_longer_than_its_timeouts(h: Harness) -> 
     assert "steps[0].duration: the sleep (130s) is longer than the workflow's timeout (60s)" in str(
         workflows_own.value
     )
+
+
+async def test_a_database_from_before_the_pause_table_opens_and_keeps_its_runs(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "old" / "medic.db"
+    Store(path).close()
+    old = sqlite3.connect(path)  # as the version before workflow_control left it
+    old.execute("DROP TABLE workflow_control")
+    old.execute("PRAGMA user_version=0")
+    old.commit()
+    old.close()
+    before = Store(path)
+    run_id = before.start_run("nightly", "manual")
+    before.close()
+
+    store = Store(path)
+    store.set_workflow_paused("nightly", True)
+    store.close()
+    reopened = Store(path)
+
+    assert reopened.paused_workflows() == {"nightly"}
+    assert reopened.workflow_run(run_id) is not None
+    reopened.close()

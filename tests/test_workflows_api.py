@@ -331,3 +331,35 @@ def test_a_playbook_command_without_cwd_runs_in_the_playbooks_folder(tmp_path: P
 
     step = loaded.playbooks["cleanup"].steps[0]
     assert getattr(step, "cwd", None) == (tmp_path / "playbooks").resolve()
+
+
+# an operator's stop ------------------------------------------------------------------
+
+
+def test_a_stopped_workflow_stays_stopped_across_a_daemon_restart(
+    medic_daemon: DaemonFactory, mark: str
+) -> None:
+    text = config(free_port(), standard_workflows(mark))
+    env = {"MEDIC_API_TOKEN": TOKEN}
+    first = medic_daemon(text, env=env)
+    code, stopped = first.post("/api/v1/workflows/ticking/stop", token=TOKEN)
+    assert code == 200, stopped
+    assert first.stop() == 0
+
+    second = medic_daemon(text, env=env)
+
+    for view in (workflow(second, "ticking"), status_of(second, "ticking")):
+        assert view["status"] == "stopped", view
+        assert view["next_run_at"] is None, view
+    assert workflow(second, "quick")["status"] == "idle"  # only the stopped one
+
+    code, started = second.post("/api/v1/workflows/ticking/start", token=TOKEN)
+    assert code == 202, started
+    assert workflow(second, "ticking")["next_run_at"] is not None
+    assert second.stop() == 0
+
+    third = medic_daemon(text, env=env)
+
+    resumed = workflow(third, "ticking")
+    assert resumed["status"] in ("idle", "running"), resumed
+    assert resumed["next_run_at"] is not None

@@ -47,6 +47,16 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE INDEX IF NOT EXISTS audit_kind ON audit(kind, id);
 """
 
+# Schema changes after the first release, in order: a database at
+# ``PRAGMA user_version`` N gets migrations N.. applied, once each, at open.
+# Each is idempotent, so a database made by this version (which ran _SCHEMA
+# first) and an older one end up the same.
+_MIGRATIONS = (
+    # 1: workflows an operator stopped stay stopped across restarts.
+    "CREATE TABLE IF NOT EXISTS workflow_control ("
+    " workflow TEXT PRIMARY KEY, paused INTEGER NOT NULL, at REAL NOT NULL)",
+)
+
 UNFINISHED = ("running", "waiting_approval")
 
 # Retention: per table, the column that dates a row and which rows may go at
@@ -78,6 +88,14 @@ class Store:
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT_BYTES}")
         self._db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        for number, statement in enumerate(_MIGRATIONS[version:], start=version + 1):
+            with self._tx() as db:
+                db.execute(statement)
+                db.execute(f"PRAGMA user_version={number}")
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> Store:
@@ -314,6 +332,19 @@ class Store:
                     duration,
                 ),
             )
+
+    def set_workflow_paused(self, workflow: str, paused: bool) -> None:
+        """An operator's ``stop`` (paused) or ``start``; kept across restarts."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO workflow_control(workflow, paused, at) VALUES (?, ?, ?)"
+                " ON CONFLICT(workflow) DO UPDATE SET paused=excluded.paused, at=excluded.at",
+                (workflow, int(paused), time.time()),
+            )
+
+    def paused_workflows(self) -> set[str]:
+        rows = self._db.execute("SELECT workflow FROM workflow_control WHERE paused=1").fetchall()
+        return {str(row[0]) for row in rows}
 
     def runs(self, workflow: str, limit: int = 20) -> list[dict[str, Any]]:
         """The workflow's runs, newest first, each with its steps."""

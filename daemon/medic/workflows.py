@@ -41,7 +41,9 @@ Timeouts
     cut shorter than its duration by a default (``medic.steps.step_timeout``).
 Stop and reload
     ``stop`` cancels the run in progress and pauses the schedule until
-    ``start``. ``apply`` (a reload): an added workflow is registered and
+    ``start``; the pause is kept in the store, so the workflow stays stopped
+    across reloads and daemon restarts (even if it leaves the config and comes
+    back). ``apply`` (a reload): an added workflow is registered and
     scheduled; a removed one is unscheduled and its run in progress is
     cancelled (a workflow no longer in the config should not keep acting on
     the host); a changed one is rescheduled, and its run in progress finishes
@@ -482,7 +484,11 @@ class WorkflowManager:
         self._put(workflow_id, parse_workflow(workflow_id, config))
 
     def _put(self, workflow_id: str, config: WorkflowConfig) -> None:
-        entry = self._entries.setdefault(workflow_id, _Entry(config))
+        entry = self._entries.get(workflow_id)
+        if entry is None:
+            # An operator's stop outlives reloads and restarts (see the module docs).
+            stopped = workflow_id in self.store.paused_workflows()
+            entry = self._entries[workflow_id] = _Entry(config, stopped=stopped)
         entry.config = config
         self._schedule(workflow_id, entry)
         log.info(f"Workflow registered: {workflow_id}", workflow=workflow_id)
@@ -501,6 +507,7 @@ class WorkflowManager:
         """Start a run now and return its id; resumes the schedule after ``stop``."""
         entry = self._startable(workflow_id)
         if entry.stopped:
+            self.store.set_workflow_paused(workflow_id, False)
             entry.stopped = False
             self._job_call("resume_job", workflow_id)
         return self._launch(workflow_id, entry, "manual").run_id
@@ -517,6 +524,7 @@ class WorkflowManager:
     async def stop(self, workflow_id: str) -> bool:
         """Cancel the run in progress and pause the schedule; True if a run was cancelled."""
         entry = self._entry(workflow_id)
+        self.store.set_workflow_paused(workflow_id, True)
         entry.stopped = True
         self._job_call("pause_job", workflow_id)
         run = entry.active
