@@ -122,14 +122,15 @@ class Daemon:
                         current=self.settings.config.listen,
                         new=loaded.model.api.listen,
                     )
-                self.settings.config = loaded.model.api.model_copy(
-                    update={"listen": self.settings.config.listen}
-                )
                 try:
                     changes = await self.orchestrator.reload(loaded)
                 except InvalidWorkflowError as exc:  # refused whole: nothing changed
                     _publish_refusal(self.orchestrator, exc)
                     raise
+                # Only now: a refused reload must not change the token either.
+                self.settings.config = loaded.model.api.model_copy(
+                    update={"listen": self.settings.config.listen}
+                )
                 # For the event stream and webhooks: what the reload added, removed, changed.
                 self.orchestrator.bus.publish("config.reloaded", **changes)
                 return changes
