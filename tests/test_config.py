@@ -470,3 +470,44 @@ def test_argv_numbers_are_taken_as_strings_and_supervised_programs_get_a_start_g
     assert api.start_period_s == 5.0
     assert loaded.services["db"].start_period_s == 0.0
     assert loaded.services["api2"].start_period_s == 0.0
+
+
+def test_webhook_events_must_be_events_medic_publishes(tmp_path: Path) -> None:
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "playbooks" / "page.yaml").write_text(
+        "steps:\n  - {action: notify, event: ops.page}\n"
+    )
+    path = write_config(
+        tmp_path,
+        """
+        notifications:
+          webhooks:
+            - name: ops
+              url: http://127.0.0.1:9/hook
+              events:
+                - service.unhealty
+                - recovry.*
+                - "*"
+                - recovery.*
+                - circuit.opened
+                - ops.page
+                - ops.*
+        """,
+    )
+    assert reported(path) == [
+        f"{path}:6: notifications.webhooks[0].events[0]: unknown event 'service.unhealty'"
+        " (did you mean 'service.unhealthy'?)",
+        f"{path}:7: notifications.webhooks[0].events[1]: no event matches 'recovry.*'"
+        " (did you mean 'recovery.*'?)",
+    ]
+
+
+def test_every_event_the_daemon_publishes_is_known_to_webhook_validation() -> None:
+    from medic.events import PUBLISHED_EVENTS
+
+    source = "\n".join(p.read_text() for p in (REPO_ROOT / "daemon" / "medic").rglob("*.py"))
+    published = set(re.findall(r'publish\(\s*"([a-z_]+\.[a-z_.]+)"', source))
+    published |= set(re.findall(r'"(workflow\.[a-z_]+)",?\n', source))
+    published |= set(re.findall(r'"event": "([a-z_]+\.[a-z_.]+)"', source))
+    assert len(published) > 15, published
+    assert published <= PUBLISHED_EVENTS, published - PUBLISHED_EVENTS

@@ -9,6 +9,7 @@ from medic._hints import did_you_mean
 from medic.actions.base import ActionOptions
 from medic.config import Config, Playbook
 from medic.errors import ConfigIssue
+from medic.events import PUBLISHED_EVENTS
 from medic.schedules import schedule_errors
 
 Loc = tuple[str | int, ...]
@@ -23,6 +24,7 @@ def check_references(
     found += _service_cycles(config, issue)
     found += _process_checks(config, issue)
     found += _unit_checks(config, issue)
+    found += _webhook_events(config, playbooks, issue)
     for workflow_id, workflow in config.workflows.items():
         found += step_graph_issues(("workflows", workflow_id, "steps"), workflow.steps, issue)
         found += sleep_issues(
@@ -97,6 +99,44 @@ def _unit_checks(config: Config, issue: IssueMaker) -> list[ConfigIssue]:
         for name, svc in config.services.items()
         if svc.check.type == "unit" and not (getattr(svc.check, "unit", None) or svc.unit)
     ]
+
+
+def _webhook_events(
+    config: Config, playbooks: Mapping[str, Playbook], issue: IssueMaker
+) -> list[ConfigIssue]:
+    """A webhook subscribed to an event nobody publishes would never fire."""
+    hooks = config.notifications.webhooks
+    if not hooks:
+        return []
+    steps = [s for w in config.workflows.values() for s in w.steps]
+    steps += [s for p in playbooks.values() for s in (*p.steps, *p.on_failure)]
+    known = set(PUBLISHED_EVENTS) | {
+        str(getattr(s, "event", "")) for s in steps if s.action == "notify"
+    }
+    found = []
+    for index, hook in enumerate(hooks):
+        for pos, pattern in enumerate(hook.events):
+            if pattern == "*" or pattern in known:
+                continue
+            if pattern.endswith(".*"):
+                if any(name.startswith(pattern[:-1]) for name in known):
+                    continue
+                prefixes = sorted({f"{name.split('.')[0]}.*" for name in known if "." in name})
+                close = did_you_mean(pattern, prefixes)
+                text = f"no event matches {pattern!r}" + (
+                    f" (did you mean {close!r}?)" if close else f"; known: {', '.join(prefixes)}"
+                )
+            else:
+                close = did_you_mean(pattern, sorted(known))
+                text = f"unknown event {pattern!r}" + (
+                    f" (did you mean {close!r}?)"
+                    if close
+                    else f"; known: {', '.join(sorted(known))}, '*', a prefix like 'recovery.*'"
+                    " or the event: of a notify step"
+                )
+            loc: Loc = ("notifications", "webhooks", index, "events", pos)
+            found.append(issue(loc, text))
+    return found
 
 
 def _service_cycles(config: Config, issue: IssueMaker) -> list[ConfigIssue]:

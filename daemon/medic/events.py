@@ -25,6 +25,37 @@ class Event:
 
 Listener = Callable[[Event], None]
 
+PUBLISHED_EVENTS = frozenset(
+    {
+        "service.state",
+        "service.unhealthy",
+        "service.recovered",
+        "service.stopped_by_operator",
+        "recovery.started",
+        "recovery.step",
+        "recovery.succeeded",
+        "recovery.failed",
+        "recovery.finished",
+        "recovery.held",
+        "recovery.resumed",
+        "recovery.approval_required",
+        "recovery.notify",  # the built-in notify-only playbook's
+        "circuit.opened",
+        "circuit.closed",
+        "circuit.probation",
+        "workflow.started",
+        "workflow.step",
+        "workflow.succeeded",
+        "workflow.failed",
+        "workflow.cancelled",
+        "workflow.skipped",
+        "config.reloaded",
+        "config.reload_failed",
+    }
+)
+"""Every event name the daemon publishes itself; ``notify`` steps add their own
+``event:`` names. Webhook ``events:`` are checked against both."""
+
 HISTORY = 1000
 """How many recent events a bus keeps for clients that reconnect (SSE ``Last-Event-ID``)."""
 
