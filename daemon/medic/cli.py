@@ -15,8 +15,10 @@ from medic import install as install_unit
 from medic.configload import load_config
 from medic.errors import ConfigFileError, ConfigInvalid
 from medic.logging import configure_logging
+from medic.types import parse_duration
 
 EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a command killed by the closed pipe exits with
 LOOP_SWITCH_INTERVAL_S = 0.0005
 
 _CONFIG_CANDIDATES = (Path("control-plane/config.yaml"), Path("/etc/medic/config.yaml"))
@@ -56,16 +58,19 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="run one service's check now")
     _client_args(check)
+    _wait_arg(check)
     check.add_argument("service")
 
     recover = sub.add_parser("recover", help="run a service's recovery now")
     _client_args(recover)
+    _wait_arg(recover)
     recover.add_argument("service")
     recover.add_argument("--failure-type", help="e.g. service_crash (default: the current one)")
     recover.add_argument("--dry-run", action="store_true", help="record the steps, touch nothing")
 
     workflows = sub.add_parser("workflows", help="list, start, stop or run workflows")
     _client_args(workflows)
+    _wait_arg(workflows, "`workflows run`")
     workflows.add_argument("action", choices=["list", "start", "stop", "run"])
     workflows.add_argument("id", nargs="?")
     workflows.add_argument("--json", action="store_true", help="print the raw JSON")
@@ -90,8 +95,41 @@ def _client_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", help="the daemon's API (default: api.listen from the config)")
 
 
+def _wait_arg(parser: argparse.ArgumentParser, what: str = "it") -> None:
+    parser.add_argument(
+        "--timeout",
+        type=_duration,
+        default=None,
+        metavar="DURATION",
+        help=f"stop waiting for {what} after this long (e.g. 90s, 10m; default: wait until"
+        " it ends); the daemon goes on with it, and the command exits 4",
+    )
+
+
+def _duration(text: str) -> float:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 (got {text!r})")
+    return seconds
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    try:
+        code = _main(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `medic status | head -3`: the reader has gone; nothing more to say.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _main(args: argparse.Namespace) -> int:
     if args.command == "run":
         return _run(args)
     if args.command == "validate":
@@ -118,6 +156,7 @@ def _validate(path: Path) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from medic.daemon import Daemon, StartupError
+    from medic.store import StateDirUnusable
 
     path = args.config or default_config_path()
     try:
@@ -143,6 +182,9 @@ def _run(args: argparse.Namespace) -> int:
         return asyncio.run(daemon.run())
     except StartupError as exc:
         print(f"medic: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except StateDirUnusable as exc:
+        print(f"medic: not starting: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except KeyboardInterrupt:
         return 0

@@ -4,11 +4,11 @@ the running daemon with the token from ``$MEDIC_API_TOKEN``."""
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import sys
-import urllib.error
-import urllib.request
+import urllib.parse
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -19,13 +19,28 @@ from medic.errors import ConfigFileError, ConfigInvalid
 
 DEFAULT_URL = "http://127.0.0.1:8321"
 TOKEN_ENV = "MEDIC_API_TOKEN"
-_TIMEOUT_S = 120
-
-# The daemon is on this host: a proxy from the environment must not sit between.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+CONNECT_TIMEOUT_S = 10.0
+"""Making the connection; a daemon that cannot be reached in this long is not running."""
+READ_TIMEOUT_S = 60.0
+"""Answering a read (status, list): these never wait on work."""
+EXIT_UNREACHABLE, EXIT_STILL_RUNNING = 3, 4
+_READ = -1.0
+"""``wait=`` default: READ_TIMEOUT_S, looked up at each call."""
 
 
 class DaemonUnreachable(Exception):
+    pass
+
+
+class StillRunning(Exception):
+    """The CLI stopped waiting (``--timeout``, Ctrl-C); the daemon goes on."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_STILL_RUNNING) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class BadUrl(Exception):
     pass
 
 
@@ -35,58 +50,190 @@ class ApiFailure(Exception):
         error: dict[str, Any] = raw if isinstance(raw, dict) else {}
         super().__init__(f"HTTP {status}: {error.get('message', body)}")
         self.status = status
+        self.code = str(error.get("code") or "")
 
 
-def base_url(args: argparse.Namespace, default_config: Callable[[], Path]) -> str:
+class Target:
+    """Where the daemon's API is, and how that was found (for "not running")."""
+
+    def __init__(self, url: str, note: str = "") -> None:
+        self.url = url
+        self.note = note
+
+
+def normalize_url(raw: str) -> str:
+    """``--url`` as given: ``http://host:port``, ``host:port`` (api.listen's
+    form) or either with ``/api/v1`` on the end."""
+    url = raw.strip()
+    if "://" not in url:
+        url = f"http://{url}"
+    url = url.rstrip("/").removesuffix("/api/v1").rstrip("/")
+    parts = urllib.parse.urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - validates the port
+    except ValueError:
+        parts = parts._replace(netloc="")
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path:
+        raise BadUrl(f"--url must be like http://127.0.0.1:8321 or 127.0.0.1:8321 (got {raw!r})")
+    return url
+
+
+def base_url(args: argparse.Namespace, default_config: Callable[[], Path]) -> Target:
     if args.url:
-        return str(args.url).rstrip("/")
+        return Target(normalize_url(str(args.url)))
     path = args.config or default_config()
+    fallback = DEFAULT_URL.removeprefix("http://")
     try:
         api = load_config(path).model.api
-    except (ConfigFileError, ConfigInvalid):
-        return DEFAULT_URL
+    except ConfigFileError:
+        return Target(
+            DEFAULT_URL,
+            f"no config found at {Path(path).expanduser().resolve()}, tried {fallback};"
+            " use --url or --config",
+        )
+    except ConfigInvalid:
+        return Target(
+            DEFAULT_URL,
+            f"the config {Path(path).expanduser().resolve()} is invalid (see `medic validate`),"
+            f" tried {fallback}; use --url or fix the config",
+        )
     host = api.host if api.host not in ("0.0.0.0", "::") else "127.0.0.1"
     host = f"[{host}]" if ":" in host else host
-    return f"http://{host}:{api.port}"
+    return Target(f"http://{host}:{api.port}")
 
 
-def request(url: str, method: str = "GET", body: dict[str, Any] | None = None) -> Any:
+def quote(name: str) -> str:
+    """A service or workflow name as one path segment ('a/b', 'my web', '50%')."""
+    return urllib.parse.quote(name, safe="")
+
+
+def request(
+    url: str,
+    method: str = "GET",
+    body: dict[str, Any] | None = None,
+    *,
+    wait: float | None = _READ,
+    doing: str | None = None,
+) -> Any:
+    """One API call. ``wait`` bounds the answer once connected (None: as long as
+    it takes); ``doing`` names the work the daemon goes on with if the CLI
+    stops waiting ("workflow slow is still running ...")."""
+    if wait == _READ:
+        wait = READ_TIMEOUT_S
+    parts = urllib.parse.urlsplit(url)
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method)
-    req.add_header("Accept", "application/json")
+    headers = {"Accept": "application/json"}
     if data is not None:
-        req.add_header("Content-Type", "application/json")
+        headers["Content-Type"] = "application/json"
     token = os.environ.get(TOKEN_ENV)
     if token:
-        req.add_header("Authorization", f"Bearer {token}")
+        headers["Authorization"] = f"Bearer {token}"
+    conn = _connect(parts)
     try:
-        with _OPENER.open(req, timeout=_TIMEOUT_S) as resp:
-            return json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        try:
-            payload = json.loads(exc.read() or b"{}")
-        except json.JSONDecodeError:
-            payload = {}
-        raise ApiFailure(exc.code, payload if isinstance(payload, dict) else {}) from None
-    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
-        reason = getattr(exc, "reason", exc)
+        if conn.sock is not None:
+            conn.sock.settimeout(wait)
+        path = urllib.parse.urlunsplit(("", "", parts.path, parts.query, ""))
+        status, raw = _exchange(
+            conn, method, path, data, headers, wait=wait, doing=doing, base=_base(parts)
+        )
+    finally:
+        conn.close()
+    try:
+        payload = json.loads(raw or b"null")
+    except json.JSONDecodeError:
+        payload = None
+    if status >= 400:
+        raise ApiFailure(status, payload if isinstance(payload, dict) else {})
+    return payload
+
+
+def _base(parts: urllib.parse.SplitResult) -> str:
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _connect(parts: urllib.parse.SplitResult) -> http.client.HTTPConnection:
+    """A connection, or DaemonUnreachable: the only case that says "not running"."""
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn = kind(parts.hostname or "", parts.port, timeout=CONNECT_TIMEOUT_S)
+    try:
+        conn.connect()
+    except OSError as exc:
+        conn.close()
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        if isinstance(exc, TimeoutError):
+            reason = f"no connection within {CONNECT_TIMEOUT_S:g}s"
         raise DaemonUnreachable(
-            f"the medic daemon is not running at {url.split('/api')[0]} ({reason})"
+            f"the medic daemon is not running at {_base(parts)} ({reason.lower()})"
+        ) from None
+    return conn
+
+
+def _exchange(
+    conn: http.client.HTTPConnection,
+    method: str,
+    path: str,
+    data: bytes | None,
+    headers: dict[str, str],
+    *,
+    wait: float | None,
+    doing: str | None,
+    base: str,
+) -> tuple[int, bytes]:
+    try:
+        conn.request(method, path, body=data, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    except TimeoutError:
+        if doing:
+            raise StillRunning(
+                f"{doing} is still running in the daemon at {base}: the CLI stopped"
+                f" waiting after {wait:g}s (--timeout) and the daemon goes on with it;"
+            ) from None
+        raise DaemonUnreachable(
+            f"the medic daemon at {base} did not answer within {wait:g}s"
+            " (it accepted the connection: busy or stuck?)"
+        ) from None
+    except KeyboardInterrupt:
+        if doing:
+            raise StillRunning(f"interrupted: {doing} goes on in the daemon;", 130) from None
+        raise
+    except (http.client.HTTPException, ConnectionError) as exc:
+        raise DaemonUnreachable(
+            f"the medic daemon at {base} closed the connection without an answer"
+            f" ({type(exc).__name__}: did it stop or restart?)"
         ) from None
 
 
 def main(args: argparse.Namespace, default_config: Callable[[], Path]) -> int:
-    url = base_url(args, default_config)
     try:
-        return _dispatch(args, url)
-    except DaemonUnreachable as exc:
+        target = base_url(args, default_config)
+    except BadUrl as exc:
         print(f"medic: {exc}", file=sys.stderr)
-        return 3
+        return 2
+    try:
+        return _dispatch(args, target.url)
+    except DaemonUnreachable as exc:
+        note = f"; {target.note}" if target.note else ""
+        print(f"medic: {exc}{note}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except StillRunning as exc:
+        print(f"medic: {exc} {_follow_hint(args)}", file=sys.stderr)
+        return exc.exit_code
     except ApiFailure as exc:
         print(f"medic: {exc}", file=sys.stderr)
         if exc.status == 401:
             print(f"hint: {_token_hint()}", file=sys.stderr)
+        elif exc.code == "CONTROL_DISABLED":
+            print(f"hint: {_control_disabled_hint()}", file=sys.stderr)
         return 1
+
+
+def _follow_hint(args: argparse.Namespace) -> str:
+    if args.command == "workflows":
+        return "follow it with `medic workflows list` (or `medic status`)"
+    if args.command == "recover":
+        return f"follow it with `medic status` (recent recoveries) or `medic check {args.service}`"
+    return "see `medic status` for the result"
 
 
 def _token_hint() -> str:
@@ -95,11 +242,24 @@ def _token_hint() -> str:
     return f"{TOKEN_ENV} does not match the daemon's API token (api.token_env/token_file)"
 
 
+def _control_disabled_hint() -> str:
+    return (
+        "the token must be set on both sides: in the daemon's environment (the variable"
+        " its config names in api.token_env, or the file in api.token_file; restart or"
+        f" reload the daemon after setting it) and, for this CLI, as ${TOKEN_ENV}"
+    )
+
+
 def _dispatch(args: argparse.Namespace, url: str) -> int:
     if args.command == "status":
         return _status(url, args.json)
     if args.command == "check":
-        result = request(f"{url}/api/v1/services/{args.service}/check", "POST")
+        result = request(
+            f"{url}/api/v1/services/{quote(args.service)}/check",
+            "POST",
+            wait=args.timeout,
+            doing=f"the check of {args.service}",
+        )
         print(
             f"{result['service']}: {'healthy' if result['healthy'] else 'FAILING'}"
             f" ({result.get('failure_type') or 'ok'}): {result['detail']}"
@@ -114,7 +274,13 @@ def _recover(url: str, args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"dry_run": bool(args.dry_run)}
     if args.failure_type:
         body["failure_type"] = args.failure_type
-    rec = request(f"{url}/api/v1/services/{args.service}/recover", "POST", body)
+    rec = request(
+        f"{url}/api/v1/services/{quote(args.service)}/recover",
+        "POST",
+        body,
+        wait=args.timeout,
+        doing=f"the recovery of {args.service}",
+    )
     print(f"recovery {rec['id']} of {rec['service']} with {rec['playbook']}: {rec['outcome']}")
     for step in rec.get("steps", []):
         print(
@@ -135,7 +301,12 @@ def _workflows(url: str, args: argparse.Namespace) -> int:
     if not args.id:
         print(f"medic: workflows {args.action} needs a workflow ID", file=sys.stderr)
         return 2
-    result = request(f"{url}/api/v1/workflows/{args.id}/{args.action}", "POST")
+    result = request(
+        f"{url}/api/v1/workflows/{quote(args.id)}/{args.action}",
+        "POST",
+        wait=args.timeout if args.action == "run" else _READ,
+        doing=f"workflow {args.id}" if args.action == "run" else None,
+    )
     if args.json:
         print(json.dumps(result, indent=2))
     elif args.action == "start":

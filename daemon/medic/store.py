@@ -76,13 +76,29 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat() if ts is not None else None
 
 
+class StateDirUnusable(Exception):
+    """The state directory cannot be created or its database opened."""
+
+
 class Store:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateDirUnusable(
+                f"cannot create the state directory {path.parent}: {exc.strerror or exc}"
+                " (daemon.state_dir or --state-dir)"
+            ) from exc
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.Error as exc:
+            raise StateDirUnusable(
+                f"cannot open {path} in the state directory {path.parent}: {exc}"
+                " (is it writable by this user? daemon.state_dir or --state-dir)"
+            ) from exc
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA busy_timeout=5000")
