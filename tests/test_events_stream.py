@@ -8,6 +8,7 @@ import http.client
 import json
 import signal
 import socket
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -238,3 +239,15 @@ def test_the_bus_keeps_a_bounded_history_and_says_when_a_client_missed_some() ->
     assert resumed.queue.get_nowait().id == 6 and resumed.queue.empty()
     assert bus.resume(6).backlog == [] and not bus.resume(6).missed
     assert EventBus().resume(0).backlog == []
+
+
+def test_a_connected_stream_does_not_hold_up_the_stop(medic_daemon: DaemonFactory) -> None:
+    # A status page left open must not make `systemctl stop` wait for the
+    # API's shutdown timeout (2 s): the stream ends as the API closes.
+    daemon = medic_daemon(f"api: {{listen: 127.0.0.1:{free_port()}}}\nservices: {{}}\n")
+    stream = EventStream(daemon)
+    assert "connected" in stream.read_block().comments
+    started = time.monotonic()
+    assert daemon.stop() == 0
+    assert time.monotonic() - started < 1.5
+    assert stream.response.read() == b"", "the stream ended cleanly"

@@ -55,6 +55,8 @@ ORCHESTRATOR = web.AppKey("orchestrator", ControlPlaneOrchestrator)
 ReloadFn = Callable[[], Awaitable[dict[str, Any]]]
 RELOAD: web.AppKey[ReloadFn] = web.AppKey("reload")
 SETTINGS = web.AppKey("settings", ApiSettings)
+CLOSING = web.AppKey("closing", asyncio.Event)
+"""Set when the API shuts down: event streams end at once instead of holding the stop."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -572,20 +574,42 @@ async def events(request: web.Request) -> web.StreamResponse:
         for event in backlog:
             await response.write(_sse(event))
         seam = backlog[-1].id if backlog else 0
-        while True:
-            try:
-                event = await asyncio.wait_for(queue.get(), timeout=15)
-            except TimeoutError:
-                await response.write(b": keep-alive\n\n")
+        closing = request.app[CLOSING]
+        while not closing.is_set():
+            live = await _next_event(queue, closing, keepalive_s=15)
+            if live is None:
+                if not closing.is_set():
+                    await response.write(b": keep-alive\n\n")
                 continue
-            if event.id <= seam:
+            if live.id <= seam:
                 continue  # already sent from the history
-            await response.write(_sse(event))
+            await response.write(_sse(live))
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
         orch.bus.unsubscribe(queue)
     return response
+
+
+async def _next_event(
+    queue: asyncio.Queue[Event], closing: asyncio.Event, keepalive_s: float
+) -> Event | None:
+    """The next event; None after ``keepalive_s`` without one, or once the API closes."""
+    if not queue.empty():
+        return queue.get_nowait()
+    getting = asyncio.ensure_future(queue.get())
+    stopping = asyncio.ensure_future(closing.wait())
+    try:
+        await asyncio.wait({getting, stopping}, timeout=keepalive_s, return_when="FIRST_COMPLETED")
+    finally:
+        stopping.cancel()
+        if not getting.done():
+            getting.cancel()
+    return getting.result() if getting.done() and not getting.cancelled() else None
+
+
+async def _close_streams(app: web.Application) -> None:
+    app[CLOSING].set()
 
 
 def build_app(
@@ -600,6 +624,8 @@ def build_app(
     app[ORCHESTRATOR] = orchestrator
     app[RELOAD] = reload_config
     app[SETTINGS] = settings
+    app[CLOSING] = asyncio.Event()
+    app.on_shutdown.append(_close_streams)
     r = app.router
     r.add_get("/", page)
     r.add_get("/metrics", metrics)
