@@ -216,3 +216,57 @@ def test_a_daemon_that_is_not_running_is_said_plainly(command: list[str]) -> Non
     assert result.stdout == ""
     assert f"the medic daemon is not running at {url}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_reset_closes_an_open_circuit(daemon: DaemonProcess) -> None:
+    def circuit() -> str:
+        _, gone = daemon.get("/api/v1/services/gone")
+        return str(gone["circuit"])
+
+    wait_for(lambda: circuit() == "open", 15, message="gone's circuit opened (max_attempts: 1)")
+    result = run_cli("reset", "gone", "--url", daemon.url, env={"MEDIC_API_TOKEN": TOKEN})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("gone: circuit closed, recovery attempts given back")
+    _, audit = daemon.get("/api/v1/audit?kind=operator.reset")
+    assert [entry["service"] for entry in audit["audit"]] == ["gone"]
+    unknown = run_cli("reset", "nope", "--url", daemon.url, env={"MEDIC_API_TOKEN": TOKEN})
+    assert unknown.returncode == 1 and "no service named 'nope'" in unknown.stderr
+
+
+def test_approve_and_reject_decide_a_waiting_recovery(
+    medic_daemon: DaemonFactory, tmp_path: Path
+) -> None:
+    flag, marker = tmp_path / "up", tmp_path / "fixed"
+    playbooks = {
+        "careful": "failure_types: [unhealthy_response]\napproval: required\n"
+        f"steps:\n  - {{action: run_command, command: [touch, '{marker}']}}\n"
+    }
+    config = f"""
+api: {{listen: 127.0.0.1:{free_port()}, token_env: MEDIC_API_TOKEN}}
+monitoring: {{health_check_interval: 200ms, failure_threshold: 1}}
+playbooks_dir: playbooks
+services:
+  app:
+    check: {{type: command, command: [test, -e, "{flag}"]}}
+"""
+    env = {"MEDIC_API_TOKEN": TOKEN}
+    daemon = medic_daemon(config, env=env, playbooks=playbooks)
+
+    def waiting() -> int | None:
+        _, recs = daemon.get("/api/v1/recoveries?service=app")
+        pending = [r["id"] for r in recs["recoveries"] if r["outcome"] == "waiting_approval"]
+        return pending[0] if pending else None
+
+    first = wait_for(waiting, 15, message="a recovery waits for approval")
+    rejected = run_cli("reject", str(first), "--url", daemon.url, env=env)
+    assert rejected.returncode == 0, rejected.stderr
+    assert rejected.stdout.strip() == f"recovery {first} of app with careful: rejected"
+    assert not marker.exists()
+
+    second = wait_for(waiting, 30, message="the next attempt waits for approval")
+    approved = run_cli("approve", str(second), "--url", daemon.url, env=env)
+    assert approved.returncode == 0, approved.stderr
+    assert f"recovery {second} of app with careful:" in approved.stdout
+    wait_for(marker.exists, 10, message="the approved playbook ran")
+    again = run_cli("approve", str(second), "--url", daemon.url, env=env)
+    assert again.returncode == 1 and "not waiting for approval" in again.stderr

@@ -65,8 +65,22 @@ def _parser() -> argparse.ArgumentParser:
     _client_args(recover)
     _wait_arg(recover)
     recover.add_argument("service")
-    recover.add_argument("--failure-type", help="e.g. service_crash (default: the current one)")
+    recover.add_argument(
+        "--failure-type",
+        help="e.g. service_crash (default: the current one, else unhealthy_response)",
+    )
     recover.add_argument("--dry-run", action="store_true", help="record the steps, touch nothing")
+
+    reset = sub.add_parser(
+        "reset", help="close a service's open circuit and give its recovery attempts back"
+    )
+    _client_args(reset)
+    reset.add_argument("service")
+
+    for verb, what in (("approve", "run"), ("reject", "refuse")):
+        decide = sub.add_parser(verb, help=f"{what} a recovery waiting for approval")
+        _client_args(decide)
+        decide.add_argument("recovery_id", type=int, metavar="RECOVERY_ID")
 
     workflows = sub.add_parser("workflows", help="list, start, stop or run workflows")
     _client_args(workflows)

@@ -267,6 +267,17 @@ def _dispatch(args: argparse.Namespace, url: str) -> int:
         return 0 if result["healthy"] else 1
     if args.command == "recover":
         return _recover(url, args)
+    if args.command == "reset":
+        state = request(f"{url}/api/v1/services/{quote(args.service)}/reset", "POST")
+        print(
+            f"{state['name']}: circuit {state['circuit']}, recovery attempts given back;"
+            f" status {state['status']} (a check runs now)"
+        )
+        return 0
+    if args.command in ("approve", "reject"):
+        rec = request(f"{url}/api/v1/recoveries/{args.recovery_id}/{args.command}", "POST")
+        print(f"recovery {rec['id']} of {rec['service']} with {rec['playbook']}: {rec['outcome']}")
+        return 0
     return _workflows(url, args)
 
 
