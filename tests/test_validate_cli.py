@@ -37,13 +37,40 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_valid_config_prints_one_ok_line() -> None:
-    result = medic_validate("--config", str(SHIPPED_CONFIG))
+    result = medic_validate("--config", str(SHIPPED_CONFIG), env={"MEDIC_API_TOKEN": "t"})
     assert result.returncode == EXIT_OK, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 1, result.stdout
     assert "OK" in lines[0]
     assert lines[0].startswith(f"{SHIPPED_CONFIG}: OK: ")
     assert result.stderr == ""
+
+
+def test_secrets_that_are_not_there_are_warnings_with_their_line(tmp_path: Path) -> None:
+    (tmp_path / "playbooks").mkdir()
+    write(tmp_path / "secrets" / "token", "s3cret\n")
+    config = write(
+        tmp_path / "config.yaml",
+        "api: {listen: 127.0.0.1:8321, token_file: secrets/token}\n"
+        "playbooks_dir: playbooks\n"
+        "services:\n"
+        "  db:\n"
+        "    check: {type: postgres, dsn_env: MEDIC_TEST_UNSET_DSN}\n"
+        "  other:\n"
+        "    check: {type: postgres, dsn_file: secrets/missing-dsn}\n"
+        "notifications:\n"
+        "  webhooks:\n"
+        "    - {name: ops, url: 'http://127.0.0.1:9/', secret_env: HOME}\n",
+    )
+    result = medic_validate("--config", str(config))
+    assert result.returncode == EXIT_OK, result.stderr
+    assert result.stdout.startswith(f"{config}: OK: ")
+    assert result.stderr.splitlines() == [
+        f"{config}:5: services.db.check.dsn_env: warning: the environment variable"
+        " MEDIC_TEST_UNSET_DSN is not set here",
+        f"{config}:7: services.other.check.dsn_file: warning:"
+        f" {tmp_path / 'secrets' / 'missing-dsn'} is not a readable file here",
+    ]
 
 
 def test_valid_config_summary_counts(tmp_path: Path) -> None:

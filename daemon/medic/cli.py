@@ -12,9 +12,9 @@ from pathlib import Path
 
 from medic import client
 from medic import install as install_unit
-from medic.configload import load_config
+from medic.configload import load_config, secret_warnings
 from medic.errors import ConfigFileError, ConfigInvalid
-from medic.logging import configure_logging
+from medic.logging import configure_logging, get_logger
 from medic.types import parse_duration
 
 EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
@@ -164,6 +164,8 @@ def _validate(path: Path) -> int:
             print(issue, file=sys.stderr)
         print(f"{len(exc.issues)} error(s) in {Path(path).resolve()}", file=sys.stderr)
         return EXIT_INVALID
+    for warning in secret_warnings(path):
+        print(warning, file=sys.stderr)
     print(loaded.summary())
     return EXIT_OK
 
@@ -185,6 +187,14 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     daemon_cfg = loaded.model.daemon
     configure_logging(args.log_format or daemon_cfg.log_format, daemon_cfg.log_level.upper())
+    for warning in secret_warnings(path):
+        get_logger("Daemon").warning(
+            "A secret the config names is missing",
+            file=warning.file,
+            line=warning.line,
+            key=warning.dotted_path,
+            detail=warning.message.removeprefix("warning: "),
+        )
     daemon = Daemon(Path(path), state_dir=args.state_dir, dry_run=args.dry_run)
     # While a worker thread runs Python (rendering /metrics, Docker SDK calls),
     # the event loop drops the GIL at each system call and may wait a whole

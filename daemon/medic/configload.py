@@ -3,7 +3,9 @@ at once as ``FILE:LINE: dotted.path: message``."""
 
 from __future__ import annotations
 
+import os
 import types
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
@@ -288,3 +290,40 @@ def _union_member(tp: Any, tag: Any) -> Any:
             if literal and field is not None and tag in get_args(field.annotation):
                 return member
     return None
+
+
+def secret_warnings(
+    path: str | Path, environ: Mapping[str, str] | None = None
+) -> list[ConfigIssue]:
+    """Secrets the config names that are not there now: ``*_env`` variables that
+    are unset and ``*_file`` files that are missing (relative to the config file).
+
+    Warnings, not errors: the daemon's environment (systemd's ``EnvironmentFile``,
+    credentials) may differ from the shell ``medic validate`` runs in.
+    """
+    env = os.environ if environ is None else environ
+    doc = _read_document(Path(path), required_mapping=True)
+    found: list[ConfigIssue] = []
+    for loc, key, value in _string_leaves(doc.data, ()):
+        if key.endswith("_env") and value not in env:
+            message = f"warning: the environment variable {value} is not set here"
+        elif key.endswith("_file") and not (doc.path.parent / value).is_file():
+            message = f"warning: {doc.path.parent / value} is not a readable file here"
+        else:
+            continue
+        found.append(doc.issue(loc, message))
+    return found
+
+
+def _string_leaves(
+    data: Any, loc: tuple[str | int, ...]
+) -> Iterator[tuple[tuple[str | int, ...], str, str]]:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if isinstance(value, str) and isinstance(key, str):
+                yield (*loc, key), key, value
+            else:
+                yield from _string_leaves(value, (*loc, key))
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            yield from _string_leaves(item, (*loc, index))
