@@ -1,6 +1,9 @@
 """``kill -9`` of the daemon, then a restart on the same state dir: nothing
 already reported is lost, history and the counts derived from it continue,
 and a recovery or workflow run that was cut off is marked ``interrupted``.
+The step commands such work left running (in sessions of their own, so the
+crash does not take them along) are ended by the next start, not left
+orphaned beside a rerun.
 
 Prometheus counters live in the process and start from zero after any
 restart (Prometheus' ``rate()`` copes with that); the counts the API reports
@@ -10,7 +13,11 @@ guardrails' attempts in the window) come from SQLite and must carry on.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import secrets
+import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +25,10 @@ from typing import Any
 import psutil
 import pytest
 
+from medic.store import StepSessions, Store
+from medic.subprocesses import proc_start_time, run_captured
 from tests.conftest import DaemonFactory, DaemonProcess
-from tests.helpers import free_port, wait_for
+from tests.helpers import async_wait_for, free_port, wait_for
 
 TOKEN = "durable-token"
 
@@ -127,26 +136,39 @@ def test_kill_9_loses_nothing_and_cut_off_work_is_interrupted(
     attempts = get(first, "/api/v1/services/flaky")["attempts_in_window"]
     assert attempts == 1, "the automatic recovery counts; the dry run does not"
 
+    sleeps = {p.pid for p in marked_processes(mark)}
+
     first.kill()
     first.kill_group()
-    # The steps ran in sessions of their own: the crash leaves them running,
-    # orphaned; the `mark` fixture ends them.
-    assert len(marked_processes(mark)) == 2
+    # The steps ran in sessions of their own: the crash leaves them running.
+    assert {p.pid for p in marked_processes(mark)} == sleeps
 
     flag.touch()
     second = medic_daemon(config, env=env, playbooks=playbooks)
+    # The next start ends them, one warning each, naming whose step it was.
+    wait_for(lambda: not marked_processes(mark), 10, message="the left sleeps are ended")
+    ended = second.find_logs(event="Ended a step command left running by the previous daemon")
+    assert {r["pid"] for r in ended} == sleeps
+    assert all(r["command"] == "sleep 30" for r in ended)
+    assert {r.get("recovery_id") for r in ended} == {running["id"], None}
+    assert {r.get("run_id") for r in ended} == {run_id, None}
 
     after = get(second, "/api/v1/recoveries")
     assert after["total"] == before["total"] == 2
     cut = next(r for r in after["recoveries"] if r["id"] == running["id"])
     assert cut["outcome"] == "interrupted"
     assert cut["ended_at"] is not None
-    assert cut["detail"] == "cut off by a daemon stop or crash"
+    (recovery_sleep,) = (r["pid"] for r in ended if r.get("recovery_id") == running["id"])
+    assert cut["detail"] == (
+        "cut off by a daemon stop or crash;"
+        f" ended the step command it left running: sleep 30 (pid {recovery_sleep})"
+    )
     finished = next(r for r in after["recoveries"] if r["id"] == done["id"])
     assert finished == done
 
     (long_run,) = get(second, "/api/v1/workflows/long/runs")["runs"]
     assert (long_run["id"], long_run["outcome"]) == (run_id, "interrupted")
+    assert "ended the step command it left running: sleep 30" in long_run["detail"]
     assert get(second, "/api/v1/workflows/long")["run_count"] == 1
     nightly = get(second, "/api/v1/workflows/nightly")
     assert (nightly["run_count"], nightly["error_count"]) == (1, 0)
@@ -163,3 +185,68 @@ def test_kill_9_loses_nothing_and_cut_off_work_is_interrupted(
     audit_after = get(second, "/api/v1/audit?kind=operator.*")["audit"]
     assert audit_after[-len(audit_before) :] == audit_before
     wait_for(lambda: service_status(second) == "healthy", 10, message="flaky is healthy again")
+
+
+def sleeper(mark: str) -> subprocess.Popen[bytes]:
+    """A ``sleep`` in a session of its own, as a step command runs."""
+    return subprocess.Popen(
+        ["sleep", "30"], start_new_session=True, env={**os.environ, "MEDIC_TEST_MARK": mark}
+    )
+
+
+def test_a_recorded_session_is_ended_only_if_its_leader_started_when_recorded(
+    medic_daemon: DaemonFactory, mark: str
+) -> None:
+    # A daemon killed while these ran recorded them; one pid was reused since
+    # (its start time differs): that process is someone else's and stays.
+    left, stranger = sleeper(mark), sleeper(mark)
+    try:
+        started = {p.pid: proc_start_time(p.pid) for p in (left, stranger)}
+        store = Store.in_state_dir(medic_daemon.state_dir)
+        store.record_session(left.pid, started[left.pid] or 0, "sleep 30", 1.0, 4, None)
+        store.record_session(
+            stranger.pid, (started[stranger.pid] or 0) + 1, "sleep 30", 1.0, None, 9
+        )
+        gone = 99999999  # a pid that does not run at all is forgotten quietly
+        store.record_session(gone, 1, "backup.sh", 1.0, None, 10)
+        store.close()
+
+        daemon = medic_daemon(
+            f"api: {{listen: 127.0.0.1:{free_port()}}}\n"
+            "workflows:\n  nightly:\n"
+            '    steps: [{name: ok, action: run_command, command: ["true"]}]\n'
+        )
+        wait_for(lambda: left.poll() is not None, 10, message="the left session is ended")
+        assert left.returncode == -signal.SIGTERM
+        assert stranger.poll() is None, "a reused pid is not the recorded session"
+        (ended,) = daemon.find_logs(
+            event="Ended a step command left running by the previous daemon"
+        )
+        assert (ended["pid"], ended["command"], ended["recovery_id"]) == (left.pid, "sleep 30", 4)
+        reopened = Store.in_state_dir(medic_daemon.state_dir)
+        assert reopened.recorded_sessions() == []
+        reopened.close()
+    finally:
+        for proc in (left, stranger):
+            proc.kill()
+            proc.wait()
+
+
+async def test_a_step_command_session_is_recorded_while_it_runs(tmp_path: Path) -> None:
+    store = Store.in_state_dir(tmp_path)
+    try:
+        task = asyncio.create_task(
+            run_captured(["sleep", "0.5"], kill_grace_s=2.0, tracker=StepSessions(store, run_id=3))
+        )
+        (record,) = await async_wait_for(store.recorded_sessions, 5, message="recorded")
+        assert (record["command"], record["run_id"], record["recovery_id"]) == (
+            "sleep 0.5",
+            3,
+            None,
+        )
+        assert record["kill_grace"] == 2.0
+        assert record["start_time"] == proc_start_time(record["pid"])
+        assert (await task).returncode == 0
+        assert store.recorded_sessions() == []
+    finally:
+        store.close()

@@ -4,6 +4,7 @@ HTTP API, signals and systemd notifications."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from medic.recovery import RecoveryEngine, RecoveryOutcome
 from medic.resources import Resources
 from medic.runner import CheckRunner
 from medic.store import Store
+from medic.subprocesses import end_left_session
 from medic.types import FailureType
 from medic.workflows import WorkflowManager
 
@@ -99,9 +101,17 @@ class ControlPlaneOrchestrator:
         """Start checks, workflows and the Docker listener on the running loop."""
         if self._running:
             return
+        ended = await self._end_left_step_commands()
         interrupted = self.store.mark_interrupted()
         if interrupted:
             log.warning("Marked runs cut off by the last stop as interrupted", count=interrupted)
+        for record in ended:
+            self.store.add_interrupted_note(
+                f"ended the step command it left running: {record['command']}"
+                f" (pid {record['pid']})",
+                recovery_id=record["recovery_id"],
+                run_id=record["run_id"],
+            )
         self._prune()  # a daemon that was down for long catches up before it writes more
         restored = self.engine.restore_attempts()
         if restored:
@@ -121,6 +131,43 @@ class ControlPlaneOrchestrator:
             workflows=len(self.config.model.workflows),
             dry_run=self.dry_run,
         )
+
+    async def _end_left_step_commands(self) -> list[dict[str, Any]]:
+        """End the step commands a crashed daemon left running; the records that were.
+
+        A session counts only if its leader still runs with the recorded start
+        time (pids get reused). ``process:`` services are not step commands:
+        the supervisor adopts those. A dry run leaves them, and their records.
+        """
+        records = self.store.recorded_sessions()
+        if not records:
+            return []
+        if self.dry_run:
+            log.warning(
+                "Step commands left running by the previous daemon are left alone (dry run)",
+                count=len(records),
+            )
+            return []
+        results = await asyncio.gather(
+            *(end_left_session(r["pid"], r["start_time"], r["kill_grace"]) for r in records)
+        )
+        ended = [
+            record for record, was_running in zip(records, results, strict=True) if was_running
+        ]
+        for record in ended:
+            owner = (
+                {"recovery_id": record["recovery_id"]}
+                if record["recovery_id"] is not None
+                else {"run_id": record["run_id"]}
+            )
+            log.warning(
+                "Ended a step command left running by the previous daemon",
+                pid=record["pid"],
+                command=record["command"],
+                **owner,
+            )
+        self.store.forget_sessions()
+        return ended
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Stop taking work, let running recoveries and runs finish (bounded), persist."""

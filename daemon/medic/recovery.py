@@ -33,7 +33,7 @@ from medic.playbooks import choose_playbook
 from medic.resources import Resources
 from medic.state import ServiceState, Transition
 from medic.steps import StepOutcome, run_step
-from medic.store import Store, iso
+from medic.store import StepSessions, Store, iso
 from medic.types import CircuitState, FailureType, ServiceStatus
 
 log = get_logger("RecoveryEngine")
@@ -643,7 +643,7 @@ class RecoveryEngine:
         facts: dict[str, Any],
         dry_run: bool,
     ) -> tuple[str, str]:
-        ctx = self._context(state, failure_type, facts, dry_run)
+        ctx = self._context(state, failure_type, facts, dry_run, rec_id)
         failed = await self._run_steps(playbook.steps, "steps", ctx, rec_id, state.name)
         if failed is None:
             return ("dry_run" if dry_run else "succeeded"), f"playbook {playbook.name} completed"
@@ -703,6 +703,7 @@ class RecoveryEngine:
         failure_type: FailureType | None,
         facts: dict[str, Any],
         dry_run: bool,
+        rec_id: int,
     ) -> ActionContext:
         spec = state.spec
         name = spec.name
@@ -731,6 +732,7 @@ class RecoveryEngine:
             run_check=run_check,
             emit=emit,
             facts=facts,
+            sessions=StepSessions(self.store, recovery_id=rec_id),
         )
 
     async def _finish(self, run: _Run, outcome: str, detail: str, duration: float) -> None:

@@ -9,13 +9,20 @@ event loop's thread.
 from __future__ import annotations
 
 import json
+import shlex
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from medic.logging import get_logger
+from medic.subprocesses import proc_start_time
+
+log = get_logger("Store")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS transitions (
@@ -55,6 +62,11 @@ _MIGRATIONS = (
     # 1: workflows an operator stopped stay stopped across restarts.
     "CREATE TABLE IF NOT EXISTS workflow_control ("
     " workflow TEXT PRIMARY KEY, paused INTEGER NOT NULL, at REAL NOT NULL)",
+    # 2: the sessions of running step commands, so that the next start can end
+    # what a crash left running (a row lives while its command runs).
+    "CREATE TABLE IF NOT EXISTS step_sessions ("
+    " pid INTEGER PRIMARY KEY, start_time INTEGER NOT NULL, command TEXT,"
+    " kill_grace REAL NOT NULL, recovery_id INTEGER, run_id INTEGER, at REAL NOT NULL)",
 )
 
 UNFINISHED = ("running", "waiting_approval")
@@ -74,6 +86,39 @@ _WAL_LIMIT_BYTES = 8 << 20
 
 def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat() if ts is not None else None
+
+
+@dataclass(frozen=True)
+class StepSessions:
+    """A ``SessionTracker`` that keeps the sessions of one recovery's or one
+    workflow run's commands in the store while they run."""
+
+    store: Store
+    recovery_id: int | None = None
+    run_id: int | None = None
+    _started: dict[int, int] = field(default_factory=dict)
+
+    def started(self, pid: int, argv: Sequence[str], kill_grace_s: float) -> None:
+        start_time = proc_start_time(pid)
+        if start_time is None:
+            return  # already gone: nothing to end later
+        try:
+            self.store.record_session(
+                pid, start_time, shlex.join(argv), kill_grace_s, self.recovery_id, self.run_id
+            )
+        except sqlite3.Error as exc:
+            log.warning("Cannot record a step command's session", pid=pid, error=str(exc))
+            return
+        self._started[pid] = start_time
+
+    def ended(self, pid: int) -> None:
+        start_time = self._started.pop(pid, None)
+        if start_time is None:
+            return
+        try:
+            self.store.forget_session(pid, start_time)
+        except sqlite3.Error as exc:
+            log.warning("Cannot forget a step command's session", pid=pid, error=str(exc))
 
 
 class StateDirUnusable(Exception):
@@ -295,6 +340,51 @@ class Store:
                 (now,),
             ).rowcount
         return int(n)
+
+    def add_interrupted_note(
+        self, note: str, recovery_id: int | None = None, run_id: int | None = None
+    ) -> None:
+        """Append ``note`` to the detail of an interrupted recovery or run."""
+        table, key = (
+            ("recoveries", recovery_id) if recovery_id is not None else ("workflow_runs", run_id)
+        )
+        with self._tx() as db:
+            db.execute(
+                f"UPDATE {table} SET detail=COALESCE(detail || '; ', '') || ?"
+                " WHERE id=? AND status='interrupted'",
+                (note, key),
+            )
+
+    # step command sessions ---------------------------------------------------
+
+    def record_session(
+        self,
+        pid: int,
+        start_time: int,
+        command: str,
+        kill_grace: float,
+        recovery_id: int | None,
+        run_id: int | None,
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO step_sessions(pid, start_time, command, kill_grace,"
+                " recovery_id, run_id, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (pid, start_time, command[:2000], kill_grace, recovery_id, run_id, time.time()),
+            )
+
+    def forget_session(self, pid: int, start_time: int) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM step_sessions WHERE pid=? AND start_time=?", (pid, start_time))
+
+    def recorded_sessions(self) -> list[dict[str, Any]]:
+        """Step command sessions recorded as running (by a daemon that did not end them)."""
+        rows = self._db.execute("SELECT * FROM step_sessions ORDER BY at").fetchall()
+        return [dict(row) for row in rows]
+
+    def forget_sessions(self) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM step_sessions")
 
     # workflows ---------------------------------------------------------------
 

@@ -9,6 +9,10 @@ Nothing a cancelled command started is left running.
 to close as well as for the child to exit, so a background grandchild holding
 stdout would hang it. This module uses ``loop.subprocess_exec`` with its own
 protocol instead and waits for the child's exit alone.
+
+A ``kill -9`` of the daemon leaves those sessions running; a caller that passes
+a ``SessionTracker`` gets each session's start and end, so it can record them
+and end what a crash left behind at the next start (``end_left_session``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 DEFAULT_TAIL_BYTES = 4 * 1024
 _OUTPUT_DRAIN_S = 0.5
@@ -40,6 +45,14 @@ class CompletedRun:
     output_tail: str
     """The last bytes of stdout and stderr together, decoded with replacement."""
     duration_s: float
+
+
+class SessionTracker(Protocol):
+    """Told when a child's session starts (its pid is the session id) and ends."""
+
+    def started(self, pid: int, argv: Sequence[str], kill_grace_s: float) -> None: ...
+
+    def ended(self, pid: int) -> None: ...
 
 
 class _CaptureProtocol(asyncio.SubprocessProtocol):
@@ -76,6 +89,7 @@ async def run_captured(
     env: Mapping[str, str] | None = None,
     kill_grace_s: float = 5.0,
     tail_bytes: int = DEFAULT_TAIL_BYTES,
+    tracker: SessionTracker | None = None,
 ) -> CompletedRun:
     """Run ``argv`` to completion; ``env`` is added to the daemon's environment.
 
@@ -83,6 +97,7 @@ async def run_captured(
     cancelled, the child's whole process group and session are terminated
     (SIGKILL after ``kill_grace_s``) and reaped before ``CancelledError``
     propagates. Raises ``OSError`` (e.g. ``FileNotFoundError``) if it cannot start.
+    ``tracker`` is told the session's start and, once it is torn down, its end.
     """
     loop = asyncio.get_running_loop()
     started = time.monotonic()
@@ -96,13 +111,18 @@ async def run_captured(
         env={**os.environ, **(env or {})},
         start_new_session=True,
     )
+    pid = transport.get_pid()
     try:
+        if tracker is not None:
+            tracker.started(pid, argv, kill_grace_s)
         await _wait_for_exit(protocol)
     except asyncio.CancelledError:
-        await _teardown_surviving_cancel(transport.get_pid(), protocol, kill_grace_s)
+        await _teardown_surviving_cancel(pid, protocol, kill_grace_s)
         raise
     finally:
         transport.close()
+        if tracker is not None:
+            tracker.ended(pid)
     returncode = transport.get_returncode()
     assert returncode is not None  # set before process_exited() is called
     return CompletedRun(returncode, protocol.tail_text(), time.monotonic() - started)
@@ -159,6 +179,45 @@ async def _session_gone(sid: int, timeout_s: float) -> bool:
             return False
         await asyncio.sleep(_POLL_S)
     return True
+
+
+async def end_left_session(pid: int, start_time: int, kill_grace_s: float) -> bool:
+    """End the session a previous daemon started, if its leader still runs.
+
+    Only when ``pid`` is alive, not a zombie, leads its session and started at
+    ``start_time`` (``proc_start_time``): a pid reused since is left alone.
+    True if the session was there and has been terminated.
+    """
+    try:
+        stat = (_PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return False
+    parsed = parse_proc_stat(stat)
+    if parsed is None or parsed[0] == "Z" or parsed[2] != pid:
+        return False
+    if proc_start_time_from_stat(stat) != start_time:
+        return False
+    await terminate_session(pid, None, kill_grace_s)
+    return True
+
+
+def proc_start_time(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks after boot (``/proc/PID/stat`` field 22);
+    None if it is gone. With the pid, it names one process: pids get reused."""
+    try:
+        return proc_start_time_from_stat((_PROC / str(pid) / "stat").read_text())
+    except OSError:
+        return None
+
+
+def proc_start_time_from_stat(text: str) -> int | None:
+    _, _, rest = text.rpartition(")")
+    fields = rest.split()
+    # Field 22 of the line; ``rest`` starts at field 3.
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
 
 
 def session_members(sid: int) -> list[int]:

@@ -87,7 +87,7 @@ from medic.pacing import PriorityGate, retry_delay
 from medic.resources import Resources
 from medic.schedules import build_trigger, schedule_errors
 from medic.steps import run_step
-from medic.store import Store
+from medic.store import StepSessions, Store
 
 COMPONENT = "ControlPlaneOrchestrator"
 _JOB_PREFIX = "workflow:"
@@ -197,6 +197,7 @@ class _Run:
             state_dir=deps.state_dir,
             dry_run=deps.dry_run,
             emit=self._emit,
+            sessions=StepSessions(deps.store, run_id=run_id),
         )
 
     @property

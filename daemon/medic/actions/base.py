@@ -22,6 +22,7 @@ from medic.types import Duration
 if TYPE_CHECKING:
     from medic.checks.base import CheckOptions, CheckResult
     from medic.resources import Resources
+    from medic.subprocesses import SessionTracker
 
 
 class StepRetry(BaseModel):
@@ -75,6 +76,9 @@ class ActionContext:
     """Publish an event (log, history, webhooks): used by ``notify``."""
     facts: dict[str, Any] = field(default_factory=dict)
     """What the failure looked like (the check's detail and data) for notify/records."""
+    sessions: SessionTracker | None = None
+    """Records the sessions of the commands a step runs (``run_command``), so that
+    the next start ends those a crash left running."""
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 The process runs in its own session; if the step is cancelled (its timeout,
 shutdown), the whole tree it started is terminated, see ``medic.subprocesses``.
+Its session is recorded while it runs (``ActionContext.sessions``): if the
+daemon is killed meanwhile, the next start ends it (``medic.orchestrator``).
 It inherits the daemon's environment plus ``MEDIC_STATE_DIR`` (the daemon's
 state dir, absolute) and the step's ``env``. A relative ``cwd`` is relative to
 the file the step is written in, like every path in the config, and a step
@@ -81,6 +83,7 @@ class RunCommand(Action[Options]):
                 cwd=self.options.cwd,
                 env={STATE_DIR_ENV: str(ctx.state_dir), **self.options.env},
                 kill_grace_s=self.options.kill_grace,
+                tracker=ctx.sessions,
             )
         except OSError as exc:
             raise ActionError(f"cannot run {argv[0]}: {_os_error(exc)}") from exc
