@@ -97,7 +97,8 @@ def test_disk_full_runs_the_shipped_clean_up(medic_daemon: DaemonFactory, tmp_pa
     assert record["playbook"] == "disk-full"
     clean_up = record["steps"][0]
     assert (clean_up["action"], clean_up["outcome"]) == ("run_command", "succeeded")
-    assert clean_up["description"] == "run journalctl --vacuum-size=500M"
+    # A step without cwd runs in its playbook's folder, and says so.
+    assert clean_up["description"] == f"run journalctl --vacuum-size=500M in {REPO_PLAYBOOKS}"
     assert "Vacuuming done" in clean_up["output"]
 
 
