@@ -22,6 +22,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -151,6 +152,17 @@ def _test_labels(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     labels = {TEST_LABEL: "1", OWNER_LABEL: str(os.getpid())}
     labels.update(extra or {})
     return labels
+
+
+@pytest.fixture
+def listening_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that accepts connections (and never answers): a ``tcp``
+    check against it passes."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(100)
+    yield server.getsockname()[1]
+    server.close()
 
 
 @pytest.fixture(scope="session")

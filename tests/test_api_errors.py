@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,15 +21,6 @@ MAX_BODY = 2048
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 JSON_AUTH = {**AUTH, "Content-Type": "application/json"}
 RECOVER = "/api/v1/services/up/recover"
-
-
-@pytest.fixture
-def listening_port() -> Iterator[int]:
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(50)
-    yield server.getsockname()[1]
-    server.close()
 
 
 @pytest.fixture

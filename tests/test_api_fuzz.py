@@ -12,9 +12,7 @@ stream, so a request to it never ends and there is no response to check;
 
 from __future__ import annotations
 
-import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import hypothesis
@@ -65,15 +63,6 @@ SETTINGS = hypothesis.settings(
     suppress_health_check=list(HealthCheck),
     phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
 )
-
-
-@pytest.fixture
-def listening_port() -> Iterator[int]:
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(100)
-    yield server.getsockname()[1]
-    server.close()
 
 
 @pytest.fixture

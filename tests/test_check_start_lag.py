@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import DaemonFactory
 from tests.helpers import free_port, wait_for
-
-
-@pytest.fixture
-def listening_port() -> Iterator[int]:
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(50)
-    yield server.getsockname()[1]
-    server.close()
 
 
 def _lag(text: str) -> dict[str, float]:

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -37,15 +36,6 @@ def run_cli(
         timeout=60,
         check=False,
     )
-
-
-@pytest.fixture
-def listening_port() -> Iterator[int]:
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(100)
-    yield server.getsockname()[1]
-    server.close()
 
 
 @pytest.fixture

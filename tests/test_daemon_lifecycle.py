@@ -65,15 +65,6 @@ services:
 """
 
 
-@pytest.fixture
-def listening_port() -> Iterator[int]:
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(50)
-    yield server.getsockname()[1]
-    server.close()
-
-
 def test_systemd_notifications_ready_watchdog_reload_stopping(
     medic_daemon: DaemonFactory, notify_socket: NotifySocket, listening_port: int
 ) -> None:

@@ -7,9 +7,8 @@ from __future__ import annotations
 import http.client
 import json
 import signal
-import socket
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,15 +83,6 @@ class EventStream:
 
     def close(self) -> None:
         self.conn.close()
-
-
-@pytest.fixture
-def listening_port() -> Iterator[int]:
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(50)
-    yield server.getsockname()[1]
-    server.close()
 
 
 def config(api_port: int, up_port: int, *, extra_workflow: bool = False) -> str:

@@ -7,7 +7,6 @@ Prometheus naming conventions (``medic_`` prefix, snake_case, counters end in
 from __future__ import annotations
 
 import re
-import socket
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -58,15 +57,6 @@ NON_BASE_UNITS = re.compile(
     r"_(?:milliseconds|microseconds|nanoseconds|minutes|hours|days|ms|us|ns|kilobytes|megabytes|percent)(?:_|$)"
 )
 HISTOGRAM_LABELS = {"le"}
-
-
-@pytest.fixture
-def listening_port() -> Iterator[int]:
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(100)
-    yield server.getsockname()[1]
-    server.close()
 
 
 @pytest.fixture

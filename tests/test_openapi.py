@@ -5,8 +5,7 @@ controls and errors) validate against the documented schemas."""
 
 from __future__ import annotations
 
-import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +38,6 @@ approval_timeout: 5m
 steps:
   - {action: run_command, command: ["true"]}
 """
-
-
-@pytest.fixture
-def listening_port() -> Iterator[int]:
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(50)
-    yield server.getsockname()[1]
-    server.close()
 
 
 def daemon_config(api_port: int, up_port: int) -> str:
