@@ -62,7 +62,10 @@ def test_reject_answers_with_the_rejected_finished_recovery(
     assert answer["detail"] == "an operator rejected the recovery"
     assert answer["ended_at"] is not None and answer["duration_seconds"] is not None
     assert daemon.get(f"/api/v1/recoveries/{record['id']}") == (200, answer)
-    assert daemon.get("/api/v1/services/gated")[1]["status"] != "held"
+    gated = daemon.get("/api/v1/services/gated")[1]
+    # Held now by the operator's no, not waiting for approval any more.
+    assert gated["status"] == "held"
+    assert gated["held_reason"].startswith(f"an operator rejected recovery {record['id']}")
 
 
 def test_approve_answers_with_the_resumed_recovery(

@@ -252,8 +252,15 @@ services:
     assert rejected.returncode == 0, rejected.stderr
     assert rejected.stdout.strip() == f"recovery {first} of app with careful: rejected"
     assert not marker.exists()
+    # The operator said no: held, not asked again at the next backoff.
+    _, app = daemon.get("/api/v1/services/app")
+    assert app["status"] == "held", app
+    assert f"an operator rejected recovery {first}" in app["held_reason"]
+    _, audit = daemon.get("/api/v1/audit?kind=recovery.held&service=app")
+    assert [e["data"]["reason"] for e in audit["audit"]][:1] == ["rejected"]
 
-    second = wait_for(waiting, 30, message="the next attempt waits for approval")
+    assert run_cli("reset", "app", "--url", daemon.url, env=env).returncode == 0
+    second = wait_for(waiting, 30, message="after the reset, the next attempt waits for approval")
     approved = run_cli("approve", str(second), "--url", daemon.url, env=env)
     assert approved.returncode == 0, approved.stderr
     assert f"recovery {second} of app with careful:" in approved.stdout

@@ -166,6 +166,19 @@ def test_operator_stopped_services_are_skipped_and_not_counted() -> None:
     assert rails.decide(web, by_name(web), NOW).reason == "operator_stop"
 
 
+def test_a_rejected_recovery_holds_until_healthy_again() -> None:
+    rails = Guardrails(RecoveryPolicy())
+    web = failing("web")
+    web.rejected = "an operator rejected recovery 7"
+    decision = rails.decide(web, by_name(web), NOW)
+    assert (decision.verdict, decision.reason) == ("hold", "rejected")
+    assert decision.detail == "an operator rejected recovery 7"
+    web.observe(CheckResult.ok())
+    assert web.rejected is None
+    web.observe(CheckResult.fail(FailureType.SERVICE_CRASH, "down", definitive=True))
+    assert rails.decide(web, by_name(web), NOW).verdict == "run"
+
+
 def test_the_host_budget_holds_when_spent() -> None:
     rails = Guardrails(RecoveryPolicy(budget=2, window=100))
     a, b, c = failing("a"), failing("b"), failing("c")

@@ -2,7 +2,9 @@
 
 The rules, in the order they are applied (design.md, guardrails):
 
-1. an operator's deliberate stop is left alone (``stopped_by_operator``);
+1. an operator's deliberate stop is left alone (``stopped_by_operator``), and
+   so is a service whose last recovery an operator rejected, until it is
+   healthy again or reset (``rejected``);
 2. a service whose dependency is failing is held while the dependency is
    recovered first (``dependency``);
 3. with at least 4 services watched, more than ``max_failing_fraction`` of
@@ -59,6 +61,8 @@ class Guardrails:
     ) -> Decision:
         if state.status is ServiceStatus.STOPPED_BY_OPERATOR:
             return Decision("skip", "operator_stop", "stopped by an operator")
+        if state.rejected is not None:
+            return Decision("hold", "rejected", state.rejected)
         failing_deps = failing_dependencies(state, states)
         if failing_deps:
             detail = f"waiting for dependency {', '.join(failing_deps)} to recover"

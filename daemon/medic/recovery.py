@@ -349,8 +349,10 @@ class RecoveryEngine:
             self.close_circuit(state, f"healthy for {self.policy.reset_after:g}s")
 
     def reset(self, state: ServiceState, who: str = "operator") -> None:
-        """An operator closes the circuit and gives the service its attempts back."""
+        """An operator closes the circuit, gives the service its attempts back and
+        lifts the hold of a rejected recovery."""
         state.forget_attempts()
+        state.rejected = None
         self.close_circuit(state, f"reset by {who}")
         self.services.request_check(state.name)
 
@@ -777,7 +779,15 @@ class RecoveryEngine:
             )
         else:
             self.bus.publish("recovery.finished", **payload)
-        if not healthy and outcome != "interrupted":
+        if outcome == "rejected" and not healthy:
+            # The operator said no: asking again at every backoff would only
+            # page them again. Held until healthy again, or a reset.
+            state.rejected = (
+                f"an operator rejected recovery {run.rec_id}; automatic recovery waits"
+                " until the service is healthy again or `medic reset`"
+            )
+            self._hold(state, Decision("hold", "rejected", state.rejected))
+        elif not healthy and outcome != "interrupted":
             self._after_failed_attempt(run)
 
     def _after_failed_attempt(self, run: _Run) -> None:

@@ -64,6 +64,8 @@ class ServiceState:
     """Start of the current failure episode; None while healthy."""
     recovering: bool = False
     held_reason: str | None = None
+    rejected: str | None = None
+    """Why an operator's reject holds automatic recovery (until healthy or reset)."""
     status_since: float = field(default_factory=time.time)
 
     @property
@@ -136,6 +138,7 @@ class ServiceState:
         if status is ServiceStatus.HEALTHY:
             self.failure_type = None
             self.held_reason = None
+            self.rejected = None
         elif failure_type is not None:
             self.failure_type = failure_type
         return Transition(self.name, old, status, self.failure_type, detail)
