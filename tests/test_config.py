@@ -441,6 +441,45 @@ def test_playbooks_are_checked_even_when_the_config_breaks_the_schema(tmp_path: 
     assert (str(playbook), 3, "steps[0]") in found
 
 
+def test_schema_and_reference_errors_are_reported_in_one_run(tmp_path: Path) -> None:
+    (tmp_path / "pb").mkdir()
+    (tmp_path / "pb" / "restart-container.yaml").write_text(
+        "description: d\nsteps:\n  - {action: notify}\n"
+    )
+    path = write_config(
+        tmp_path,
+        "playbooks_dir: pb\n"
+        "monitoring: {intervall: 5s}\n"
+        "services:\n"
+        "  web:\n"
+        "    check: {type: http, url: 'not a url'}\n"
+        "  api:\n"
+        "    check: {type: tcp, port: 8080}\n"
+        "    depends_on: [web, databse]\n"
+        "    recovery: {service_crash: restart-contaner}\n"
+        "workflows:\n"
+        "  nightly:\n"
+        "    schedule: {cron: '61 * * * *'}\n"
+        "    steps: [{name: a, action: sleep, duration: 1s, depends_on: [b]}]\n"
+        "  broken:\n"
+        "    steps: [{name: a, action: nope}]\n",
+    )
+    lines = reported(path)
+    paths = [line.split(": ")[1] for line in lines]
+    # Schema errors...
+    assert "monitoring.intervall" in paths
+    assert "services.web.check.url" in paths
+    assert any(p.startswith("workflows.broken.steps[0]") for p in paths)
+    # ...and, in the same run, the references among what did validate; the
+    # broken service 'web' still counts as a service others may depend on.
+    assert "services.api.depends_on[1]" in paths
+    assert "services.api.depends_on[0]" not in paths
+    assert "services.api.recovery.service_crash" in paths
+    assert "workflows.nightly.schedule.cron" in paths
+    assert "workflows.nightly.steps[0].depends_on[0]" in paths
+    assert len(lines) == len(set(lines))
+
+
 def test_argv_numbers_are_taken_as_strings_and_supervised_programs_get_a_start_grace(
     tmp_path: Path,
 ) -> None:

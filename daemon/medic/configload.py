@@ -48,15 +48,14 @@ def load_config(path: str | Path, *, state_dir: str | Path | None = None) -> Loa
         config = Config.model_validate(doc.data or {}, context=context)
     except ValidationError as exc:
         issues += _validation_issues(exc, doc, Config)
+        # One run of `medic validate` shows every problem it can: the
+        # playbooks, and the references among the parts that did validate.
+        issues += _issues_beyond_the_schema(doc, exc)
     playbooks: dict[str, Playbook] = {}
     if config is not None:
         playbooks, playbook_issues = _load_playbooks(config, doc)
         issues += playbook_issues
         issues += check_references(config, playbooks, doc.issue)
-    else:
-        # The config broke the schema; its playbooks still get checked, so one
-        # run of `medic validate` shows every problem it can.
-        issues += _playbook_issues_without_config(doc)
     if issues or config is None:
         raise ConfigInvalid(sorted(issues, key=lambda i: (i.file, i.line)))
     if state_dir is not None:
@@ -92,6 +91,63 @@ def _duplicate_issues(doc: _Document) -> list[ConfigIssue]:
         ConfigIssue(str(doc.path), line, loc, "duplicate key: it is given more than once")
         for loc, line in doc.source.duplicates
     ]
+
+
+_ENTRY_SECTIONS = ("services", "workflows")
+_STUB_SERVICE = {"check": {"type": "tcp", "port": 1}}
+"""Stands in for a service that broke the schema, so that references to its name still resolve."""
+
+
+def _issues_beyond_the_schema(doc: _Document, exc: ValidationError) -> list[ConfigIssue]:
+    """Playbook problems, and reference problems (``depends_on``, playbook names,
+    schedules, step graphs, ...) among the entries that did pass the schema."""
+    pruned = _without_broken_parts(doc.data, exc)
+    if pruned is None:
+        return _playbook_issues_without_config(doc)
+    data, broken = pruned
+    try:
+        config = Config.model_validate(data, context={"base_dir": doc.path.parent})
+    except ValidationError:
+        return _playbook_issues_without_config(doc)
+    playbooks, issues = _load_playbooks(config, doc)
+    references = check_references(config, playbooks, doc.issue)
+    if any(section == "workflows" for section, _ in broken):
+        # A broken workflow's notify events are unknown here: webhook events
+        # that only it would publish must not be reported as unknown.
+        references = [i for i in references if i.path[:1] != ("notifications",)]
+    return issues + [i for i in references if tuple(i.path[:2]) not in broken]
+
+
+def _without_broken_parts(
+    data: Any, exc: ValidationError
+) -> tuple[dict[str, Any], set[tuple[str, str]]] | None:
+    """The document without what broke the schema (a broken service becomes a
+    stub, a broken workflow goes, a broken top-level setting falls back to its
+    default), and the (section, name) of each entry taken out; None when what
+    is left cannot be checked meaningfully."""
+    if not isinstance(data, dict):
+        return None
+    pruned = dict(data)
+    sections = {k: dict(v) for k, v in data.items() if k in _ENTRY_SECTIONS and isinstance(v, dict)}
+    broken: set[tuple[str, str]] = set()
+    for error in exc.errors():
+        loc = error["loc"]
+        if not loc or loc[0] == "playbooks_dir":
+            return None  # the playbooks themselves are unknown: nothing to check them against
+        head = str(loc[0])
+        if head in sections and len(loc) >= 2 and isinstance(loc[1], str):
+            broken.add((head, loc[1]))
+        else:
+            pruned.pop(head, None)
+            sections.pop(head, None)
+    for section, name in broken:
+        if section in sections:
+            if section == "services":
+                sections[section][name] = _STUB_SERVICE
+            else:
+                sections[section].pop(name, None)
+    pruned.update(sections)
+    return pruned, broken
 
 
 def _playbook_issues_without_config(doc: _Document) -> list[ConfigIssue]:
