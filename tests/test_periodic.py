@@ -112,3 +112,16 @@ async def test_stop_starts_no_more_checks(scheduler: AsyncIOScheduler) -> None:
     count = sum(map(len, starts.by_service.values()))
     await asyncio.sleep(0.5)  # two and a half intervals in which nothing may start
     assert sum(map(len, starts.by_service.values())) == count
+
+
+async def test_intervals_that_print_alike_keep_jobs_of_their_own(
+    scheduler: AsyncIOScheduler,
+) -> None:
+    starts = Starts()
+    periodic = PeriodicChecks(scheduler, starts)
+    periodic.add("a", 0.3)
+    periodic.add("b", 0.3000001)
+    assert len(scheduler.get_jobs()) == 2
+    await starts.until(
+        lambda: len(starts.by_service["a"]) >= 2 and len(starts.by_service["b"]) >= 2, 5
+    )

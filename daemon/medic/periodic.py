@@ -144,4 +144,6 @@ class PeriodicChecks:
 
 
 def _job_id(interval_s: float) -> str:
-    return f"{JOB_PREFIX}{interval_s:g}s"
+    short = f"{interval_s:g}"
+    # Two intervals must never share a job: ':g' keeps 6 digits, repr all of them.
+    return f"{JOB_PREFIX}{short if float(short) == interval_s else repr(interval_s)}s"
