@@ -194,14 +194,7 @@ class RecoveryEngine:
         if verdict == "run" and state.spec.depends_on:
             self._confirm_dependencies_then_run(state, decision)
         elif verdict == "run":
-            self._release_hold(state)
-            self._spawn(
-                state,
-                state.failure_type,
-                trigger="auto",
-                dry_run=self.dry_run,
-                probation=decision.probation,
-            )
+            self._run_automatic(state, decision)
         elif verdict == "wait" and decision.wake_at is not None:
             self._release_hold(state)
             self._wake_at(state.name, decision.wake_at)
@@ -211,6 +204,16 @@ class RecoveryEngine:
             if decision.probation:
                 state.failed_probations += 1
             self._open_circuit(state, decision.detail, now)
+
+    def _run_automatic(self, state: ServiceState, decision: Decision) -> None:
+        self._release_hold(state)
+        self._spawn(
+            state,
+            state.failure_type,
+            trigger="auto",
+            dry_run=self.dry_run,
+            probation=decision.probation,
+        )
 
     def _confirm_dependencies_then_run(self, state: ServiceState, decision: Decision) -> None:
         """Probe the dependencies afresh before acting on a dependent.
@@ -236,14 +239,7 @@ class RecoveryEngine:
                 self._hold(state, Decision("hold", "dependency", detail))
                 return
             if self.services.states().get(state.name) is state and not state.recovering:
-                self._release_hold(state)
-                self._spawn(
-                    state,
-                    state.failure_type,
-                    trigger="auto",
-                    dry_run=self.dry_run,
-                    probation=decision.probation,
-                )
+                self._run_automatic(state, decision)
 
         task = asyncio.create_task(confirm(), name=f"confirm-deps:{state.name}")
         self._background.add(task)
@@ -300,12 +296,17 @@ class RecoveryEngine:
             if states[name].is_failing:
                 self.services.request_check(name)
 
-    def _open_circuit(self, state: ServiceState, detail: str, now: float) -> None:
+    def _mark_circuit_open(self, state: ServiceState, opened_at: float) -> float | None:
+        """The service's circuit is open since ``opened_at``; returns the cooldown."""
         state.circuit = CircuitState.OPEN
         state.next_attempt_at = None
         cooldown = self.guardrails.cooldown_after(state.failed_probations)
-        state.probation_due_at = None if cooldown is None else now + cooldown
+        state.probation_due_at = None if cooldown is None else opened_at + cooldown
         self.metrics.circuit_open.labels(state.name).set(1)
+        return cooldown
+
+    def _open_circuit(self, state: ServiceState, detail: str, now: float) -> None:
+        cooldown = self._mark_circuit_open(state, now)
         after = "never (until an operator resets it)" if cooldown is None else f"{cooldown:g}s"
         self.store.audit("circuit.opened", state.name, detail=detail, probation_after=after)
         self.bus.publish(
@@ -411,11 +412,9 @@ class RecoveryEngine:
             if entry["kind"] != "circuit.opened":
                 continue
             state = states[service]
-            state.circuit = CircuitState.OPEN
-            cooldown = self.guardrails.cooldown_after(0)
-            opened_at = datetime.fromisoformat(entry["at"]).timestamp()
-            state.probation_due_at = None if cooldown is None else max(now, opened_at + cooldown)
-            self.metrics.circuit_open.labels(service).set(1)
+            self._mark_circuit_open(state, datetime.fromisoformat(entry["at"]).timestamp())
+            if state.probation_due_at is not None:
+                state.probation_due_at = max(now, state.probation_due_at)
             log.warning(
                 "Circuit still open from before the restart",
                 service=service,
