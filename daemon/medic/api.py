@@ -190,7 +190,18 @@ def _orch(request: web.Request) -> ControlPlaneOrchestrator:
     return request.app[ORCHESTRATOR]
 
 
+_PARSED_BODY = "medic.parsed_body"
+"""The request's JSON body once parsed: the middleware checks it, the handler uses it."""
+
+
 async def _json_body(request: web.Request) -> dict[str, Any]:
+    if _PARSED_BODY not in request:
+        request[_PARSED_BODY] = await _parse_json_body(request)
+    parsed: dict[str, Any] = request[_PARSED_BODY]
+    return parsed
+
+
+async def _parse_json_body(request: web.Request) -> dict[str, Any]:
     if not request.body_exists:
         return {}
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from medic import client
 from medic import install as install_unit
-from medic.configload import load_config, secret_warnings
+from medic.configload import load_config
 from medic.errors import ConfigFileError, ConfigInvalid
 from medic.logging import configure_logging, get_logger
 from medic.types import parse_duration
@@ -164,7 +164,7 @@ def _validate(path: Path) -> int:
             print(issue, file=sys.stderr)
         print(f"{len(exc.issues)} error(s) in {Path(path).resolve()}", file=sys.stderr)
         return EXIT_INVALID
-    for warning in secret_warnings(path):
+    for warning in loaded.warnings:
         print(warning, file=sys.stderr)
     print(loaded.summary())
     return EXIT_OK
@@ -187,7 +187,7 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     daemon_cfg = loaded.model.daemon
     configure_logging(args.log_format or daemon_cfg.log_format, daemon_cfg.log_level.upper())
-    for warning in secret_warnings(path):
+    for warning in loaded.warnings:
         get_logger("Daemon").warning(
             "A secret the config names is missing",
             file=warning.file,

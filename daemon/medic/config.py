@@ -18,6 +18,7 @@ from medic.actions import action_options_models
 from medic.actions.base import ActionOptions, StepRetry
 from medic.checks import check_options_models
 from medic.checks.base import CheckOptions
+from medic.errors import ConfigIssue
 from medic.types import Argv, Duration, FailureType, RelPath
 
 if TYPE_CHECKING:
@@ -305,6 +306,8 @@ class LoadedConfig:
     model: Config
     services: dict[str, ServiceSpec]
     playbooks: dict[str, Playbook]
+    warnings: tuple[ConfigIssue, ...] = ()
+    """Secrets the config names that were not there when it was loaded."""
 
     @property
     def state_dir(self) -> Path:

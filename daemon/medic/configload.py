@@ -66,7 +66,13 @@ def load_config(path: str | Path, *, state_dir: str | Path | None = None) -> Loa
         for name, svc in config.services.items()
         if svc.enabled
     }
-    return LoadedConfig(path=doc.path, model=config, services=services, playbooks=playbooks)
+    return LoadedConfig(
+        path=doc.path,
+        model=config,
+        services=services,
+        playbooks=playbooks,
+        warnings=tuple(_secret_warnings(doc, os.environ)),
+    )
 
 
 def _read_document(path: Path, *, required_mapping: bool) -> _Document:
@@ -348,17 +354,13 @@ def _union_member(tp: Any, tag: Any) -> Any:
     return None
 
 
-def secret_warnings(
-    path: str | Path, environ: Mapping[str, str] | None = None
-) -> list[ConfigIssue]:
+def _secret_warnings(doc: _Document, env: Mapping[str, str]) -> list[ConfigIssue]:
     """Secrets the config names that are not there now: ``*_env`` variables that
     are unset and ``*_file`` files that are missing (relative to the config file).
 
     Warnings, not errors: the daemon's environment (systemd's ``EnvironmentFile``,
     credentials) may differ from the shell ``medic validate`` runs in.
     """
-    env = os.environ if environ is None else environ
-    doc = _read_document(Path(path), required_mapping=True)
     found: list[ConfigIssue] = []
     for loc, key, value in _string_leaves(doc.data, ()):
         if key.endswith("_env") and value not in env:
