@@ -40,7 +40,7 @@ import pytest
 import yaml
 from docker.models.containers import Container
 
-from medic.resources import Resources
+from medic.host.resources import Resources
 from tests.helpers import (
     SETUP_HINT,
     TEST_IMAGE,

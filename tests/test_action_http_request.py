@@ -12,12 +12,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from pydantic import ValidationError
 
-from medic.actions.base import ActionContext, ActionResult
-from medic.actions.http_request import OUTPUT_TAIL_BYTES, HttpRequest, Options
-from medic.configload import load_config
-from medic.errors import ConfigInvalid
-from medic.resources import Resources
-from medic.steps import run_step
+from medic.config.load import load_config
+from medic.core.errors import ConfigInvalid
+from medic.heal.actions.base import ActionContext, ActionResult
+from medic.heal.actions.http_request import OUTPUT_TAIL_BYTES, HttpRequest, Options
+from medic.heal.steps import run_step
+from medic.host.resources import Resources
 from tests.helpers import free_port
 
 

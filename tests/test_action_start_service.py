@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from medic.actions.base import ActionContext, ActionResult, ServiceTarget
-from medic.actions.start_service import StartService
-from medic.checks.base import CheckResult
-from medic.config import ProcessConfig
-from medic.resources import Resources
-from medic.types import FailureType
+from medic.config.models import ProcessConfig
+from medic.core.vocabulary import FailureType
+from medic.heal.actions.base import ActionContext, ActionResult, ServiceTarget
+from medic.heal.actions.start_service import StartService
+from medic.host.resources import Resources
+from medic.watch.checks.base import CheckResult
 from tests.conftest import ContainerFactory
 from tests.systemd_stand_in import StandIn, stand_in_fixture  # noqa: F401  # the fixture
 

@@ -15,19 +15,19 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from pydantic import ValidationError
 
-from medic.actions import ACTION_TYPES, action_options_models
-from medic.actions.base import Action, ActionContext, ActionError, ServiceTarget
-from medic.actions.notify import Notify
-from medic.actions.restart_container import RestartContainer
-from medic.actions.sleep import Sleep
-from medic.actions.start_container import StartContainer
-from medic.actions.wait_healthy import WaitHealthy
-from medic.checks import CHECK_TYPES, check_options_models
-from medic.checks.base import CheckTarget
-from medic.checks.http import HttpCheck
-from medic.checks.http import Options as HttpOptions
-from medic.resources import Resources
-from medic.types import FailureType
+from medic.core.vocabulary import FailureType
+from medic.heal.actions import ACTION_TYPES, action_options_models
+from medic.heal.actions.base import Action, ActionContext, ActionError, ServiceTarget
+from medic.heal.actions.notify import Notify
+from medic.heal.actions.restart_container import RestartContainer
+from medic.heal.actions.sleep import Sleep
+from medic.heal.actions.start_container import StartContainer
+from medic.heal.actions.wait_healthy import WaitHealthy
+from medic.host.resources import Resources
+from medic.watch.checks import CHECK_TYPES, check_options_models
+from medic.watch.checks.base import CheckTarget
+from medic.watch.checks.http import HttpCheck
+from medic.watch.checks.http import Options as HttpOptions
 from tests.conftest import ContainerFactory, http_request
 from tests.helpers import wait_for
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from medic.alerts import AlertPayloadError, handle_alerts, parse_payload
-from medic.recovery import RecoveryRequest
-from medic.types import FailureType
+from medic.api.alerts import AlertPayloadError, handle_alerts, parse_payload
+from medic.core.vocabulary import FailureType
+from medic.heal.engine import RecoveryRequest
 from tests.conftest import ContainerFactory, DaemonFactory, DaemonProcess, http_request
 from tests.helpers import free_port, wait_for
 from tests.test_heal_container import REPO_PLAYBOOKS, finished_recoveries, wait_service

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from medic.openapi import build_document
+from medic.api.openapi import build_document
 from tests.apischema import schema_errors
 from tests.conftest import DaemonFactory, DaemonProcess, http_request
 from tests.helpers import free_port

@@ -29,8 +29,8 @@ from schemathesis.checks import (
 )
 from schemathesis.generation import GenerationMode
 
-from medic.openapi import OPENAPI_PATH
-from medic.types import FailureType
+from medic.api.openapi import OPENAPI_PATH
+from medic.core.vocabulary import FailureType
 from tests.conftest import DaemonFactory, DaemonProcess
 from tests.helpers import free_port
 

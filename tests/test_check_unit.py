@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from medic.checks.base import CheckResult, CheckTarget
-from medic.checks.unit import OPERATOR_STOP, Options, UnitCheck, judge_unit, refine
-from medic.configload import load_config
-from medic.errors import ConfigInvalid
-from medic.resources import Resources
-from medic.systemd_units import UnitState, parse_show
-from medic.types import FailureType
+from medic.config.load import load_config
+from medic.core.errors import ConfigInvalid
+from medic.core.vocabulary import FailureType
+from medic.host.resources import Resources
+from medic.host.systemd import UnitState, parse_show
+from medic.watch.checks.base import CheckResult, CheckTarget
+from medic.watch.checks.unit import OPERATOR_STOP, Options, UnitCheck, judge_unit, refine
 from tests.systemd_stand_in import StandIn, stand_in_fixture  # noqa: F401  # the fixture
 
 FIXTURES = Path(__file__).parent / "fixtures" / "systemd"

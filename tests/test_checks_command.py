@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from medic.checks.base import CheckTarget
-from medic.checks.command import CommandCheck, Options
-from medic.classify import classify_exception
-from medic.config import MonitoringConfig, ServiceConfig, ServiceSpec
-from medic.metrics import Metrics
-from medic.resources import Resources
-from medic.runner import CheckRunner, build_check
-from medic.types import FailureType
+from medic.config.models import MonitoringConfig, ServiceConfig, ServiceSpec
+from medic.core.vocabulary import FailureType
+from medic.host.resources import Resources
+from medic.tell.metrics import Metrics
+from medic.watch.checks.base import CheckTarget
+from medic.watch.checks.command import CommandCheck, Options
+from medic.watch.classify import classify_exception
+from medic.watch.runner import CheckRunner, build_check
 from tests.helpers import async_wait_for
 
 

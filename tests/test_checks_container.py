@@ -10,12 +10,12 @@ import docker
 import docker.errors
 import pytest
 
-from medic.checks.base import CheckResult, CheckTarget
-from medic.checks.container import ContainerCheck, Options, judge_state, resolve_container
-from medic.classify import classify_exception
-from medic.containers import ContainerNotFound, ContainerState, DockerGateway, DockerUnavailable
-from medic.resources import Resources
-from medic.types import FailureType
+from medic.core.vocabulary import FailureType
+from medic.host.docker import ContainerNotFound, ContainerState, DockerGateway, DockerUnavailable
+from medic.host.resources import Resources
+from medic.watch.checks.base import CheckResult, CheckTarget
+from medic.watch.checks.container import ContainerCheck, Options, judge_state, resolve_container
+from medic.watch.classify import classify_exception
 from tests.conftest import ContainerFactory
 
 SECOND_NS = 1_000_000_000

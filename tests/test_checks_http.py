@@ -15,11 +15,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from pydantic import ValidationError
 
-from medic.checks.base import CheckTarget
-from medic.checks.http import MAX_BODY_BYTES, HttpCheck, Options, status_matches
-from medic.classify import classify_exception
-from medic.resources import Resources
-from medic.types import FailureType
+from medic.core.vocabulary import FailureType
+from medic.host.resources import Resources
+from medic.watch.checks.base import CheckTarget
+from medic.watch.checks.http import MAX_BODY_BYTES, HttpCheck, Options, status_matches
+from medic.watch.classify import classify_exception
 from tests.helpers import free_port
 
 TARGET = CheckTarget(service="web")

@@ -18,15 +18,15 @@ import asyncpg
 import pytest
 from pydantic import ValidationError
 
-from medic.checks.base import CheckResult, CheckTarget
-from medic.checks.postgres import Options, PostgresCheck
-from medic.classify import classify_exception
-from medic.config import MonitoringConfig, ServiceConfig, ServiceSpec
-from medic.metrics import Metrics
-from medic.pgpool import APPLICATION_NAME, DsnUnavailable, dsn_label
-from medic.resources import Resources
-from medic.runner import CheckRunner, build_check
-from medic.types import FailureType
+from medic.config.models import MonitoringConfig, ServiceConfig, ServiceSpec
+from medic.core.vocabulary import FailureType
+from medic.host.postgres import APPLICATION_NAME, DsnUnavailable, dsn_label
+from medic.host.resources import Resources
+from medic.tell.metrics import Metrics
+from medic.watch.checks.base import CheckResult, CheckTarget
+from medic.watch.checks.postgres import Options, PostgresCheck
+from medic.watch.classify import classify_exception
+from medic.watch.runner import CheckRunner, build_check
 from tests.helpers import async_wait_for, free_port
 
 pytestmark = pytest.mark.postgres

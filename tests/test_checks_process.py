@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from medic.checks.base import CheckResult, CheckTarget
-from medic.checks.process import Options, ProcessCheck
-from medic.config import ProcessConfig
-from medic.resources import Resources
-from medic.types import FailureType
+from medic.config.models import ProcessConfig
+from medic.core.vocabulary import FailureType
+from medic.host.resources import Resources
+from medic.watch.checks.base import CheckResult, CheckTarget
+from medic.watch.checks.process import Options, ProcessCheck
 from tests.helpers import async_wait_for
 from tests.processes import PYTHON, Spawner, program, rss_bytes
 

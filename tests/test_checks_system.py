@@ -10,10 +10,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from medic.checks.base import CheckTarget
-from medic.checks.system import Options, SystemCheck
-from medic.resources import Resources
-from medic.types import FailureType
+from medic.core.vocabulary import FailureType
+from medic.host.resources import Resources
+from medic.watch.checks.base import CheckTarget
+from medic.watch.checks.system import Options, SystemCheck
 from tests.conftest import DaemonFactory, DaemonProcess
 from tests.helpers import free_port, wait_for
 

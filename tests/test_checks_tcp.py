@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from medic.checks.base import CheckTarget
-from medic.checks.tcp import MAX_REPLY_BYTES, Options, TcpCheck
-from medic.classify import classify_exception
-from medic.resources import Resources
-from medic.types import FailureType
+from medic.core.vocabulary import FailureType
+from medic.host.resources import Resources
+from medic.watch.checks.base import CheckTarget
+from medic.watch.checks.tcp import MAX_REPLY_BYTES, Options, TcpCheck
+from medic.watch.classify import classify_exception
 from tests.helpers import async_wait_for, free_port
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

@@ -12,9 +12,9 @@ import aiohttp
 import asyncpg
 import pytest
 
-from medic.classify import classify_exception
-from medic.containers import ContainerNotFound, DockerUnavailable
-from medic.types import FailureType
+from medic.core.vocabulary import FailureType
+from medic.host.docker import ContainerNotFound, DockerUnavailable
+from medic.watch.classify import classify_exception
 from tests.helpers import free_port
 
 

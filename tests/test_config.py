@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from medic.actions import ACTION_TYPES
-from medic.checks import CHECK_TYPES
-from medic.config import LoadedConfig
-from medic.configload import load_config
-from medic.errors import ConfigFileError, ConfigInvalid
-from medic.types import parse_duration
+from medic.config.load import load_config
+from medic.config.models import LoadedConfig
+from medic.core.errors import ConfigFileError, ConfigInvalid
+from medic.core.vocabulary import parse_duration
+from medic.heal.actions import ACTION_TYPES
+from medic.watch.checks import CHECK_TYPES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "configs"
@@ -542,7 +542,7 @@ def test_webhook_events_must_be_events_medic_publishes(tmp_path: Path) -> None:
 
 
 def test_every_event_the_daemon_publishes_is_known_to_webhook_validation() -> None:
-    from medic.events import PUBLISHED_EVENTS
+    from medic.core.bus import PUBLISHED_EVENTS
 
     source = "\n".join(p.read_text() for p in (REPO_ROOT / "daemon" / "medic").rglob("*.py"))
     published = set(re.findall(r'publish\(\s*"([a-z_]+\.[a-z_.]+)"', source))

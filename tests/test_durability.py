@@ -25,8 +25,8 @@ from typing import Any
 import psutil
 import pytest
 
-from medic.store import StepSessions, Store
-from medic.subprocesses import proc_start_time, run_captured
+from medic.host.subprocesses import proc_start_time, run_captured
+from medic.store.history import StepSessions, Store
 from tests.conftest import DaemonFactory, DaemonProcess
 from tests.helpers import async_wait_for, free_port, wait_for
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from medic.events import EventBus
+from medic.core.bus import EventBus
 from tests.conftest import DaemonFactory, DaemonProcess
 from tests.helpers import free_port
 

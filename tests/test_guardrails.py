@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
-from medic.checks.base import CheckResult
-from medic.config import MonitoringConfig, RecoveryPolicy, ServiceConfig, ServiceSpec
-from medic.containers import DockerEvent
-from medic.guardrails import Guardrails, dependency_order
-from medic.intent import DockerIntent
-from medic.state import ServiceState
-from medic.types import CircuitState, FailureType, ServiceStatus
+from medic.config.models import MonitoringConfig, RecoveryPolicy, ServiceConfig, ServiceSpec
+from medic.core.vocabulary import CircuitState, FailureType, ServiceStatus
+from medic.heal.admission import Guardrails, dependency_order
+from medic.host.docker import DockerEvent
+from medic.watch.checks.base import CheckResult
+from medic.watch.containers import DockerIntent
+from medic.watch.state import ServiceState
 
 NOW = 1_000_000.0
 
@@ -237,7 +237,7 @@ def test_a_failed_latest_probe_counts_towards_the_blast_radius_before_its_thresh
 
 
 def test_each_service_keeps_a_stable_phase_within_its_interval() -> None:
-    from medic.periodic import check_phase
+    from medic.watch.periodic import check_phase
 
     phases = [check_phase(f"svc{i}", 10.0) for i in range(200)]
     assert all(0 <= p < 10.0 for p in phases)

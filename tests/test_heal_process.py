@@ -15,9 +15,9 @@ from typing import Any
 
 import psutil
 
-from medic.configload import load_config
-from medic.playbooks import choose_playbook
-from medic.types import FailureType
+from medic.config.load import load_config
+from medic.core.vocabulary import FailureType
+from medic.heal.playbooks import choose_playbook
 from tests.conftest import DaemonFactory, DaemonProcess, http_request
 from tests.helpers import free_port, wait_for
 from tests.processes import PYTHON, Spawner, alive, http_server, listeners, program

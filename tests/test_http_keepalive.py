@@ -9,11 +9,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from medic.checks.base import CheckTarget
-from medic.checks.http import HttpCheck, Options
-from medic.classify import classify_exception
-from medic.resources import Resources
-from medic.types import FailureType
+from medic.core.vocabulary import FailureType
+from medic.host.resources import Resources
+from medic.watch.checks.base import CheckTarget
+from medic.watch.checks.http import HttpCheck, Options
+from medic.watch.classify import classify_exception
 from tests.helpers import free_port
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from medic.cli import main
-from medic.configload import load_config
-from medic.install import adapt_config, render_unit
+from medic.cli.install import adapt_config, render_unit
+from medic.cli.main import main
+from medic.config.load import load_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_UNIT = REPO_ROOT / "systemd" / "medic.service"

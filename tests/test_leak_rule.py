@@ -1,10 +1,10 @@
-"""The leak rule (``medic.checks._leak``) on fixture series of (seconds, RSS)."""
+"""The leak rule (``medic.watch.checks._leak``) on fixture series of (seconds, RSS)."""
 
 from __future__ import annotations
 
 import pytest
 
-from medic.checks._leak import MinGrowth, Sample, judge_growth, parse_min_growth
+from medic.watch.checks._leak import MinGrowth, Sample, judge_growth, parse_min_growth
 
 MIB = 1_048_576
 WINDOW_S = 60.0

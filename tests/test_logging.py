@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import pytest
 import structlog
 
-from medic.logging import configure_logging, get_logger
+from medic.core.logging import configure_logging, get_logger
 
 CONSOLE_LINE = re.compile(
     r"^(?P<time>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) - (?P<component>\S+) - "

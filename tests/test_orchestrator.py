@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from medic.config import LoadedConfig, WorkflowConfig
-from medic.configload import load_config
-from medic.errors import ConfigInvalid, InvalidWorkflowError
+from medic.config.load import load_config
+from medic.config.models import LoadedConfig, WorkflowConfig
+from medic.core.errors import ConfigInvalid, InvalidWorkflowError
 from medic.orchestrator import ControlPlaneOrchestrator
 from tests.helpers import async_wait_for
 

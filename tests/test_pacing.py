@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from medic.actions.base import StepRetry
-from medic.pacing import PriorityGate, retry_delay
+from medic.heal.actions.base import StepRetry
+from medic.workflows.pacing import PriorityGate, retry_delay
 from tests.helpers import async_wait_for
 
 

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from medic.periodic import SLOT_S, PeriodicChecks, check_phase, slot_of
+from medic.watch.periodic import SLOT_S, PeriodicChecks, check_phase, slot_of
 
 
 class Starts:

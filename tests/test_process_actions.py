@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from medic.actions import ACTION_TYPES
-from medic.actions.base import ActionContext, ActionOptions, ServiceTarget
-from medic.actions.signal_process import Options as SignalOptions
-from medic.actions.signal_process import parse_signal
-from medic.config import MonitoringConfig, ProcessConfig, ServiceConfig, ServiceSpec
-from medic.playbooks import step_applies
-from medic.resources import Resources
-from medic.steps import run_step
+from medic.config.models import MonitoringConfig, ProcessConfig, ServiceConfig, ServiceSpec
+from medic.heal.actions import ACTION_TYPES
+from medic.heal.actions.base import ActionContext, ActionOptions, ServiceTarget
+from medic.heal.actions.signal_process import Options as SignalOptions
+from medic.heal.actions.signal_process import parse_signal
+from medic.heal.playbooks import step_applies
+from medic.heal.steps import run_step
+from medic.host.resources import Resources
 from tests.helpers import async_wait_for
 from tests.processes import PYTHON, Spawner, alive, program
 

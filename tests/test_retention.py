@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from medic.store import Store
+from medic.store.history import Store
 from tests.conftest import DaemonFactory
 from tests.helpers import free_port
 

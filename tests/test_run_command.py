@@ -1,4 +1,4 @@
-"""run_command and medic.subprocesses with real processes: output, exit codes, and teardown.
+"""run_command and medic.host.subprocesses with real processes: output, exit codes, and teardown.
 
 Cancelled commands must leave nothing running; the processes of one test are
 found by a unique environment variable that every descendant inherits.
@@ -19,11 +19,11 @@ import psutil
 import pytest
 from pydantic import ValidationError
 
-from medic import subprocesses
-from medic.actions.base import ActionContext, ActionError, ActionResult
-from medic.actions.run_command import Options, RunCommand
-from medic.resources import Resources
-from medic.subprocesses import parse_proc_stat, run_captured
+from medic.heal.actions.base import ActionContext, ActionError, ActionResult
+from medic.heal.actions.run_command import Options, RunCommand
+from medic.host import subprocesses
+from medic.host.resources import Resources
+from medic.host.subprocesses import parse_proc_stat, run_captured
 from tests.helpers import async_wait_for
 
 TOKEN_VAR = "MEDIC_TEST_RUN_TOKEN"

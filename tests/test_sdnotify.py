@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from medic.sdnotify import SystemdNotifier
+from medic.host.sdnotify import SystemdNotifier
 
 
 class Receiver:

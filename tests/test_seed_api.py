@@ -21,7 +21,7 @@ import yaml
 from aiohttp import web
 
 from medic import ControlPlaneOrchestrator, SelfHealingMonitor
-from medic.errors import WorkflowAlreadyRunningError, WorkflowNotFoundError
+from medic.core.errors import WorkflowAlreadyRunningError, WorkflowNotFoundError
 
 SERVICE = "revenue-engine"
 RECHECK_PLAYBOOK = """

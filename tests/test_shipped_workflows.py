@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from medic.config import LoadedConfig
-from medic.configload import load_config
-from medic.events import EventBus
-from medic.metrics import Metrics
-from medic.resources import Resources
-from medic.store import Store
-from medic.workflows import WorkflowManager
+from medic.config.load import load_config
+from medic.config.models import LoadedConfig
+from medic.core.bus import EventBus
+from medic.host.resources import Resources
+from medic.store.history import Store
+from medic.tell.metrics import Metrics
+from medic.workflows.manager import WorkflowManager
 
 SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "control-plane" / "config.yaml"
 DAY_S = 86400.0

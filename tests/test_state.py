@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from medic.checks.base import CheckResult
-from medic.config import MonitoringConfig, ServiceConfig, ServiceSpec
-from medic.state import ServiceState
-from medic.types import FailureType, ServiceStatus
+from medic.config.models import MonitoringConfig, ServiceConfig, ServiceSpec
+from medic.core.vocabulary import FailureType, ServiceStatus
+from medic.watch.checks.base import CheckResult
+from medic.watch.state import ServiceState
 
 CRASH = FailureType.SERVICE_CRASH
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from medic.config import ProcessConfig
-from medic.subprocesses import session_members
-from medic.supervisor import ProcessStartError, ProcessSupervisor
+from medic.config.models import ProcessConfig
+from medic.host.subprocesses import session_members
+from medic.host.supervisor import ProcessStartError, ProcessSupervisor
 from tests.helpers import async_wait_for
 from tests.processes import PYTHON, Spawner, alive, program
 

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from medic import systemd_units as units
-from medic.actions.base import ActionContext, ActionError, ActionResult, ServiceTarget
-from medic.actions.restart_unit import RestartUnit
-from medic.resources import Resources
-from medic.steps import run_step
-from medic.systemd_units import SystemctlError, UnitState, parse_show, show_argv, systemctl_argv
+from medic.heal.actions.base import ActionContext, ActionError, ActionResult, ServiceTarget
+from medic.heal.actions.restart_unit import RestartUnit
+from medic.heal.steps import run_step
+from medic.host import systemd as units
+from medic.host.resources import Resources
+from medic.host.systemd import SystemctlError, UnitState, parse_show, show_argv, systemctl_argv
 from tests.systemd_stand_in import StandIn, stand_in_fixture  # noqa: F401  # the fixture
 
 FIXTURES = Path(__file__).parent / "fixtures" / "systemd"

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from medic import testhooks
+from medic.host import testhooks
 
 
 async def test_off_without_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from medic.config import NotificationsConfig
-from medic.events import EventBus
-from medic.metrics import Metrics
-from medic.notifications import WebhookDispatcher, event_matches, retry_delay
-from medic.resources import Resources
-from medic.types import FailureType
+from medic.config.models import NotificationsConfig
+from medic.core.bus import EventBus
+from medic.core.vocabulary import FailureType
+from medic.host.resources import Resources
+from medic.tell.metrics import Metrics
+from medic.tell.webhooks import WebhookDispatcher, event_matches, retry_delay
 from tests.conftest import ContainerFactory, ContainerHandle, DaemonFactory, DaemonProcess
 from tests.helpers import async_wait_for, free_port, wait_for
 from tests.test_heal_container import REPO_PLAYBOOKS, finished_recoveries, wait_service

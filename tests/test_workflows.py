@@ -18,19 +18,19 @@ import psutil
 import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from medic.config import WorkflowConfig
-from medic.errors import (
+from medic.config.models import WorkflowConfig
+from medic.config.schedules import crontab_for_apscheduler
+from medic.core.bus import Event, EventBus
+from medic.core.errors import (
     InvalidWorkflowError,
     WorkflowAlreadyRunningError,
     WorkflowNotFoundError,
     WorkflowsClosedError,
 )
-from medic.events import Event, EventBus
-from medic.metrics import Metrics
-from medic.resources import Resources
-from medic.schedules import crontab_for_apscheduler
-from medic.store import Store
-from medic.workflows import WorkflowManager
+from medic.host.resources import Resources
+from medic.store.history import Store
+from medic.tell.metrics import Metrics
+from medic.workflows.manager import WorkflowManager
 from tests.helpers import async_wait_for
 
 # Appends "start <time>" to a file, sleeps, appends "end <time>", exits with a code.
@@ -753,8 +753,8 @@ async def test_a_step_without_timeout_is_bounded_by_the_workflow_timeout(
     h: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The actions' playbook defaults, made short: a workflow step must not be cut by them.
-    from medic.actions.run_command import RunCommand
-    from medic.actions.sleep import Sleep
+    from medic.heal.actions.run_command import RunCommand
+    from medic.heal.actions.sleep import Sleep
 
     monkeypatch.setattr(RunCommand, "default_timeout_s", 0.3)
     monkeypatch.setattr(Sleep, "default_timeout_s", 0.3)
@@ -781,7 +781,7 @@ async def test_a_step_without_timeout_is_bounded_by_the_workflow_timeout(
 async def test_without_any_timeout_a_step_gets_the_workflow_step_default_but_sleep_does_not(
     h: Harness, monkeypatch: pytest.MonkeyPatch, mark: str
 ) -> None:
-    from medic import workflows
+    from medic.workflows import manager as workflows
 
     monkeypatch.setattr(workflows, "STEP_TIMEOUT_S", 0.5)
     await h.manager.register(
@@ -812,12 +812,12 @@ async def test_without_any_timeout_a_step_gets_the_workflow_step_default_but_sle
 async def test_playbook_steps_keep_the_action_default_and_sleep_is_not_cut(
     resources: Resources, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from medic.actions.base import ActionContext
-    from medic.actions.run_command import Options as CommandOptions
-    from medic.actions.run_command import RunCommand
-    from medic.actions.sleep import Options as SleepOptions
-    from medic.actions.sleep import Sleep
-    from medic.steps import run_step
+    from medic.heal.actions.base import ActionContext
+    from medic.heal.actions.run_command import Options as CommandOptions
+    from medic.heal.actions.run_command import RunCommand
+    from medic.heal.actions.sleep import Options as SleepOptions
+    from medic.heal.actions.sleep import Sleep
+    from medic.heal.steps import run_step
 
     monkeypatch.setattr(RunCommand, "default_timeout_s", 0.3)
     monkeypatch.setattr(Sleep, "default_timeout_s", 0.1)

@@ -319,7 +319,7 @@ def test_commands_run_in_the_config_files_folder_whatever_the_daemons_cwd(
 
 
 def test_a_playbook_command_without_cwd_runs_in_the_playbooks_folder(tmp_path: Path) -> None:
-    from medic.configload import load_config
+    from medic.config.load import load_config
 
     (tmp_path / "playbooks").mkdir()
     (tmp_path / "playbooks" / "cleanup.yaml").write_text(

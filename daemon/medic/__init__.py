@@ -2,7 +2,7 @@
 
 The seed's Python API: ``from medic import ControlPlaneOrchestrator,
 SelfHealingMonitor``. Both are imported on first use: every ``import
-medic.<module>`` runs this file first, and ``medic.errors`` or ``medic.config``
+medic.<module>`` runs this file first, and ``medic.core.errors`` or ``medic.config.models``
 should not drag in the whole daemon (and its import cycles) with them.
 """
 
@@ -12,14 +12,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from medic.monitor import SelfHealingMonitor
     from medic.orchestrator import ControlPlaneOrchestrator
+    from medic.watch.monitor import SelfHealingMonitor
 
 __all__ = ["ControlPlaneOrchestrator", "SelfHealingMonitor"]
 
 _LAZY = {
     "ControlPlaneOrchestrator": "medic.orchestrator",
-    "SelfHealingMonitor": "medic.monitor",
+    "SelfHealingMonitor": "medic.watch.monitor",
 }
 
 

@@ -2,6 +2,6 @@
 
 import sys
 
-from medic.cli import main
+from medic.cli.main import main
 
 sys.exit(main())

@@ -11,13 +11,13 @@ from typing import Any
 
 from aiohttp import web
 
-from medic import testhooks
-from medic.api import ApiSettings, build_app
-from medic.configload import load_config
-from medic.errors import ConfigFileError, ConfigInvalid, InvalidWorkflowError
-from medic.logging import get_logger
+from medic.api.app import ApiSettings, build_app
+from medic.config.load import load_config
+from medic.core.errors import ConfigFileError, ConfigInvalid, InvalidWorkflowError
+from medic.core.logging import get_logger
+from medic.host import testhooks
+from medic.host.sdnotify import SystemdNotifier
 from medic.orchestrator import ControlPlaneOrchestrator
-from medic.sdnotify import SystemdNotifier
 
 log = get_logger("Daemon")
 

@@ -1,89 +1,31 @@
-"""Exceptions that cross module boundaries, including the seed's public ones."""
+"""The public errors (the seed's ``from medic.errors import ...``).
 
-from __future__ import annotations
+They are defined in ``medic.core.errors`` beside the root ``MedicError``;
+this module keeps the documented import path.
+"""
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from medic.core.errors import (
+    ConfigFileError,
+    ConfigInvalid,
+    ConfigIssue,
+    InvalidWorkflowError,
+    MedicError,
+    RecoveryNotFoundError,
+    ServiceNotFoundError,
+    WorkflowAlreadyRunningError,
+    WorkflowNotFoundError,
+    WorkflowsClosedError,
+)
 
-
-class MedicError(Exception):
-    """Base of medic's own errors."""
-
-
-class ConfigFileError(MedicError):
-    """The config file is missing, unreadable or not YAML (``medic validate`` exits 2)."""
-
-
-@dataclass(frozen=True, order=True)
-class ConfigIssue:
-    file: str
-    line: int
-    path: tuple[str | int, ...]
-    message: str
-
-    @property
-    def dotted_path(self) -> str:
-        out = ""
-        for elem in self.path:
-            out += f"[{elem}]" if isinstance(elem, int) else (f".{elem}" if out else str(elem))
-        return out or "(top level)"
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.dotted_path}: {self.message}"
-
-
-class ConfigInvalid(MedicError):
-    """The config parsed but broke the schema; every issue is listed."""
-
-    def __init__(self, issues: list[ConfigIssue]) -> None:
-        self.issues = issues
-        super().__init__("\n".join(str(i) for i in issues))
-
-
-class ServiceNotFoundError(MedicError, KeyError):
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
-
-    def __str__(self) -> str:
-        return f"no service named {self.name!r}"
-
-
-class WorkflowNotFoundError(MedicError, KeyError):
-    """The seed's error for an unknown workflow id."""
-
-    def __init__(self, workflow_id: str) -> None:
-        super().__init__(workflow_id)
-        self.workflow_id = workflow_id
-
-    def __str__(self) -> str:
-        return f"no workflow registered as {self.workflow_id!r}"
-
-
-class WorkflowAlreadyRunningError(MedicError):
-    """The seed's error for starting a workflow whose run is in progress."""
-
-    def __init__(self, workflow_id: str) -> None:
-        super().__init__(f"workflow {workflow_id!r} is already running")
-        self.workflow_id = workflow_id
-
-
-class InvalidWorkflowError(MedicError, ValueError):
-    """A workflow definition that cannot be registered; every problem is listed."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = list(problems)
-        super().__init__("; ".join(self.problems))
-
-
-class WorkflowsClosedError(MedicError):
-    """The daemon is shutting down and starts no more workflow runs."""
-
-
-class RecoveryNotFoundError(MedicError, KeyError):
-    def __init__(self, recovery_id: int) -> None:
-        super().__init__(recovery_id)
-        self.recovery_id = recovery_id
-
-    def __str__(self) -> str:
-        return f"no recovery with id {self.recovery_id}"
+__all__ = [
+    "ConfigFileError",
+    "ConfigInvalid",
+    "ConfigIssue",
+    "InvalidWorkflowError",
+    "MedicError",
+    "RecoveryNotFoundError",
+    "ServiceNotFoundError",
+    "WorkflowAlreadyRunningError",
+    "WorkflowNotFoundError",
+    "WorkflowsClosedError",
+]

@@ -13,21 +13,21 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from medic.config import LoadedConfig, ProcessConfig, WorkflowConfig
-from medic.configload import load_config
-from medic.docker_events import DockerEventListener
-from medic.events import Event, EventBus
-from medic.logging import get_logger
-from medic.metrics import Metrics
-from medic.monitor import SelfHealingMonitor
-from medic.notifications import WebhookDispatcher
-from medic.recovery import RecoveryEngine, RecoveryOutcome
-from medic.resources import Resources
-from medic.runner import CheckRunner
-from medic.store import Store
-from medic.subprocesses import end_left_session
-from medic.types import FailureType
-from medic.workflows import WorkflowManager
+from medic.config.load import load_config
+from medic.config.models import LoadedConfig, ProcessConfig, WorkflowConfig
+from medic.core.bus import Event, EventBus
+from medic.core.logging import get_logger
+from medic.core.vocabulary import FailureType
+from medic.heal.engine import RecoveryEngine, RecoveryOutcome
+from medic.host.docker_events import DockerEventListener
+from medic.host.resources import Resources
+from medic.host.subprocesses import end_left_session
+from medic.store.history import Store
+from medic.tell.metrics import Metrics
+from medic.tell.webhooks import WebhookDispatcher
+from medic.watch.monitor import SelfHealingMonitor
+from medic.watch.runner import CheckRunner
+from medic.workflows.manager import WorkflowManager
 
 log = get_logger("ControlPlaneOrchestrator")
 

@@ -1,0 +1,8 @@
+"""CLI: the ``medic`` command.
+
+Owns argument parsing and ``medic run`` (``main``), the API client behind
+the control commands (``client``) and ``medic install-unit`` (``install``).
+The daemon is imported only by ``medic run``.
+
+May import: every stage; ``medic.daemon`` only when running.
+"""

@@ -1,0 +1,218 @@
+"""Checks across the config and the playbooks: names that must refer to
+something, graphs that must not loop, and workflow schedules that must parse."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from medic.config.models import Config, Playbook
+from medic.config.schedules import schedule_errors
+from medic.core.bus import PUBLISHED_EVENTS
+from medic.core.errors import ConfigIssue
+from medic.core.hints import did_you_mean
+from medic.heal.actions.base import ActionOptions
+
+Loc = tuple[str | int, ...]
+IssueMaker = Callable[..., ConfigIssue]
+
+
+def check_references(
+    config: Config, playbooks: Mapping[str, Playbook], issue: IssueMaker
+) -> list[ConfigIssue]:
+    found: list[ConfigIssue] = []
+    found += _service_references(config, playbooks, issue)
+    found += _service_cycles(config, issue)
+    found += _process_checks(config, issue)
+    found += _unit_checks(config, issue)
+    found += _webhook_events(config, playbooks, issue)
+    for workflow_id, workflow in config.workflows.items():
+        found += step_graph_issues(("workflows", workflow_id, "steps"), workflow.steps, issue)
+        found += sleep_issues(
+            ("workflows", workflow_id, "steps"), workflow.timeout, workflow.steps, issue
+        )
+        if workflow.schedule is not None:
+            found += [
+                issue(("workflows", workflow_id, "schedule", error.key), str(error))
+                for error in schedule_errors(workflow.schedule)
+            ]
+    return found
+
+
+def _hint(name: str, known: Iterable[str]) -> str:
+    known = sorted(known)
+    close = did_you_mean(name, known)
+    if close:
+        return f" (did you mean {close!r}?)"
+    return f"; known: {', '.join(known)}" if known else ""
+
+
+def _service_references(
+    config: Config, playbooks: Mapping[str, Playbook], issue: IssueMaker
+) -> list[ConfigIssue]:
+    found = []
+    for name, svc in config.services.items():
+        for index, dep in enumerate(svc.depends_on):
+            if dep not in config.services:
+                loc: Loc = ("services", name, "depends_on", index)
+                found.append(issue(loc, f"unknown service {dep!r}{_hint(dep, config.services)}"))
+            elif dep == name:
+                found.append(
+                    issue(
+                        ("services", name, "depends_on", index), "a service cannot depend on itself"
+                    )
+                )
+        for failure_type, playbook in svc.recovery.items():
+            if playbook not in playbooks:
+                loc = ("services", name, "recovery", failure_type.value)
+                found.append(
+                    issue(loc, f"unknown playbook {playbook!r}{_hint(playbook, playbooks)}")
+                )
+        if svc.check.type == "container" and not (
+            getattr(svc.check, "container", None) or svc.container
+        ):
+            found.append(
+                issue(
+                    ("services", name, "check"),
+                    "a container check needs 'container:' on the check or the service",
+                )
+            )
+    return found
+
+
+def _process_checks(config: Config, issue: IssueMaker) -> list[ConfigIssue]:
+    """A process check that names no process watches the service's ``process:``."""
+    return [
+        issue(
+            ("services", name, "check"),
+            "a process check needs 'name', 'cmdline' or 'pidfile', or 'process:' on the service",
+        )
+        for name, svc in config.services.items()
+        if svc.check.type == "process"
+        and svc.process is None
+        and not any(getattr(svc.check, key, None) for key in ("name", "cmdline", "pidfile"))
+    ]
+
+
+def _unit_checks(config: Config, issue: IssueMaker) -> list[ConfigIssue]:
+    return [
+        issue(("services", name, "check"), "a unit check needs 'unit:' on the check or the service")
+        for name, svc in config.services.items()
+        if svc.check.type == "unit" and not (getattr(svc.check, "unit", None) or svc.unit)
+    ]
+
+
+def _webhook_events(
+    config: Config, playbooks: Mapping[str, Playbook], issue: IssueMaker
+) -> list[ConfigIssue]:
+    """A webhook subscribed to an event nobody publishes would never fire."""
+    hooks = config.notifications.webhooks
+    if not hooks:
+        return []
+    steps = [s for w in config.workflows.values() for s in w.steps]
+    steps += [s for p in playbooks.values() for s in (*p.steps, *p.on_failure)]
+    known = set(PUBLISHED_EVENTS) | {
+        str(getattr(s, "event", "")) for s in steps if s.action == "notify"
+    }
+    found = []
+    for index, hook in enumerate(hooks):
+        for pos, pattern in enumerate(hook.events):
+            if pattern == "*" or pattern in known:
+                continue
+            if pattern.endswith(".*"):
+                if any(name.startswith(pattern[:-1]) for name in known):
+                    continue
+                prefixes = sorted({f"{name.split('.')[0]}.*" for name in known if "." in name})
+                close = did_you_mean(pattern, prefixes)
+                text = f"no event matches {pattern!r}" + (
+                    f" (did you mean {close!r}?)" if close else f"; known: {', '.join(prefixes)}"
+                )
+            else:
+                close = did_you_mean(pattern, sorted(known))
+                text = f"unknown event {pattern!r}" + (
+                    f" (did you mean {close!r}?)"
+                    if close
+                    else f"; known: {', '.join(sorted(known))}, '*', a prefix like 'recovery.*'"
+                    " or the event: of a notify step"
+                )
+            loc: Loc = ("notifications", "webhooks", index, "events", pos)
+            found.append(issue(loc, text))
+    return found
+
+
+def _service_cycles(config: Config, issue: IssueMaker) -> list[ConfigIssue]:
+    graph = {
+        name: [d for d in svc.depends_on if d in config.services and d != name]
+        for name, svc in config.services.items()
+    }
+    cycle = find_cycle(graph)
+    if not cycle:
+        return []
+    return [issue(("services", cycle[0], "depends_on"), "dependency cycle: " + " -> ".join(cycle))]
+
+
+def step_graph_issues(
+    base: Loc, steps: Sequence[ActionOptions], issue: IssueMaker
+) -> list[ConfigIssue]:
+    """A workflow's steps: each named once, ``depends_on`` naming steps, no cycle."""
+    found = []
+    names: dict[str, int] = {}
+    for index, step in enumerate(steps):
+        if not step.name:
+            found.append(issue((*base, index), "a workflow step needs a 'name'"))
+        elif step.name in names:
+            found.append(issue((*base, index, "name"), f"duplicate step name {step.name!r}"))
+        else:
+            names[step.name] = index
+    for index, step in enumerate(steps):
+        for dep_index, dep in enumerate(step.depends_on):
+            if dep not in names:
+                loc: Loc = (*base, index, "depends_on", dep_index)
+                found.append(issue(loc, f"unknown step {dep!r}{_hint(dep, names)}"))
+    graph = {s.name: [d for d in s.depends_on if d in names] for s in steps if s.name}
+    cycle = find_cycle(graph)
+    if cycle:
+        found.append(
+            issue((*base, names[cycle[0]], "depends_on"), "step cycle: " + " -> ".join(cycle))
+        )
+    return found
+
+
+def sleep_issues(
+    base: Loc, timeout: float | None, steps: Sequence[ActionOptions], issue: IssueMaker
+) -> list[ConfigIssue]:
+    """A ``sleep`` step longer than its workflow's ``timeout`` always times the run out."""
+    return [
+        issue(
+            (*base, index, "duration"),
+            f"the sleep ({duration:g}s) is longer than the workflow's timeout ({timeout:g}s),"
+            " so every run would time out",
+        )
+        for index, step in enumerate(steps)
+        if timeout
+        and step.action == "sleep"
+        and not step.timeout
+        and (duration := float(getattr(step, "duration", 0.0))) > timeout
+    ]
+
+
+def find_cycle(graph: Mapping[str, Sequence[str]]) -> list[str]:
+    """One cycle in ``graph`` as a closed path (first == last), or []."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        stack.append(node)
+        for nxt in graph.get(node, ()):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt) :], nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return []
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return []

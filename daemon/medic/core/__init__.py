@@ -1,0 +1,9 @@
+"""The bottom of medic: what every stage shares and nothing else.
+
+Owns the event bus (``bus``), the fixed vocabulary (failure types, statuses,
+outcomes, triggers, hold reasons: ``vocabulary``), the root ``MedicError`` and
+the errors that cross stages (``errors``), log set-up (``logging``) and
+did-you-mean (``hints``).
+
+May import: nothing of medic outside ``medic.core``.
+"""

@@ -1,0 +1,95 @@
+"""The ``http_request`` action: one HTTP request, ok when the status is expected.
+
+Sent through the daemon's shared client session (``Resources.http``). The body
+is ``json`` (sent as JSON) or ``body`` (sent as text), not both. The response
+body's tail is kept as the step's output for the history. Network errors
+(refused, DNS, reset) fail the step with the error.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import aiohttp
+from pydantic import ConfigDict, Field, model_validator
+
+from medic.heal.actions.base import Action, ActionContext, ActionOptions, ActionResult
+from medic.watch.checks.http import HttpMethod, HttpUrl, StatusList, StatusSpec, status_matches
+
+OUTPUT_TAIL_BYTES = 4 * 1024
+MAX_READ_BYTES = 1 << 20
+"""Bytes read from a response at most; the rest is not waited for."""
+
+
+def _default_expect_status() -> list[StatusSpec]:
+    return ["2xx"]
+
+
+class Options(ActionOptions):
+    # populate_by_name: the field is json_body in Python (``json`` is a
+    # BaseModel method) and ``json`` in YAML.
+    model_config = ConfigDict(populate_by_name=True)
+
+    action: Literal["http_request"]
+    url: HttpUrl
+    method: HttpMethod = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    json_body: Any = Field(default=None, alias="json")
+    body: str | None = None
+    expect_status: StatusList = Field(default_factory=_default_expect_status)
+    verify_tls: bool = True
+    follow_redirects: bool = True
+
+    @model_validator(mode="after")
+    def _one_body(self) -> Options:
+        if self.json_body is not None and self.body is not None:
+            raise ValueError("give either json or body, not both")
+        return self
+
+
+class HttpRequest(Action[Options]):
+    """``action: http_request``."""
+
+    name = "http_request"
+    options_model = Options
+    default_timeout_s = 30.0
+
+    def describe(self, ctx: ActionContext) -> str:
+        return f"{self.options.method} {self.options.url}"
+
+    async def run(self, ctx: ActionContext) -> ActionResult:
+        opts = self.options
+        async with ctx.resources.http.request(
+            opts.method,
+            opts.url,
+            headers=opts.headers,
+            json=opts.json_body,
+            data=opts.body,
+            allow_redirects=opts.follow_redirects,
+            ssl=opts.verify_tls,
+        ) as response:
+            tail = await _read_tail(response)
+            text = tail.decode(response.charset or "utf-8", errors="replace")
+            return self._judge(response.status, response.reason or "", text)
+
+    def _judge(self, status: int, reason: str, body_tail: str) -> ActionResult:
+        expected = self.options.expect_status
+        ok = any(status_matches(status, spec) for spec in expected)
+        detail = f"HTTP {status} {reason}".rstrip()
+        if not ok:
+            detail += f" (expected {', '.join(str(spec) for spec in expected)})"
+        return ActionResult(ok=ok, detail=detail, output=body_tail, data={"status": status})
+
+
+async def _read_tail(response: aiohttp.ClientResponse) -> bytes:
+    """The last ``OUTPUT_TAIL_BYTES`` of the first ``MAX_READ_BYTES`` of the body."""
+    tail = bytearray()
+    read = 0
+    while read < MAX_READ_BYTES:
+        chunk = await response.content.read(64 * 1024)
+        if not chunk:
+            break
+        read += len(chunk)
+        tail += chunk
+        del tail[:-OUTPUT_TAIL_BYTES]
+    return bytes(tail)

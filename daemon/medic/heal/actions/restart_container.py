@@ -1,0 +1,64 @@
+"""The ``restart_container`` action: bring the service's container back, whatever its state.
+
+A stopped or crashed container is simply started (nothing to stop); a paused
+one is unpaused and restarted; a running one (hung, unhealthy) is restarted
+with ``stop_timeout`` for a clean stop.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from medic.core.vocabulary import Duration
+from medic.heal.actions._containers import describe_target, inspect_existing, require_container
+from medic.heal.actions.base import Action, ActionContext, ActionOptions, ActionResult
+from medic.host.docker import ContainerState, DockerGateway
+
+
+class Options(ActionOptions):
+    action: Literal["restart_container"]
+    container: str | None = None
+    """Name or id; defaults to the service's ``container:``."""
+    stop_timeout: Duration = 10.0
+    """Seconds Docker waits after SIGTERM before it kills a running container."""
+
+
+class RestartContainer(Action[Options]):
+    """``action: restart_container``."""
+
+    name = "restart_container"
+    options_model = Options
+    default_timeout_s = 30.0
+
+    def describe(self, ctx: ActionContext) -> str:
+        target = describe_target(self.options.container, ctx)
+        return f"restart container {target} (stop timeout {self.options.stop_timeout:g}s)"
+
+    async def run(self, ctx: ActionContext) -> ActionResult:
+        name = require_container(self.options.container, ctx, self.name)
+        docker = ctx.resources.docker
+        state = await inspect_existing(docker, name)
+        detail = await self._bring_back(docker, name, state)
+        return ActionResult(
+            ok=True,
+            detail=detail,
+            data={"container": name, "was": state.status, "exit_code": state.exit_code},
+        )
+
+    async def _bring_back(self, docker: DockerGateway, name: str, state: ContainerState) -> str:
+        stop_timeout_s = math.ceil(self.options.stop_timeout)
+        if state.status == "paused":
+            await docker.unpause(name)
+            await docker.restart(name, stop_timeout_s)
+            return f"unpaused and restarted container {name}"
+        if state.status in ("running", "restarting"):
+            await docker.restart(name, stop_timeout_s)
+            return f"restarted {state.status} container {name}"
+        await docker.start(name)
+        return f"started {state.status} container {name} ({_previous_exit(state)})"
+
+
+def _previous_exit(state: ContainerState) -> str:
+    oom = ", OOM killed" if state.oom_killed else ""
+    return f"was exit {state.exit_code}{oom}"

@@ -1,0 +1,108 @@
+"""The ``signal_process`` action: send one signal to a process.
+
+The target is ``pid``, else the process ``pidfile`` names, else the service's
+own process (``process:``). ``signal`` is a name with or without ``SIG``
+(``HUP``, ``SIGUSR1``) or a number. The signal goes through a pidfd, so a PID that was
+reused meanwhile is never hit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from medic.core.vocabulary import RelPath
+from medic.heal.actions._processes import require_process
+from medic.heal.actions.base import Action, ActionContext, ActionError, ActionOptions, ActionResult
+from medic.host.supervisor import pid_alive, read_pidfile
+
+
+def parse_signal(value: Any) -> signal.Signals:
+    """``HUP``, ``SIGHUP``, ``hup`` or ``1`` -> ``signal.SIGHUP``."""
+    if isinstance(value, signal.Signals):
+        return value
+    text = str(value).strip().upper()
+    try:
+        if text.isdigit():
+            return signal.Signals(int(text))
+        return signal.Signals[text if text.startswith("SIG") else f"SIG{text}"]
+    except (KeyError, ValueError):
+        known = ", ".join(s.name.removeprefix("SIG") for s in signal.Signals)
+        raise ValueError(f"unknown signal {value!r}; known: {known}") from None
+
+
+class Options(ActionOptions):
+    action: Literal["signal_process"]
+    signal: str
+    """e.g. ``HUP`` (reload your configuration), ``TERM``, ``USR1``, ``SIGUSR2``, ``9``."""
+    pid: int | None = Field(default=None, gt=0)
+    pidfile: RelPath | None = None
+
+    @field_validator("signal")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        return parse_signal(value).name
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Options:
+        if self.pid is not None and self.pidfile is not None:
+            raise ValueError("signal_process takes 'pid' or 'pidfile', not both")
+        return self
+
+
+class SignalProcess(Action[Options]):
+    """``action: signal_process``."""
+
+    name = "signal_process"
+    options_model = Options
+    default_timeout_s = 5.0
+
+    def describe(self, ctx: ActionContext) -> str:
+        return f"send {self.options.signal} to {self._target_text(ctx)}"
+
+    async def run(self, ctx: ActionContext) -> ActionResult:
+        pid = self._resolve(ctx)
+        signum = parse_signal(self.options.signal)
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError as exc:
+            raise ActionError(f"process {pid} is not running") from exc
+        try:
+            signal.pidfd_send_signal(fd, signum)
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        return ActionResult(
+            ok=True,
+            detail=f"sent {signum.name} to pid {pid}",
+            data={"pid": pid, "signal": signum.name},
+        )
+
+    def _resolve(self, ctx: ActionContext) -> int:
+        opts = self.options
+        if opts.pid is not None:
+            return opts.pid
+        if opts.pidfile is not None:
+            pid = read_pidfile(opts.pidfile)
+            if pid is None or not pid_alive(pid):
+                raise ActionError(f"pidfile {opts.pidfile} names no running process")
+            return pid
+        service = require_process(ctx, self.name)
+        running = ctx.resources.processes.pid(service)
+        if running is None:
+            raise ActionError(f"{service}'s process is not running")
+        return running
+
+    def _target_text(self, ctx: ActionContext) -> str:
+        opts = self.options
+        if opts.pid is not None:
+            return f"pid {opts.pid}"
+        if opts.pidfile is not None:
+            return f"the process in {opts.pidfile}"
+        service = require_process(ctx, self.name)
+        pid = ctx.resources.processes.pid(service)
+        return f"{service}'s process (pid {pid if pid is not None else 'none: not running'})"

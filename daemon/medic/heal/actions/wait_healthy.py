@@ -1,0 +1,98 @@
+"""The ``wait_healthy`` action: probe the service until it is healthy again.
+
+Probes start 50 ms apart and back off (x1.5) up to ``interval``, so a fast
+recovery is seen at once and a slow one is not hammered. The action keeps its
+own deadline and reports running out of time as a failed result with the last
+probe's detail, rather than being cut off by the step runner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Literal
+
+from pydantic import Field
+
+from medic.core.vocabulary import Duration
+from medic.heal.actions.base import Action, ActionContext, ActionError, ActionOptions, ActionResult
+from medic.watch.checks.base import CheckResult
+
+FIRST_DELAY_S = 0.05
+DELAY_FACTOR = 1.5
+
+
+class Options(ActionOptions):
+    action: Literal["wait_healthy"]
+    consecutive: int = Field(default=1, ge=1, le=100)
+    """Healthy probes in a row that count as recovered."""
+    interval: Duration = Field(default=1.0, gt=0)
+    """The longest pause between probes."""
+
+
+class WaitHealthy(Action[Options]):
+    """``action: wait_healthy``."""
+
+    name = "wait_healthy"
+    options_model = Options
+    default_timeout_s = 60.0
+    manages_own_timeout = True
+
+    @property
+    def timeout_s(self) -> float:
+        return self.options.timeout or self.default_timeout_s
+
+    def describe(self, ctx: ActionContext) -> str:
+        service = ctx.service.name if ctx.service is not None else "the service"
+        times = "once" if self.options.consecutive == 1 else f"{self.options.consecutive} times"
+        return f"wait until {service} is healthy {times} in a row (up to {self.timeout_s:g}s)"
+
+    async def run(self, ctx: ActionContext) -> ActionResult:
+        if ctx.run_check is None:
+            raise ActionError("wait_healthy needs the service's check to probe")
+        poller = _Poller(self.options.consecutive, self.options.interval)
+        started = time.monotonic()
+        deadline = asyncio.timeout(self.timeout_s)
+        try:
+            async with deadline:
+                await poller.until_healthy(ctx)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            detail = f"still unhealthy after {self.timeout_s:g}s: {poller.summary()}"
+            return ActionResult(ok=False, detail=detail, data={"probes": poller.probes})
+        elapsed = time.monotonic() - started
+        return ActionResult(
+            ok=True,
+            detail=f"healthy after {elapsed:.1f}s ({poller.probes} probes): {poller.last_detail}",
+            data={"probes": poller.probes, "elapsed_s": round(elapsed, 3)},
+        )
+
+
+class _Poller:
+    def __init__(self, consecutive: int, max_delay_s: float) -> None:
+        self.consecutive = consecutive
+        self.max_delay_s = max_delay_s
+        self.probes = 0
+        self.streak = 0
+        self.last_detail = "no probe finished"
+
+    async def until_healthy(self, ctx: ActionContext) -> None:
+        assert ctx.run_check is not None
+        delay = min(FIRST_DELAY_S, self.max_delay_s)
+        while True:
+            self._record(await ctx.run_check())
+            if self.streak >= self.consecutive:
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * DELAY_FACTOR, self.max_delay_s)
+
+    def summary(self) -> str:
+        if self.streak == 0:
+            return self.last_detail
+        return f"{self.last_detail} (healthy {self.streak} of {self.consecutive} in a row)"
+
+    def _record(self, result: CheckResult) -> None:
+        self.probes += 1
+        self.last_detail = result.detail
+        self.streak = self.streak + 1 if result.healthy else 0

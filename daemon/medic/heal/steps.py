@@ -1,0 +1,104 @@
+"""Running one step (a playbook step or a workflow step): build the action,
+apply its timeout, honour dry run, and turn every outcome into a record."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from medic.heal.actions import ACTION_TYPES
+from medic.heal.actions.base import Action, ActionContext, ActionOptions
+
+_OWN_TIMEOUT_MARGIN_S = 2.0
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    action: str
+    description: str
+    outcome: str
+    """succeeded, failed, timed_out, dry_run or skipped."""
+    detail: str
+    output: str
+    started_at: float
+    duration_s: float
+    data: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in ("succeeded", "dry_run", "skipped")
+
+
+def build_action(options: ActionOptions) -> Action[Any]:
+    return ACTION_TYPES[options.action](options)
+
+
+def step_timeout(action: Action[Any], default_s: float | None = None) -> float | None:
+    """How long the step may run; None: no step bound (the workflow's still applies).
+
+    An explicit step ``timeout`` wins. Otherwise ``default_s`` (a workflow passes
+    its own ``timeout``), else the action's ``default_timeout_s`` (playbooks); an
+    action that ends by itself (``sleep``) is not cut short by a default.
+    """
+    if getattr(action, "manages_own_timeout", False):
+        return (action.options.timeout or action.default_timeout_s) + _OWN_TIMEOUT_MARGIN_S
+    if action.options.timeout:
+        return float(action.options.timeout)
+    if getattr(action, "ends_by_itself", False):
+        return None
+    return default_s if default_s is not None else action.default_timeout_s
+
+
+async def run_step(
+    options: ActionOptions, ctx: ActionContext, *, default_timeout_s: float | None = None
+) -> StepOutcome:
+    """Run one step; ``default_timeout_s`` bounds it when it has no ``timeout``."""
+    action = build_action(options)
+    started, t0 = time.time(), time.monotonic()
+    try:
+        description = action.describe(ctx)
+    except Exception as exc:  # noqa: BLE001 - a bad target is a failed step, not a crash
+        return _outcome(action, str(options.action), "failed", f"{exc}", "", started, t0)
+    if ctx.dry_run:
+        return _outcome(action, description, "dry_run", f"would {description}", "", started, t0)
+    timeout = step_timeout(action, default_timeout_s)
+    try:
+        async with asyncio.timeout(timeout):
+            result = await action.run(ctx)
+    except TimeoutError:
+        took = timeout if timeout is not None else round(time.monotonic() - t0, 1)
+        return _outcome(
+            action, description, "timed_out", f"timed out after {took:g}s", "", started, t0
+        )
+    except Exception as exc:  # noqa: BLE001 - a failing action must never take the daemon down
+        return _outcome(
+            action, description, "failed", f"{type(exc).__name__}: {exc}", "", started, t0
+        )
+    outcome = "succeeded" if result.ok else "failed"
+    return _outcome(
+        action, description, outcome, result.detail, result.output, started, t0, result.data
+    )
+
+
+def _outcome(
+    action: Action[Any],
+    description: str,
+    outcome: str,
+    detail: str,
+    output: str,
+    started: float,
+    t0: float,
+    data: dict[str, Any] | None = None,
+) -> StepOutcome:
+    return StepOutcome(
+        action=action.name,
+        description=description,
+        outcome=outcome,
+        detail=detail,
+        output=output,
+        started_at=started,
+        duration_s=time.monotonic() - t0,
+        data=data or {},
+    )

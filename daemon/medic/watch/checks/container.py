@@ -1,0 +1,110 @@
+"""The ``type: container`` check: the Docker state of a container and its HEALTHCHECK.
+
+An exited, dead or never-started container is a definitive ``service_crash``;
+a paused (frozen) one cannot answer, so it reads as ``connection_timeout``; an
+``unhealthy`` HEALTHCHECK is an ``unhealthy_response``. Engine errors are
+raised for ``medic.watch.classify`` (an unreachable engine means "cannot tell").
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from medic.core.vocabulary import FailureType
+from medic.host.docker import ContainerState
+from medic.watch.checks.base import Check, CheckOptions, CheckResult, CheckTarget
+
+_HEALTH_OUTPUT_CHARS = 300
+_STOPPED = frozenset({"exited", "dead", "created"})
+
+
+class Options(CheckOptions):
+    type: Literal["container"]
+    container: str | None = None
+    """Name or id; defaults to the service's ``container:``."""
+    require_healthy: bool = False
+    """Treat HEALTHCHECK ``starting`` as a failure instead of healthy-for-now."""
+
+
+def resolve_container(options: Options, target: CheckTarget) -> str:
+    """The container to inspect; the config layer calls this to reject a check without one."""
+    name = options.container or target.container
+    if not name:
+        raise ValueError(
+            f"service {target.service!r}: a container check needs `container:` "
+            "on the check or on the service"
+        )
+    return name
+
+
+class ContainerCheck(Check[Options]):
+    """``type: container``: healthy when the container runs and its HEALTHCHECK agrees."""
+
+    type_name = "container"
+    options_model = Options
+
+    async def probe(self) -> CheckResult:
+        name = resolve_container(self.options, self.target)
+        state = await self.resources.docker.inspect(name)
+        return judge_state(state, require_healthy=self.options.require_healthy)
+
+
+def judge_state(state: ContainerState, *, require_healthy: bool = False) -> CheckResult:
+    """The verdict on one inspected container state."""
+    data = _state_data(state)
+    if state.status == "running":
+        return _judge_running(state, require_healthy, data)
+    if state.status == "paused":
+        return CheckResult.fail(
+            FailureType.CONNECTION_TIMEOUT, "container is paused (frozen)", **data
+        )
+    if state.status in _STOPPED:
+        return CheckResult.fail(
+            FailureType.SERVICE_CRASH, _stopped_detail(state), definitive=True, **data
+        )
+    if state.status == "restarting":
+        detail = f"container is restarting (restart count {state.restart_count})"
+        return CheckResult.fail(FailureType.SERVICE_CRASH, detail, **data)
+    return CheckResult.fail(FailureType.SERVICE_CRASH, f"container is {state.status}", **data)
+
+
+def _judge_running(
+    state: ContainerState, require_healthy: bool, data: dict[str, Any]
+) -> CheckResult:
+    if state.health in (None, "healthy"):
+        detail = "running" if state.health is None else "running, health: healthy"
+        return CheckResult.ok(detail, **data)
+    if state.health == "unhealthy":
+        detail = "running, health: unhealthy" + _health_output(state)
+        return CheckResult.fail(FailureType.UNHEALTHY_RESPONSE, detail, **data)
+    detail = f"running, health: {state.health}"
+    if require_healthy:
+        return CheckResult.fail(FailureType.UNHEALTHY_RESPONSE, detail, **data)
+    return CheckResult.ok(detail, **data)
+
+
+def _stopped_detail(state: ContainerState) -> str:
+    oom = " (OOM killed)" if state.oom_killed else ""
+    if state.status == "created":
+        return "container was created but never started"
+    if state.status == "dead":
+        return f"container is dead (exit code {state.exit_code}){oom}"
+    return f"container exited with code {state.exit_code}{oom}"
+
+
+def _health_output(state: ContainerState) -> str:
+    output = " ".join(state.health_output.split())
+    if not output:
+        return ""
+    return f" (last probe: {output[-_HEALTH_OUTPUT_CHARS:]})"
+
+
+def _state_data(state: ContainerState) -> dict[str, Any]:
+    return {
+        "container": state.name,
+        "status": state.status,
+        "health": state.health,
+        "exit_code": state.exit_code,
+        "oom_killed": state.oom_killed,
+        "restart_count": state.restart_count,
+    }

@@ -1,0 +1,104 @@
+"""The ``type: unit`` check: a systemd unit's state, as ``systemctl show`` reports it.
+
+``active`` and ``reloading`` are healthy. ``failed``, or ``inactive`` after an
+unclean end, is a definitive ``service_crash``; when systemd's start limit was
+hit the detail says so and how to clear it. ``inactive`` after a clean stop
+is an operator's ``systemctl stop``: the result carries ``operator_stop`` and
+the monitor leaves the service alone (unless ``respect_manual_stop: false``).
+Transitions (starting, stopping, systemd's own ``Restart=`` pending) fail
+without being definitive, so systemd gets ``failure_threshold`` checks to
+finish them. :func:`refine` lends the same verdict to another check's failure
+on a service with a ``unit:``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Literal
+
+from medic.core.vocabulary import FailureType
+from medic.host import systemd as units
+from medic.host.systemd import SystemctlError, UnitState
+from medic.watch.checks.base import Check, CheckOptions, CheckResult, CheckTarget
+
+OPERATOR_STOP = "operator_stop"
+"""Result data key: True for a deliberate stop, False when the unit is not stopped."""
+
+_HEALTHY = frozenset({"active", "reloading"})
+
+
+class Options(CheckOptions):
+    type: Literal["unit"]
+    unit: str | None = None
+    """Defaults to the service's ``unit:``."""
+
+
+def resolve_unit(options: Options, target: CheckTarget) -> str:
+    """The unit to read (the config layer rejects a unit check without one)."""
+    name = options.unit or target.unit
+    if not name:
+        raise ValueError(
+            f"service {target.service!r}: a unit check needs `unit:` on the check or on the service"
+        )
+    return name
+
+
+class UnitCheck(Check[Options]):
+    """``type: unit``: healthy while systemd reports the unit active."""
+
+    type_name = "unit"
+    options_model = Options
+
+    async def probe(self) -> CheckResult:
+        unit = resolve_unit(self.options, self.target)
+        try:
+            state = await units.show(unit)
+        except (SystemctlError, OSError) as exc:
+            # systemd itself not answering says nothing about the unit: cannot tell.
+            return CheckResult(healthy=False, detail=f"cannot read {unit}: {exc}")
+        return judge_unit(state)
+
+
+def judge_unit(state: UnitState) -> CheckResult:
+    """The verdict on one unit's ``systemctl show`` properties."""
+    data = {"unit": state.unit, **state.as_dict(), OPERATOR_STOP: False}
+    name, summary = state.unit, state.summary()
+    if not state.exists:
+        detail = f"unit {name} is not loaded (LoadState={state.load_state or 'unknown'})"
+        return CheckResult.fail(FailureType.SERVICE_CRASH, detail, definitive=True, **data)
+    if state.active_state in _HEALTHY:
+        return CheckResult.ok(f"{name} is {summary}", **data)
+    if state.start_limit_hit:
+        detail = f"{name} failed: start limit hit: run systemctl reset-failed {name} ({summary})"
+        return CheckResult.fail(FailureType.SERVICE_CRASH, detail, definitive=True, **data)
+    if state.failed or (state.active_state == "inactive" and state.result != "success"):
+        ended = state.main_exit()
+        detail = f"{name} is down: {summary}" + (f"; main process {ended}" if ended else "")
+        return CheckResult.fail(FailureType.SERVICE_CRASH, detail, definitive=True, **data)
+    if state.active_state == "inactive":
+        data[OPERATOR_STOP] = True
+        detail = f"{name} was stopped cleanly (systemctl stop): left alone until it runs again"
+        return CheckResult.fail(FailureType.SERVICE_CRASH, detail, **data)
+    return _in_transition(state, data)
+
+
+def _in_transition(state: UnitState, data: dict[str, Any]) -> CheckResult:
+    summary = f"{state.unit} is {state.summary()}"
+    if state.sub_state == "auto-restart":
+        detail = f"{summary}: it crashed and systemd restarts it (Restart=)"
+        return CheckResult.fail(FailureType.SERVICE_CRASH, detail, **data)
+    if state.active_state == "activating":
+        return CheckResult.fail(FailureType.CONNECTION_TIMEOUT, f"{summary}: not up yet", **data)
+    return CheckResult.fail(FailureType.SERVICE_CRASH, summary, **data)
+
+
+def refine(result: CheckResult, state: UnitState) -> CheckResult:
+    """Another check's failure, seen with what systemd says about the unit.
+
+    A unit that is down or deliberately stopped decides the verdict; a unit
+    that is up leaves the check's own verdict, marked as not stopped.
+    """
+    verdict = judge_unit(state)
+    if verdict.definitive or verdict.data[OPERATOR_STOP]:
+        return replace(verdict, detail=f"{verdict.detail}; the check saw: {result.detail}")
+    return replace(result, data={**result.data, OPERATOR_STOP: False})
