@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from medic import cli, client
+from medic.cli import client
+from medic.cli import main as cli
 from tests.conftest import REPO_ROOT, DaemonFactory, DaemonProcess
 from tests.helpers import free_port, wait_for
 from tests.test_cli_client import TOKEN, run_cli
