@@ -20,8 +20,8 @@ from pydantic import BaseModel
 
 from medic.config.load import load_config
 from medic.config.models import LoadedConfig
+from medic.config.types import parse_duration
 from medic.core.errors import ConfigFileError, ConfigInvalid
-from medic.core.vocabulary import parse_duration
 from medic.heal.actions import ACTION_TYPES
 from medic.watch.checks import CHECK_TYPES
 

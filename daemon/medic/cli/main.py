@@ -13,9 +13,9 @@ from pathlib import Path
 from medic.cli import client
 from medic.cli import install as install_unit
 from medic.config.load import load_config
+from medic.config.types import parse_duration
 from medic.core.errors import ConfigFileError, ConfigInvalid
 from medic.core.logging import configure_logging, get_logger
-from medic.core.vocabulary import parse_duration
 
 EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a command killed by the closed pipe exits with

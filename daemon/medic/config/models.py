@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from medic.config.types import Argv, Duration, RelPath
 from medic.core.errors import ConfigIssue
-from medic.core.vocabulary import Argv, Duration, FailureType, RelPath
+from medic.core.vocabulary import FailureType
 from medic.heal.actions import action_options_models
 from medic.heal.actions.base import ActionOptions, StepRetry
 from medic.watch.checks import check_options_models

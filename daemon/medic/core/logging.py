@@ -9,7 +9,9 @@ console lines that read like
     2026-01-06 07:27:00 - ControlPlaneOrchestrator - INFO - Workflow registered: x service=web
 
 or JSON objects, one per line, with ``timestamp``, ``level``, ``logger``,
-``event`` and every context key as a field of its own.
+``event`` and every context key as a field of its own. medic's own events are
+stable dotted names (``circuit.opened``, ``recovery.step``) with the prose in
+a ``message`` field, which the console prints instead of the name.
 """
 
 from __future__ import annotations
@@ -33,6 +35,12 @@ MEDIC_LOGGER_NAME = "medic"
 _LIBRARY_LEVEL = logging.WARNING
 
 _CONSOLE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+MESSAGE_KEY = "message"
+"""The field that carries an event's prose: ``log.warning("circuit.opened",
+message="Circuit opened: no more automatic recovery", service="web")``. The
+event itself is a stable dotted name that tests and log queries match on;
+the console shows the prose in its place."""
 
 
 def configure_logging(
@@ -145,9 +153,12 @@ def _render_console(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
     component = event_dict.pop("component")
     level = str(event_dict.pop("level")).upper()
     event = event_dict.pop("event", "")
+    # medic's events have a stable name (``circuit.opened``) and the prose in
+    # ``message``: a person reads the prose, a program matches the name (JSON).
+    text = event_dict.pop(MESSAGE_KEY, None) or event
     exception = event_dict.pop("exception", None)
     pairs = "".join(f" {key}={_console_value(value)}" for key, value in event_dict.items())
-    line = f"{when} - {component} - {level} - {event}{pairs}"
+    line = f"{when} - {component} - {level} - {text}{pairs}"
     if exception:
         line = f"{line}\n{str(exception).rstrip()}"
     return line

@@ -1,54 +1,12 @@
-"""Shared value types used by the config models and the plugins: durations,
-failure types, service states."""
+"""The fixed vocabulary every stage speaks: failure types, service statuses,
+circuit states, recovery and step outcomes, triggers and hold reasons.
+
+Each is a ``StrEnum``, so a value is its own JSON and SQLite spelling.
+"""
 
 from __future__ import annotations
 
-import math
-import re
 from enum import StrEnum
-from pathlib import Path
-from typing import Annotated, Any
-
-from pydantic import AfterValidator, BeforeValidator, ValidationInfo
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from a number or a string like ``500ms``, ``30s``, ``5m``, ``1h``."""
-    if isinstance(value, bool):
-        raise ValueError("a duration must be a number of seconds or a string like '30s'")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    else:
-        raise ValueError(
-            f"invalid duration {value!r}: use a number of seconds or a string "
-            "like '500ms', '30s', '5m', '1h'"
-        )
-    if not math.isfinite(seconds):
-        raise ValueError(f"a duration must be a finite number of seconds (got {value!r})")
-    if seconds < 0:
-        raise ValueError(f"a duration cannot be negative: {value!r}")
-    return seconds
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-"""A duration in seconds, accepting the config's human forms."""
-
-
-def _relative_to_config(value: Path, info: ValidationInfo) -> Path:
-    base = (info.context or {}).get("base_dir")
-    value = value.expanduser()
-    if base is not None and not value.is_absolute():
-        return (Path(base) / value).resolve()
-    return value
-
-
-RelPath = Annotated[Path, AfterValidator(_relative_to_config)]
-"""A path; relative ones are taken relative to the config file's folder."""
 
 
 class FailureType(StrEnum):
@@ -81,25 +39,68 @@ class CircuitState(StrEnum):
     PROBATION = "probation"
 
 
-def _argument(value: Any) -> Any:
-    # YAML reads `[pg_ctlcluster, 15, main, start]` with 15 as a number; an
-    # argv holds strings, so plain numbers are taken as written.
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return value
+class RecoveryOutcome(StrEnum):
+    """A recovery's status in the history; the last seven are how it ended."""
+
+    RUNNING = "running"
+    WAITING_APPROVAL = "waiting_approval"
+    SUCCEEDED = "succeeded"
+    UNRESOLVED = "unresolved"
+    """Every step worked, but the service still fails its check."""
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    DRY_RUN = "dry_run"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (RecoveryOutcome.RUNNING, RecoveryOutcome.WAITING_APPROVAL)
 
 
-Argv = list[Annotated[str, BeforeValidator(_argument)]]
-"""A program and its arguments; numbers in the list are taken as strings."""
+class StepOutcome(StrEnum):
+    """How one playbook or workflow step ended."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    DRY_RUN = "dry_run"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+    @property
+    def ok(self) -> bool:
+        return self in (StepOutcome.SUCCEEDED, StepOutcome.DRY_RUN, StepOutcome.SKIPPED)
 
 
-def _compiles(value: str) -> str:
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"not a valid regular expression: {exc}") from None
-    return value
+class Trigger(StrEnum):
+    """Who or what started a recovery or a workflow run."""
+
+    AUTO = "auto"
+    """medic's own checks (and Docker's events)."""
+    ALERT = "alert"
+    """An Alertmanager notification."""
+    MANUAL = "manual"
+    """The Python API (``auto_recover``, ``remediate``) or ``workflows start``."""
+    API = "api"
+    CLI = "cli"
+    SCHEDULE = "schedule"
+
+    @property
+    def by_operator(self) -> bool:
+        """An operator asking is the approval; it does not use up ``max_attempts``."""
+        return self in (Trigger.MANUAL, Trigger.API, Trigger.CLI)
 
 
-Regex = Annotated[str, AfterValidator(_compiles)]
-"""A regular expression, checked when the config is loaded."""
+class HoldReason(StrEnum):
+    """Why an automatic recovery did not run (``recovery.held`` and the audit)."""
+
+    OPERATOR_STOP = "operator_stop"
+    REJECTED = "rejected"
+    DEPENDENCY = "dependency"
+    BLAST_RADIUS = "blast_radius"
+    CIRCUIT_OPEN = "circuit_open"
+    BACKOFF = "backoff"
+    BUDGET = "budget"
+    ALREADY_RECOVERING = "already_recovering"
+    SHUTTING_DOWN = "shutting_down"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from medic.core.vocabulary import Duration
+from medic.config.types import Duration
 
 if TYPE_CHECKING:
     from medic.host.resources import Resources

@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from medic.core.vocabulary import Duration, RelPath
+from medic.config.types import Duration, RelPath
 from medic.heal.actions.base import Action, ActionContext, ActionError, ActionOptions, ActionResult
 from medic.host.postgres import (
     CONNECT_ERRORS,

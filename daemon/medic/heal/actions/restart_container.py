@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from medic.core.vocabulary import Duration
+from medic.config.types import Duration
 from medic.heal.actions._containers import describe_target, inspect_existing, require_container
 from medic.heal.actions.base import Action, ActionContext, ActionOptions, ActionResult
 from medic.host.docker import ContainerState, DockerGateway

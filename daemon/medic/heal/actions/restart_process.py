@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from medic.core.vocabulary import Duration
+from medic.config.types import Duration
 from medic.heal.actions._processes import require_process
 from medic.heal.actions.base import Action, ActionContext, ActionError, ActionOptions, ActionResult
 from medic.host.supervisor import ProcessStartError

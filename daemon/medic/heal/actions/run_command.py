@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, model_validator
 
-from medic.core.vocabulary import Argv, Duration, RelPath
+from medic.config.types import Argv, Duration, RelPath
 from medic.heal.actions.base import Action, ActionContext, ActionError, ActionOptions, ActionResult
 from medic.host.subprocesses import CompletedRun, run_captured
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from medic.core.vocabulary import RelPath
+from medic.config.types import RelPath
 from medic.heal.actions._processes import require_process
 from medic.heal.actions.base import Action, ActionContext, ActionError, ActionOptions, ActionResult
 from medic.host.supervisor import pid_alive, read_pidfile

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import model_validator
 
-from medic.core.vocabulary import Duration
+from medic.config.types import Duration
 from medic.heal.actions.base import Action, ActionContext, ActionOptions, ActionResult
 
 

@@ -22,7 +22,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from medic.core.vocabulary import Duration
+from medic.config.types import Duration
 from medic.heal.actions.base import Action, ActionContext, ActionError, ActionOptions, ActionResult
 from medic.heal.actions.restart_unit import unit_state
 from medic.heal.actions.start_container import StartContainer

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from medic.core.vocabulary import Duration
+from medic.config.types import Duration
 from medic.heal.actions.base import Action, ActionContext, ActionError, ActionOptions, ActionResult
 from medic.watch.checks.base import CheckResult
 

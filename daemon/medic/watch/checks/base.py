@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from medic.core.vocabulary import Duration, FailureType
+from medic.config.types import Duration
+from medic.core.vocabulary import FailureType
 
 if TYPE_CHECKING:
     from medic.host.resources import Resources

@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from medic.core.vocabulary import Argv, Duration, FailureType, RelPath
+from medic.config.types import Argv, Duration, RelPath
+from medic.core.vocabulary import FailureType
 from medic.host.subprocesses import CompletedRun, run_captured
 from medic.watch.checks.base import Check, CheckOptions, CheckResult
 

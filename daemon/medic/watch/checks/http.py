@@ -13,7 +13,8 @@ import aiohttp
 from pydantic import AfterValidator, Field
 from yarl import URL
 
-from medic.core.vocabulary import FailureType, Regex
+from medic.config.types import Regex
+from medic.core.vocabulary import FailureType
 from medic.watch.checks.base import Check, CheckOptions, CheckResult, CheckTarget
 
 if TYPE_CHECKING:

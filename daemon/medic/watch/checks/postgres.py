@@ -17,7 +17,8 @@ from typing import Any, Literal
 import asyncpg
 from pydantic import Field, model_validator
 
-from medic.core.vocabulary import FailureType, RelPath
+from medic.config.types import RelPath
+from medic.core.vocabulary import FailureType
 from medic.host.postgres import (
     CONNECT_ERRORS,
     DsnUnavailable,

@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import psutil
 from pydantic import BeforeValidator, ByteSize, Field, model_validator
 
-from medic.core.vocabulary import Duration, FailureType, Regex, RelPath
+from medic.config.types import Duration, Regex, RelPath
+from medic.core.vocabulary import FailureType
 from medic.host.supervisor import pid_alive, read_pidfile
 from medic.watch.checks._leak import MinGrowth, Sample, judge_growth, parse_min_growth
 from medic.watch.checks.base import Check, CheckOptions, CheckResult, CheckTarget
