@@ -101,9 +101,9 @@ def test_an_operator_recovery_of_a_healthy_service_does_not_report_it_down_and_b
     assert (record["failure_type"], record["playbook"]) == ("unhealthy_response", "mark")
     assert service(daemon)["status"] == "healthy"
     assert service(daemon)["status_since"] == since, "the status never changed"
-    events = [line.get("event") for line in daemon.log_lines()]
-    assert "web is healthy" in events
-    assert "web is recovering" not in events
+    changes = [(line.get("event"), line.get("status")) for line in daemon.log_lines()]
+    assert ("service.healthy", None) in changes
+    assert ("service.state", "recovering") not in changes
 
 
 def test_an_alert_that_finds_the_attempts_spent_opens_the_circuit(

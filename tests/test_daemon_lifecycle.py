@@ -190,13 +190,13 @@ services:
     check: {{type: tcp, port: {free_port()}}}
 """
     daemon = medic_daemon(config, playbooks={"slow-fix": playbook})
-    daemon.wait_for_log(event="Recovery started", service="gone")
+    daemon.wait_for_log(event="recovery.started", service="gone")
     started = time.monotonic()
     daemon.send_signal(signal.SIGTERM)
     assert daemon.wait(timeout=20) == 0
     assert marker.exists(), "SIGTERM cut the running recovery short"
     assert time.monotonic() - started < 10
-    assert daemon.find_logs(event="Recovery step", action="run_command", outcome="succeeded")
+    assert daemon.find_logs(event="recovery.step", action="run_command", outcome="succeeded")
 
 
 def test_reload_over_the_api_needs_the_token(

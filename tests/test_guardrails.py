@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 import pytest
 
 from medic.config.models import MonitoringConfig, RecoveryPolicy, ServiceConfig, ServiceSpec
 from medic.core.vocabulary import CircuitState, FailureType, ServiceStatus
-from medic.heal.admission import Guardrails, dependency_order
+from medic.heal.admission import Decision, Guardrails, dependency_order
+from medic.heal.state import HealState
 from medic.host.docker import DockerEvent
 from medic.watch.checks.base import CheckResult
 from medic.watch.containers import DockerIntent
@@ -42,32 +44,38 @@ def by_name(*states: ServiceState) -> dict[str, ServiceState]:
     return {s.name: s for s in states}
 
 
+def decide(
+    rails: Guardrails, state: ServiceState, *others: ServiceState, heal: HealState | None = None
+) -> Decision:
+    """One decision on ``state`` among ``others``, with its heal-side state."""
+    return rails.decide(state, heal or HealState(), by_name(state, *others), NOW)
+
+
 def test_a_failing_service_is_recovered() -> None:
-    web = failing("web")
-    assert Guardrails(RecoveryPolicy()).decide(web, by_name(web), NOW).verdict == "run"
+    assert decide(Guardrails(RecoveryPolicy()), failing("web")).verdict == "run"
 
 
 def test_max_attempts_in_the_window_opens_the_circuit() -> None:
     rails = Guardrails(RecoveryPolicy(max_attempts=2, window=60))
-    web = failing("web")
-    web.attempts.extend([NOW - 30, NOW - 10])
-    decision = rails.decide(web, by_name(web), NOW)
+    heal = HealState(attempts=deque([NOW - 30, NOW - 10]))
+    decision = decide(rails, failing("web"), heal=heal)
     assert decision.verdict == "open_circuit"
     assert "after 2 automatic recoveries within 60s" in decision.detail
 
 
 def test_attempts_older_than_the_window_no_longer_count() -> None:
     rails = Guardrails(RecoveryPolicy(max_attempts=2, window=60))
-    web = failing("web")
-    web.attempts.extend([NOW - 120, NOW - 10])
-    assert rails.decide(web, by_name(web), NOW).verdict == "run"
-    assert list(web.attempts) == [NOW - 10]
+    heal = HealState(attempts=deque([NOW - 120, NOW - 10]))
+    assert decide(rails, failing("web"), heal=heal).verdict == "run"
+    assert list(heal.attempts) == [NOW - 120, NOW - 10], "decide changed the state"
+    rails.record_attempt(heal, NOW)
+    assert list(heal.attempts) == [NOW - 10, NOW]
+    assert list(rails.host_attempts) == [NOW]
 
 
 def test_backoff_makes_the_next_attempt_wait() -> None:
-    web = failing("web")
-    web.next_attempt_at = NOW + 5
-    decision = Guardrails(RecoveryPolicy()).decide(web, by_name(web), NOW)
+    heal = HealState(next_attempt_at=NOW + 5)
+    decision = decide(Guardrails(RecoveryPolicy()), failing("web"), heal=heal)
     assert (decision.verdict, decision.wake_at) == ("wait", NOW + 5)
 
 
@@ -82,35 +90,38 @@ def test_backoff_grows_by_the_factor_and_is_capped_with_jitter() -> None:
 
 
 def test_a_long_healthy_spell_gives_the_attempts_back() -> None:
+    rails = Guardrails(RecoveryPolicy(max_attempts=2, reset_after=600))
     web = failing("web", max_attempts=2, reset_after=600)
-    web.attempts.extend([NOW - 5, NOW - 4])
-    web.next_attempt_at = NOW + 100
+    heal = HealState(attempts=deque([NOW - 5, NOW - 4]), next_attempt_at=NOW + 100)
     web.set_status(ServiceStatus.HEALTHY)
     assert web.healthy_since is not None
     web.healthy_since -= 601  # healthy for longer than reset_after
-    web.set_status(ServiceStatus.UNHEALTHY, failure_type=FailureType.SERVICE_CRASH)
-    assert len(web.attempts) == 0
-    assert web.next_attempt_at is None
+    now = web.healthy_since + 601
+    assert rails.attempts_given_back(web, now)
+    # Leaving that spell says how long it was, for the heal side to forget the attempts.
+    left = web.set_status(ServiceStatus.UNHEALTHY, failure_type=FailureType.SERVICE_CRASH)
+    assert left is not None and left.healthy_for_s is not None and left.healthy_for_s >= 600
+    assert decide(rails, web, heal=heal).verdict == "open_circuit", "the attempts still count"
 
 
 def test_a_short_healthy_spell_keeps_the_attempts() -> None:
     web = failing("web", reset_after=600)
-    web.attempts.extend([NOW - 5])
     web.set_status(ServiceStatus.HEALTHY)
-    web.set_status(ServiceStatus.UNHEALTHY, failure_type=FailureType.SERVICE_CRASH)
-    assert len(web.attempts) == 1
+    left = web.set_status(ServiceStatus.UNHEALTHY, failure_type=FailureType.SERVICE_CRASH)
+    assert left is not None and left.healthy_for_s is not None and left.healthy_for_s < 600
+    rails = Guardrails(RecoveryPolicy(max_attempts=1, reset_after=600))
+    assert decide(rails, web, heal=HealState(attempts=deque([NOW - 5]))).verdict == "open_circuit"
 
 
 def test_open_circuit_waits_for_probation_then_allows_one_attempt() -> None:
     rails = Guardrails(RecoveryPolicy())
     web = failing("web")
-    web.circuit = CircuitState.OPEN
-    web.probation_due_at = NOW + 30
-    assert rails.decide(web, by_name(web), NOW).verdict == "wait"
-    decision = rails.decide(web, by_name(web), NOW + 31)
+    heal = HealState(circuit=CircuitState.OPEN, probation_due_at=NOW + 30)
+    assert rails.decide(web, heal, by_name(web), NOW).verdict == "wait"
+    decision = rails.decide(web, heal, by_name(web), NOW + 31)
     assert decision.verdict == "run" and decision.probation
-    web.circuit = CircuitState.PROBATION  # failing again after the probation attempt
-    failed = rails.decide(web, by_name(web), NOW + 32)
+    heal.circuit = CircuitState.PROBATION  # failing again after the probation attempt
+    failed = rails.decide(web, heal, by_name(web), NOW + 32)
     assert (failed.verdict, failed.probation) == ("open_circuit", True)
 
 
@@ -118,20 +129,18 @@ def test_probation_cooldown_doubles_up_to_the_cap_and_zero_means_never() -> None
     rails = Guardrails(RecoveryPolicy(circuit_cooldown=60, circuit_cooldown_max=300))
     assert [rails.cooldown_after(n) for n in range(5)] == [60, 120, 240, 300, 300]
     assert Guardrails(RecoveryPolicy(circuit_cooldown=0)).cooldown_after(0) is None
-    web = failing("web")
-    web.circuit = CircuitState.OPEN
-    web.probation_due_at = None
-    decision = rails.decide(web, by_name(web), NOW)
+    heal = HealState(circuit=CircuitState.OPEN, probation_due_at=None)
+    decision = decide(rails, failing("web"), heal=heal)
     assert (decision.verdict, decision.reason) == ("hold", "circuit_open")
 
 
 def test_a_failing_dependency_holds_its_dependents() -> None:
     db = failing("db")
     web = failing("web", depends_on=("db",))
-    decision = Guardrails(RecoveryPolicy()).decide(web, by_name(db, web), NOW)
+    decision = decide(Guardrails(RecoveryPolicy()), web, db)
     assert (decision.verdict, decision.reason) == ("hold", "dependency")
     assert "db" in decision.detail
-    assert Guardrails(RecoveryPolicy()).decide(db, by_name(db, web), NOW).verdict == "run"
+    assert decide(Guardrails(RecoveryPolicy()), db, web).verdict == "run"
 
 
 @pytest.mark.parametrize(
@@ -143,9 +152,7 @@ def test_blast_radius_holds_when_more_than_the_fraction_fail(
 ) -> None:
     states = [failing(f"s{i}") for i in range(failing_count)]
     states += [healthy(f"h{i}") for i in range(total - failing_count)]
-    decision = Guardrails(RecoveryPolicy(max_failing_fraction=0.5)).decide(
-        states[0], by_name(*states), NOW
-    )
+    decision = decide(Guardrails(RecoveryPolicy(max_failing_fraction=0.5)), *states)
     assert (decision.reason == "blast_radius") is held
     if held:
         assert f"{failing_count} of {total} services" in decision.detail
@@ -160,33 +167,30 @@ def test_dependency_failures_do_not_count_towards_the_blast_radius() -> None:
 
 
 def test_operator_stopped_services_are_skipped_and_not_counted() -> None:
-    rails = Guardrails(RecoveryPolicy())
     web = failing("web")
     web.set_status(ServiceStatus.STOPPED_BY_OPERATOR)
-    assert rails.decide(web, by_name(web), NOW).reason == "operator_stop"
+    assert decide(Guardrails(RecoveryPolicy()), web).reason == "operator_stop"
 
 
-def test_a_rejected_recovery_holds_until_healthy_again() -> None:
+def test_a_rejected_recovery_holds_the_service() -> None:
     rails = Guardrails(RecoveryPolicy())
     web = failing("web")
-    web.rejected = "an operator rejected recovery 7"
-    decision = rails.decide(web, by_name(web), NOW)
+    heal = HealState(rejected="an operator rejected recovery 7")
+    decision = decide(rails, web, heal=heal)
     assert (decision.verdict, decision.reason) == ("hold", "rejected")
     assert decision.detail == "an operator rejected recovery 7"
-    web.observe(CheckResult.ok())
-    assert web.rejected is None
-    web.observe(CheckResult.fail(FailureType.SERVICE_CRASH, "down", definitive=True))
-    assert rails.decide(web, by_name(web), NOW).verdict == "run"
+    heal.rejected = None  # the engine clears it once the service is healthy (or reset)
+    assert decide(rails, web, heal=heal).verdict == "run"
 
 
 def test_the_host_budget_holds_when_spent() -> None:
     rails = Guardrails(RecoveryPolicy(budget=2, window=100))
     a, b, c = failing("a"), failing("b"), failing("c")
-    rails.record_attempt(a, NOW - 50)
-    rails.record_attempt(b, NOW - 20)
-    decision = rails.decide(c, by_name(a, b, c), NOW)
+    rails.record_attempt(HealState(), NOW - 50)
+    rails.record_attempt(HealState(), NOW - 20)
+    decision = rails.decide(c, HealState(), by_name(a, b, c), NOW)
     assert (decision.verdict, decision.reason, decision.wake_at) == ("hold", "budget", NOW + 50)
-    assert rails.decide(c, by_name(a, b, c), NOW + 51).verdict == "run"
+    assert rails.decide(c, HealState(), by_name(a, b, c), NOW + 51).verdict == "run"
 
 
 def test_dependency_order_puts_dependencies_first() -> None:

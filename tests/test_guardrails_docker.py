@@ -111,7 +111,7 @@ def test_crash_loop_gets_one_probation_after_the_cooldown(
     wait_for(lambda: service(daemon, "loop")["circuit"] == "open", 10, message="circuit reopens")
     # The next probation waits twice as long (4 s): nothing may restart for the next 3 s.
     no_new_starts([starts], 3.0)
-    assert daemon.find_logs(event="Circuit probation: one attempt", service="loop")
+    assert daemon.find_logs(event="circuit.probation", service="loop")
     holds = service(daemon, "loop")["recent_holds"]
     assert holds[0]["data"]["reason"] == "circuit_open"
     assert 'medic_recoveries_held_total{reason="circuit_open"}' in daemon.get("/metrics")[1]
@@ -253,7 +253,7 @@ def test_many_services_failing_together_are_held_then_recovered(
         held = wait_status(daemon, f"s{i}", "held")
         assert "5 of 6 services" in held["held_reason"]
     no_new_starts(counters, 2.0)
-    assert len(daemon.find_logs(event="Automatic recovery held host-wide")) == 1
+    assert len(daemon.find_logs(event="host_hold.entered")) == 1
     listing = daemon.get("/api/v1/services")[1]
     assert "5 of 6 services" in listing["recovery_hold"]
     holds = service(daemon, "s0")["recent_holds"]
@@ -270,7 +270,7 @@ def test_many_services_failing_together_are_held_then_recovered(
             20,
             message=f"s{i} recovered after the hold",
         )
-    assert daemon.find_logs(event="Automatic recovery resumed: the failing fraction dropped")
+    assert daemon.find_logs(event="host_hold.lifted")
     assert daemon.get("/api/v1/services")[1]["recovery_hold"] is None
     for i in range(4):
         assert recoveries(daemon, f"s{i}") == [], "medic restarted a service an operator fixed"
@@ -314,7 +314,7 @@ def test_approval_required_waits_for_the_operator(
         message="a recovery waits for approval",
     )
     assert service(daemon, "web")["status"] == "held"
-    assert daemon.find_logs(event="Recovery waits for approval")
+    assert daemon.find_logs(event="recovery.approval_required")
     rec_id = waiting["id"]
     if decision == "expire":
         wait_for(lambda: recoveries(daemon)[0]["outcome"] == "expired", 10, message="expired")
@@ -323,7 +323,7 @@ def test_approval_required_waits_for_the_operator(
     elif decision == "reject":
         code, body = daemon.post(f"/api/v1/recoveries/{rec_id}/reject", token="tok")
         assert code == 200 and body["outcome"] == "rejected"
-        wait_for(lambda: daemon.find_logs(event="Recovery failed", outcome="rejected"), 10)
+        wait_for(lambda: daemon.find_logs(event="recovery.failed", outcome="rejected"), 10)
         no_new_starts([starts], 1.0)
         assert web.status == "exited"
     else:

@@ -216,7 +216,7 @@ services:
         time.sleep(0.1)
     assert settled == 3, f"expected exactly 3 restarts by medic, Docker saw {settled}"
     assert len(recoveries(daemon)) == 3
-    held = daemon.find_logs(event="Circuit opened: no more automatic recovery")
+    held = daemon.find_logs(event="circuit.opened")
     assert held and held[0]["service"] == "loop"
 
 

@@ -73,5 +73,5 @@ def test_stopping_postgres_recovers_the_database_and_holds_the_web(
     holds = web["recent_holds"]
     assert holds and holds[0]["data"]["reason"] == "dependency"
     assert "database" in holds[0]["data"]["detail"]
-    held = daemon.find_logs(event="Recovery held", service="web", reason="dependency")
+    held = daemon.find_logs(event="recovery.held", service="web", reason="dependency")
     assert held, "the web service was never held for its dependency"

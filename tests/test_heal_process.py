@@ -179,7 +179,7 @@ def test_a_killed_process_is_restarted_from_its_command(
     assert [s["action"] for s in record["steps"]] == ["restart_process", "wait_healthy"]
     assert record["steps"][0]["detail"] == f"was not running; started pid {new}"
     assert process_pid(daemon, "web") == new
-    unhealthy = daemon.wait_for_log(event="web is UNHEALTHY. Initiating auto-remediation.")
+    unhealthy = daemon.wait_for_log(event="service.unhealthy", service="web")
     assert "the process is gone (killed by SIGKILL)" in unhealthy["detail"]
     exited = daemon.wait_for_log(event="Process exited", service="web")
     assert exited["returncode"] == -signal.SIGKILL
@@ -252,8 +252,8 @@ def test_a_steady_leak_is_classified_and_restarted(
     assert facts["rss_bytes"] > 20 * MIB
     assert "grew steadily" in facts["detail"]
     notice = daemon.wait_for_log(notify_event="service.memory_leak")
-    assert f"resident {facts['rss_mib']} MiB" in notice["event"]
-    assert "${" not in notice["event"], notice["event"]
+    assert f"resident {facts['rss_mib']} MiB" in notice["notice"]
+    assert "${" not in notice["notice"], notice["notice"]
     assert not alive(old)
     assert record["steps"][1]["detail"].startswith(f"stopped pid {old} with SIGTERM")
     new = wait_pid(daemon, "leaky", spawn)

@@ -58,7 +58,12 @@ on_failure:
     assert record["steps"][0]["duration_seconds"] < 5, "the timeout did not stop the step"
     assert cleanup.exists()
     assert not never.exists(), "a step after the failed one ran"
-    assert daemon.find_logs(event="Notification recovery.failed: the fix hung", service="gone")
+    assert daemon.find_logs(
+        event="recovery.notification",
+        notify_event="recovery.failed",
+        notice="the fix hung",
+        service="gone",
+    )
 
 
 def test_continue_on_failure_lets_the_next_step_run(

@@ -15,16 +15,19 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from medic.config.load import load_config
 from medic.config.models import LoadedConfig, ProcessConfig, WorkflowConfig
-from medic.core.bus import Event, EventBus
+from medic.core.bus import EventBus
 from medic.core.logging import get_logger
-from medic.core.vocabulary import FailureType
-from medic.heal.engine import RecoveryEngine, RecoveryOutcome
+from medic.core.vocabulary import FailureType, Trigger
+from medic.heal.engine import RecoveryEngine
+from medic.heal.run import RecoveryResult
 from medic.host.docker_events import DockerEventListener
 from medic.host.resources import Resources
 from medic.host.subprocesses import end_left_session
 from medic.store.history import Store
+from medic.store.recorder import BusRecorder
 from medic.tell.metrics import Metrics
 from medic.tell.webhooks import WebhookDispatcher
+from medic.watch.containers import ContainerEvents, ContainerStopGate, DockerIntent
 from medic.watch.monitor import SelfHealingMonitor
 from medic.watch.runner import CheckRunner
 from medic.workflows.manager import WorkflowManager
@@ -45,33 +48,35 @@ class ControlPlaneOrchestrator:
         self.store = Store.in_state_dir(config.state_dir)
         self.bus = EventBus()
         self.metrics = Metrics()
-        self.bus.add_listener(self._count_event)
+        # The store first: history is written before any other listener reports it.
+        self.bus.add_listener(BusRecorder(self.store))
+        self.bus.add_listener(self.metrics.count_event)
         self.resources = Resources(state_dir=config.state_dir)
         self.notifications = WebhookDispatcher(
             config.model.notifications, session=lambda: self.resources.http, metrics=self.metrics
         )
         self.bus.add_listener(self.notifications)
         self.scheduler = AsyncIOScheduler(job_defaults={"coalesce": True})
-        self.monitor = SelfHealingMonitor(
-            services=config.services,
-            runner=CheckRunner(self.resources, self.metrics),
-            scheduler=self.scheduler,
-            store=self.store,
-            bus=self.bus,
-            metrics=self.metrics,
-        )
         self.engine = RecoveryEngine(
             policy=config.model.monitoring.recovery,
             playbooks=config.playbooks,
-            services=self.monitor,
-            store=self.store,
+            journal=self.store,
             bus=self.bus,
             metrics=self.metrics,
             resources=self.resources,
             state_dir=config.state_dir,
             dry_run=self.dry_run,
         )
-        self.monitor.engine = self.engine
+        intent = DockerIntent()
+        self.monitor = SelfHealingMonitor(
+            services=config.services,
+            runner=CheckRunner(self.resources, self.metrics),
+            scheduler=self.scheduler,
+            bus=self.bus,
+            recovery=self.engine,
+            gates=[ContainerStopGate(intent)],
+        )
+        self.engine.attach(self.monitor)
         self.resources.processes.on_exit = self._on_process_exit
         self.workflows = WorkflowManager(
             scheduler=self.scheduler,
@@ -83,8 +88,9 @@ class ControlPlaneOrchestrator:
             max_concurrent=config.model.daemon.workflow_concurrency,
             dry_run=self.dry_run,
         )
+        self.containers = ContainerEvents(self.monitor, intent)
         self.docker_events = DockerEventListener(
-            self.resources.docker, self.monitor.on_docker_event, self.monitor.on_docker_connected
+            self.resources.docker, self.containers.on_event, self.containers.on_connected
         )
         self._running = False
 
@@ -113,7 +119,7 @@ class ControlPlaneOrchestrator:
                 run_id=record["run_id"],
             )
         self._prune()  # a daemon that was down for long catches up before it writes more
-        restored = self.engine.restore_attempts()
+        restored = self.engine.restore()
         if restored:
             log.info("Recent recovery attempts count against the guardrails", count=restored)
         self.notifications.start()
@@ -121,7 +127,7 @@ class ControlPlaneOrchestrator:
         await self.resources.processes.apply(_processes(self.config), start=not self.dry_run)
         self.monitor.start()
         await self.workflows.apply(self.config.model.workflows)
-        if self.monitor.uses_docker():
+        if self.containers.wanted():
             self.docker_events.start()
         self.scheduler.add_job(self._prune, "interval", seconds=_PRUNE_INTERVAL_S, id="medic:prune")
         self._running = True
@@ -202,7 +208,7 @@ class ControlPlaneOrchestrator:
         )
         webhooks = self.notifications.apply(config.model.notifications)
         self.config = config
-        if self.monitor.uses_docker():
+        if self.containers.wanted():
             self.docker_events.start()
         changes = {
             "services": services,
@@ -222,9 +228,6 @@ class ControlPlaneOrchestrator:
     def _on_process_exit(self, service: str, returncode: int | None) -> None:
         # The exit is news now; the check confirms it and recovery goes through its playbook.
         self.monitor.request_check(service)
-
-    def _count_event(self, event: Event) -> None:
-        self.metrics.events.labels(event.name).inc()
 
     # the seed's API ------------------------------------------------------------------
 
@@ -250,8 +253,8 @@ class ControlPlaneOrchestrator:
         failure_type: str | FailureType | None = None,
         *,
         dry_run: bool | None = None,
-        trigger: str = "manual",
-    ) -> RecoveryOutcome:
+        trigger: Trigger = Trigger.MANUAL,
+    ) -> RecoveryResult:
         """Run the service's recovery for ``failure_type`` now and wait for it."""
         ft = FailureType(failure_type) if failure_type else None
         task = self.engine.recover_now(service_name, ft, trigger=trigger, dry_run=dry_run)
@@ -269,7 +272,7 @@ class ControlPlaneOrchestrator:
                     "status": state.status.value,
                     "uptime_percentage": self.store.uptime_percentage(name, UPTIME_WINDOW_S),
                     "failure_type": state.failure_type,
-                    "circuit": state.circuit.value,
+                    "circuit": self.engine.heal_state(name).circuit.value,
                 }
                 for name, state in self.monitor.states().items()
             },
@@ -295,7 +298,7 @@ class ControlPlaneOrchestrator:
 
     def service_status(self, name: str) -> dict[str, Any]:
         state = self.monitor.state(name)
-        data = state.as_dict()
+        data = {**state.as_dict(), **self.engine.heal_state(name).as_dict()}
         data["uptime_percentage"] = self.store.uptime_percentage(name, UPTIME_WINDOW_S)
         data["recovery_running"] = name in self.engine.running
         data["recent_holds"] = self.store.audit_entries("recovery.held", limit=5, service=name)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from medic.core.logging import get_logger
-from medic.core.vocabulary import FailureType
+from medic.core.vocabulary import FailureType, Trigger
 from medic.heal.engine import RecoveryRequest
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ log = get_logger("Alerts")
 
 SERVICE_LABEL = "service"
 FAILURE_TYPE_LABEL = "failure_type"
-TRIGGER = "alert"
+TRIGGER = Trigger.ALERT
 
 RequestRecovery = Callable[[str, FailureType | None], RecoveryRequest]
 

@@ -35,8 +35,8 @@ from medic.core.errors import (
     WorkflowsClosedError,
 )
 from medic.core.logging import get_logger
-from medic.core.vocabulary import FailureType
-from medic.heal.engine import NotWaitingForApproval, RecoveryBusy
+from medic.core.vocabulary import FailureType, Trigger
+from medic.heal.errors import NotWaitingForApproval, RecoveryBusy
 from medic.orchestrator import ControlPlaneOrchestrator
 from medic.tell.metrics import CONTENT_TYPE
 
@@ -354,7 +354,7 @@ async def recover_service(request: web.Request) -> web.Response:
     orch.store.audit(
         "operator.recover", name, who=_operator(request), failure_type=failure_type, dry_run=dry_run
     )
-    outcome = await orch.auto_recover(name, failure_type, dry_run=dry_run, trigger="api")
+    outcome = await orch.auto_recover(name, failure_type, dry_run=dry_run, trigger=Trigger.API)
     record = orch.store.recovery(outcome.recovery_id)
     return web.json_response(record, status=200)
 
@@ -362,9 +362,9 @@ async def recover_service(request: web.Request) -> web.Response:
 async def reset_service(request: web.Request) -> web.Response:
     orch = _orch(request)
     name = request.match_info["name"]
-    state = orch.monitor.state(name)
+    orch.monitor.state(name)
     orch.store.audit("operator.reset", name, who=_operator(request))
-    orch.engine.reset(state, who=_operator(request))
+    orch.engine.reset(name, who=_operator(request))
     return web.json_response(orch.service_status(name))
 
 

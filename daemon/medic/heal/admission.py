@@ -20,8 +20,9 @@ The rules, in the order they are applied (design.md, guardrails):
 6. backoff with jitter between attempts (wait, not held);
 7. a host-wide budget of recoveries per window (``budget``).
 
-``Guardrails.decide`` is a pure function of the states and the clock, so each
-rule is tested without running anything.
+``Guardrails.decide`` is a pure function of the states and the clock: it
+changes nothing, so each rule is tested without running anything. Attempts
+are counted (and old ones forgotten) by ``record_attempt``.
 """
 
 from __future__ import annotations
@@ -30,99 +31,118 @@ import random
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from enum import StrEnum
 
 from medic.config.models import RecoveryPolicy
-from medic.core.vocabulary import CircuitState, FailureType, ServiceStatus
+from medic.core.vocabulary import CircuitState, FailureType, HoldReason, ServiceStatus
+from medic.heal.state import HealState
 from medic.watch.state import ServiceState
 
 MIN_SERVICES_FOR_BLAST_RADIUS = 4
 
-Verdict = Literal["run", "wait", "hold", "open_circuit", "skip"]
+
+class Verdict(StrEnum):
+    RUN = "run"
+    WAIT = "wait"
+    """Not yet (backoff, cooldown): a wake-up is due at ``wake_at``."""
+    HOLD = "hold"
+    OPEN_CIRCUIT = "open_circuit"
+    SKIP = "skip"
 
 
 @dataclass(frozen=True)
 class Decision:
     verdict: Verdict
-    reason: str = ""
-    """For holds: circuit_open, dependency, blast_radius, budget, operator_stop."""
+    reason: HoldReason | None = None
     detail: str = ""
     wake_at: float | None = None
     probation: bool = False
+
+
+RUN = Decision(Verdict.RUN)
 
 
 class Guardrails:
     def __init__(self, policy: RecoveryPolicy) -> None:
         self.policy = policy
         self.host_attempts: deque[float] = deque()
+        """Wall-clock times of the host's counted recoveries, oldest first (``budget``)."""
 
     def decide(
-        self, state: ServiceState, states: Mapping[str, ServiceState], now: float
+        self,
+        state: ServiceState,
+        heal: HealState,
+        states: Mapping[str, ServiceState],
+        now: float,
     ) -> Decision:
         if state.status is ServiceStatus.STOPPED_BY_OPERATOR:
-            return Decision("skip", "operator_stop", "stopped by an operator")
-        if state.rejected is not None:
-            return Decision("hold", "rejected", state.rejected)
+            return Decision(Verdict.SKIP, HoldReason.OPERATOR_STOP, "stopped by an operator")
+        if heal.rejected is not None:
+            return Decision(Verdict.HOLD, HoldReason.REJECTED, heal.rejected)
         failing_deps = failing_dependencies(state, states)
         if failing_deps:
             detail = f"waiting for dependency {', '.join(failing_deps)} to recover"
-            return Decision("hold", "dependency", detail)
+            return Decision(Verdict.HOLD, HoldReason.DEPENDENCY, detail)
         blast = self.blast_radius(states)
         if blast is not None:
-            return Decision("hold", "blast_radius", blast)
-        if state.circuit is not CircuitState.CLOSED:
-            return self._circuit_decision(state, now)
-        self.prune(state, now)
-        if len(state.attempts) >= self.policy.max_attempts:
-            return Decision("open_circuit", "circuit_open", self._exhausted(state))
-        if state.next_attempt_at is not None and now < state.next_attempt_at:
-            return Decision("wait", "backoff", "backing off", wake_at=state.next_attempt_at)
-        return self._budget_decision(now) or Decision("run")
+            return Decision(Verdict.HOLD, HoldReason.BLAST_RADIUS, blast)
+        if heal.circuit is not CircuitState.CLOSED:
+            return self._circuit_decision(heal, now)
+        return self._attempts_decision(state, heal, now)
 
-    def _circuit_decision(self, state: ServiceState, now: float) -> Decision:
-        if state.circuit is CircuitState.PROBATION:
-            # Failing again after the probation attempt: it did not hold.
-            return Decision(
-                "open_circuit", "circuit_open", "the probation attempt did not hold", probation=True
+    def _attempts_decision(self, state: ServiceState, heal: HealState, now: float) -> Decision:
+        given_back = self.attempts_given_back(state, now)
+        counted = 0 if given_back else self.attempts_in_window(heal, now)
+        if counted >= self.policy.max_attempts:
+            detail = (
+                f"failing again after {counted} automatic recoveries within {self.policy.window:g}s"
             )
-        if state.probation_due_at is None:
-            return Decision("hold", "circuit_open", "circuit open until an operator resets it")
-        if now < state.probation_due_at:
-            return Decision("wait", "circuit_open", "circuit open", wake_at=state.probation_due_at)
-        return self._budget_decision(now) or Decision("run", probation=True)
+            return Decision(Verdict.OPEN_CIRCUIT, HoldReason.CIRCUIT_OPEN, detail)
+        backoff_until = None if given_back else heal.next_attempt_at
+        if backoff_until is not None and now < backoff_until:
+            return Decision(Verdict.WAIT, HoldReason.BACKOFF, "backing off", wake_at=backoff_until)
+        return self._budget_decision(now) or RUN
+
+    def _circuit_decision(self, heal: HealState, now: float) -> Decision:
+        if heal.circuit is CircuitState.PROBATION:
+            # Failing again after the probation attempt: it did not hold.
+            detail = "the probation attempt did not hold"
+            return Decision(Verdict.OPEN_CIRCUIT, HoldReason.CIRCUIT_OPEN, detail, probation=True)
+        if heal.probation_due_at is None:
+            detail = "circuit open until an operator resets it"
+            return Decision(Verdict.HOLD, HoldReason.CIRCUIT_OPEN, detail)
+        if now < heal.probation_due_at:
+            wake = heal.probation_due_at
+            return Decision(Verdict.WAIT, HoldReason.CIRCUIT_OPEN, "circuit open", wake_at=wake)
+        return self._budget_decision(now) or Decision(Verdict.RUN, probation=True)
 
     def _budget_decision(self, now: float) -> Decision | None:
         budget = self.policy.budget
         if budget is None:
             return None
-        while self.host_attempts and self.host_attempts[0] < now - self.policy.window:
-            self.host_attempts.popleft()
-        if len(self.host_attempts) < budget:
+        recent = [at for at in self.host_attempts if at >= now - self.policy.window]
+        if len(recent) < budget:
             return None
         detail = f"host-wide budget of {budget} recoveries per {self.policy.window:g}s is spent"
-        return Decision(
-            "hold", "budget", detail, wake_at=self.host_attempts[0] + self.policy.window
-        )
+        wake = recent[0] + self.policy.window
+        return Decision(Verdict.HOLD, HoldReason.BUDGET, detail, wake_at=wake)
 
-    def _exhausted(self, state: ServiceState) -> str:
-        return (
-            f"failing again after {len(state.attempts)} automatic recoveries"
-            f" within {self.policy.window:g}s"
-        )
-
-    def prune(self, state: ServiceState, now: float) -> None:
-        """Forget attempts outside the window, and all of them after a long healthy spell."""
+    def attempts_in_window(self, heal: HealState, now: float) -> int:
         window_start = now - self.policy.window
-        while state.attempts and state.attempts[0] < window_start:
-            state.attempts.popleft()
-        if state.healthy_since is not None and now - state.healthy_since >= self.policy.reset_after:
-            state.attempts.clear()
-            state.next_attempt_at = None
-            state.failed_probations = 0
+        return sum(1 for at in heal.attempts if at >= window_start)
 
-    def record_attempt(self, state: ServiceState, now: float) -> None:
-        state.attempts.append(now)
-        self.host_attempts.append(now)
+    def attempts_given_back(self, state: ServiceState, now: float) -> bool:
+        """Healthy for ``reset_after``: the attempts and the backoff start over."""
+        since = state.healthy_since
+        return since is not None and now - since >= self.policy.reset_after
+
+    def record_attempt(self, heal: HealState, now: float) -> None:
+        """Count an attempt (service and host), forgetting those outside the window."""
+        window_start = now - self.policy.window
+        for attempts in (heal.attempts, self.host_attempts):
+            while attempts and attempts[0] < window_start:
+                attempts.popleft()
+            attempts.append(now)
 
     def blast_radius(self, states: Mapping[str, ServiceState]) -> str | None:
         """Why automatic recovery is held host-wide, or None."""

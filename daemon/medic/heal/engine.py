@@ -1,73 +1,54 @@
-"""The recovery engine: runs playbooks for failing services, under the
-guardrails of ``medic.heal.admission``.
+"""The recovery engine: decides, for each failing service, whether a playbook
+runs now, and starts it.
 
-One recovery per service at a time; host-wide ``concurrency``; a playbook with
-``approval: required`` waits for an operator; every held, skipped or refused
-recovery is recorded with its reason, published and counted.
+It listens to the monitor (``RecoveryListener``): every applied check result
+and every status change. Admission (``admission``) says run, wait, hold or
+open the circuit; holds, wake-ups and the host-wide hold are kept here;
+circuits (``circuits``), approval (``approval``), the run of a playbook
+(``run``) and what is recorded (``recording``) each have their own module.
+One recovery per service at a time; host-wide ``concurrency``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from medic.config.models import Playbook, RecoveryPolicy
 from medic.core.bus import EventBus
-from medic.core.errors import RecoveryNotFoundError
-from medic.core.logging import get_logger
-from medic.core.vocabulary import CircuitState, FailureType, ServiceStatus
-from medic.heal.actions.base import ActionContext, ActionOptions, ServiceTarget
+from medic.core.clock import iso
+from medic.core.errors import MedicError
+from medic.core.vocabulary import (
+    FailureType,
+    HoldReason,
+    RecoveryOutcome,
+    ServiceStatus,
+    Trigger,
+)
 from medic.heal.admission import (
     MIN_SERVICES_FOR_BLAST_RADIUS,
     Decision,
     Guardrails,
+    Verdict,
     dependency_order,
 )
+from medic.heal.approval import Approvals
+from medic.heal.circuits import Circuits, still_open
+from medic.heal.errors import RecoveryBusy
 from medic.heal.playbooks import choose_playbook
-from medic.heal.steps import StepOutcome, run_step
+from medic.heal.recording import AuditEntry, HealMetrics, HealRecorder, RecoveryJournal
+from medic.heal.run import Recovery, RecoveryResult, RunDeps, run_recovery
+from medic.heal.state import HealBook, HealState, ServiceSource
 from medic.host.resources import Resources
-from medic.store.history import StepSessions, Store, iso
-from medic.tell.metrics import Metrics
-from medic.watch.checks.base import CheckResult
 from medic.watch.state import ServiceState, Transition
 
-log = get_logger("RecoveryEngine")
-
-MANUAL_TRIGGERS = ("manual", "api", "cli")
-"""An operator asking for a recovery is its approval."""
 _CIRCUIT_HISTORY_ROWS = 10_000
 """How far back the audit is read at start for circuits left open."""
-
-
-class ServiceSource(Protocol):
-    """What the engine needs from the monitor."""
-
-    def state(self, name: str) -> ServiceState: ...
-
-    def states(self) -> Mapping[str, ServiceState]: ...
-
-    async def probe_now(self, name: str) -> CheckResult: ...
-
-    async def probe_fresh(self, name: str) -> CheckResult: ...
-
-    def request_check(self, name: str) -> None: ...
-
-    def apply_transition(self, transition: Transition | None) -> None: ...
-
-
-@dataclass(frozen=True)
-class RecoveryOutcome:
-    recovery_id: int
-    service: str
-    playbook: str
-    outcome: str
-    detail: str
-    duration_s: float
 
 
 @dataclass(frozen=True)
@@ -86,62 +67,48 @@ class RecoveryRequest:
         return self.recovery_id is not None
 
 
-class RecoveryBusy(Exception):
-    """A recovery for this service is already running."""
-
-
-class NotWaitingForApproval(Exception):
-    """The recovery exists but is not waiting for a decision."""
-
-
-@dataclass
-class _Run:
-    """What one recovery carries from start to finish."""
-
-    state: ServiceState
-    playbook: Playbook
-    failure_type: FailureType | None
-    trigger: str
-    dry_run: bool
-    probation: bool
-    facts: dict[str, Any]
-    started_healthy: bool = False
-    """An operator's recovery of a service that was healthy: it is not shown as down."""
-    rec_id: int = 0
-    task: asyncio.Task[RecoveryOutcome] = field(init=False)
-
-
 class RecoveryEngine:
     def __init__(
         self,
         *,
         policy: RecoveryPolicy,
         playbooks: Mapping[str, Playbook],
-        services: ServiceSource,
-        store: Store,
+        journal: RecoveryJournal,
         bus: EventBus,
-        metrics: Metrics,
+        metrics: HealMetrics,
         resources: Resources,
         state_dir: Path,
         dry_run: bool,
     ) -> None:
         self.guardrails = Guardrails(policy)
         self.playbooks = dict(playbooks)
-        self.services = services
-        self.store = store
-        self.bus = bus
-        self.metrics = metrics
+        self.journal = journal
+        self.recorder = HealRecorder(journal, bus, metrics)
         self.resources = resources
         self.state_dir = state_dir
         self.dry_run = dry_run
+        self.book = HealBook()
+        self.circuits = Circuits(self.guardrails, self.recorder, self._wake_at)
+        self._services: ServiceSource | None = None
+        self.approvals = Approvals(lambda: self.services, self.recorder, journal)
         self._slots = asyncio.Semaphore(policy.concurrency)
-        self._tasks: dict[str, asyncio.Task[RecoveryOutcome]] = {}
+        self._tasks: dict[str, asyncio.Task[RecoveryResult]] = {}
         self._wakeups: dict[str, asyncio.TimerHandle] = {}
-        self._approvals: dict[int, asyncio.Future[tuple[bool, str]]] = {}
         self._blast_hold: str | None = None
         self._confirming: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._accepting = True
+
+    def attach(self, services: ServiceSource) -> None:
+        """The monitor whose services this engine heals (it is built with the engine
+        as its listener, so it comes second)."""
+        self._services = services
+
+    @property
+    def services(self) -> ServiceSource:
+        if self._services is None:
+            raise MedicError("the recovery engine is not attached to a monitor")
+        return self._services
 
     @property
     def policy(self) -> RecoveryPolicy:
@@ -156,7 +123,7 @@ class RecoveryEngine:
         self.playbooks, self.dry_run = dict(playbooks), dry_run
 
     @property
-    def running(self) -> dict[str, asyncio.Task[RecoveryOutcome]]:
+    def running(self) -> dict[str, asyncio.Task[RecoveryResult]]:
         return dict(self._tasks)
 
     @property
@@ -164,7 +131,46 @@ class RecoveryEngine:
         """Why automatic recovery is held host-wide, or None."""
         return self._blast_hold
 
-    # automatic recovery --------------------------------------------------------
+    def heal_state(self, name: str) -> HealState:
+        return self.book.of(self.services.state(name))
+
+    # the monitor's listener -------------------------------------------------------
+
+    def on_result(self, state: ServiceState) -> None:
+        result = state.last_check.result if state.last_check else None
+        if state.status is ServiceStatus.HEALTHY and not state.recovering:
+            self.circuits.on_healthy_check(state, self.book.of(state), time.time())
+        if result is not None and not result.healthy:
+            self.evaluate(state)
+
+    def on_transition(self, transition: Transition) -> None:
+        states = self.services.states()
+        state = states.get(transition.service)
+        if state is not None:
+            self._after_transition(state, transition)
+        self._lift_blast_hold()
+
+    def _after_transition(self, state: ServiceState, t: Transition) -> None:
+        heal = self.book.of(state)
+        spell = t.healthy_for_s
+        if spell is not None and spell >= state.spec.policy.reset_after:
+            heal.forget_attempts()  # a long healthy spell gives the attempts back
+        if t.new is not ServiceStatus.HEALTHY:
+            return
+        heal.held_reason = None
+        heal.rejected = None
+        heal.next_attempt_at = None
+        self.circuits.on_healthy_check(state, heal, time.time())
+        for other in self.services.states().values():
+            if state.name in other.spec.depends_on and other.status is ServiceStatus.HELD:
+                self.services.request_check(other.name)
+
+    def remediate(
+        self, service: str, failure_type: FailureType | None, dry_run: bool | None
+    ) -> asyncio.Task[RecoveryResult]:
+        return self.recover_now(service, failure_type, trigger=Trigger.MANUAL, dry_run=dry_run)
+
+    # automatic recovery -----------------------------------------------------------
 
     def evaluate(self, state: ServiceState) -> None:
         """Decide whether a failing service gets a recovery now; never blocks."""
@@ -177,8 +183,9 @@ class RecoveryEngine:
         if settle_until is not None and now < settle_until:
             self._wake_at(state.name, settle_until)
             return
-        decision = self.guardrails.decide(state, self.services.states(), now)
-        self._act_on(state, decision, now)
+        heal = self.book.of(state)
+        decision = self.guardrails.decide(state, heal, self.services.states(), now)
+        self._act_on(state, heal, decision, now)
 
     def _settle_until(self, state: ServiceState) -> float | None:
         # Failures that start together are judged together: a short pause lets
@@ -189,33 +196,35 @@ class RecoveryEngine:
             return None  # too few services for a host-wide hold: no reason to wait
         return state.unhealthy_since + self.policy.correlation_window
 
-    def _act_on(self, state: ServiceState, decision: Decision, now: float) -> None:
+    def _act_on(self, state: ServiceState, heal: HealState, decision: Decision, now: float) -> None:
         verdict = decision.verdict
-        if verdict == "run" and state.spec.depends_on:
-            self._confirm_dependencies_then_run(state, decision)
-        elif verdict == "run":
-            self._run_automatic(state, decision)
-        elif verdict == "wait" and decision.wake_at is not None:
-            self._release_hold(state)
+        if verdict is Verdict.RUN and state.spec.depends_on:
+            self._confirm_dependencies_then_run(state, heal, decision)
+        elif verdict is Verdict.RUN:
+            self._run_automatic(state, heal, decision)
+        elif verdict is Verdict.WAIT and decision.wake_at is not None:
+            self._release_hold(state, heal)
             self._wake_at(state.name, decision.wake_at)
-        elif verdict == "hold":
-            self._hold(state, decision)
-        elif verdict == "open_circuit":
-            if decision.probation:
-                state.failed_probations += 1
-            self._open_circuit(state, decision.detail, now)
+        elif verdict is Verdict.HOLD:
+            self._hold(state, heal, decision)
+        elif verdict is Verdict.OPEN_CIRCUIT and decision.probation:
+            self.circuits.probation_failed(state, heal, decision.detail, now)
+        elif verdict is Verdict.OPEN_CIRCUIT:
+            self.circuits.open(state, heal, decision.detail, now)
 
-    def _run_automatic(self, state: ServiceState, decision: Decision) -> None:
-        self._release_hold(state)
+    def _run_automatic(self, state: ServiceState, heal: HealState, decision: Decision) -> None:
+        self._release_hold(state, heal)
         self._spawn(
             state,
             state.failure_type,
-            trigger="auto",
+            trigger=Trigger.AUTO,
             dry_run=self.dry_run,
             probation=decision.probation,
         )
 
-    def _confirm_dependencies_then_run(self, state: ServiceState, decision: Decision) -> None:
+    def _confirm_dependencies_then_run(
+        self, state: ServiceState, heal: HealState, decision: Decision
+    ) -> None:
         """Probe the dependencies afresh before acting on a dependent.
 
         A database that just died may not have crossed its own failure
@@ -236,266 +245,93 @@ class RecoveryEngine:
             down = [d for d, r in zip(deps, results, strict=True) if not r.healthy]
             if down:
                 detail = f"waiting for dependency {', '.join(down)} to recover"
-                self._hold(state, Decision("hold", "dependency", detail))
+                self._hold(state, heal, Decision(Verdict.HOLD, HoldReason.DEPENDENCY, detail))
                 return
             if self.services.states().get(state.name) is state and not state.recovering:
-                self._run_automatic(state, decision)
+                self._run_automatic(state, heal, decision)
 
         task = asyncio.create_task(confirm(), name=f"confirm-deps:{state.name}")
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def _hold(self, state: ServiceState, decision: Decision) -> None:
-        if decision.reason == "blast_radius":
+    # holds ------------------------------------------------------------------------
+
+    def _hold(self, state: ServiceState, heal: HealState, decision: Decision) -> None:
+        reason = decision.reason or HoldReason.CIRCUIT_OPEN
+        if reason is HoldReason.BLAST_RADIUS:
             self._enter_blast_hold(decision.detail)
         if decision.wake_at is not None:
             self._wake_at(state.name, decision.wake_at)
-        if state.held_reason == decision.detail and state.status is ServiceStatus.HELD:
+        if heal.held_reason == decision.detail and state.status is ServiceStatus.HELD:
             return
-        failure = FailureType.DEPENDENCY_FAILURE if decision.reason == "dependency" else None
-        state.held_reason = decision.detail
+        failure = FailureType.DEPENDENCY_FAILURE if reason is HoldReason.DEPENDENCY else None
+        heal.held_reason = decision.detail
         self.services.apply_transition(
             state.set_status(ServiceStatus.HELD, decision.detail, failure)
         )
-        self._record_held(
-            state,
-            decision.reason,
-            decision.detail,
-            publish=decision.reason not in ("blast_radius", "circuit_open"),
-        )
+        quiet = reason in (HoldReason.BLAST_RADIUS, HoldReason.CIRCUIT_OPEN)
+        self.recorder.held(state.name, reason, decision.detail, publish=not quiet)
 
-    def _release_hold(self, state: ServiceState) -> None:
+    def _release_hold(self, state: ServiceState, heal: HealState) -> None:
         if state.status is ServiceStatus.HELD:
-            state.held_reason = None
+            heal.held_reason = None
             self.services.apply_transition(state.set_status(ServiceStatus.UNHEALTHY, "hold lifted"))
 
     def _enter_blast_hold(self, detail: str) -> None:
-        if self._blast_hold is not None:
-            self._blast_hold = detail
-            return
+        first = self._blast_hold is None
         self._blast_hold = detail
-        self.store.audit("recovery.held", None, reason="blast_radius", detail=detail)
-        self.bus.publish("recovery.held", service=None, reason="blast_radius", detail=detail)
-        log.error("Automatic recovery held host-wide", reason="blast_radius", detail=detail)
+        if first:
+            self.recorder.host_hold_entered(detail)
 
-    def on_transition(self, _transition: Transition) -> None:
+    def _lift_blast_hold(self) -> None:
         """Lift a host-wide hold once the failing fraction has dropped."""
         if self._blast_hold is None:
             return
-        if self.guardrails.blast_radius(self.services.states()) is not None:
-            return
-        detail = self._blast_hold
-        self._blast_hold = None
-        self.store.audit("recovery.resumed", None, reason="blast_radius", detail=detail)
-        self.bus.publish(
-            "recovery.resumed", reason="blast_radius", detail="failing fraction dropped"
-        )
-        log.warning("Automatic recovery resumed: the failing fraction dropped")
         states = self.services.states()
+        if self.guardrails.blast_radius(states) is not None:
+            return
+        detail, self._blast_hold = self._blast_hold, None
+        self.recorder.host_hold_lifted(detail)
         for name in dependency_order(states):
             if states[name].is_failing:
                 self.services.request_check(name)
 
-    def _mark_circuit_open(self, state: ServiceState, opened_at: float) -> float | None:
-        """The service's circuit is open since ``opened_at``; returns the cooldown."""
-        state.circuit = CircuitState.OPEN
-        state.next_attempt_at = None
-        cooldown = self.guardrails.cooldown_after(state.failed_probations)
-        state.probation_due_at = None if cooldown is None else opened_at + cooldown
-        self.metrics.circuit_open.labels(state.name).set(1)
-        return cooldown
-
-    def _open_circuit(self, state: ServiceState, detail: str, now: float) -> None:
-        cooldown = self._mark_circuit_open(state, now)
-        after = "never (until an operator resets it)" if cooldown is None else f"{cooldown:g}s"
-        self.store.audit("circuit.opened", state.name, detail=detail, probation_after=after)
-        self.bus.publish(
-            "circuit.opened",
-            service=state.name,
-            detail=detail,
-            failure_type=state.failure_type,
-            probation_at=iso(state.probation_due_at) if state.probation_due_at else None,
-        )
-        log.warning(
-            "Circuit opened: no more automatic recovery",
-            service=state.name,
-            detail=detail,
-            probation_after=after,
-        )
-        self._record_held(state, "circuit_open", detail, publish=False)
-        if state.probation_due_at is not None:
-            self._wake_at(state.name, state.probation_due_at)
-
-    def close_circuit(self, state: ServiceState, reason: str) -> None:
-        state.probation_due_at = None
-        state.failed_probations = 0
-        if state.circuit is CircuitState.CLOSED:
-            return
-        state.circuit = CircuitState.CLOSED
-        self.metrics.circuit_open.labels(state.name).set(0)
-        self.store.audit("circuit.closed", state.name, reason=reason)
-        self.bus.publish("circuit.closed", service=state.name, reason=reason)
-        log.info("Circuit closed", service=state.name, reason=reason)
-
-    def on_healthy(self, state: ServiceState) -> None:
-        state.next_attempt_at = None
-        self.on_healthy_check(state)
-
-    def on_healthy_check(self, state: ServiceState) -> None:
-        """Close an open or probation circuit once the service has stayed healthy."""
-        if state.circuit is CircuitState.CLOSED or state.healthy_since is None:
-            return
-        if time.time() - state.healthy_since >= self.policy.reset_after:
-            state.forget_attempts()
-            self.close_circuit(state, f"healthy for {self.policy.reset_after:g}s")
-
-    def reset(self, state: ServiceState, who: str = "operator") -> None:
-        """An operator closes the circuit, gives the service its attempts back and
-        lifts the hold of a rejected recovery."""
-        state.forget_attempts()
-        state.rejected = None
-        self.close_circuit(state, f"reset by {who}")
-        self.services.request_check(state.name)
-
-    def _record_held(
-        self, state: ServiceState, reason: str, detail: str, publish: bool = True
-    ) -> None:
-        self.metrics.recoveries_held.labels(reason).inc()
-        self.store.audit("recovery.held", state.name, reason=reason, detail=detail)
-        if publish:
-            self.bus.publish("recovery.held", service=state.name, reason=reason, detail=detail)
-        log.info("Recovery held", service=state.name, reason=reason, detail=detail)
-
     def _wake_at(self, name: str, when: float) -> None:
+        loop = asyncio.get_running_loop()
         existing = self._wakeups.get(name)
         if existing is not None:
-            if existing.when() <= asyncio.get_running_loop().time() + max(0.0, when - time.time()):
+            if existing.when() <= loop.time() + max(0.0, when - time.time()):
                 return
             existing.cancel()
-        loop = asyncio.get_running_loop()
-        delay = max(0.0, when - time.time())
 
         def wake() -> None:
             self._wakeups.pop(name, None)
             self.services.request_check(name)
 
-        self._wakeups[name] = loop.call_later(delay, wake)
+        self._wakeups[name] = loop.call_later(max(0.0, when - time.time()), wake)
 
-    def restore_attempts(self, now: float | None = None) -> int:
-        """Count the recoveries started within the window before this start again,
-        so a daemon that crashes and restarts cannot exceed ``max_attempts`` or the
-        host budget, and reopen the circuits that were open; returns how many
-        attempts were restored."""
-        now = time.time() if now is None else now
-        states = self.services.states()
-        recent = self.store.recovery_starts(now - self.policy.window)
-        starts = [
-            (service, at)
-            for service, at, trigger, dry_run in recent
-            if counts_against_guardrails(trigger, dry_run)
-        ]
-        for service, at in starts:
-            if service in states:
-                states[service].attempts.append(at)
-            self.guardrails.host_attempts.append(at)
-        self._restore_open_circuits(now)
-        return len(starts)
+    # an operator's calls ----------------------------------------------------------
 
-    def _restore_open_circuits(self, now: float) -> None:
-        states = self.services.states()
-        latest: dict[str, dict[str, Any]] = {}
-        for entry in self.store.audit_entries("circuit.*", limit=_CIRCUIT_HISTORY_ROWS):
-            service = entry["service"]
-            if service in states and service not in latest:
-                latest[service] = entry  # newest first: the first one seen is the last word
-        for service, entry in latest.items():
-            if entry["kind"] != "circuit.opened":
-                continue
-            state = states[service]
-            self._mark_circuit_open(state, datetime.fromisoformat(entry["at"]).timestamp())
-            if state.probation_due_at is not None:
-                state.probation_due_at = max(now, state.probation_due_at)
-            log.warning(
-                "Circuit still open from before the restart",
-                service=service,
-                detail=entry["data"].get("detail"),
-            )
-
-    def backoff_delay(self, attempt: int) -> float:
-        return self.guardrails.backoff_delay(attempt)
-
-    # approvals ------------------------------------------------------------------
+    def reset(self, name: str, who: str = "operator") -> None:
+        """An operator closes the circuit, gives the service its attempts back and
+        lifts the hold of a rejected recovery."""
+        heal = self.heal_state(name)
+        heal.forget_attempts()
+        heal.rejected = None
+        self.circuits.close(name, heal, f"reset by {who}")
+        self.services.request_check(name)
 
     def decide_approval(self, recovery_id: int, approve: bool, who: str) -> None:
-        """An operator approves or rejects a recovery that waits for approval."""
-        future = self._approvals.get(recovery_id)
-        if future is None or future.done():
-            if self.store.recovery(recovery_id) is None:
-                raise RecoveryNotFoundError(recovery_id)
-            raise NotWaitingForApproval(f"recovery {recovery_id} is not waiting for approval")
-        # Recorded before the recovery resumes, so the caller sees the decision at once.
-        self.store.set_recovery_status(recovery_id, "running" if approve else "rejected")
-        future.set_result((approve, who))
-
-    async def _await_approval(self, run: _Run) -> str | None:
-        """None when approved; else the outcome (rejected/expired) with the reason logged."""
-        future: asyncio.Future[tuple[bool, str]] = asyncio.get_running_loop().create_future()
-        self._approvals[run.rec_id] = future
-        timeout = run.playbook.approval_timeout
-        reason = f"waiting for operator approval of recovery {run.rec_id}"
-        run.state.held_reason = reason
-        self.services.apply_transition(run.state.set_status(ServiceStatus.HELD, reason))
-        self.store.set_recovery_status(run.rec_id, "waiting_approval")
-        self.bus.publish(
-            "recovery.approval_required",
-            service=run.state.name,
-            recovery_id=run.rec_id,
-            playbook=run.playbook.name,
-            failure_type=run.failure_type,
-            timeout_seconds=timeout,
-        )
-        log.warning(
-            "Recovery waits for approval",
-            service=run.state.name,
-            playbook=run.playbook.name,
-            recovery_id=run.rec_id,
-            timeout_s=timeout,
-        )
-        try:
-            approved, who = await asyncio.wait_for(future, timeout)
-        except asyncio.CancelledError:
-            if future.cancelled() and not _current_task_cancelling():
-                return "interrupted"
-            raise
-        except TimeoutError:
-            self.store.audit("recovery.expired", run.state.name, recovery_id=run.rec_id)
-            return "expired"
-        finally:
-            self._approvals.pop(run.rec_id, None)
-        self.store.audit(
-            "recovery.approved" if approved else "recovery.rejected",
-            run.state.name,
-            recovery_id=run.rec_id,
-            who=who,
-        )
-        if not approved:
-            return "rejected"
-        self.store.set_recovery_status(run.rec_id, "running")
-        self.services.apply_transition(
-            run.state.set_status(ServiceStatus.RECOVERING, f"approved by {who}")
-        )
-        return None
-
-    # running --------------------------------------------------------------------
+        self.approvals.decide(recovery_id, approve, who)
 
     def recover_now(
         self,
         name: str,
         failure_type: FailureType | None,
         *,
-        trigger: str,
+        trigger: Trigger,
         dry_run: bool | None = None,
-    ) -> asyncio.Task[RecoveryOutcome]:
+    ) -> asyncio.Task[RecoveryResult]:
         """Start a recovery outside the automatic path (operator, API, alert).
 
         The failure type defaults to the service's own, then ``unhealthy_response``:
@@ -506,12 +342,11 @@ class RecoveryEngine:
         if name in self._tasks:
             raise RecoveryBusy(f"a recovery of {name} is already running")
         ft = failure_type or state.failure_type or FailureType.UNHEALTHY_RESPONSE
-        return self._spawn(
-            state, ft, trigger=trigger, dry_run=self.dry_run if dry_run is None else dry_run
-        ).task
+        dry = self.dry_run if dry_run is None else dry_run
+        return self._spawn(state, ft, trigger=trigger, dry_run=dry).task
 
     def request_recovery(
-        self, name: str, failure_type: FailureType | None, *, trigger: str = "alert"
+        self, name: str, failure_type: FailureType | None, *, trigger: Trigger = Trigger.ALERT
     ) -> RecoveryRequest:
         """Start a recovery asked for from outside the checks if the guardrails
         allow it now (unlike ``recover_now``, an operator's bypass); else say why not.
@@ -520,44 +355,50 @@ class RecoveryEngine:
         whoever asks has seen the service misbehave even when its check passes.
         """
         state = self.services.state(name)
+        heal = self.book.of(state)
         ft = failure_type or state.failure_type or FailureType.UNHEALTHY_RESPONSE
         refusal = self._refusal(state)
         if refusal is None:
             now = time.time()
-            decision = self.guardrails.decide(state, self.services.states(), now)
-            if decision.verdict == "run":
+            decision = self.guardrails.decide(state, heal, self.services.states(), now)
+            if decision.verdict is Verdict.RUN:
                 run = self._spawn(
                     state, ft, trigger=trigger, dry_run=self.dry_run, probation=decision.probation
                 )
                 return RecoveryRequest(name, ft, run.rec_id)
-            if decision.verdict == "open_circuit":
+            if decision.verdict is Verdict.OPEN_CIRCUIT:
                 # The same as on the automatic path: the API and /metrics must
                 # show the circuit open that this answer is held by.
-                self._act_on(state, decision, now)
+                self._act_on(state, heal, decision, now)
             refusal = _held_because(decision)
         reason, detail = refusal
-        self._record_held(state, reason, detail)
+        self.recorder.held(name, reason, detail, publish=True)
         return RecoveryRequest(name, ft, None, reason, detail)
 
-    def _refusal(self, state: ServiceState) -> tuple[str, str] | None:
+    def _refusal(self, state: ServiceState) -> tuple[HoldReason, str] | None:
         if not self._accepting:
-            return "shutting_down", "the daemon is stopping"
+            return HoldReason.SHUTTING_DOWN, "the daemon is stopping"
         if state.recovering or state.name in self._tasks:
-            return "already_recovering", f"a recovery of {state.name} is already running"
+            detail = f"a recovery of {state.name} is already running"
+            return HoldReason.ALREADY_RECOVERING, detail
         return None
+
+    # running ----------------------------------------------------------------------
 
     def _spawn(
         self,
         state: ServiceState,
         failure_type: FailureType | None,
         *,
-        trigger: str,
+        trigger: Trigger,
         dry_run: bool,
         probation: bool = False,
-    ) -> _Run:
+    ) -> Recovery:
         state.recovering = True
-        run = _Run(
+        heal = self.book.of(state)
+        run = Recovery(
             state=state,
+            heal=heal,
             playbook=choose_playbook(state.spec, failure_type, self.playbooks),
             failure_type=failure_type,
             trigger=trigger,
@@ -567,9 +408,9 @@ class RecoveryEngine:
             started_healthy=state.status is ServiceStatus.HEALTHY,
         )
         if counts_against_guardrails(trigger, dry_run):
-            self.guardrails.record_attempt(state, time.time())
+            self.guardrails.record_attempt(heal, time.time())
         # Recorded before the task starts, so whoever asked has the id at once.
-        run.rec_id = self.store.start_recovery(
+        run.rec_id = self.journal.start_recovery(
             state.name,
             failure_type,
             run.playbook.name,
@@ -577,229 +418,70 @@ class RecoveryEngine:
             dry_run=dry_run,
             facts=run.facts,
         )
-        run.task = asyncio.create_task(self._recover(run), name=f"recover:{state.name}")
+        run.task = asyncio.create_task(
+            run_recovery(run, self._run_deps()), name=f"recover:{state.name}"
+        )
         self._tasks[state.name] = run.task
         run.task.add_done_callback(lambda _t: self._tasks.pop(state.name, None))
         return run
 
-    async def _recover(self, run: _Run) -> RecoveryOutcome:
-        state, playbook = run.state, run.playbook
-        if run.probation:
-            state.circuit = CircuitState.PROBATION
-            self.bus.publish("circuit.probation", service=state.name, recovery_id=run.rec_id)
-            log.warning("Circuit probation: one attempt", service=state.name)
-        if not run.started_healthy:
-            self.services.apply_transition(
-                state.set_status(
-                    ServiceStatus.RECOVERING, f"playbook {playbook.name}", run.failure_type
-                )
-            )
-        log.warning(
-            "Recovery started",
-            service=state.name,
-            playbook=playbook.name,
-            recovery_id=run.rec_id,
-            failure_type=run.failure_type,
-            trigger=run.trigger,
-            dry_run=run.dry_run,
-        )
-        self.bus.publish(
-            "recovery.started",
-            service=state.name,
-            playbook=playbook.name,
-            recovery_id=run.rec_id,
-            failure_type=run.failure_type,
-            trigger=run.trigger,
-            dry_run=run.dry_run,
-        )
-        t0 = time.monotonic()
-        outcome, detail = "failed", ""
-        try:
-            outcome, detail = await self._approved_then_run(run)
-        except asyncio.CancelledError:
-            outcome, detail = "interrupted", "cancelled by daemon shutdown"
-            raise
-        finally:
-            duration = time.monotonic() - t0
-            await asyncio.shield(self._finish(run, outcome, detail, duration))
-        return RecoveryOutcome(run.rec_id, state.name, playbook.name, outcome, detail, duration)
-
-    async def _approved_then_run(self, run: _Run) -> tuple[str, str]:
-        needs_approval = run.playbook.approval == "required" and run.trigger not in MANUAL_TRIGGERS
-        if needs_approval and not run.dry_run:
-            refused = await self._await_approval(run)
-            if refused is not None:
-                return refused, _refusal_detail(refused, run.playbook.approval_timeout)
-        async with self._slots:
-            return await self._run_playbook(
-                run.state, run.playbook, run.rec_id, run.failure_type, run.facts, run.dry_run
-            )
-
-    async def _run_playbook(
-        self,
-        state: ServiceState,
-        playbook: Playbook,
-        rec_id: int,
-        failure_type: FailureType | None,
-        facts: dict[str, Any],
-        dry_run: bool,
-    ) -> tuple[str, str]:
-        ctx = self._context(state, failure_type, facts, dry_run, rec_id)
-        failed = await self._run_steps(playbook.steps, "steps", ctx, rec_id, state.name)
-        if failed is None:
-            return ("dry_run" if dry_run else "succeeded"), f"playbook {playbook.name} completed"
-        await self._run_steps(
-            playbook.on_failure, "on_failure", ctx, rec_id, state.name, offset=100
-        )
-        return "failed", f"step {failed.action} {failed.outcome}: {failed.detail}"
-
-    async def _run_steps(
-        self,
-        steps: list[ActionOptions],
-        phase: str,
-        ctx: ActionContext,
-        rec_id: int,
-        service: str,
-        offset: int = 0,
-    ) -> StepOutcome | None:
-        for index, step in enumerate(steps):
-            out = await run_step(step, ctx)
-            self.store.add_recovery_step(
-                rec_id,
-                offset + index,
-                phase,
-                out.action,
-                out.description,
-                out.outcome,
-                out.detail,
-                out.output,
-                out.started_at,
-                out.duration_s,
-            )
-            self.bus.publish(
-                "recovery.step",
-                service=service,
-                recovery_id=rec_id,
-                phase=phase,
-                action=out.action,
-                outcome=out.outcome,
-                detail=out.detail,
-                duration_seconds=round(out.duration_s, 4),
-            )
-            log.info(
-                "Recovery step",
-                service=service,
-                action=out.action,
-                outcome=out.outcome,
-                detail=out.detail,
-                duration_s=round(out.duration_s, 3),
-            )
-            if not out.ok and not step.continue_on_failure:
-                return out
-        return None
-
-    def _context(
-        self,
-        state: ServiceState,
-        failure_type: FailureType | None,
-        facts: dict[str, Any],
-        dry_run: bool,
-        rec_id: int,
-    ) -> ActionContext:
-        spec = state.spec
-        name = spec.name
-
-        async def emit(event: str, data: dict[str, Any]) -> None:
-            log.warning(
-                f"Notification {event}: {data.get('message') or ''}".rstrip(": "),
-                service=name,
-                notify_event=event,
-            )
-            self.bus.publish(event, **{"service": name, **data})
-
-        run_check: Callable[[], Awaitable[CheckResult]] = lambda: self.services.probe_fresh(name)  # noqa: E731
-        return ActionContext(
+    def _run_deps(self) -> RunDeps:
+        return RunDeps(
+            services=self.services,
+            recorder=self.recorder,
+            approvals=self.approvals,
+            circuits=self.circuits,
             resources=self.resources,
             state_dir=self.state_dir,
-            service=ServiceTarget(
-                name=name,
-                container=spec.container,
-                unit=spec.unit,
-                check=spec.check,
-                start_command=spec.start_command,
-            ),
-            failure_type=failure_type.value if failure_type else None,
-            dry_run=dry_run,
-            run_check=run_check,
-            emit=emit,
-            facts=facts,
-            sessions=StepSessions(self.store, recovery_id=rec_id),
+            slots=lambda: self._slots,
+            ended=self._ended,
         )
 
-    async def _finish(self, run: _Run, outcome: str, detail: str, duration: float) -> None:
-        state, playbook = run.state, run.playbook
-        healthy = bool(state.last_check and state.last_check.result.healthy)
-        if outcome == "succeeded" and not healthy:
-            # Every step worked, yet the service still fails its check (e.g.
-            # notify-only): the recovery did not resolve anything.
-            outcome, detail = "unresolved", f"{detail}; the service still fails its check"
-        self.store.set_recovery_status(run.rec_id, outcome, detail)
-        self.metrics.recoveries.labels(state.name, playbook.name, outcome).inc()
-        self.metrics.recovery_duration.labels(state.name).observe(duration)
-        state.recovering = False
-        state.held_reason = None
-        payload = dict(
-            service=state.name,
-            playbook=playbook.name,
-            recovery_id=run.rec_id,
-            outcome=outcome,
-            detail=detail,
-            duration_seconds=round(duration, 3),
-        )
-        new_status = ServiceStatus.HEALTHY if healthy else ServiceStatus.UNHEALTHY
-        self.services.apply_transition(state.set_status(new_status, detail))
-        if outcome == "succeeded" and healthy:
-            self.bus.publish("recovery.succeeded", **payload)
-            log.info(
-                "Recovery succeeded",
-                service=state.name,
-                playbook=playbook.name,
-                duration_s=round(duration, 3),
-            )
+    def _ended(self, run: Recovery, outcome: RecoveryOutcome, healthy: bool) -> None:
+        """What a recovery's end means for the next attempt."""
+        state, heal = run.state, run.heal
+        if healthy or outcome is RecoveryOutcome.INTERRUPTED:
             return
-        if outcome in ("failed", "unresolved", "interrupted", "rejected", "expired"):
-            self.bus.publish("recovery.failed", reason=outcome, **payload)
-            log.error(
-                "Recovery failed",
-                service=state.name,
-                playbook=playbook.name,
-                outcome=outcome,
-                detail=detail,
-            )
-        else:
-            self.bus.publish("recovery.finished", **payload)
-        if outcome == "rejected" and not healthy:
+        now = time.time()
+        if outcome is RecoveryOutcome.REJECTED:
             # The operator said no: asking again at every backoff would only
             # page them again. Held until healthy again, or a reset.
-            state.rejected = (
+            heal.rejected = (
                 f"an operator rejected recovery {run.rec_id}; automatic recovery waits"
                 " until the service is healthy again or `medic reset`"
             )
-            self._hold(state, Decision("hold", "rejected", state.rejected))
-        elif not healthy and outcome != "interrupted":
-            self._after_failed_attempt(run)
+            decision = Decision(Verdict.HOLD, HoldReason.REJECTED, heal.rejected)
+            self._hold(state, heal, decision)
+        elif run.probation:
+            detail = f"probation attempt {run.rec_id} did not heal it"
+            self.circuits.probation_failed(state, heal, detail, now)
+        else:
+            attempts = self.guardrails.attempts_in_window(heal, now)
+            heal.next_attempt_at = now + self.guardrails.backoff_delay(attempts)
+            self._wake_at(state.name, heal.next_attempt_at)
 
-    def _after_failed_attempt(self, run: _Run) -> None:
-        state = run.state
-        now = time.time()
-        if run.probation:
-            state.failed_probations += 1
-            self._open_circuit(state, f"probation attempt {run.rec_id} did not heal it", now)
-            return
-        state.next_attempt_at = now + self.guardrails.backoff_delay(len(state.attempts))
-        self._wake_at(state.name, state.next_attempt_at)
+    # start and stop ---------------------------------------------------------------
 
-    # shutdown -------------------------------------------------------------------
+    def restore(self, now: float | None = None) -> int:
+        """Count the recoveries started within the window before this start again,
+        so a daemon that crashes and restarts cannot exceed ``max_attempts`` or the
+        host budget, and reopen the circuits that were open; returns how many
+        attempts were restored."""
+        now = time.time() if now is None else now
+        states = self.services.states()
+        recent = self.journal.recovery_starts(now - self.policy.window)
+        counted = [
+            (s, at) for s, at, trigger, dry in recent if counts_against_guardrails(trigger, dry)
+        ]
+        for service, at in counted:
+            if service in states:
+                self.book.of(states[service]).attempts.append(at)
+            self.guardrails.host_attempts.append(at)
+        entries = self.journal.audit_entries("circuit.*", limit=_CIRCUIT_HISTORY_ROWS)
+        for before in still_open(_circuit_words(entries)):
+            if before.service in states:
+                self.circuits.reopen(self.book.of(states[before.service]), before, now)
+        return len(counted)
 
     async def shutdown(self, grace_s: float) -> None:
         """Stop starting recoveries; wait up to ``grace_s`` for running ones, then cancel."""
@@ -807,12 +489,11 @@ class RecoveryEngine:
         for handle in self._wakeups.values():
             handle.cancel()
         self._wakeups.clear()
-        for future in self._approvals.values():
-            future.cancel()  # nobody will approve during shutdown: end those now
+        self.approvals.cancel_all()
         tasks = list(self._tasks.values())
         if not tasks:
             return
-        log.info("Waiting for running recoveries", count=len(tasks), grace_s=grace_s)
+        self.recorder.shutdown_wait(list(self._tasks), grace_s)
         _done, pending = await asyncio.wait(tasks, timeout=grace_s)
         for task in pending:
             task.cancel()
@@ -824,7 +505,7 @@ def counts_against_guardrails(trigger: str, dry_run: bool) -> bool:
     """Only automatic recoveries that act count towards ``max_attempts`` and the
     budget: a dry run touches nothing, and an operator's own recovery is a
     decision, not a sign that the automatic ones are not working."""
-    return not dry_run and trigger not in MANUAL_TRIGGERS
+    return not dry_run and not Trigger(trigger).by_operator
 
 
 def _facts(state: ServiceState) -> dict[str, Any]:
@@ -833,21 +514,16 @@ def _facts(state: ServiceState) -> dict[str, Any]:
     return {**state.last_check.result.data, "detail": state.last_check.result.detail}
 
 
-def _held_because(decision: Decision) -> tuple[str, str]:
+def _held_because(decision: Decision) -> tuple[HoldReason, str]:
     """The reason and detail of a guardrail decision other than "run"."""
-    reason = decision.reason or decision.verdict
-    detail = decision.detail or reason
+    reason = decision.reason or HoldReason.BACKOFF  # every verdict but "run" names its reason
+    detail = decision.detail or reason.value
     if decision.wake_at is not None:
         detail = f"{detail}; next attempt allowed at {iso(decision.wake_at)}"
     return reason, detail
 
 
-def _refusal_detail(outcome: str, timeout_s: float) -> str:
-    if outcome == "expired":
-        return f"nobody approved the recovery within {timeout_s:g}s"
-    return "an operator rejected the recovery"
-
-
-def _current_task_cancelling() -> bool:
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
+def _circuit_words(entries: Iterable[AuditEntry]) -> Iterator[tuple[str, str, float, str | None]]:
+    for entry in entries:
+        at = datetime.fromisoformat(entry["at"]).timestamp()
+        yield entry["kind"], entry["service"], at, entry["data"].get("detail")

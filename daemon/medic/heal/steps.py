@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from medic.core.vocabulary import StepOutcome
 from medic.heal.actions import ACTION_TYPES
 from medic.heal.actions.base import Action, ActionContext, ActionOptions
 
@@ -15,11 +16,12 @@ _OWN_TIMEOUT_MARGIN_S = 2.0
 
 
 @dataclass(frozen=True)
-class StepOutcome:
+class StepRun:
+    """What one step did: its record in a recovery's or a workflow run's history."""
+
     action: str
     description: str
-    outcome: str
-    """succeeded, failed, timed_out, dry_run or skipped."""
+    outcome: StepOutcome
     detail: str
     output: str
     started_at: float
@@ -28,7 +30,7 @@ class StepOutcome:
 
     @property
     def ok(self) -> bool:
-        return self.outcome in ("succeeded", "dry_run", "skipped")
+        return self.outcome.ok
 
 
 def build_action(options: ActionOptions) -> Action[Any]:
@@ -53,16 +55,18 @@ def step_timeout(action: Action[Any], default_s: float | None = None) -> float |
 
 async def run_step(
     options: ActionOptions, ctx: ActionContext, *, default_timeout_s: float | None = None
-) -> StepOutcome:
+) -> StepRun:
     """Run one step; ``default_timeout_s`` bounds it when it has no ``timeout``."""
     action = build_action(options)
     started, t0 = time.time(), time.monotonic()
     try:
         description = action.describe(ctx)
     except Exception as exc:  # noqa: BLE001 - a bad target is a failed step, not a crash
-        return _outcome(action, str(options.action), "failed", f"{exc}", "", started, t0)
+        return _outcome(action, str(options.action), StepOutcome.FAILED, f"{exc}", "", started, t0)
     if ctx.dry_run:
-        return _outcome(action, description, "dry_run", f"would {description}", "", started, t0)
+        return _outcome(
+            action, description, StepOutcome.DRY_RUN, f"would {description}", "", started, t0
+        )
     timeout = step_timeout(action, default_timeout_s)
     try:
         async with asyncio.timeout(timeout):
@@ -70,13 +74,19 @@ async def run_step(
     except TimeoutError:
         took = timeout if timeout is not None else round(time.monotonic() - t0, 1)
         return _outcome(
-            action, description, "timed_out", f"timed out after {took:g}s", "", started, t0
+            action,
+            description,
+            StepOutcome.TIMED_OUT,
+            f"timed out after {took:g}s",
+            "",
+            started,
+            t0,
         )
     except Exception as exc:  # noqa: BLE001 - a failing action must never take the daemon down
         return _outcome(
-            action, description, "failed", f"{type(exc).__name__}: {exc}", "", started, t0
+            action, description, StepOutcome.FAILED, f"{type(exc).__name__}: {exc}", "", started, t0
         )
-    outcome = "succeeded" if result.ok else "failed"
+    outcome = StepOutcome.SUCCEEDED if result.ok else StepOutcome.FAILED
     return _outcome(
         action, description, outcome, result.detail, result.output, started, t0, result.data
     )
@@ -85,14 +95,14 @@ async def run_step(
 def _outcome(
     action: Action[Any],
     description: str,
-    outcome: str,
+    outcome: StepOutcome,
     detail: str,
     output: str,
     started: float,
     t0: float,
     data: dict[str, Any] | None = None,
-) -> StepOutcome:
-    return StepOutcome(
+) -> StepRun:
+    return StepRun(
         action=action.name,
         description=description,
         outcome=outcome,

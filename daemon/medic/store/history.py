@@ -377,6 +377,12 @@ class Store:
         with self._tx() as db:
             db.execute("DELETE FROM step_sessions WHERE pid=? AND start_time=?", (pid, start_time))
 
+    def step_sessions(
+        self, *, recovery_id: int | None = None, run_id: int | None = None
+    ) -> StepSessions:
+        """A tracker that keeps the sessions of one recovery's (or run's) commands."""
+        return StepSessions(self, recovery_id=recovery_id, run_id=run_id)
+
     def recorded_sessions(self) -> list[dict[str, Any]]:
         """Step command sessions recorded as running (by a daemon that did not end them)."""
         rows = self._db.execute("SELECT * FROM step_sessions ORDER BY at").fetchall()

@@ -8,6 +8,9 @@ from collections.abc import Sequence
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4 as CONTENT_TYPE
 
+from medic.core.bus import Event
+from medic.core.vocabulary import FailureType
+
 __all__ = ["CONTENT_TYPE", "Metrics"]
 # The classic text format (0.0.4) every scraper reads; all names here are legacy-safe,
 # so the body is the same as 1.0.0's.
@@ -99,11 +102,47 @@ class Metrics:
             registry=r,
         )
 
-    def forget_service(self, service: str) -> None:
+    # what the checks do (medic.watch.runner.ProbeObserver) ------------------------
+
+    def check_done(
+        self, service: str, check_type: str, duration_s: float, failure: FailureType | None
+    ) -> None:
+        self.check_duration.labels(service, check_type).observe(duration_s)
+        if failure is not None:
+            self.check_failures.labels(service, failure.value).inc()
+
+    def start_lag(self, seconds: float) -> None:
+        self.check_start_lag.observe(seconds)
+
+    def set_up(self, service: str, up: bool) -> None:
+        self.service_up.labels(service).set(1 if up else 0)
+
+    def service_added(self, service: str) -> None:
+        self.service_up.labels(service).set(0)
+        self.circuit_open.labels(service).set(0)
+
+    def service_removed(self, service: str) -> None:
         """Drop a removed service's series so /metrics does not report ghosts."""
         for gauge in (self.service_up, self.circuit_open):
             with contextlib.suppress(KeyError):
                 gauge.remove(service)
+
+    # what the heal side does (medic.heal.recording.HealMetrics) --------------------
+
+    def recovery_ended(self, service: str, playbook: str, outcome: str, duration_s: float) -> None:
+        self.recoveries.labels(service, playbook, outcome).inc()
+        self.recovery_duration.labels(service).observe(duration_s)
+
+    def recovery_held(self, reason: str) -> None:
+        self.recoveries_held.labels(reason).inc()
+
+    def set_circuit_open(self, service: str, is_open: bool) -> None:
+        self.circuit_open.labels(service).set(1 if is_open else 0)
+
+    # what is published (a bus listener) ---------------------------------------------
+
+    def count_event(self, event: Event) -> None:
+        self.events.labels(event.name).inc()
 
     def render(self, names: Sequence[str] = ()) -> bytes:
         """The text exposition; only the samples named in ``names`` when it is not empty."""

@@ -1,22 +1,38 @@
-"""Telling an operator's deliberate stop from a crash, from Docker's events.
+"""What Docker's container events mean for the services that run in them.
 
-``docker stop`` sends the container's stop signal (a ``kill`` event with e.g.
-signal 15), then, after the timeout, SIGKILL; the container ``die``s and
-Docker emits ``stop``. A crash is a ``die`` with no ``kill`` before it (the
-process exited, or was killed from the host or by the OOM killer), and
-``docker kill`` is a ``kill`` with SIGKILL only and no ``stop``. So a ``die``
-that follows a gentler signal is judged a moment later, once Docker has had
-the chance to say ``stop``; a check that finds such a container exited before
-the events arrive waits the same way (``stop_may_follow``).
+This module is the one place a ``die`` is interpreted. Docker's events arrive
+from the host adapter (``medic.host.docker_events``); ``ContainerEvents``
+turns each into what the monitor should do about the services that name the
+container: check now, wait a moment, leave a deliberate stop alone, or take
+a started container back.
+
+Telling an operator's deliberate stop from a crash: ``docker stop`` sends the
+container's stop signal (a ``kill`` event with e.g. signal 15), then, after
+the timeout, SIGKILL; the container ``die``s and Docker emits ``stop``. A
+crash is a ``die`` with no ``kill`` before it (the process exited, or was
+killed from the host or by the OOM killer), and ``docker kill`` is a ``kill``
+with SIGKILL only and no ``stop``. So a ``die`` that follows a gentler signal
+is judged a moment later, once Docker has had the chance to say ``stop``; a
+check that finds such a container exited before the events arrive waits the
+same way (``ContainerStopGate``).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from medic.host.docker import DockerEvent
+from medic.core.logging import get_logger
+from medic.core.vocabulary import FailureType
+
+if TYPE_CHECKING:
+    from medic.config.models import ServiceSpec
+    from medic.host.docker import DockerEvent
+    from medic.watch.checks.base import CheckResult
+
+log = get_logger("DockerEvents")
 
 DIE_DEFER_S = 0.3
 """How long a ``die`` after a gentle signal waits for Docker's ``stop``."""
@@ -73,3 +89,82 @@ class DockerIntent:
         if seen.died_at is not None:
             return now - seen.died_at < DIE_DEFER_S
         return now - seen.gentle_at < STOP_TIMEOUT_BOUND_S
+
+
+def containers_of(spec: ServiceSpec) -> tuple[str, ...]:
+    """The containers whose events concern ``spec``: its ``container:`` and its check's."""
+    named = (spec.container, getattr(spec.check, "container", None))
+    return tuple(dict.fromkeys(c for c in named if isinstance(c, str) and c))
+
+
+class ContainerStopGate:
+    """Holds back the verdict on an exited container that an operator may be stopping."""
+
+    def __init__(self, intent: DockerIntent) -> None:
+        self._intent = intent
+
+    def defer_s(self, spec: ServiceSpec, result: CheckResult) -> float | None:
+        """Seconds to wait before judging ``result`` again, or None to judge it now."""
+        if result.healthy or result.failure_type is not FailureType.SERVICE_CRASH:
+            return None
+        if not spec.policy.respect_manual_stop:
+            return None
+        for container in containers_of(spec):
+            if self._intent.stop_may_follow(container):
+                return DIE_DEFER_S
+        return None
+
+
+class ServiceControl(Protocol):
+    """What container events may ask of the monitor."""
+
+    def specs(self) -> Iterable[ServiceSpec]: ...
+
+    def request_check(self, name: str, delay_s: float = 0.0) -> None: ...
+
+    def mark_stopped_by_operator(self, name: str, how: str) -> None: ...
+
+    def mark_started_again(self, name: str, detail: str) -> None: ...
+
+
+class ContainerEvents:
+    """Routes Docker's container events to the services that run in those containers."""
+
+    def __init__(self, services: ServiceControl, intent: DockerIntent) -> None:
+        self._services = services
+        self._intent = intent
+
+    def wanted(self) -> bool:
+        """Whether any watched service names a container (so the stream is worth reading)."""
+        return any(containers_of(spec) for spec in self._services.specs())
+
+    def on_event(self, event: DockerEvent) -> None:
+        meaning = self._intent.observe(event)
+        if not event.container:
+            return
+        for spec in list(self._services.specs()):
+            if event.container in containers_of(spec):
+                log.debug(
+                    "docker.event",
+                    message="Docker event",
+                    service=spec.name,
+                    docker_event=event.action,
+                )
+                self._act(spec, meaning)
+
+    def _act(self, spec: ServiceSpec, meaning: Meaning) -> None:
+        respect = spec.policy.respect_manual_stop
+        if meaning == "operator_stop" and respect:
+            self._services.mark_stopped_by_operator(spec.name, "stopped with docker stop")
+        elif meaning == "started":
+            self._services.mark_started_again(spec.name, "started again")
+        elif meaning == "defer" and respect:
+            self._services.request_check(spec.name, delay_s=DIE_DEFER_S)
+        else:
+            self._services.request_check(spec.name)
+
+    def on_connected(self) -> None:
+        """The stream is (back) up: what happened meanwhile is only seen by checking."""
+        for spec in list(self._services.specs()):
+            if containers_of(spec):
+                self._services.request_check(spec.name)

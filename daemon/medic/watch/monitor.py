@@ -1,14 +1,22 @@
-"""SelfHealingMonitor: schedules every service's check, keeps its state, and
-hands failing services to the recovery engine. Docker events trigger an
-immediate check of the service that owns the container."""
+"""SelfHealingMonitor: schedules every service's check, keeps its status, and
+tells whoever listens.
+
+The monitor knows nothing of recovery, history or metrics. A failing check
+goes to its ``RecoveryListener`` (the heal side); a status change is published
+on the event bus (the store, the webhooks and the event stream subscribe);
+what the runner measures goes to its ``ProbeObserver``. Plugins that know
+more than a probe can tell (Docker's events, a unit stopped on purpose) speak
+through ``request_check``, ``mark_stopped_by_operator``, ``mark_started_again``
+and the result gates.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -17,21 +25,35 @@ from medic.core.bus import EventBus
 from medic.core.errors import ServiceNotFoundError
 from medic.core.logging import get_logger
 from medic.core.vocabulary import FailureType, ServiceStatus
-from medic.host.docker import DockerEvent
-from medic.store.history import Store
-from medic.tell.metrics import Metrics
 from medic.watch.checks import Check
 from medic.watch.checks.base import CheckResult
-from medic.watch.checks.unit import OPERATOR_STOP
-from medic.watch.containers import DIE_DEFER_S, DockerIntent, Meaning
 from medic.watch.periodic import PeriodicChecks
 from medic.watch.runner import CheckRunner, build_check
 from medic.watch.state import LastCheck, ServiceState, Transition
 
-if TYPE_CHECKING:
-    from medic.heal.engine import RecoveryEngine, RecoveryOutcome
-
 log = get_logger("SelfHealingMonitor")
+
+
+class RecoveryListener(Protocol):
+    """What the monitor tells the heal side, and the seed's ``remediate``."""
+
+    def on_result(self, state: ServiceState) -> None:
+        """A check result was applied to ``state`` (healthy or not)."""
+
+    def on_transition(self, transition: Transition) -> None:
+        """``transition`` was recorded and published."""
+
+    def remediate(
+        self, service: str, failure_type: FailureType | None, dry_run: bool | None
+    ) -> asyncio.Task[Any]:
+        """Run the service's recovery now (an operator's, through the seed's API)."""
+
+
+class ResultGate(Protocol):
+    """A plugin that may hold back the verdict on a failed result for a moment."""
+
+    def defer_s(self, spec: ServiceSpec, result: CheckResult) -> float | None:
+        """Seconds to wait before checking again instead of judging now; None: judge now."""
 
 
 class SelfHealingMonitor:
@@ -47,22 +69,20 @@ class SelfHealingMonitor:
         services: Mapping[str, ServiceSpec],
         runner: CheckRunner,
         scheduler: AsyncIOScheduler,
-        store: Store,
         bus: EventBus,
-        metrics: Metrics,
+        recovery: RecoveryListener,
+        gates: Sequence[ResultGate] = (),
     ) -> None:
         self.runner = runner
         self.periodic = PeriodicChecks(scheduler, self._start_scheduled)
-        self.store = store
         self.bus = bus
-        self.metrics = metrics
-        self.engine: RecoveryEngine | None = None
+        self._recovery = recovery
+        self._gates = tuple(gates)
         self._states: dict[str, ServiceState] = {}
         self._checks: dict[str, Check[Any]] = {}
         self._in_flight: dict[str, asyncio.Task[CheckResult]] = {}
         self._recheck: set[str] = set()
         self._started = False
-        self.intent = DockerIntent()
         for spec in services.values():
             self._add(spec)
 
@@ -88,10 +108,10 @@ class SelfHealingMonitor:
 
     def remediate(
         self, service: str, failure_type: FailureType | None = None, *, dry_run: bool | None = None
-    ) -> asyncio.Task[RecoveryOutcome]:
+    ) -> asyncio.Task[Any]:
         """Run the service's recovery now, under the one-at-a-time guardrail."""
-        assert self.engine is not None, "remediate() needs the recovery engine attached"
-        return self.engine.recover_now(service, failure_type, trigger="manual", dry_run=dry_run)
+        self.state(service)
+        return self._recovery.remediate(service, failure_type, dry_run)
 
     # state ------------------------------------------------------------------------
 
@@ -104,54 +124,56 @@ class SelfHealingMonitor:
     def states(self) -> Mapping[str, ServiceState]:
         return self._states
 
+    def specs(self) -> Iterable[ServiceSpec]:
+        return [state.spec for state in self._states.values()]
+
     def apply_transition(self, transition: Transition | None) -> None:
-        """Record, count and publish one status change."""
+        """Publish one status change (the store records it first) and tell the heal side."""
         if transition is None:
             return
         t = transition
-        failure = t.failure_type.value if t.failure_type else None
-        self.store.record_transition(t.service, t.old.value, t.new.value, failure, t.detail)
-        self.metrics.service_up.labels(t.service).set(1 if t.new is ServiceStatus.HEALTHY else 0)
-        if self.engine is not None:
-            self.engine.on_transition(t)
-        payload = dict(
-            service=t.service,
-            old=t.old.value,
-            new=t.new.value,
-            failure_type=failure,
-            detail=t.detail,
-        )
+        payload = t.as_event()
         self.bus.publish("service.state", **payload)
         if t.new is ServiceStatus.UNHEALTHY and t.old in (
             ServiceStatus.HEALTHY,
             ServiceStatus.UNKNOWN,
         ):
             self.bus.publish("service.unhealthy", **payload)
-            log.warning(
-                f"{t.service} is UNHEALTHY. Initiating auto-remediation.",
-                service=t.service,
-                failure_type=failure,
-                detail=t.detail,
-            )
-        elif t.new is ServiceStatus.HEALTHY:
-            if t.old is not ServiceStatus.UNKNOWN:
-                self.bus.publish("service.recovered", **payload)
-            log.info(f"{t.service} is healthy", service=t.service, previous=t.old.value)
-            self._on_healthy(self._states[t.service])
-        else:
-            log.info(
-                f"{t.service} is {t.new.value}",
-                service=t.service,
-                failure_type=failure,
-                detail=t.detail,
-            )
+        elif t.new is ServiceStatus.HEALTHY and t.old is not ServiceStatus.UNKNOWN:
+            self.bus.publish("service.recovered", **payload)
+        _log_transition(t)
+        self.runner.observer.set_up(t.service, t.new is ServiceStatus.HEALTHY)
+        self._recovery.on_transition(t)
 
-    def _on_healthy(self, state: ServiceState) -> None:
-        if self.engine is not None:
-            self.engine.on_healthy(state)
-        for other in self._states.values():
-            if state.name in other.spec.depends_on and other.status is ServiceStatus.HELD:
-                self.request_check(other.name)
+    def mark_stopped_by_operator(self, name: str, how: str) -> None:
+        """Leave a deliberately stopped service alone until it is started again.
+
+        While medic's own recovery runs, a stop is its restart passing through:
+        the service is checked instead.
+        """
+        state = self._states.get(name)
+        if state is None:
+            return
+        if state.recovering:
+            self.request_check(name)
+            return
+        self._mark_stopped(state, how)
+
+    def mark_started_again(self, name: str, detail: str) -> None:
+        """A service an operator had stopped runs again: watch it afresh."""
+        state = self._states.get(name)
+        if state is None:
+            return
+        if state.status is ServiceStatus.STOPPED_BY_OPERATOR:
+            self.apply_transition(state.set_status(ServiceStatus.UNKNOWN, detail))
+            state.start_grace()
+        self.request_check(name)
+
+    def _mark_stopped(self, state: ServiceState, how: str) -> None:
+        if state.status is ServiceStatus.STOPPED_BY_OPERATOR:
+            return
+        self.apply_transition(state.set_status(ServiceStatus.STOPPED_BY_OPERATOR, how))
+        self.bus.publish("service.stopped_by_operator", service=state.name, detail=how)
 
     # checking ----------------------------------------------------------------------
 
@@ -170,17 +192,20 @@ class SelfHealingMonitor:
         """
         return await self._check(self.state(name))
 
-    def request_check(self, name: str) -> None:
-        """Ask for a check as soon as possible; never blocks, never raises."""
+    def request_check(self, name: str, delay_s: float = 0.0) -> None:
+        """Ask for a check as soon as possible (or in ``delay_s``); never blocks, never raises."""
         if name not in self._states:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # not running yet: the scheduled checks will come
+        if delay_s > 0:
+            loop.call_later(delay_s, self.request_check, name)
             return
         if name in self._in_flight:
             self._recheck.add(name)  # the running probe may predate the news
             return
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return  # not running yet: the scheduled checks will come
         self._spawn_check(self._states[name])
 
     def _start_scheduled(self, name: str, due: float) -> None:
@@ -188,7 +213,7 @@ class SelfHealingMonitor:
         state = self._states.get(name)
         if state is None or name in self._in_flight:
             return
-        self.metrics.check_start_lag.observe(max(0.0, time.time() - due))
+        self.runner.observer.start_lag(max(0.0, time.time() - due))
         self._spawn_check(state)
 
     def _spawn_check(self, state: ServiceState) -> asyncio.Task[CheckResult]:
@@ -207,35 +232,27 @@ class SelfHealingMonitor:
             self.request_check(name)
 
     async def _check(self, state: ServiceState) -> CheckResult:
-        check = self._checks[state.name]
-        probe = await self.runner.run(state.spec, check)
+        probe = await self.runner.run(state.spec, self._checks[state.name])
         if self._states.get(state.name) is not state:
             return probe.result  # the service was removed or replaced meanwhile
         result = self._with_dependency_context(state, probe.result)
-        if self._stop_may_follow(state, result):
-            return result  # judged again once Docker has had the chance to say stop
-        self._follow_unit_intent(state, result)
+        if self._deferred(state, result):
+            return result  # judged again once the plugin's moment has passed
+        self._follow_operator_intent(state, result)
         state.last_check = LastCheck(probe.at, probe.duration_s, result)
         self.apply_transition(state.observe(result))
         if state.status is ServiceStatus.HEALTHY and not state.recovering:
-            self.metrics.service_up.labels(state.name).set(1)
-            if self.engine is not None:
-                self.engine.on_healthy_check(state)
-        if self.engine is not None and not result.healthy:
-            self.engine.evaluate(state)
+            self.runner.observer.set_up(state.name, True)
+        self._recovery.on_result(state)
         return result
 
-    def _stop_may_follow(self, state: ServiceState, result: CheckResult) -> bool:
-        """An exited container after a gentle signal may be ``docker stop``: wait a moment."""
-        if result.healthy or result.failure_type is not FailureType.SERVICE_CRASH:
-            return False
-        container = state.spec.container or _check_container(state.spec)
-        if container is None or not state.spec.policy.respect_manual_stop:
-            return False
-        if not self.intent.stop_may_follow(container):
-            return False
-        asyncio.get_running_loop().call_later(DIE_DEFER_S, self.request_check, state.name)
-        return True
+    def _deferred(self, state: ServiceState, result: CheckResult) -> bool:
+        for gate in self._gates:
+            delay = gate.defer_s(state.spec, result)
+            if delay is not None:
+                self.request_check(state.name, delay_s=delay)
+                return True
+        return False
 
     def _with_dependency_context(self, state: ServiceState, result: CheckResult) -> CheckResult:
         if result.healthy:
@@ -251,57 +268,16 @@ class SelfHealingMonitor:
             **result.data,
         )
 
-    # docker events -------------------------------------------------------------------
-
-    def on_docker_event(self, event: DockerEvent) -> None:
-        meaning = self.intent.observe(event)
-        for state in list(self._states.values()):
-            if event.container and event.container in (
-                state.spec.container,
-                _check_container(state.spec),
-            ):
-                log.debug("Docker event", service=state.name, docker_event=event.action)
-                self._on_container_event(state, meaning)
-
-    def _on_container_event(self, state: ServiceState, meaning: Meaning) -> None:
-        respect = state.spec.policy.respect_manual_stop
-        if meaning == "operator_stop" and respect and not state.recovering:
-            self.mark_stopped_by_operator(state, "stopped with docker stop")
-        elif meaning == "started" and state.status is ServiceStatus.STOPPED_BY_OPERATOR:
-            self.apply_transition(state.set_status(ServiceStatus.UNKNOWN, "started again"))
-            state.start_grace()
-            self.request_check(state.name)
-        elif meaning == "defer" and respect:
-            asyncio.get_running_loop().call_later(DIE_DEFER_S, self.request_check, state.name)
-        else:
-            self.request_check(state.name)
-
-    def mark_stopped_by_operator(self, state: ServiceState, how: str) -> None:
-        """Leave a deliberately stopped service alone until it is started again."""
-        if state.status is ServiceStatus.STOPPED_BY_OPERATOR:
-            return
-        self.store.audit("service.stopped_by_operator", state.name, how=how)
-        self.apply_transition(state.set_status(ServiceStatus.STOPPED_BY_OPERATOR, how))
-        self.bus.publish("service.stopped_by_operator", service=state.name, detail=how)
-
-    def _follow_unit_intent(self, state: ServiceState, result: CheckResult) -> None:
-        """An operator's ``systemctl stop``, and start again, as the unit's state shows them."""
-        stopped = result.data.get(OPERATOR_STOP)
+    def _follow_operator_intent(self, state: ServiceState, result: CheckResult) -> None:
+        """An operator's stop, and start again, as the check's plugin saw them."""
+        stopped = result.data.get("operator_stop")
         if stopped is None or state.recovering:
-            return  # not about a unit, or medic's own restart passing through "inactive"
+            return  # the plugin cannot tell, or medic's own restart is passing through
         if stopped and state.spec.policy.respect_manual_stop:
-            self.mark_stopped_by_operator(state, result.detail)
+            self._mark_stopped(state, result.detail)
         elif not stopped and state.status is ServiceStatus.STOPPED_BY_OPERATOR:
             self.apply_transition(state.set_status(ServiceStatus.UNKNOWN, "the unit runs again"))
             state.start_grace()
-
-    def on_docker_connected(self) -> None:
-        for state in self._states.values():
-            if state.spec.container or _check_container(state.spec):
-                self.request_check(state.name)
-
-    def uses_docker(self) -> bool:
-        return any(s.spec.container or _check_container(s.spec) for s in self._states.values())
 
     # configuration -------------------------------------------------------------------
 
@@ -310,8 +286,7 @@ class SelfHealingMonitor:
         state.start_grace()
         self._states[spec.name] = state
         self._checks[spec.name] = build_check(spec, self.runner.resources)
-        self.metrics.service_up.labels(spec.name).set(0)
-        self.metrics.circuit_open.labels(spec.name).set(0)
+        self.runner.observer.service_added(spec.name)
         if self._started:
             self._schedule(spec)
 
@@ -326,7 +301,7 @@ class SelfHealingMonitor:
         check = self._checks.pop(name, None)
         if check is not None:
             await check.close()
-        self.metrics.forget_service(name)
+        self.runner.observer.service_removed(name)
 
     async def apply_services(self, services: Mapping[str, ServiceSpec]) -> dict[str, list[str]]:
         """Bring the watched set in line with a new config; unchanged services keep their state."""
@@ -361,9 +336,32 @@ class SelfHealingMonitor:
             await check.close()
 
 
-def _check_container(spec: ServiceSpec) -> str | None:
-    value = getattr(spec.check, "container", None)
-    return value if isinstance(value, str) else None
+def _log_transition(t: Transition) -> None:
+    failure = t.failure_type.value if t.failure_type else None
+    if t.new is ServiceStatus.UNHEALTHY and t.old in (ServiceStatus.HEALTHY, ServiceStatus.UNKNOWN):
+        log.warning(
+            "service.unhealthy",
+            message=f"{t.service} is UNHEALTHY. Initiating auto-remediation.",
+            service=t.service,
+            failure_type=failure,
+            detail=t.detail,
+        )
+    elif t.new is ServiceStatus.HEALTHY:
+        log.info(
+            "service.healthy",
+            message=f"{t.service} is healthy",
+            service=t.service,
+            previous=t.old.value,
+        )
+    else:
+        log.info(
+            "service.state",
+            message=f"{t.service} is {t.new.value}",
+            service=t.service,
+            status=t.new.value,
+            failure_type=failure,
+            detail=t.detail,
+        )
 
 
 def _consume_result(task: asyncio.Task[Any]) -> None:
@@ -371,4 +369,8 @@ def _consume_result(task: asyncio.Task[Any]) -> None:
         return
     exc = task.exception()
     if exc is not None:
-        log.error("Check failed unexpectedly", error=f"{type(exc).__name__}: {exc}")
+        log.error(
+            "check.crashed",
+            message="Check failed unexpectedly",
+            error=f"{type(exc).__name__}: {exc}",
+        )

@@ -13,7 +13,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from medic.config.models import ServiceSpec
 from medic.core.vocabulary import FailureType
@@ -21,7 +21,6 @@ from medic.host import systemd as systemd_units
 from medic.host.docker import ContainerNotFound, DockerUnavailable
 from medic.host.resources import Resources
 from medic.host.systemd import SystemctlError
-from medic.tell.metrics import Metrics
 from medic.watch.checks import CHECK_TYPES, Check
 from medic.watch.checks.base import CheckResult, CheckTarget
 from medic.watch.checks.container import judge_state
@@ -43,10 +42,29 @@ def build_check(spec: ServiceSpec, resources: Resources) -> Check[Any]:
     return CHECK_TYPES[spec.check.type](spec.check, target, resources)
 
 
+class ProbeObserver(Protocol):
+    """Who counts what the checks do (the Prometheus series, in ``medic.tell.metrics``)."""
+
+    def check_done(
+        self, service: str, check_type: str, duration_s: float, failure: FailureType | None
+    ) -> None:
+        """One check ended; ``failure`` is its failure type, None when it passed or cannot tell."""
+
+    def start_lag(self, seconds: float) -> None:
+        """A periodic check started ``seconds`` after it was due."""
+
+    def set_up(self, service: str, up: bool) -> None:
+        """The service is (not) healthy."""
+
+    def service_added(self, service: str) -> None: ...
+
+    def service_removed(self, service: str) -> None: ...
+
+
 class CheckRunner:
-    def __init__(self, resources: Resources, metrics: Metrics) -> None:
+    def __init__(self, resources: Resources, observer: ProbeObserver) -> None:
         self.resources = resources
-        self.metrics = metrics
+        self.observer = observer
 
     async def run(self, spec: ServiceSpec, check: Check[Any]) -> Probe:
         at = datetime.now(UTC)
@@ -59,9 +77,8 @@ class CheckRunner:
         if not result.healthy and spec.unit and spec.check.type != "unit":
             result = await _refine_with_unit(spec.unit, result)
         duration = time.monotonic() - t0
-        self.metrics.check_duration.labels(spec.name, spec.check.type).observe(duration)
-        if not result.healthy and result.failure_type is not None:
-            self.metrics.check_failures.labels(spec.name, result.failure_type.value).inc()
+        failure = None if result.healthy else result.failure_type
+        self.observer.check_done(spec.name, spec.check.type, duration, failure)
         return Probe(result, at, duration)
 
     async def _probe(self, check: Check[Any], timeout_s: float) -> CheckResult:

@@ -1,14 +1,16 @@
-"""Per-service health state: thresholds, grace periods, and the status it implies."""
+"""Per-service health state: thresholds, grace periods, and the status it implies.
+
+What the heal side keeps about a service (attempts, circuit, holds) is its own
+(``medic.heal.state``); this is what a check tells."""
 
 from __future__ import annotations
 
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from medic.config.models import ServiceSpec
-from medic.core.vocabulary import CircuitState, FailureType, ServiceStatus
+from medic.core.vocabulary import FailureType, ServiceStatus
 from medic.watch.checks.base import CheckResult
 
 _FAILING = frozenset({ServiceStatus.UNHEALTHY, ServiceStatus.RECOVERING, ServiceStatus.HELD})
@@ -22,6 +24,18 @@ class Transition:
     new: ServiceStatus
     failure_type: FailureType | None
     detail: str
+    healthy_for_s: float | None = None
+    """How long the service had been healthy when it left that status (None otherwise)."""
+
+    def as_event(self) -> dict[str, object]:
+        """The ``service.state`` event's fields."""
+        return {
+            "service": self.service,
+            "old": self.old.value,
+            "new": self.new.value,
+            "failure_type": self.failure_type.value if self.failure_type else None,
+            "detail": self.detail,
+        }
 
 
 @dataclass
@@ -51,21 +65,12 @@ class ServiceState:
     last_check: LastCheck | None = None
     grace_until: float = 0.0
     """Monotonic time before which ordinary failures do not count (start_period)."""
-    circuit: CircuitState = CircuitState.CLOSED
-    attempts: deque[float] = field(default_factory=deque)
-    """Wall-clock times of recovery attempts inside the current window."""
-    next_attempt_at: float | None = None
-    probation_due_at: float | None = None
-    """When an open circuit allows its next probation attempt; None = never."""
-    failed_probations: int = 0
     healthy_since: float | None = None
     """Start of the current healthy spell; None while not healthy."""
     unhealthy_since: float | None = None
     """Start of the current failure episode; None while healthy."""
     recovering: bool = False
-    held_reason: str | None = None
-    rejected: str | None = None
-    """Why an operator's reject holds automatic recovery (until healthy or reset)."""
+    """A recovery owns the status while it runs: single checks do not change it."""
     status_since: float = field(default_factory=time.time)
 
     @property
@@ -125,9 +130,7 @@ class ServiceState:
     ) -> Transition:
         old = self.status
         now = time.time()
-        spell = now - self.healthy_since if self.healthy_since is not None else 0.0
-        if old is ServiceStatus.HEALTHY and spell >= self.spec.policy.reset_after:
-            self.forget_attempts()
+        spell = now - self.healthy_since if self.healthy_since is not None else None
         self.status = status
         self.status_since = now
         self.healthy_since = now if status is ServiceStatus.HEALTHY else None
@@ -137,26 +140,14 @@ class ServiceState:
             self.unhealthy_since = now
         if status is ServiceStatus.HEALTHY:
             self.failure_type = None
-            self.held_reason = None
-            self.rejected = None
         elif failure_type is not None:
             self.failure_type = failure_type
-        return Transition(self.name, old, status, self.failure_type, detail)
-
-    def forget_attempts(self) -> None:
-        """Attempts and backoff start over (after ``reset_after`` healthy, or a reset)."""
-        self.attempts.clear()
-        self.next_attempt_at = None
-        self.failed_probations = 0
+        healthy_for = spell if old is ServiceStatus.HEALTHY else None
+        return Transition(self.name, old, status, self.failure_type, detail, healthy_for)
 
     @property
     def is_failing(self) -> bool:
         return self.status in _FAILING
-
-    def _next_attempt(self) -> float | None:
-        if self.circuit is CircuitState.OPEN:
-            return self.probation_due_at
-        return self.next_attempt_at
 
     def as_dict(self) -> dict[str, object]:
         spec = self.spec
@@ -165,16 +156,11 @@ class ServiceState:
             "description": spec.description,
             "status": self.status.value,
             "failure_type": self.failure_type,
-            "circuit": self.circuit.value,
             "check_type": spec.check.type,
             "interval_seconds": spec.interval_s,
             "consecutive_failures": self.consecutive_failures,
             "recovering": self.recovering,
-            "held_reason": self.held_reason,
             "last_check": self.last_check.as_dict() if self.last_check else None,
-            "next_attempt_at": _iso(self._next_attempt()),
-            "probation_at": _iso(self.probation_due_at),
-            "attempts_in_window": len(self.attempts),
             "status_since": _iso(self.status_since),
             "container": spec.container,
             "unit": spec.unit,
