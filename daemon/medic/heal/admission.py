@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from medic.config.models import RecoveryPolicy
-from medic.core.vocabulary import CircuitState, FailureType, HoldReason, ServiceStatus
+from medic.core.vocabulary import CircuitState, FailureType, HoldReason, ServiceStatus, Trigger
 from medic.heal.state import HealState
 from medic.watch.state import ServiceState
 
@@ -174,6 +174,13 @@ class Guardrails:
         if base <= 0:
             return None
         return float(min(self.policy.circuit_cooldown_max, base * 2**failed_probations))
+
+
+def counts_against_guardrails(trigger: str, dry_run: bool) -> bool:
+    """Only automatic recoveries that act count towards ``max_attempts`` and the
+    budget: a dry run touches nothing, and an operator's own recovery is a
+    decision, not a sign that the automatic ones are not working."""
+    return not dry_run and not Trigger(trigger).by_operator
 
 
 def failing_on_its_own(state: ServiceState) -> bool:

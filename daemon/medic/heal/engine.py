@@ -3,9 +3,9 @@ runs now, and starts it.
 
 It listens to the monitor (``RecoveryListener``): every applied check result
 and every status change. Admission (``admission``) says run, wait, hold or
-open the circuit; holds, wake-ups and the host-wide hold are kept here;
-circuits (``circuits``), approval (``approval``), the run of a playbook
-(``run``) and what is recorded (``recording``) each have their own module.
+open the circuit; holds, wake-ups and the host-wide hold (``holds``), circuits (``circuits``),
+approval (``approval``), the run of a playbook (``run``) and what is
+recorded (``recording``) each have their own module.
 One recovery per service at a time; host-wide ``concurrency``.
 """
 
@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from medic.config.models import Playbook, RecoveryPolicy
 from medic.core.bus import EventBus
@@ -35,20 +33,19 @@ from medic.heal.admission import (
     Decision,
     Guardrails,
     Verdict,
-    dependency_order,
+    counts_against_guardrails,
 )
 from medic.heal.approval import Approvals
-from medic.heal.circuits import Circuits, still_open
+from medic.heal.circuits import Circuits
 from medic.heal.errors import RecoveryBusy
+from medic.heal.holds import Holds
 from medic.heal.playbooks import choose_playbook
-from medic.heal.recording import AuditEntry, HealMetrics, HealRecorder, RecoveryJournal
-from medic.heal.run import Recovery, RecoveryResult, RunDeps, run_recovery
+from medic.heal.recording import HealMetrics, HealRecorder, RecoveryJournal
+from medic.heal.restore import restore_history
+from medic.heal.run import Recovery, RecoveryResult, RunDeps, facts_of, run_recovery
 from medic.heal.state import HealBook, HealState, ServiceSource
 from medic.host.resources import Resources
 from medic.watch.state import ServiceState, Transition
-
-_CIRCUIT_HISTORY_ROWS = 10_000
-"""How far back the audit is read at start for circuits left open."""
 
 
 @dataclass(frozen=True)
@@ -88,13 +85,12 @@ class RecoveryEngine:
         self.state_dir = state_dir
         self.dry_run = dry_run
         self.book = HealBook()
-        self.circuits = Circuits(self.guardrails, self.recorder, self._wake_at)
+        self.holds = Holds(lambda: self.services, self.guardrails, self.recorder)
+        self.circuits = Circuits(self.guardrails, self.recorder, self.holds.wake_at)
         self._services: ServiceSource | None = None
         self.approvals = Approvals(lambda: self.services, self.recorder, journal)
         self._slots = asyncio.Semaphore(policy.concurrency)
         self._tasks: dict[str, asyncio.Task[RecoveryResult]] = {}
-        self._wakeups: dict[str, asyncio.TimerHandle] = {}
-        self._blast_hold: str | None = None
         self._confirming: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._accepting = True
@@ -129,7 +125,7 @@ class RecoveryEngine:
     @property
     def blast_hold(self) -> str | None:
         """Why automatic recovery is held host-wide, or None."""
-        return self._blast_hold
+        return self.holds.host_hold
 
     def heal_state(self, name: str) -> HealState:
         return self.book.of(self.services.state(name))
@@ -148,7 +144,7 @@ class RecoveryEngine:
         state = states.get(transition.service)
         if state is not None:
             self._after_transition(state, transition)
-        self._lift_blast_hold()
+        self.holds.lift_host_hold()
 
     def _after_transition(self, state: ServiceState, t: Transition) -> None:
         heal = self.book.of(state)
@@ -181,7 +177,7 @@ class RecoveryEngine:
         now = time.time()
         settle_until = self._settle_until(state)
         if settle_until is not None and now < settle_until:
-            self._wake_at(state.name, settle_until)
+            self.holds.wake_at(state.name, settle_until)
             return
         heal = self.book.of(state)
         decision = self.guardrails.decide(state, heal, self.services.states(), now)
@@ -203,17 +199,17 @@ class RecoveryEngine:
         elif verdict is Verdict.RUN:
             self._run_automatic(state, heal, decision)
         elif verdict is Verdict.WAIT and decision.wake_at is not None:
-            self._release_hold(state, heal)
-            self._wake_at(state.name, decision.wake_at)
+            self.holds.release(state, heal)
+            self.holds.wake_at(state.name, decision.wake_at)
         elif verdict is Verdict.HOLD:
-            self._hold(state, heal, decision)
+            self.holds.hold(state, heal, decision)
         elif verdict is Verdict.OPEN_CIRCUIT and decision.probation:
             self.circuits.probation_failed(state, heal, decision.detail, now)
         elif verdict is Verdict.OPEN_CIRCUIT:
             self.circuits.open(state, heal, decision.detail, now)
 
     def _run_automatic(self, state: ServiceState, heal: HealState, decision: Decision) -> None:
-        self._release_hold(state, heal)
+        self.holds.release(state, heal)
         self._spawn(
             state,
             state.failure_type,
@@ -245,7 +241,7 @@ class RecoveryEngine:
             down = [d for d, r in zip(deps, results, strict=True) if not r.healthy]
             if down:
                 detail = f"waiting for dependency {', '.join(down)} to recover"
-                self._hold(state, heal, Decision(Verdict.HOLD, HoldReason.DEPENDENCY, detail))
+                self.holds.hold(state, heal, Decision(Verdict.HOLD, HoldReason.DEPENDENCY, detail))
                 return
             if self.services.states().get(state.name) is state and not state.recovering:
                 self._run_automatic(state, heal, decision)
@@ -253,62 +249,6 @@ class RecoveryEngine:
         task = asyncio.create_task(confirm(), name=f"confirm-deps:{state.name}")
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-    # holds ------------------------------------------------------------------------
-
-    def _hold(self, state: ServiceState, heal: HealState, decision: Decision) -> None:
-        reason = decision.reason or HoldReason.CIRCUIT_OPEN
-        if reason is HoldReason.BLAST_RADIUS:
-            self._enter_blast_hold(decision.detail)
-        if decision.wake_at is not None:
-            self._wake_at(state.name, decision.wake_at)
-        if heal.held_reason == decision.detail and state.status is ServiceStatus.HELD:
-            return
-        failure = FailureType.DEPENDENCY_FAILURE if reason is HoldReason.DEPENDENCY else None
-        heal.held_reason = decision.detail
-        self.services.apply_transition(
-            state.set_status(ServiceStatus.HELD, decision.detail, failure)
-        )
-        quiet = reason in (HoldReason.BLAST_RADIUS, HoldReason.CIRCUIT_OPEN)
-        self.recorder.held(state.name, reason, decision.detail, publish=not quiet)
-
-    def _release_hold(self, state: ServiceState, heal: HealState) -> None:
-        if state.status is ServiceStatus.HELD:
-            heal.held_reason = None
-            self.services.apply_transition(state.set_status(ServiceStatus.UNHEALTHY, "hold lifted"))
-
-    def _enter_blast_hold(self, detail: str) -> None:
-        first = self._blast_hold is None
-        self._blast_hold = detail
-        if first:
-            self.recorder.host_hold_entered(detail)
-
-    def _lift_blast_hold(self) -> None:
-        """Lift a host-wide hold once the failing fraction has dropped."""
-        if self._blast_hold is None:
-            return
-        states = self.services.states()
-        if self.guardrails.blast_radius(states) is not None:
-            return
-        detail, self._blast_hold = self._blast_hold, None
-        self.recorder.host_hold_lifted(detail)
-        for name in dependency_order(states):
-            if states[name].is_failing:
-                self.services.request_check(name)
-
-    def _wake_at(self, name: str, when: float) -> None:
-        loop = asyncio.get_running_loop()
-        existing = self._wakeups.get(name)
-        if existing is not None:
-            if existing.when() <= loop.time() + max(0.0, when - time.time()):
-                return
-            existing.cancel()
-
-        def wake() -> None:
-            self._wakeups.pop(name, None)
-            self.services.request_check(name)
-
-        self._wakeups[name] = loop.call_later(max(0.0, when - time.time()), wake)
 
     # an operator's calls ----------------------------------------------------------
 
@@ -404,7 +344,7 @@ class RecoveryEngine:
             trigger=trigger,
             dry_run=dry_run,
             probation=probation,
-            facts=_facts(state),
+            facts=facts_of(state),
             started_healthy=state.status is ServiceStatus.HEALTHY,
         )
         if counts_against_guardrails(trigger, dry_run):
@@ -451,44 +391,29 @@ class RecoveryEngine:
                 " until the service is healthy again or `medic reset`"
             )
             decision = Decision(Verdict.HOLD, HoldReason.REJECTED, heal.rejected)
-            self._hold(state, heal, decision)
+            self.holds.hold(state, heal, decision)
         elif run.probation:
             detail = f"probation attempt {run.rec_id} did not heal it"
             self.circuits.probation_failed(state, heal, detail, now)
         else:
             attempts = self.guardrails.attempts_in_window(heal, now)
             heal.next_attempt_at = now + self.guardrails.backoff_delay(attempts)
-            self._wake_at(state.name, heal.next_attempt_at)
+            self.holds.wake_at(state.name, heal.next_attempt_at)
 
     # start and stop ---------------------------------------------------------------
 
     def restore(self, now: float | None = None) -> int:
-        """Count the recoveries started within the window before this start again,
-        so a daemon that crashes and restarts cannot exceed ``max_attempts`` or the
-        host budget, and reopen the circuits that were open; returns how many
-        attempts were restored."""
+        """Take back what the history says about the last window (attempts that
+        count, circuits left open); returns how many attempts were restored."""
         now = time.time() if now is None else now
-        states = self.services.states()
-        recent = self.journal.recovery_starts(now - self.policy.window)
-        counted = [
-            (s, at) for s, at, trigger, dry in recent if counts_against_guardrails(trigger, dry)
-        ]
-        for service, at in counted:
-            if service in states:
-                self.book.of(states[service]).attempts.append(at)
-            self.guardrails.host_attempts.append(at)
-        entries = self.journal.audit_entries("circuit.*", limit=_CIRCUIT_HISTORY_ROWS)
-        for before in still_open(_circuit_words(entries)):
-            if before.service in states:
-                self.circuits.reopen(self.book.of(states[before.service]), before, now)
-        return len(counted)
+        return restore_history(
+            self.journal, self.book, self.guardrails, self.circuits, self.services.states(), now
+        )
 
     async def shutdown(self, grace_s: float) -> None:
         """Stop starting recoveries; wait up to ``grace_s`` for running ones, then cancel."""
         self._accepting = False
-        for handle in self._wakeups.values():
-            handle.cancel()
-        self._wakeups.clear()
+        self.holds.cancel_wakeups()
         self.approvals.cancel_all()
         tasks = list(self._tasks.values())
         if not tasks:
@@ -501,19 +426,6 @@ class RecoveryEngine:
             await asyncio.wait(pending, timeout=5)
 
 
-def counts_against_guardrails(trigger: str, dry_run: bool) -> bool:
-    """Only automatic recoveries that act count towards ``max_attempts`` and the
-    budget: a dry run touches nothing, and an operator's own recovery is a
-    decision, not a sign that the automatic ones are not working."""
-    return not dry_run and not Trigger(trigger).by_operator
-
-
-def _facts(state: ServiceState) -> dict[str, Any]:
-    if state.last_check is None:
-        return {}
-    return {**state.last_check.result.data, "detail": state.last_check.result.detail}
-
-
 def _held_because(decision: Decision) -> tuple[HoldReason, str]:
     """The reason and detail of a guardrail decision other than "run"."""
     reason = decision.reason or HoldReason.BACKOFF  # every verdict but "run" names its reason
@@ -521,9 +433,3 @@ def _held_because(decision: Decision) -> tuple[HoldReason, str]:
     if decision.wake_at is not None:
         detail = f"{detail}; next attempt allowed at {iso(decision.wake_at)}"
     return reason, detail
-
-
-def _circuit_words(entries: Iterable[AuditEntry]) -> Iterator[tuple[str, str, float, str | None]]:
-    for entry in entries:
-        at = datetime.fromisoformat(entry["at"]).timestamp()
-        yield entry["kind"], entry["service"], at, entry["data"].get("detail")

@@ -204,3 +204,9 @@ async def _finish(
     deps.services.apply_transition(state.set_status(new_status, detail))
     deps.recorder.recovery_told(payload, outcome)
     deps.ended(run, outcome, healthy)
+
+
+def facts_of(state: ServiceState) -> dict[str, Any]:
+    if state.last_check is None:
+        return {}
+    return {**state.last_check.result.data, "detail": state.last_check.result.detail}

@@ -1,0 +1,49 @@
+"""What a restarted daemon takes back from the history: the automatic attempts
+of the last window (so a daemon that crashes and restarts cannot exceed
+``max_attempts`` or the host budget) and the circuits that were open."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+
+from medic.heal.admission import Guardrails, counts_against_guardrails
+from medic.heal.circuits import Circuits, still_open
+from medic.heal.recording import AuditEntry, RecoveryJournal
+from medic.heal.state import HealBook
+from medic.watch.state import ServiceState
+
+_CIRCUIT_HISTORY_ROWS = 10_000
+"""How far back the audit is read at start for circuits left open."""
+
+
+def restore_history(
+    journal: RecoveryJournal,
+    book: HealBook,
+    guardrails: Guardrails,
+    circuits: Circuits,
+    states: Mapping[str, ServiceState],
+    now: float,
+) -> int:
+    """Restore attempts and open circuits; returns how many attempts count again."""
+    recent = journal.recovery_starts(now - guardrails.policy.window)
+    counted = [
+        (service, at)
+        for service, at, trigger, dry in recent
+        if counts_against_guardrails(trigger, dry)
+    ]
+    for service, at in counted:
+        if service in states:
+            book.of(states[service]).attempts.append(at)
+        guardrails.host_attempts.append(at)
+    entries = journal.audit_entries("circuit.*", limit=_CIRCUIT_HISTORY_ROWS)
+    for before in still_open(_circuit_words(entries)):
+        if before.service in states:
+            circuits.reopen(book.of(states[before.service]), before, now)
+    return len(counted)
+
+
+def _circuit_words(entries: Iterable[AuditEntry]) -> Iterator[tuple[str, str, float, str | None]]:
+    for entry in entries:
+        at = datetime.fromisoformat(entry["at"]).timestamp()
+        yield entry["kind"], entry["service"], at, entry["data"].get("detail")
