@@ -15,8 +15,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from pydantic import ValidationError
 
+from medic.config.actions import ACTION_OPTIONS
+from medic.config.checks import CHECK_OPTIONS
+from medic.config.checks import HttpCheckOptions as HttpOptions
 from medic.core.vocabulary import FailureType
-from medic.heal.actions import ACTION_TYPES, action_options_models
+from medic.heal.actions import ACTION_TYPES
 from medic.heal.actions.base import Action, ActionContext, ActionError, ServiceTarget
 from medic.heal.actions.notify import Notify
 from medic.heal.actions.restart_container import RestartContainer
@@ -24,10 +27,9 @@ from medic.heal.actions.sleep import Sleep
 from medic.heal.actions.start_container import StartContainer
 from medic.heal.actions.wait_healthy import WaitHealthy
 from medic.host.resources import Resources
-from medic.watch.checks import CHECK_TYPES, check_options_models
+from medic.watch.checks import CHECK_TYPES
 from medic.watch.checks.base import CheckTarget
 from medic.watch.checks.http import HttpCheck
-from medic.watch.checks.http import Options as HttpOptions
 from tests.conftest import ContainerFactory, http_request
 from tests.helpers import wait_for
 
@@ -310,7 +312,7 @@ def test_action_registry_is_keyed_by_the_yaml_name() -> None:
     for name, cls in ACTION_TYPES.items():
         assert cls.name == name
         assert _literal_of(cls.options_model, "action") == name
-    assert set(action_options_models()) == {cls.options_model for cls in ACTION_TYPES.values()}
+    assert set(ACTION_OPTIONS) == {cls.options_model for cls in ACTION_TYPES.values()}
     with pytest.raises(TypeError):
         ACTION_TYPES["x"] = Sleep  # type: ignore[index]
 
@@ -320,4 +322,4 @@ def test_check_registry_is_keyed_by_the_yaml_name() -> None:
     for name, cls in CHECK_TYPES.items():
         assert cls.type_name == name
         assert _literal_of(cls.options_model, "type") == name
-    assert set(check_options_models()) == {cls.options_model for cls in CHECK_TYPES.values()}
+    assert set(CHECK_OPTIONS) == {cls.options_model for cls in CHECK_TYPES.values()}

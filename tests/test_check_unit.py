@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from medic.config.checks import UnitCheckOptions
 from medic.config.load import load_config
 from medic.core.errors import ConfigInvalid
 from medic.core.vocabulary import FailureType
 from medic.host.resources import Resources
 from medic.host.systemd import UnitState, parse_show
 from medic.watch.checks.base import CheckResult, CheckTarget
-from medic.watch.checks.unit import OPERATOR_STOP, Options, UnitCheck, judge_unit, refine
+from medic.watch.checks.unit import OPERATOR_STOP, UnitCheck, judge_unit, refine
 from tests.systemd_stand_in import StandIn, stand_in_fixture  # noqa: F401  # the fixture
 
 FIXTURES = Path(__file__).parent / "fixtures" / "systemd"
@@ -98,7 +99,7 @@ def test_refine_marks_an_operator_stop() -> None:
 async def test_probe_reads_systemctl(stand_in: StandIn) -> None:
     stand_in.set_unit("web.service", ActiveState="failed", SubState="failed", Result="signal")
     check = UnitCheck(
-        Options(type="unit"), CheckTarget(service="web", unit="web.service"), Resources()
+        UnitCheckOptions(type="unit"), CheckTarget(service="web", unit="web.service"), Resources()
     )
     result = await check.probe()
     assert result.definitive
@@ -108,7 +109,7 @@ async def test_probe_reads_systemctl(stand_in: StandIn) -> None:
 async def test_probe_cannot_tell_when_systemctl_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     check = UnitCheck(
-        Options(type="unit", unit="web.service"), CheckTarget(service="web"), Resources()
+        UnitCheckOptions(type="unit", unit="web.service"), CheckTarget(service="web"), Resources()
     )
     result = await check.probe()
     assert not result.healthy

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from medic.config.actions import ActionOptions
 from medic.config.models import Config, Playbook
 from medic.config.schedules import schedule_errors
 from medic.core.bus import PUBLISHED_EVENTS
 from medic.core.errors import ConfigIssue
 from medic.core.hints import did_you_mean
-from medic.heal.actions.base import ActionOptions
 
 Loc = tuple[str | int, ...]
 IssueMaker = Callable[..., ConfigIssue]

@@ -16,12 +16,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from medic.config.actions import ActionOptions
 from medic.config.models import Playbook, RecoveryPolicy
 from medic.core.bus import EventBus
 from medic.core.errors import RecoveryNotFoundError
 from medic.core.logging import get_logger
 from medic.core.vocabulary import CircuitState, FailureType, ServiceStatus
-from medic.heal.actions.base import ActionContext, ActionOptions, ServiceTarget
+from medic.heal.actions.base import ActionContext, ServiceTarget
 from medic.heal.admission import (
     MIN_SERVICES_FOR_BLAST_RADIUS,
     Decision,

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from medic.config.actions import ActionOptions
 from medic.config.models import Playbook, ServiceSpec
 from medic.core.vocabulary import FailureType
-from medic.heal.actions.base import ActionOptions
 
 NOTIFY_ONLY = "notify-only"
 

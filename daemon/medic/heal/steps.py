@@ -8,8 +8,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from medic.config.actions import ActionOptions
 from medic.heal.actions import ACTION_TYPES
-from medic.heal.actions.base import Action, ActionContext, ActionOptions
+from medic.heal.actions.base import Action, ActionContext
 
 _OWN_TIMEOUT_MARGIN_S = 2.0
 

@@ -70,6 +70,7 @@ from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pydantic import ValidationError
 
+from medic.config.actions import ActionOptions
 from medic.config.models import WorkflowConfig
 from medic.config.refs import sleep_issues, step_graph_issues
 from medic.config.schedules import build_trigger, schedule_errors
@@ -82,7 +83,7 @@ from medic.core.errors import (
     WorkflowsClosedError,
 )
 from medic.core.logging import get_logger
-from medic.heal.actions.base import ActionContext, ActionOptions
+from medic.heal.actions.base import ActionContext
 from medic.heal.steps import run_step
 from medic.host.resources import Resources
 from medic.store.history import StepSessions, Store

@@ -8,27 +8,18 @@ with ``stop_timeout`` for a clean stop.
 from __future__ import annotations
 
 import math
-from typing import Literal
 
-from medic.config.types import Duration
+from medic.config.actions import RestartContainerOptions
 from medic.heal.actions._containers import describe_target, inspect_existing, require_container
-from medic.heal.actions.base import Action, ActionContext, ActionOptions, ActionResult
+from medic.heal.actions.base import Action, ActionContext, ActionResult
 from medic.host.docker import ContainerState, DockerGateway
 
 
-class Options(ActionOptions):
-    action: Literal["restart_container"]
-    container: str | None = None
-    """Name or id; defaults to the service's ``container:``."""
-    stop_timeout: Duration = 10.0
-    """Seconds Docker waits after SIGTERM before it kills a running container."""
-
-
-class RestartContainer(Action[Options]):
+class RestartContainer(Action[RestartContainerOptions]):
     """``action: restart_container``."""
 
     name = "restart_container"
-    options_model = Options
+    options_model = RestartContainerOptions
     default_timeout_s = 30.0
 
     def describe(self, ctx: ActionContext) -> str:

@@ -10,25 +10,17 @@ medic cannot start it, and says so; whatever started it (or the next step,
 
 from __future__ import annotations
 
-from typing import Literal
-
-from medic.config.types import Duration
+from medic.config.actions import RestartProcessOptions
 from medic.heal.actions._processes import require_process
-from medic.heal.actions.base import Action, ActionContext, ActionError, ActionOptions, ActionResult
+from medic.heal.actions.base import Action, ActionContext, ActionError, ActionResult
 from medic.host.supervisor import ProcessStartError
 
 
-class Options(ActionOptions):
-    action: Literal["restart_process"]
-    stop_timeout: Duration | None = None
-    """Overrides the service's ``process.stop_timeout``."""
-
-
-class RestartProcess(Action[Options]):
+class RestartProcess(Action[RestartProcessOptions]):
     """``action: restart_process``."""
 
     name = "restart_process"
-    options_model = Options
+    options_model = RestartProcessOptions
     default_timeout_s = 60.0
 
     def describe(self, ctx: ActionContext) -> str:

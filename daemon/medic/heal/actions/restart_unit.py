@@ -9,20 +9,11 @@ default) that runs first. Afterwards the unit's ``ActiveState``, ``SubState``,
 
 from __future__ import annotations
 
-from typing import Literal
-
-from medic.heal.actions.base import Action, ActionContext, ActionError, ActionOptions, ActionResult
+from medic.config.actions import RestartUnitOptions
+from medic.heal.actions.base import Action, ActionContext, ActionError, ActionResult
 from medic.host import systemd as units
 from medic.host.subprocesses import CompletedRun
 from medic.host.systemd import SystemctlError, UnitState
-
-
-class Options(ActionOptions):
-    action: Literal["restart_unit"]
-    unit: str | None = None
-    """Defaults to the service's ``unit:``."""
-    reset_failed: bool = True
-    """Run ``systemctl reset-failed UNIT`` first when the unit is in ``failed`` state."""
 
 
 def unit_name(explicit: str | None, ctx: ActionContext, action: str) -> str:
@@ -46,11 +37,11 @@ async def unit_state(unit: str) -> UnitState:
     return state
 
 
-class RestartUnit(Action[Options]):
+class RestartUnit(Action[RestartUnitOptions]):
     """``action: restart_unit``; ok when ``systemctl restart`` succeeds."""
 
     name = "restart_unit"
-    options_model = Options
+    options_model = RestartUnitOptions
     default_timeout_s = 120.0
     """systemd's own stop timeout is 90 s by default."""
 

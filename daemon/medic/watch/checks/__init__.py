@@ -1,6 +1,7 @@
 """Check plugins, one module per YAML ``type``, registered by that name.
 
-Adding a check is one import and one entry in ``_PLUGINS``.
+Adding a check is its options model in ``medic.config.checks`` (listed in
+``CHECK_OPTIONS``), its module here, and one entry in ``_PLUGINS``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from medic.watch.checks.base import Check, CheckOptions
+from medic.watch.checks.base import Check
 from medic.watch.checks.command import CommandCheck
 from medic.watch.checks.container import ContainerCheck
 from medic.watch.checks.http import HttpCheck
@@ -36,9 +37,4 @@ CHECK_TYPES: Mapping[str, type[Check[Any]]] = MappingProxyType(
 """Check classes by their YAML ``type``."""
 
 
-def check_options_models() -> tuple[type[CheckOptions], ...]:
-    """Every check's options model, for the config layer's discriminated union."""
-    return tuple(plugin.options_model for plugin in CHECK_TYPES.values())
-
-
-__all__ = ["CHECK_TYPES", "Check", "CheckOptions", "check_options_models"]
+__all__ = ["CHECK_TYPES", "Check"]

@@ -1,4 +1,7 @@
-"""The check plugin interface: options model, result, and the abstract probe.
+"""The check plugin interface: result, target and the abstract probe.
+
+A plugin's options model (what its ``check:`` may say) lives in
+``medic.config.checks``; the plugin names it as its ``options_model``.
 
 A check only probes and returns a result. The runner (``medic.watch.runner``) owns
 timeouts, timing, metrics, logging context and history, so no plugin repeats
@@ -11,23 +14,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from medic.config.types import Duration
+from medic.config.checks import CheckOptions
 from medic.core.vocabulary import FailureType
 
 if TYPE_CHECKING:
     from medic.host.resources import Resources
-
-
-class CheckOptions(BaseModel):
-    """Keys every check accepts; each plugin subclasses it with a ``type`` literal."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    type: str
-    timeout: Duration | None = Field(default=None, gt=0)
-    """Overrides the service's and ``monitoring.timeout``."""
 
 
 @dataclass(frozen=True)

@@ -8,25 +8,18 @@ raised for ``medic.watch.classify`` (an unreachable engine means "cannot tell").
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
+from medic.config.checks import ContainerCheckOptions
 from medic.core.vocabulary import FailureType
 from medic.host.docker import ContainerState
-from medic.watch.checks.base import Check, CheckOptions, CheckResult, CheckTarget
+from medic.watch.checks.base import Check, CheckResult, CheckTarget
 
 _HEALTH_OUTPUT_CHARS = 300
 _STOPPED = frozenset({"exited", "dead", "created"})
 
 
-class Options(CheckOptions):
-    type: Literal["container"]
-    container: str | None = None
-    """Name or id; defaults to the service's ``container:``."""
-    require_healthy: bool = False
-    """Treat HEALTHCHECK ``starting`` as a failure instead of healthy-for-now."""
-
-
-def resolve_container(options: Options, target: CheckTarget) -> str:
+def resolve_container(options: ContainerCheckOptions, target: CheckTarget) -> str:
     """The container to inspect; the config layer calls this to reject a check without one."""
     name = options.container or target.container
     if not name:
@@ -37,11 +30,11 @@ def resolve_container(options: Options, target: CheckTarget) -> str:
     return name
 
 
-class ContainerCheck(Check[Options]):
+class ContainerCheck(Check[ContainerCheckOptions]):
     """``type: container``: healthy when the container runs and its HEALTHCHECK agrees."""
 
     type_name = "container"
-    options_model = Options
+    options_model = ContainerCheckOptions
 
     async def probe(self) -> CheckResult:
         name = resolve_container(self.options, self.target)

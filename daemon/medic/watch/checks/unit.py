@@ -14,12 +14,13 @@ on a service with a ``unit:``.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any
 
+from medic.config.checks import UnitCheckOptions
 from medic.core.vocabulary import FailureType
 from medic.host import systemd as units
 from medic.host.systemd import SystemctlError, UnitState
-from medic.watch.checks.base import Check, CheckOptions, CheckResult, CheckTarget
+from medic.watch.checks.base import Check, CheckResult, CheckTarget
 
 OPERATOR_STOP = "operator_stop"
 """Result data key: True for a deliberate stop, False when the unit is not stopped."""
@@ -27,13 +28,7 @@ OPERATOR_STOP = "operator_stop"
 _HEALTHY = frozenset({"active", "reloading"})
 
 
-class Options(CheckOptions):
-    type: Literal["unit"]
-    unit: str | None = None
-    """Defaults to the service's ``unit:``."""
-
-
-def resolve_unit(options: Options, target: CheckTarget) -> str:
+def resolve_unit(options: UnitCheckOptions, target: CheckTarget) -> str:
     """The unit to read (the config layer rejects a unit check without one)."""
     name = options.unit or target.unit
     if not name:
@@ -43,11 +38,11 @@ def resolve_unit(options: Options, target: CheckTarget) -> str:
     return name
 
 
-class UnitCheck(Check[Options]):
+class UnitCheck(Check[UnitCheckOptions]):
     """``type: unit``: healthy while systemd reports the unit active."""
 
     type_name = "unit"
-    options_model = Options
+    options_model = UnitCheckOptions
 
     async def probe(self) -> CheckResult:
         unit = resolve_unit(self.options, self.target)
