@@ -40,7 +40,7 @@ def _ctx(resources: Resources, tmp_path: Path, container: str | None = None, **k
 
 
 def _make(cls: type[Action[Any]], **options: Any) -> Any:
-    return cls(cls.options_model.model_validate({"action": cls.name, **options}))
+    return cls(cls.options_model.model_validate({"action": cls.yaml_name, **options}))
 
 
 def _answers(url: str) -> bool:
@@ -110,7 +110,7 @@ async def test_restart_of_a_missing_container_is_an_error(
 
 async def test_container_actions_need_a_container(resources: Resources, tmp_path: Path) -> None:
     for cls in (RestartContainer, StartContainer):
-        with pytest.raises(ActionError, match=f"{cls.name} needs a container"):
+        with pytest.raises(ActionError, match=f"{cls.yaml_name} needs a container"):
             await _make(cls).run(_ctx(resources, tmp_path))
 
 
@@ -310,7 +310,7 @@ def test_action_registry_is_keyed_by_the_yaml_name() -> None:
         "wait_healthy",
     }
     for name, cls in ACTION_TYPES.items():
-        assert cls.name == name
+        assert cls.yaml_name == name
         assert _literal_of(cls.options_model, "action") == name
     assert set(ACTION_OPTIONS) == {cls.options_model for cls in ACTION_TYPES.values()}
     with pytest.raises(TypeError):
@@ -320,6 +320,6 @@ def test_action_registry_is_keyed_by_the_yaml_name() -> None:
 def test_check_registry_is_keyed_by_the_yaml_name() -> None:
     assert set(CHECK_TYPES) >= {"container", "http", "tcp"}
     for name, cls in CHECK_TYPES.items():
-        assert cls.type_name == name
+        assert cls.yaml_name == name
         assert _literal_of(cls.options_model, "type") == name
     assert set(CHECK_OPTIONS) == {cls.options_model for cls in CHECK_TYPES.values()}

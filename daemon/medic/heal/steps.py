@@ -94,7 +94,7 @@ def _outcome(
     data: dict[str, Any] | None = None,
 ) -> StepOutcome:
     return StepOutcome(
-        action=action.name,
+        action=action.yaml_name,
         description=description,
         outcome=outcome,
         detail=detail,

@@ -40,7 +40,7 @@ _PLUGINS: tuple[type[Action[Any]], ...] = (
 )
 
 ACTION_TYPES: Mapping[str, type[Action[Any]]] = MappingProxyType(
-    {plugin.name: plugin for plugin in _PLUGINS}
+    {plugin.yaml_name: plugin for plugin in _PLUGINS}
 )
 """Action classes by their YAML ``action`` name."""
 

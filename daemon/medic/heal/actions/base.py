@@ -73,7 +73,8 @@ OptionsT = TypeVar("OptionsT", bound=ActionOptions)
 
 
 class Action(ABC, Generic[OptionsT]):
-    name: ClassVar[str]
+    yaml_name: ClassVar[str]
+    """The YAML ``action`` name the plugin is registered by (its options model's literal)."""
     options_model: ClassVar[type[ActionOptions]]
     default_timeout_s: ClassVar[float] = 60.0
     """The bound on a playbook step without its own ``timeout`` (a workflow step
@@ -90,7 +91,7 @@ class Action(ABC, Generic[OptionsT]):
 
     def describe(self, ctx: ActionContext) -> str:
         """What the step would do, with its resolved target (for dry runs and logs)."""
-        return self.name
+        return self.yaml_name
 
     @abstractmethod
     async def run(self, ctx: ActionContext) -> ActionResult:

@@ -22,7 +22,7 @@ MAX_READ_BYTES = 1 << 20
 class HttpRequest(Action[HttpRequestOptions]):
     """``action: http_request``."""
 
-    name = "http_request"
+    yaml_name = "http_request"
     options_model = HttpRequestOptions
     default_timeout_s = 30.0
 

@@ -17,7 +17,7 @@ from medic.heal.actions.base import Action, ActionContext, ActionResult
 class Notify(Action[NotifyOptions]):
     """``action: notify``; succeeds even where nothing listens."""
 
-    name = "notify"
+    yaml_name = "notify"
     options_model = NotifyOptions
 
     def describe(self, ctx: ActionContext) -> str:

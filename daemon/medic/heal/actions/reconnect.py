@@ -35,7 +35,7 @@ PROBE_QUERY = "SELECT 1"
 class Reconnect(Action[ReconnectOptions]):
     """``action: reconnect``."""
 
-    name = "reconnect"
+    yaml_name = "reconnect"
     options_model = ReconnectOptions
     default_timeout_s = 60.0
     manages_own_timeout = True

@@ -18,7 +18,7 @@ from medic.host.docker import ContainerState, DockerGateway
 class RestartContainer(Action[RestartContainerOptions]):
     """``action: restart_container``."""
 
-    name = "restart_container"
+    yaml_name = "restart_container"
     options_model = RestartContainerOptions
     default_timeout_s = 30.0
 
@@ -27,7 +27,7 @@ class RestartContainer(Action[RestartContainerOptions]):
         return f"restart container {target} (stop timeout {self.options.stop_timeout:g}s)"
 
     async def run(self, ctx: ActionContext) -> ActionResult:
-        name = require_container(self.options.container, ctx, self.name)
+        name = require_container(self.options.container, ctx, self.yaml_name)
         docker = ctx.resources.docker
         state = await inspect_existing(docker, name)
         detail = await self._bring_back(docker, name, state)

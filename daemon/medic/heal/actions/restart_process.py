@@ -19,19 +19,19 @@ from medic.host.supervisor import ProcessStartError
 class RestartProcess(Action[RestartProcessOptions]):
     """``action: restart_process``."""
 
-    name = "restart_process"
+    yaml_name = "restart_process"
     options_model = RestartProcessOptions
     default_timeout_s = 60.0
 
     def describe(self, ctx: ActionContext) -> str:
-        service = require_process(ctx, self.name)
+        service = require_process(ctx, self.yaml_name)
         info = ctx.resources.processes.info(service)
         running = f"pid {info.pid}" if info.pid is not None else "not running"
         start = "start it again" if info.can_start else "medic cannot start it (no command)"
         return f"restart {service}'s process ({running}): stop it, then {start}"
 
     async def run(self, ctx: ActionContext) -> ActionResult:
-        service = require_process(ctx, self.name)
+        service = require_process(ctx, self.yaml_name)
         try:
             report = await ctx.resources.processes.restart(service, self.options.stop_timeout)
         except ProcessStartError as exc:

@@ -40,18 +40,18 @@ async def unit_state(unit: str) -> UnitState:
 class RestartUnit(Action[RestartUnitOptions]):
     """``action: restart_unit``; ok when ``systemctl restart`` succeeds."""
 
-    name = "restart_unit"
+    yaml_name = "restart_unit"
     options_model = RestartUnitOptions
     default_timeout_s = 120.0
     """systemd's own stop timeout is 90 s by default."""
 
     def describe(self, ctx: ActionContext) -> str:
-        unit = unit_name(self.options.unit, ctx, self.name)
+        unit = unit_name(self.options.unit, ctx, self.yaml_name)
         first = "reset-failed if failed, then " if self.options.reset_failed else ""
         return f"{first}systemctl restart {unit}"
 
     async def run(self, ctx: ActionContext) -> ActionResult:
-        unit = unit_name(self.options.unit, ctx, self.name)
+        unit = unit_name(self.options.unit, ctx, self.yaml_name)
         before = await unit_state(unit)
         notes = []
         if self.options.reset_failed and before.failed:

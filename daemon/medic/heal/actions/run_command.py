@@ -27,7 +27,7 @@ STATE_DIR_ENV = "MEDIC_STATE_DIR"
 class RunCommand(Action[RunCommandOptions]):
     """``action: run_command``; ok when the exit code is in ``ok_exit_codes``."""
 
-    name = "run_command"
+    yaml_name = "run_command"
     options_model = RunCommandOptions
 
     def describe(self, ctx: ActionContext) -> str:

@@ -21,7 +21,7 @@ from medic.host.supervisor import pid_alive, read_pidfile
 class SignalProcess(Action[SignalProcessOptions]):
     """``action: signal_process``."""
 
-    name = "signal_process"
+    yaml_name = "signal_process"
     options_model = SignalProcessOptions
     default_timeout_s = 5.0
 
@@ -55,7 +55,7 @@ class SignalProcess(Action[SignalProcessOptions]):
             if pid is None or not pid_alive(pid):
                 raise ActionError(f"pidfile {opts.pidfile} names no running process")
             return pid
-        service = require_process(ctx, self.name)
+        service = require_process(ctx, self.yaml_name)
         running = ctx.resources.processes.pid(service)
         if running is None:
             raise ActionError(f"{service}'s process is not running")
@@ -67,6 +67,6 @@ class SignalProcess(Action[SignalProcessOptions]):
             return f"pid {opts.pid}"
         if opts.pidfile is not None:
             return f"the process in {opts.pidfile}"
-        service = require_process(ctx, self.name)
+        service = require_process(ctx, self.yaml_name)
         pid = ctx.resources.processes.pid(service)
         return f"{service}'s process (pid {pid if pid is not None else 'none: not running'})"

@@ -12,7 +12,7 @@ class Sleep(Action[SleepOptions]):
     """``action: sleep``; it ends by itself, so no default step timeout cuts it
     (an explicit step ``timeout`` or the workflow's ``timeout`` still does)."""
 
-    name = "sleep"
+    yaml_name = "sleep"
     options_model = SleepOptions
     ends_by_itself = True
 

@@ -11,7 +11,7 @@ from medic.host.docker import ContainerState, DockerGateway
 class StartContainer(Action[StartContainerOptions]):
     """``action: start_container``; a running container is left alone."""
 
-    name = "start_container"
+    yaml_name = "start_container"
     options_model = StartContainerOptions
     default_timeout_s = 30.0
 
@@ -19,7 +19,7 @@ class StartContainer(Action[StartContainerOptions]):
         return f"start container {describe_target(self.options.container, ctx)}"
 
     async def run(self, ctx: ActionContext) -> ActionResult:
-        name = require_container(self.options.container, ctx, self.name)
+        name = require_container(self.options.container, ctx, self.yaml_name)
         docker = ctx.resources.docker
         state = await inspect_existing(docker, name)
         detail = await _start(docker, name, state)

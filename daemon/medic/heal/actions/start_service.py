@@ -31,7 +31,7 @@ from medic.host.supervisor import ProcessStartError
 class StartService(Action[StartServiceOptions]):
     """``action: start_service``; ok when the service is started or was already up."""
 
-    name = "start_service"
+    yaml_name = "start_service"
     options_model = StartServiceOptions
     default_timeout_s = 60.0
 
@@ -100,7 +100,7 @@ def _service(ctx: ActionContext) -> str:
 
 
 async def _start_container(ctx: ActionContext) -> ActionResult:
-    options = StartContainer.options_model.model_validate({"action": StartContainer.name})
+    options = StartContainer.options_model.model_validate({"action": StartContainer.yaml_name})
     return await StartContainer(options).run(ctx)
 
 

@@ -22,7 +22,7 @@ DELAY_FACTOR = 1.5
 class WaitHealthy(Action[WaitHealthyOptions]):
     """``action: wait_healthy``."""
 
-    name = "wait_healthy"
+    yaml_name = "wait_healthy"
     options_model = WaitHealthyOptions
     default_timeout_s = 60.0
     manages_own_timeout = True

@@ -32,7 +32,7 @@ _PLUGINS: tuple[type[Check[Any]], ...] = (
 )
 
 CHECK_TYPES: Mapping[str, type[Check[Any]]] = MappingProxyType(
-    {plugin.type_name: plugin for plugin in _PLUGINS}
+    {plugin.yaml_name: plugin for plugin in _PLUGINS}
 )
 """Check classes by their YAML ``type``."""
 

@@ -66,7 +66,8 @@ OptionsT = TypeVar("OptionsT", bound=CheckOptions)
 class Check(ABC, Generic[OptionsT]):
     """One probe of one service. Instances live as long as the service config."""
 
-    type_name: ClassVar[str]
+    yaml_name: ClassVar[str]
+    """The YAML ``type`` the plugin is registered by (its options model's literal)."""
     options_model: ClassVar[type[CheckOptions]]
 
     def __init__(self, options: OptionsT, target: CheckTarget, resources: Resources) -> None:

@@ -26,7 +26,7 @@ DATA_OUTPUT_CHARS = 2000
 class CommandCheck(Check[CommandCheckOptions]):
     """``type: command``: healthy when the program exits with an ``ok_exit_codes`` code."""
 
-    type_name = "command"
+    yaml_name = "command"
     options_model = CommandCheckOptions
 
     async def probe(self) -> CheckResult:

@@ -33,7 +33,7 @@ def resolve_container(options: ContainerCheckOptions, target: CheckTarget) -> st
 class ContainerCheck(Check[ContainerCheckOptions]):
     """``type: container``: healthy when the container runs and its HEALTHCHECK agrees."""
 
-    type_name = "container"
+    yaml_name = "container"
     options_model = ContainerCheckOptions
 
     async def probe(self) -> CheckResult:

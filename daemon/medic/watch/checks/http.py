@@ -28,7 +28,7 @@ _UNBOUNDED = aiohttp.ClientTimeout()
 class HttpCheck(Check[HttpCheckOptions]):
     """``type: http``: healthy when the status is expected and the body matches."""
 
-    type_name = "http"
+    yaml_name = "http"
     options_model = HttpCheckOptions
 
     def __init__(

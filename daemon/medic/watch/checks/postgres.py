@@ -39,7 +39,7 @@ RELEASE_TIMEOUT_S = 1.0
 class PostgresCheck(Check[PostgresCheckOptions]):
     """``type: postgres``: healthy when medic's own connection answers the query in time."""
 
-    type_name = "postgres"
+    yaml_name = "postgres"
     options_model = PostgresCheckOptions
 
     async def probe(self) -> CheckResult:

@@ -59,7 +59,7 @@ class Snapshot:
 class ProcessCheck(Check[ProcessCheckOptions]):
     """``type: process``: healthy while the process runs within its limits."""
 
-    type_name = "process"
+    yaml_name = "process"
     options_model = ProcessCheckOptions
 
     def __init__(

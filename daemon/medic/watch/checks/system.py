@@ -22,7 +22,7 @@ Percent = float
 class SystemCheck(Check[SystemCheckOptions]):
     """``type: system``: healthy while disk, memory and CPU stay under their limits."""
 
-    type_name = "system"
+    yaml_name = "system"
     options_model = SystemCheckOptions
 
     async def probe(self) -> CheckResult:

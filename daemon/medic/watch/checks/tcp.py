@@ -20,7 +20,7 @@ REPLY_IDLE_S = 0.5
 class TcpCheck(Check[TcpCheckOptions]):
     """``type: tcp``: healthy when the port accepts and, if asked, replies as expected."""
 
-    type_name = "tcp"
+    yaml_name = "tcp"
     options_model = TcpCheckOptions
 
     async def probe(self) -> CheckResult:

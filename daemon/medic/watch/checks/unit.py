@@ -41,7 +41,7 @@ def resolve_unit(options: UnitCheckOptions, target: CheckTarget) -> str:
 class UnitCheck(Check[UnitCheckOptions]):
     """``type: unit``: healthy while systemd reports the unit active."""
 
-    type_name = "unit"
+    yaml_name = "unit"
     options_model = UnitCheckOptions
 
     async def probe(self) -> CheckResult:
