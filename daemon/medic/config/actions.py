@@ -12,7 +12,7 @@ argv or shell string).
 from __future__ import annotations
 
 import signal
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -20,6 +20,9 @@ from medic.config.checks import HttpMethod, HttpUrl, StatusList, StatusSpec, dsn
 from medic.config.types import Argv, Duration, RelPath
 
 SHELL = "/bin/sh"
+
+ServiceTargetKey = Literal["container", "unit", "process"]
+"""What of a service a step may act on by default (``ServiceSpec`` attributes)."""
 
 
 class StepRetry(BaseModel):
@@ -46,6 +49,29 @@ class ActionOptions(BaseModel):
     depends_on: list[str] = Field(default_factory=list)
     retry: StepRetry | None = None
     continue_on_failure: bool = False
+
+    service_target: ClassVar[ServiceTargetKey | None] = None
+    """What the step acts on unless it names a target of its own: the service's
+    ``container``, ``unit`` or ``process``; None when it needs none of them.
+    A playbook applies to a service only if the service names what every
+    step needs (``medic.heal.playbooks``)."""
+    own_target_keys: ClassVar[tuple[str, ...]] = ()
+    """Step keys that name a target of the step's own, so the service needs none."""
+
+    def needed_service_target(self) -> ServiceTargetKey | None:
+        """What the service must name for this step to act; None when nothing."""
+        if any(getattr(self, key, None) for key in self.own_target_keys):
+            return None
+        return self.service_target
+
+    def published_events(self) -> tuple[str, ...]:
+        """Events the step itself publishes, which webhooks may subscribe to."""
+        return ()
+
+    def workflow_timeout_problem(self, timeout: float) -> tuple[str, str] | None:
+        """The key at fault and the problem, in words, when the step can never
+        finish within its workflow's ``timeout``; None when it can."""
+        return None
 
 
 # the actions -------------------------------------------------------------------------
@@ -83,6 +109,9 @@ class NotifyOptions(ActionOptions):
     """The event name webhooks subscribe to, e.g. ``recovery.failed``."""
     message: str | None = None
 
+    def published_events(self) -> tuple[str, ...]:
+        return (self.event,)
+
 
 class ReconnectOptions(ActionOptions):
     action: Literal["reconnect"]
@@ -102,6 +131,9 @@ class ReconnectOptions(ActionOptions):
 
 class RestartContainerOptions(ActionOptions):
     action: Literal["restart_container"]
+    service_target = "container"
+    own_target_keys = ("container",)
+
     container: str | None = None
     """Name or id; defaults to the service's ``container:``."""
     stop_timeout: Duration = 10.0
@@ -110,12 +142,17 @@ class RestartContainerOptions(ActionOptions):
 
 class RestartProcessOptions(ActionOptions):
     action: Literal["restart_process"]
+    service_target = "process"
+
     stop_timeout: Duration | None = None
     """Overrides the service's ``process.stop_timeout``."""
 
 
 class RestartUnitOptions(ActionOptions):
     action: Literal["restart_unit"]
+    service_target = "unit"
+    own_target_keys = ("unit",)
+
     unit: str | None = None
     """Defaults to the service's ``unit:``."""
     reset_failed: bool = True
@@ -175,6 +212,9 @@ def parse_signal(value: Any) -> signal.Signals:
 
 class SignalProcessOptions(ActionOptions):
     action: Literal["signal_process"]
+    service_target = "process"
+    own_target_keys = ("pid", "pidfile")
+
     signal: str
     """e.g. ``HUP`` (reload your configuration), ``TERM``, ``USR1``, ``SIGUSR2``, ``9``."""
     pid: int | None = Field(default=None, gt=0)
@@ -206,9 +246,20 @@ class SleepOptions(ActionOptions):
             )
         return self
 
+    def workflow_timeout_problem(self, timeout: float) -> tuple[str, str] | None:
+        if self.timeout or self.duration <= timeout:
+            return None  # a step timeout of its own already bounds the sleep
+        return "duration", (
+            f"the sleep ({self.duration:g}s) is longer than the workflow's timeout ({timeout:g}s),"
+            " so every run would time out"
+        )
+
 
 class StartContainerOptions(ActionOptions):
     action: Literal["start_container"]
+    service_target = "container"
+    own_target_keys = ("container",)
+
     container: str | None = None
     """Name or id; defaults to the service's ``container:``."""
 

@@ -40,6 +40,17 @@ class CheckOptions(BaseModel):
     timeout: Duration | None = Field(default=None, gt=0)
     """Overrides the service's and ``monitoring.timeout``."""
 
+    def target_problem(
+        self, *, container: str | None, unit: str | None, process: bool
+    ) -> str | None:
+        """What the check lacks on a service naming this ``container:``, ``unit:``
+        and ``process:`` (given or not), in words; None when it lacks nothing.
+
+        A check that watches the service's own container, unit or process by
+        default says here that it needs one (``medic validate`` reports it).
+        """
+        return None
+
 
 # http --------------------------------------------------------------------------------
 
@@ -188,6 +199,13 @@ class ContainerCheckOptions(CheckOptions):
     require_healthy: bool = False
     """Treat HEALTHCHECK ``starting`` as a failure instead of healthy-for-now."""
 
+    def target_problem(
+        self, *, container: str | None, unit: str | None, process: bool
+    ) -> str | None:
+        if self.container or container:
+            return None
+        return "a container check needs 'container:' on the check or the service"
+
 
 class HttpCheckOptions(CheckOptions):
     type: Literal["http"]
@@ -245,6 +263,14 @@ class ProcessCheckOptions(CheckOptions):
             raise ValueError(f"a process check takes one of name, cmdline, pidfile (got {given})")
         return self
 
+    def target_problem(
+        self, *, container: str | None, unit: str | None, process: bool
+    ) -> str | None:
+        # A process check that names no process watches the service's ``process:``.
+        if process or any((self.name, self.cmdline, self.pidfile)):
+            return None
+        return "a process check needs 'name', 'cmdline' or 'pidfile', or 'process:' on the service"
+
 
 Percent = float
 
@@ -275,6 +301,13 @@ class UnitCheckOptions(CheckOptions):
     type: Literal["unit"]
     unit: str | None = None
     """Defaults to the service's ``unit:``."""
+
+    def target_problem(
+        self, *, container: str | None, unit: str | None, process: bool
+    ) -> str | None:
+        if self.unit or unit:
+            return None
+        return "a unit check needs 'unit:' on the check or the service"
 
 
 CHECK_OPTIONS: tuple[type[CheckOptions], ...] = (
