@@ -1,5 +1,8 @@
 """Check plugins, one module per YAML ``type``, registered by that name.
 
+A plugin may also register a refiner (``Check.refiner``): its second look at
+services whose own check failed; ``REFINERS`` lists them in registry order.
+
 Adding a check is its options model in ``medic.config.checks`` (listed in
 ``CHECK_OPTIONS``), its module here, and one entry in ``_PLUGINS``.
 """
@@ -10,7 +13,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from medic.watch.checks.base import Check
+from medic.watch.checks.base import Check, Refiner
 from medic.watch.checks.command import CommandCheck
 from medic.watch.checks.container import ContainerCheck
 from medic.watch.checks.http import HttpCheck
@@ -36,5 +39,10 @@ CHECK_TYPES: Mapping[str, type[Check[Any]]] = MappingProxyType(
 )
 """Check classes by their YAML ``type``."""
 
+REFINERS: tuple[Refiner, ...] = tuple(
+    plugin.refiner for plugin in _PLUGINS if plugin.refiner is not None
+)
+"""The plugins' refiners, in registry order (the runner applies them in turn)."""
 
-__all__ = ["CHECK_TYPES", "Check"]
+
+__all__ = ["CHECK_TYPES", "REFINERS", "Check", "Refiner"]

@@ -18,7 +18,12 @@ from medic.config.checks import CheckOptions
 from medic.core.vocabulary import FailureType
 
 if TYPE_CHECKING:
+    from medic.config.models import ServiceSpec
     from medic.host.resources import Resources
+
+REFINE_TIMEOUT_S = 5.0
+"""How long a refiner may look (inspect a container, ask systemd) before the
+check's own verdict stands."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,30 @@ class CheckTarget:
     """The runner's timeout for this check, for checks that keep a deadline of their own."""
 
 
+class Refiner(ABC):
+    """A check plugin's second look at a service whose own check failed.
+
+    A plugin that knows something the service names (its ``container:``,
+    ``unit:`` or ``process:``) lends its verdict to another check's failure:
+    an exited container is a certain crash, whatever the HTTP probe saw. The
+    runner (``medic.watch.runner``) applies every registered refiner, in
+    registry order, while the result is still a failure; each keeps its own
+    time bound and never raises.
+    """
+
+    @abstractmethod
+    def applies(self, spec: ServiceSpec) -> bool:
+        """Whether the service names what this refiner looks at (and its own
+        check is not the plugin's, which has already looked)."""
+
+    @abstractmethod
+    async def refine(
+        self, spec: ServiceSpec, result: CheckResult, resources: Resources
+    ) -> CheckResult:
+        """The failed ``result`` seen with what the plugin knows; ``result``
+        itself when that changes nothing."""
+
+
 OptionsT = TypeVar("OptionsT", bound=CheckOptions)
 
 
@@ -69,6 +98,8 @@ class Check(ABC, Generic[OptionsT]):
     yaml_name: ClassVar[str]
     """The YAML ``type`` the plugin is registered by (its options model's literal)."""
     options_model: ClassVar[type[CheckOptions]]
+    refiner: ClassVar[Refiner | None] = None
+    """The plugin's second look at services whose own check failed, if it has one."""
 
     def __init__(self, options: OptionsT, target: CheckTarget, resources: Resources) -> None:
         self.options = options

@@ -21,6 +21,9 @@ Memory and CPU are summed over the process and all its descendants.
   of one CPU) -> ``cpu_saturation``.
 
 The samples restart whenever the process does (a new PID).
+
+Its refiner looks at the supervised ``process:`` of a service whose other
+check failed: a process that is gone is a definitive ``service_crash``.
 """
 
 from __future__ import annotations
@@ -39,9 +42,10 @@ from medic.config.checks import ProcessCheckOptions
 from medic.core.vocabulary import FailureType
 from medic.host.supervisor import pid_alive, read_pidfile
 from medic.watch.checks._leak import Sample, judge_growth
-from medic.watch.checks.base import Check, CheckResult, CheckTarget
+from medic.watch.checks.base import Check, CheckResult, CheckTarget, Refiner
 
 if TYPE_CHECKING:
+    from medic.config.models import ServiceSpec
     from medic.host.resources import Resources
 
 _MIB = 1_048_576
@@ -56,11 +60,37 @@ class Snapshot:
     cpu_seconds: float
 
 
+class ProcessRefiner(Refiner):
+    """A service's ``process:`` that is gone: a certain crash, whatever the check saw."""
+
+    def applies(self, spec: ServiceSpec) -> bool:
+        return spec.process is not None and spec.check.type != ProcessCheck.yaml_name
+
+    async def refine(
+        self, spec: ServiceSpec, result: CheckResult, resources: Resources
+    ) -> CheckResult:
+        processes = resources.processes
+        if spec.name not in processes:
+            return result
+        info = processes.info(spec.name)
+        if info.alive:
+            return result
+        last = info.last_exit
+        gone = last.describe() if last is not None else "not running"
+        return CheckResult.fail(
+            FailureType.SERVICE_CRASH,
+            f"the process is gone ({gone}); the check saw: {result.detail}",
+            definitive=True,
+            returncode=last.returncode if last is not None else None,
+        )
+
+
 class ProcessCheck(Check[ProcessCheckOptions]):
     """``type: process``: healthy while the process runs within its limits."""
 
     yaml_name = "process"
     options_model = ProcessCheckOptions
+    refiner = ProcessRefiner()
 
     def __init__(
         self, options: ProcessCheckOptions, target: CheckTarget, resources: Resources

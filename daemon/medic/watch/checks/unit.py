@@ -7,20 +7,25 @@ is an operator's ``systemctl stop``: the result carries ``operator_stop`` and
 the monitor leaves the service alone (unless ``respect_manual_stop: false``).
 Transitions (starting, stopping, systemd's own ``Restart=`` pending) fail
 without being definitive, so systemd gets ``failure_threshold`` checks to
-finish them. :func:`refine` lends the same verdict to another check's failure
-on a service with a ``unit:``.
+finish them. :func:`refine` (through :class:`UnitRefiner`) lends the same
+verdict to another check's failure on a service with a ``unit:``.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medic.config.checks import UnitCheckOptions
 from medic.core.vocabulary import FailureType
 from medic.host import systemd as units
 from medic.host.systemd import SystemctlError, UnitState
-from medic.watch.checks.base import Check, CheckResult, CheckTarget
+from medic.watch.checks.base import REFINE_TIMEOUT_S, Check, CheckResult, CheckTarget, Refiner
+
+if TYPE_CHECKING:
+    from medic.config.models import ServiceSpec
+    from medic.host.resources import Resources
 
 OPERATOR_STOP = "operator_stop"
 """Result data key: True for a deliberate stop, False when the unit is not stopped."""
@@ -29,7 +34,7 @@ _HEALTHY = frozenset({"active", "reloading"})
 
 
 def resolve_unit(options: UnitCheckOptions, target: CheckTarget) -> str:
-    """The unit to read (the config layer rejects a unit check without one)."""
+    """The unit to read (``medic validate`` rejects a unit check without one)."""
     name = options.unit or target.unit
     if not name:
         raise ValueError(
@@ -38,11 +43,31 @@ def resolve_unit(options: UnitCheckOptions, target: CheckTarget) -> str:
     return name
 
 
+class UnitRefiner(Refiner):
+    """A ``unit:`` that systemd reports failed, or stopped on purpose, decides the verdict."""
+
+    def applies(self, spec: ServiceSpec) -> bool:
+        return bool(spec.unit) and spec.check.type != UnitCheck.yaml_name
+
+    async def refine(
+        self, spec: ServiceSpec, result: CheckResult, resources: Resources
+    ) -> CheckResult:
+        if not spec.unit:
+            return result
+        try:
+            async with asyncio.timeout(REFINE_TIMEOUT_S):
+                state = await units.show(spec.unit)
+        except (TimeoutError, OSError, SystemctlError):
+            return result
+        return refine(result, state)
+
+
 class UnitCheck(Check[UnitCheckOptions]):
     """``type: unit``: healthy while systemd reports the unit active."""
 
     yaml_name = "unit"
     options_model = UnitCheckOptions
+    refiner = UnitRefiner()
 
     async def probe(self) -> CheckResult:
         unit = resolve_unit(self.options, self.target)
