@@ -33,6 +33,7 @@ def test_active_unit_is_healthy() -> None:
     assert result.healthy
     assert result.detail == "web.service is active (running), 0 restarts"
     assert result.data[OPERATOR_STOP] is False
+    assert result.operator_stop is False
 
 
 def test_killed_unit_is_a_definitive_crash() -> None:
@@ -47,6 +48,7 @@ def test_killed_unit_is_a_definitive_crash() -> None:
         " main process killed by SIGKILL"
     )
     assert result.data[OPERATOR_STOP] is False
+    assert result.operator_stop is False
 
 
 def test_start_limit_hit_says_how_to_clear_it() -> None:
@@ -61,6 +63,7 @@ def test_clean_stop_is_an_operator_stop_not_yet_a_crash() -> None:
     assert not result.healthy
     assert not result.definitive
     assert result.data[OPERATOR_STOP] is True
+    assert result.operator_stop is True
     assert "stopped cleanly" in result.detail
 
 
@@ -89,11 +92,17 @@ def test_refine_keeps_the_checks_verdict_while_the_unit_runs() -> None:
     result = refine(probe, state("active"))
     assert (result.failure_type, result.detail) == (FailureType.UNHEALTHY_RESPONSE, "HTTP 500")
     assert result.data == {"status": 500, OPERATOR_STOP: False}
+    assert result.operator_stop is False
 
 
 def test_refine_marks_an_operator_stop() -> None:
     probe = CheckResult.fail(FailureType.SERVICE_CRASH, "connection refused")
     assert refine(probe, state("stopped")).data[OPERATOR_STOP] is True
+    assert refine(probe, state("stopped")).operator_stop is True
+
+
+def test_a_check_that_knows_no_unit_says_nothing_of_a_stop() -> None:
+    assert CheckResult.fail(FailureType.SERVICE_CRASH, "connection refused").operator_stop is None
 
 
 async def test_probe_reads_systemctl(stand_in: StandIn) -> None:

@@ -22,7 +22,6 @@ from medic.store.history import Store
 from medic.tell.metrics import Metrics
 from medic.watch.checks import Check
 from medic.watch.checks.base import CheckResult
-from medic.watch.checks.unit import OPERATOR_STOP
 from medic.watch.containers import DIE_DEFER_S, DockerIntent, Meaning
 from medic.watch.periodic import PeriodicChecks
 from medic.watch.runner import CheckRunner, build_check
@@ -214,7 +213,7 @@ class SelfHealingMonitor:
         result = self._with_dependency_context(state, probe.result)
         if self._stop_may_follow(state, result):
             return result  # judged again once Docker has had the chance to say stop
-        self._follow_unit_intent(state, result)
+        self._follow_operator_intent(state, result, probe.result.operator_stop)
         state.last_check = LastCheck(probe.at, probe.duration_s, result)
         self.apply_transition(state.observe(result))
         if state.status is ServiceStatus.HEALTHY and not state.recovering:
@@ -284,11 +283,16 @@ class SelfHealingMonitor:
         self.apply_transition(state.set_status(ServiceStatus.STOPPED_BY_OPERATOR, how))
         self.bus.publish("service.stopped_by_operator", service=state.name, detail=how)
 
-    def _follow_unit_intent(self, state: ServiceState, result: CheckResult) -> None:
-        """An operator's ``systemctl stop``, and start again, as the unit's state shows them."""
-        stopped = result.data.get(OPERATOR_STOP)
+    def _follow_operator_intent(
+        self, state: ServiceState, result: CheckResult, stopped: bool | None
+    ) -> None:
+        """An operator's deliberate stop, and start again, as the check saw them.
+
+        ``stopped`` is the probe's own ``CheckResult.operator_stop`` (``result``
+        may be the probe's verdict reworded, e.g. with a failing dependency).
+        """
         if stopped is None or state.recovering:
-            return  # not about a unit, or medic's own restart passing through "inactive"
+            return  # the check says nothing of it, or medic's own restart passing through a stop
         if stopped and state.spec.policy.respect_manual_stop:
             self.mark_stopped_by_operator(state, result.detail)
         elif not stopped and state.status is ServiceStatus.STOPPED_BY_OPERATOR:

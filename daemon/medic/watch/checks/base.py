@@ -36,6 +36,10 @@ class CheckResult:
     makes the service unhealthy at once instead of waiting for
     ``failure_threshold`` consecutive failures, which exist for flaky probes."""
     data: dict[str, Any] = field(default_factory=dict)
+    operator_stop: bool | None = None
+    """Whether an operator stopped the service on purpose (``systemctl stop``):
+    True leaves it alone (with ``respect_manual_stop``) until the check says
+    False, when it runs again; None says nothing of it (most checks)."""
 
     @classmethod
     def ok(cls, detail: str = "ok", **data: Any) -> CheckResult:
