@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from medic.config.actions import ACTION_OPTIONS
 from medic.config.checks import CHECK_OPTIONS
 from medic.config.checks import HttpCheckOptions as HttpOptions
+from medic.core.errors import MedicError
 from medic.core.vocabulary import FailureType
 from medic.heal.actions import ACTION_TYPES
 from medic.heal.actions.base import Action, ActionContext, ActionError, ServiceTarget
@@ -27,7 +28,7 @@ from medic.heal.actions.sleep import Sleep
 from medic.heal.actions.start_container import StartContainer
 from medic.heal.actions.wait_healthy import WaitHealthy
 from medic.host.resources import Resources
-from medic.watch.checks import CHECK_TYPES
+from medic.watch.checks import CHECK_TYPES, REFINERS
 from medic.watch.checks.base import CheckTarget
 from medic.watch.checks.http import HttpCheck
 from tests.conftest import ContainerFactory, http_request
@@ -323,3 +324,16 @@ def test_check_registry_is_keyed_by_the_yaml_name() -> None:
         assert cls.yaml_name == name
         assert _literal_of(cls.options_model, "type") == name
     assert set(CHECK_OPTIONS) == {cls.options_model for cls in CHECK_TYPES.values()}
+
+
+def test_refiners_are_the_plugins_own_in_registry_order() -> None:
+    assert [type(r).__name__ for r in REFINERS] == [
+        "ContainerRefiner",
+        "ProcessRefiner",
+        "UnitRefiner",
+    ]
+    assert list(REFINERS) == [c.refiner for c in CHECK_TYPES.values() if c.refiner is not None]
+
+
+def test_action_error_is_a_medic_error() -> None:
+    assert issubclass(ActionError, MedicError)

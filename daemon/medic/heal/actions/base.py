@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from medic.config.actions import ActionOptions
+from medic.core.errors import MedicError
 
 if TYPE_CHECKING:
     from medic.config.checks import CheckOptions
@@ -65,7 +66,7 @@ class ActionResult:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-class ActionError(Exception):
+class ActionError(MedicError):
     """The action cannot run with what it was given (e.g. no container to restart)."""
 
 
