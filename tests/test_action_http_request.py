@@ -12,10 +12,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from pydantic import ValidationError
 
+from medic.config.actions import HttpRequestOptions
 from medic.config.load import load_config
 from medic.core.errors import ConfigInvalid
 from medic.heal.actions.base import ActionContext, ActionResult
-from medic.heal.actions.http_request import OUTPUT_TAIL_BYTES, HttpRequest, Options
+from medic.heal.actions.http_request import OUTPUT_TAIL_BYTES, HttpRequest
 from medic.heal.steps import run_step
 from medic.host.resources import Resources
 from tests.helpers import free_port
@@ -73,8 +74,8 @@ async def ctx(tmp_path: Path) -> AsyncIterator[ActionContext]:
     await resources.close()
 
 
-def _options(**options: Any) -> Options:
-    return Options.model_validate({"action": "http_request", **options})
+def _options(**options: Any) -> HttpRequestOptions:
+    return HttpRequestOptions.model_validate({"action": "http_request", **options})
 
 
 async def _run(ctx: ActionContext, **options: Any) -> ActionResult:

@@ -18,12 +18,12 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
+from medic.config.checks import PostgresCheckOptions as PostgresOptions
 from medic.heal.actions.base import ActionContext, ActionError, ServiceTarget
 from medic.heal.actions.reconnect import Reconnect
 from medic.heal.steps import run_step
 from medic.host.postgres import dsn_label
 from medic.host.resources import Resources
-from medic.watch.checks.postgres import Options as PostgresOptions
 from tests.helpers import free_port
 
 pytestmark = pytest.mark.postgres

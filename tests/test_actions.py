@@ -15,8 +15,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from pydantic import ValidationError
 
+from medic.config.actions import ACTION_OPTIONS
+from medic.config.checks import CHECK_OPTIONS
+from medic.config.checks import HttpCheckOptions as HttpOptions
+from medic.core.errors import MedicError
 from medic.core.vocabulary import FailureType
-from medic.heal.actions import ACTION_TYPES, action_options_models
+from medic.heal.actions import ACTION_TYPES
 from medic.heal.actions.base import Action, ActionContext, ActionError, ServiceTarget
 from medic.heal.actions.notify import Notify
 from medic.heal.actions.restart_container import RestartContainer
@@ -24,10 +28,9 @@ from medic.heal.actions.sleep import Sleep
 from medic.heal.actions.start_container import StartContainer
 from medic.heal.actions.wait_healthy import WaitHealthy
 from medic.host.resources import Resources
-from medic.watch.checks import CHECK_TYPES, check_options_models
+from medic.watch.checks import CHECK_TYPES, REFINERS
 from medic.watch.checks.base import CheckTarget
 from medic.watch.checks.http import HttpCheck
-from medic.watch.checks.http import Options as HttpOptions
 from tests.conftest import ContainerFactory, http_request
 from tests.helpers import wait_for
 
@@ -38,7 +41,7 @@ def _ctx(resources: Resources, tmp_path: Path, container: str | None = None, **k
 
 
 def _make(cls: type[Action[Any]], **options: Any) -> Any:
-    return cls(cls.options_model.model_validate({"action": cls.name, **options}))
+    return cls(cls.options_model.model_validate({"action": cls.yaml_name, **options}))
 
 
 def _answers(url: str) -> bool:
@@ -108,7 +111,7 @@ async def test_restart_of_a_missing_container_is_an_error(
 
 async def test_container_actions_need_a_container(resources: Resources, tmp_path: Path) -> None:
     for cls in (RestartContainer, StartContainer):
-        with pytest.raises(ActionError, match=f"{cls.name} needs a container"):
+        with pytest.raises(ActionError, match=f"{cls.yaml_name} needs a container"):
             await _make(cls).run(_ctx(resources, tmp_path))
 
 
@@ -308,9 +311,9 @@ def test_action_registry_is_keyed_by_the_yaml_name() -> None:
         "wait_healthy",
     }
     for name, cls in ACTION_TYPES.items():
-        assert cls.name == name
+        assert cls.yaml_name == name
         assert _literal_of(cls.options_model, "action") == name
-    assert set(action_options_models()) == {cls.options_model for cls in ACTION_TYPES.values()}
+    assert set(ACTION_OPTIONS) == {cls.options_model for cls in ACTION_TYPES.values()}
     with pytest.raises(TypeError):
         ACTION_TYPES["x"] = Sleep  # type: ignore[index]
 
@@ -318,6 +321,19 @@ def test_action_registry_is_keyed_by_the_yaml_name() -> None:
 def test_check_registry_is_keyed_by_the_yaml_name() -> None:
     assert set(CHECK_TYPES) >= {"container", "http", "tcp"}
     for name, cls in CHECK_TYPES.items():
-        assert cls.type_name == name
+        assert cls.yaml_name == name
         assert _literal_of(cls.options_model, "type") == name
-    assert set(check_options_models()) == {cls.options_model for cls in CHECK_TYPES.values()}
+    assert set(CHECK_OPTIONS) == {cls.options_model for cls in CHECK_TYPES.values()}
+
+
+def test_refiners_are_the_plugins_own_in_registry_order() -> None:
+    assert [type(r).__name__ for r in REFINERS] == [
+        "ContainerRefiner",
+        "ProcessRefiner",
+        "UnitRefiner",
+    ]
+    assert list(REFINERS) == [c.refiner for c in CHECK_TYPES.values() if c.refiner is not None]
+
+
+def test_action_error_is_a_medic_error() -> None:
+    assert issubclass(ActionError, MedicError)

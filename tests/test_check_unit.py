@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from medic.config.checks import UnitCheckOptions
 from medic.config.load import load_config
 from medic.core.errors import ConfigInvalid
 from medic.core.vocabulary import FailureType
 from medic.host.resources import Resources
 from medic.host.systemd import UnitState, parse_show
 from medic.watch.checks.base import CheckResult, CheckTarget
-from medic.watch.checks.unit import OPERATOR_STOP, Options, UnitCheck, judge_unit, refine
+from medic.watch.checks.unit import OPERATOR_STOP, UnitCheck, judge_unit, refine
 from tests.systemd_stand_in import StandIn, stand_in_fixture  # noqa: F401  # the fixture
 
 FIXTURES = Path(__file__).parent / "fixtures" / "systemd"
@@ -32,6 +33,7 @@ def test_active_unit_is_healthy() -> None:
     assert result.healthy
     assert result.detail == "web.service is active (running), 0 restarts"
     assert result.data[OPERATOR_STOP] is False
+    assert result.operator_stop is False
 
 
 def test_killed_unit_is_a_definitive_crash() -> None:
@@ -46,6 +48,7 @@ def test_killed_unit_is_a_definitive_crash() -> None:
         " main process killed by SIGKILL"
     )
     assert result.data[OPERATOR_STOP] is False
+    assert result.operator_stop is False
 
 
 def test_start_limit_hit_says_how_to_clear_it() -> None:
@@ -60,6 +63,7 @@ def test_clean_stop_is_an_operator_stop_not_yet_a_crash() -> None:
     assert not result.healthy
     assert not result.definitive
     assert result.data[OPERATOR_STOP] is True
+    assert result.operator_stop is True
     assert "stopped cleanly" in result.detail
 
 
@@ -88,17 +92,23 @@ def test_refine_keeps_the_checks_verdict_while_the_unit_runs() -> None:
     result = refine(probe, state("active"))
     assert (result.failure_type, result.detail) == (FailureType.UNHEALTHY_RESPONSE, "HTTP 500")
     assert result.data == {"status": 500, OPERATOR_STOP: False}
+    assert result.operator_stop is False
 
 
 def test_refine_marks_an_operator_stop() -> None:
     probe = CheckResult.fail(FailureType.SERVICE_CRASH, "connection refused")
     assert refine(probe, state("stopped")).data[OPERATOR_STOP] is True
+    assert refine(probe, state("stopped")).operator_stop is True
+
+
+def test_a_check_that_knows_no_unit_says_nothing_of_a_stop() -> None:
+    assert CheckResult.fail(FailureType.SERVICE_CRASH, "connection refused").operator_stop is None
 
 
 async def test_probe_reads_systemctl(stand_in: StandIn) -> None:
     stand_in.set_unit("web.service", ActiveState="failed", SubState="failed", Result="signal")
     check = UnitCheck(
-        Options(type="unit"), CheckTarget(service="web", unit="web.service"), Resources()
+        UnitCheckOptions(type="unit"), CheckTarget(service="web", unit="web.service"), Resources()
     )
     result = await check.probe()
     assert result.definitive
@@ -108,7 +118,7 @@ async def test_probe_reads_systemctl(stand_in: StandIn) -> None:
 async def test_probe_cannot_tell_when_systemctl_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     check = UnitCheck(
-        Options(type="unit", unit="web.service"), CheckTarget(service="web"), Resources()
+        UnitCheckOptions(type="unit", unit="web.service"), CheckTarget(service="web"), Resources()
     )
     result = await check.probe()
     assert not result.healthy

@@ -10,19 +10,20 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from medic.config.checks import CommandCheckOptions
 from medic.config.models import MonitoringConfig, ServiceConfig, ServiceSpec
 from medic.core.vocabulary import FailureType
 from medic.host.resources import Resources
 from medic.tell.metrics import Metrics
 from medic.watch.checks.base import CheckTarget
-from medic.watch.checks.command import CommandCheck, Options
+from medic.watch.checks.command import CommandCheck
 from medic.watch.classify import classify_exception
 from medic.watch.runner import CheckRunner, build_check
 from tests.helpers import async_wait_for
 
 
 def _check(resources: Resources, command: list[str], **options: Any) -> CommandCheck:
-    opts = Options.model_validate({"type": "command", "command": command, **options})
+    opts = CommandCheckOptions.model_validate({"type": "command", "command": command, **options})
     return CommandCheck(opts, CheckTarget(service="job"), resources)
 
 
@@ -80,9 +81,9 @@ async def test_missing_program_is_a_check_error(resources: Resources) -> None:
 
 def test_command_must_be_a_non_empty_argv() -> None:
     with pytest.raises(ValidationError):
-        Options.model_validate({"type": "command", "command": []})
+        CommandCheckOptions.model_validate({"type": "command", "command": []})
     with pytest.raises(ValidationError):
-        Options.model_validate({"type": "command", "command": "echo hi"})
+        CommandCheckOptions.model_validate({"type": "command", "command": "echo hi"})
 
 
 async def test_runner_timeout_ends_the_whole_tree(resources: Resources, tmp_path: Path) -> None:

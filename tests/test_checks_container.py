@@ -10,11 +10,12 @@ import docker
 import docker.errors
 import pytest
 
+from medic.config.checks import ContainerCheckOptions
 from medic.core.vocabulary import FailureType
 from medic.host.docker import ContainerNotFound, ContainerState, DockerGateway, DockerUnavailable
 from medic.host.resources import Resources
 from medic.watch.checks.base import CheckResult, CheckTarget
-from medic.watch.checks.container import ContainerCheck, Options, judge_state, resolve_container
+from medic.watch.checks.container import ContainerCheck, judge_state, resolve_container
 from medic.watch.classify import classify_exception
 from tests.conftest import ContainerFactory
 
@@ -22,7 +23,7 @@ SECOND_NS = 1_000_000_000
 
 
 async def _probe(resources: Resources, container: str, **options: Any) -> CheckResult:
-    opts = Options.model_validate({"type": "container", **options})
+    opts = ContainerCheckOptions.model_validate({"type": "container", **options})
     check = ContainerCheck(opts, CheckTarget(service="web", container=container), resources)
     return await check.probe()
 
@@ -213,9 +214,9 @@ def test_health_output_is_taken_from_the_last_log_entry() -> None:
 
 
 def test_resolve_container() -> None:
-    opts = Options.model_validate({"type": "container"})
+    opts = ContainerCheckOptions.model_validate({"type": "container"})
     assert resolve_container(opts, CheckTarget(service="web", container="web-1")) == "web-1"
-    named = Options.model_validate({"type": "container", "container": "other"})
+    named = ContainerCheckOptions.model_validate({"type": "container", "container": "other"})
     assert resolve_container(named, CheckTarget(service="web", container="web-1")) == "other"
     with pytest.raises(ValueError, match="service 'web': a container check needs `container:`"):
         resolve_container(opts, CheckTarget(service="web"))

@@ -15,10 +15,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from pydantic import ValidationError
 
+from medic.config.checks import HttpCheckOptions, status_matches
 from medic.core.vocabulary import FailureType
 from medic.host.resources import Resources
 from medic.watch.checks.base import CheckTarget
-from medic.watch.checks.http import MAX_BODY_BYTES, HttpCheck, Options, status_matches
+from medic.watch.checks.http import MAX_BODY_BYTES, HttpCheck
 from medic.watch.classify import classify_exception
 from tests.helpers import free_port
 
@@ -80,7 +81,7 @@ async def server() -> AsyncIterator[TestServer]:
 
 
 def _check(resources: Resources, url: str, **options: Any) -> HttpCheck:
-    opts = Options.model_validate({"type": "http", "url": url, **options})
+    opts = HttpCheckOptions.model_validate({"type": "http", "url": url, **options})
     return HttpCheck(opts, TARGET, resources)
 
 
@@ -272,11 +273,11 @@ async def test_verify_tls(tls_url: str, resources: Resources) -> None:
 )
 def test_invalid_options(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
-        Options.model_validate({"type": "http", **options})
+        HttpCheckOptions.model_validate({"type": "http", **options})
 
 
 def test_defaults() -> None:
-    opts = Options.model_validate({"type": "http", "url": "http://127.0.0.1/healthz"})
+    opts = HttpCheckOptions.model_validate({"type": "http", "url": "http://127.0.0.1/healthz"})
     assert opts.method == "GET"
     assert opts.expect_status == ["2xx", "3xx"]
     assert opts.verify_tls and opts.follow_redirects

@@ -18,13 +18,14 @@ import asyncpg
 import pytest
 from pydantic import ValidationError
 
+from medic.config.checks import PostgresCheckOptions
 from medic.config.models import MonitoringConfig, ServiceConfig, ServiceSpec
 from medic.core.vocabulary import FailureType
 from medic.host.postgres import APPLICATION_NAME, DsnUnavailable, dsn_label
 from medic.host.resources import Resources
 from medic.tell.metrics import Metrics
 from medic.watch.checks.base import CheckResult, CheckTarget
-from medic.watch.checks.postgres import Options, PostgresCheck
+from medic.watch.checks.postgres import PostgresCheck
 from medic.watch.classify import classify_exception
 from medic.watch.runner import CheckRunner, build_check
 from tests.helpers import async_wait_for, free_port
@@ -33,7 +34,7 @@ pytestmark = pytest.mark.postgres
 
 
 def _check(resources: Resources, timeout_s: float | None = 5.0, **options: Any) -> PostgresCheck:
-    opts = Options.model_validate({"type": "postgres", **options})
+    opts = PostgresCheckOptions.model_validate({"type": "postgres", **options})
     return PostgresCheck(opts, CheckTarget(service="db", timeout_s=timeout_s), resources)
 
 
@@ -117,11 +118,11 @@ async def test_custom_query(pg_dsn: str, resources: Resources) -> None:
 )
 def test_exactly_one_dsn_source(options: dict[str, Any]) -> None:
     with pytest.raises(ValidationError, match="exactly one of dsn, dsn_env, dsn_file"):
-        Options.model_validate({"type": "postgres", **options})
+        PostgresCheckOptions.model_validate({"type": "postgres", **options})
 
 
 def test_relative_dsn_file_is_relative_to_the_config(tmp_path: Path) -> None:
-    opts = Options.model_validate(
+    opts = PostgresCheckOptions.model_validate(
         {"type": "postgres", "dsn_file": "secrets/dsn"}, context={"base_dir": tmp_path}
     )
     assert opts.dsn_file == tmp_path / "secrets" / "dsn"

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from medic.config.checks import ProcessCheckOptions
 from medic.config.models import ProcessConfig
 from medic.core.vocabulary import FailureType
 from medic.host.resources import Resources
 from medic.watch.checks.base import CheckResult, CheckTarget
-from medic.watch.checks.process import Options, ProcessCheck
+from medic.watch.checks.process import ProcessCheck
 from tests.helpers import async_wait_for
 from tests.processes import PYTHON, Spawner, program, rss_bytes
 
@@ -24,7 +25,7 @@ SLEEPER = [PYTHON, "-c", "import time; time.sleep(300)"]
 
 
 def make_check(resources: Resources, service: str = "svc", **options: Any) -> ProcessCheck:
-    opts = Options.model_validate({"type": "process", **options})
+    opts = ProcessCheckOptions.model_validate({"type": "process", **options})
     return ProcessCheck(opts, CheckTarget(service=service), resources)
 
 
@@ -184,10 +185,10 @@ async def test_cpu_percent_max(resources: Resources, spawn: Spawner) -> None:
 
 def test_options() -> None:
     with pytest.raises(ValidationError, match="one of name, cmdline, pidfile"):
-        Options.model_validate({"type": "process", "name": "a", "cmdline": "b"})
+        ProcessCheckOptions.model_validate({"type": "process", "name": "a", "cmdline": "b"})
     with pytest.raises(ValidationError, match="not a valid regular expression"):
-        Options.model_validate({"type": "process", "cmdline": "("})
-    opts = Options.model_validate(
+        ProcessCheckOptions.model_validate({"type": "process", "cmdline": "("})
+    opts = ProcessCheckOptions.model_validate(
         {"type": "process", "memory_max": "512MiB", "leak_window": "10m", "leak_min_growth": "50MB"}
     )
     assert opts.memory_max == 512 * MIB

@@ -10,10 +10,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from medic.config.checks import SystemCheckOptions
 from medic.core.vocabulary import FailureType
 from medic.host.resources import Resources
 from medic.watch.checks.base import CheckTarget
-from medic.watch.checks.system import Options, SystemCheck
+from medic.watch.checks.system import SystemCheck
 from tests.conftest import DaemonFactory, DaemonProcess
 from tests.helpers import free_port, wait_for
 
@@ -22,7 +23,7 @@ JOURNALCTL_STAND_IN = Path(__file__).parent / "fixtures" / "bin-journalctl"
 
 
 def _check(resources: Resources, **options: Any) -> SystemCheck:
-    opts = Options.model_validate({"type": "system", **options})
+    opts = SystemCheckOptions.model_validate({"type": "system", **options})
     return SystemCheck(opts, CheckTarget(service="host"), resources)
 
 

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from medic.config.checks import TcpCheckOptions
 from medic.core.vocabulary import FailureType
 from medic.host.resources import Resources
 from medic.watch.checks.base import CheckTarget
-from medic.watch.checks.tcp import MAX_REPLY_BYTES, Options, TcpCheck
+from medic.watch.checks.tcp import MAX_REPLY_BYTES, TcpCheck
 from medic.watch.classify import classify_exception
 from tests.helpers import async_wait_for, free_port
 
@@ -61,7 +62,7 @@ async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[Server]]]:
 
 
 def _check(resources: Resources, port: int, **options: Any) -> TcpCheck:
-    opts = Options.model_validate({"type": "tcp", "port": port, **options})
+    opts = TcpCheckOptions.model_validate({"type": "tcp", "port": port, **options})
     return TcpCheck(opts, CheckTarget(service="cache"), resources)
 
 
@@ -162,10 +163,10 @@ async def test_refused_raises_and_classifies_as_service_crash(resources: Resourc
 @pytest.mark.parametrize("port", [0, 65536, -1])
 def test_port_range(port: int) -> None:
     with pytest.raises(ValidationError, match="port"):
-        Options.model_validate({"type": "tcp", "port": port})
+        TcpCheckOptions.model_validate({"type": "tcp", "port": port})
 
 
 def test_port_is_required_and_host_defaults_to_loopback() -> None:
     with pytest.raises(ValidationError, match="port"):
-        Options.model_validate({"type": "tcp"})
-    assert Options.model_validate({"type": "tcp", "port": 6379}).host == "127.0.0.1"
+        TcpCheckOptions.model_validate({"type": "tcp"})
+    assert TcpCheckOptions.model_validate({"type": "tcp", "port": 6379}).host == "127.0.0.1"

@@ -11,13 +11,17 @@ with every plugin are placeholders: ``{check_types}``, ``{actions}``,
 from __future__ import annotations
 
 import math
+import os
 import re
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
 
+import medic
 from medic.config.load import load_config
 from medic.config.models import LoadedConfig
 from medic.config.types import parse_duration
@@ -550,3 +554,18 @@ def test_every_event_the_daemon_publishes_is_known_to_webhook_validation() -> No
     published |= set(re.findall(r'"event": "([a-z_]+\.[a-z_.]+)"', source))
     assert len(published) > 15, published
     assert published <= PUBLISHED_EVENTS, published - PUBLISHED_EVENTS
+
+
+def test_config_imports_no_plugin() -> None:
+    """The plugins' option models live in config: loading a config imports no stage above it."""
+    code = (
+        "import sys, medic.config.load\n"
+        "above = sorted(m for m in sys.modules if m.startswith('medic.')"
+        " and not m.startswith(('medic.config', 'medic.core')))\n"
+        "print(above)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(medic.__file__).parent.parent)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert done.stdout.strip() == "[]"

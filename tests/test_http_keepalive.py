@@ -9,10 +9,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from medic.config.checks import HttpCheckOptions
 from medic.core.vocabulary import FailureType
 from medic.host.resources import Resources
 from medic.watch.checks.base import CheckTarget
-from medic.watch.checks.http import HttpCheck, Options
+from medic.watch.checks.http import HttpCheck
 from medic.watch.classify import classify_exception
 from tests.helpers import free_port
 
@@ -59,7 +60,7 @@ class _Server:
 
 def _check(resources: Resources, port: int, **options: Any) -> HttpCheck:
     url = f"http://127.0.0.1:{port}/healthz"
-    opts = Options.model_validate({"type": "http", "url": url, **options})
+    opts = HttpCheckOptions.model_validate({"type": "http", "url": url, **options})
     return HttpCheck(opts, CheckTarget(service="web"), resources)
 
 

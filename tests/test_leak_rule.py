@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from medic.watch.checks._leak import MinGrowth, Sample, judge_growth, parse_min_growth
+from medic.config.checks import MinGrowth, parse_min_growth
+from medic.watch.checks._leak import Sample, judge_growth
 
 MIB = 1_048_576
 WINDOW_S = 60.0

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from medic.heal.actions.base import StepRetry
+from medic.config.actions import StepRetry
 from medic.workflows.pacing import PriorityGate, retry_delay
 from tests.helpers import async_wait_for
 

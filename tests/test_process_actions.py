@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from medic.config.actions import ActionOptions, parse_signal
+from medic.config.actions import SignalProcessOptions as SignalOptions
 from medic.config.models import MonitoringConfig, ProcessConfig, ServiceConfig, ServiceSpec
 from medic.heal.actions import ACTION_TYPES
-from medic.heal.actions.base import ActionContext, ActionOptions, ServiceTarget
-from medic.heal.actions.signal_process import Options as SignalOptions
-from medic.heal.actions.signal_process import parse_signal
+from medic.heal.actions.base import ActionContext, ServiceTarget
 from medic.heal.playbooks import step_applies
 from medic.heal.steps import run_step
 from medic.host.resources import Resources

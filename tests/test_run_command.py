@@ -19,8 +19,9 @@ import psutil
 import pytest
 from pydantic import ValidationError
 
+from medic.config.actions import RunCommandOptions
 from medic.heal.actions.base import ActionContext, ActionError, ActionResult
-from medic.heal.actions.run_command import Options, RunCommand
+from medic.heal.actions.run_command import RunCommand
 from medic.host import subprocesses
 from medic.host.resources import Resources
 from medic.host.subprocesses import parse_proc_stat, run_captured
@@ -71,7 +72,7 @@ def reap_tagged(token: str) -> Any:
 
 
 def _action(**options: Any) -> RunCommand:
-    return RunCommand(Options.model_validate({"action": "run_command", **options}))
+    return RunCommand(RunCommandOptions.model_validate({"action": "run_command", **options}))
 
 
 async def _run(ctx: ActionContext, **options: Any) -> ActionResult:
@@ -118,14 +119,16 @@ async def test_shell_string(ctx: ActionContext) -> None:
 
 def test_a_string_without_shell_is_rejected() -> None:
     with pytest.raises(ValidationError, match="command must be an argv list; set shell: true"):
-        Options.model_validate({"action": "run_command", "command": "echo hi"})
+        RunCommandOptions.model_validate({"action": "run_command", "command": "echo hi"})
 
 
 def test_shell_wants_one_string_and_an_empty_command_is_rejected() -> None:
     with pytest.raises(ValidationError, match="with shell: true, command must be one string"):
-        Options.model_validate({"action": "run_command", "command": ["echo"], "shell": True})
+        RunCommandOptions.model_validate(
+            {"action": "run_command", "command": ["echo"], "shell": True}
+        )
     with pytest.raises(ValidationError, match="must not be empty"):
-        Options.model_validate({"action": "run_command", "command": []})
+        RunCommandOptions.model_validate({"action": "run_command", "command": []})
 
 
 async def test_env_is_added_and_cwd_used(ctx: ActionContext, tmp_path: Path) -> None:
@@ -145,7 +148,7 @@ async def test_the_state_dir_is_in_the_environment(ctx: ActionContext) -> None:
 
 
 def test_a_relative_cwd_is_relative_to_the_config_file(tmp_path: Path) -> None:
-    options = Options.model_validate(
+    options = RunCommandOptions.model_validate(
         {"action": "run_command", "command": ["ls"], "cwd": "jobs"},
         context={"base_dir": tmp_path},
     )

@@ -812,10 +812,10 @@ async def test_without_any_timeout_a_step_gets_the_workflow_step_default_but_sle
 async def test_playbook_steps_keep_the_action_default_and_sleep_is_not_cut(
     resources: Resources, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from medic.config.actions import RunCommandOptions as CommandOptions
+    from medic.config.actions import SleepOptions
     from medic.heal.actions.base import ActionContext
-    from medic.heal.actions.run_command import Options as CommandOptions
     from medic.heal.actions.run_command import RunCommand
-    from medic.heal.actions.sleep import Options as SleepOptions
     from medic.heal.actions.sleep import Sleep
     from medic.heal.steps import run_step
 

@@ -14,20 +14,18 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from medic.config.actions import ACTION_OPTIONS, ActionOptions, StepRetry
+from medic.config.checks import CHECK_OPTIONS, CheckOptions
 from medic.config.types import Argv, Duration, RelPath
 from medic.core.errors import ConfigIssue
 from medic.core.vocabulary import FailureType
-from medic.heal.actions import action_options_models
-from medic.heal.actions.base import ActionOptions, StepRetry
-from medic.watch.checks import check_options_models
-from medic.watch.checks.base import CheckOptions
 
 if TYPE_CHECKING:
     CheckSpec = CheckOptions
     StepSpec = ActionOptions
 else:
-    CheckSpec = Annotated[Union[check_options_models()], Field(discriminator="type")]  # noqa: UP007
-    StepSpec = Annotated[Union[action_options_models()], Field(discriminator="action")]  # noqa: UP007
+    CheckSpec = Annotated[Union[CHECK_OPTIONS], Field(discriminator="type")]  # noqa: UP007
+    StepSpec = Annotated[Union[ACTION_OPTIONS], Field(discriminator="action")]  # noqa: UP007
 
 
 class Section(BaseModel):

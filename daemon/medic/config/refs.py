@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from medic.config.actions import ActionOptions
 from medic.config.models import Config, Playbook
 from medic.config.schedules import schedule_errors
 from medic.core.bus import PUBLISHED_EVENTS
 from medic.core.errors import ConfigIssue
 from medic.core.hints import did_you_mean
-from medic.heal.actions.base import ActionOptions
 
 Loc = tuple[str | int, ...]
 IssueMaker = Callable[..., ConfigIssue]
@@ -22,12 +22,11 @@ def check_references(
     found: list[ConfigIssue] = []
     found += _service_references(config, playbooks, issue)
     found += _service_cycles(config, issue)
-    found += _process_checks(config, issue)
-    found += _unit_checks(config, issue)
+    found += _check_targets(config, issue)
     found += _webhook_events(config, playbooks, issue)
     for workflow_id, workflow in config.workflows.items():
         found += step_graph_issues(("workflows", workflow_id, "steps"), workflow.steps, issue)
-        found += sleep_issues(
+        found += step_timeout_issues(
             ("workflows", workflow_id, "steps"), workflow.timeout, workflow.steps, issue
         )
         if workflow.schedule is not None:
@@ -67,38 +66,20 @@ def _service_references(
                 found.append(
                     issue(loc, f"unknown playbook {playbook!r}{_hint(playbook, playbooks)}")
                 )
-        if svc.check.type == "container" and not (
-            getattr(svc.check, "container", None) or svc.container
-        ):
-            found.append(
-                issue(
-                    ("services", name, "check"),
-                    "a container check needs 'container:' on the check or the service",
-                )
-            )
     return found
 
 
-def _process_checks(config: Config, issue: IssueMaker) -> list[ConfigIssue]:
-    """A process check that names no process watches the service's ``process:``."""
-    return [
-        issue(
-            ("services", name, "check"),
-            "a process check needs 'name', 'cmdline' or 'pidfile', or 'process:' on the service",
+def _check_targets(config: Config, issue: IssueMaker) -> list[ConfigIssue]:
+    """A check that watches the service's own container, unit or process by
+    default needs the service to name one (each check's ``target_problem``)."""
+    found = []
+    for name, svc in config.services.items():
+        problem = svc.check.target_problem(
+            container=svc.container, unit=svc.unit, process=svc.process is not None
         )
-        for name, svc in config.services.items()
-        if svc.check.type == "process"
-        and svc.process is None
-        and not any(getattr(svc.check, key, None) for key in ("name", "cmdline", "pidfile"))
-    ]
-
-
-def _unit_checks(config: Config, issue: IssueMaker) -> list[ConfigIssue]:
-    return [
-        issue(("services", name, "check"), "a unit check needs 'unit:' on the check or the service")
-        for name, svc in config.services.items()
-        if svc.check.type == "unit" and not (getattr(svc.check, "unit", None) or svc.unit)
-    ]
+        if problem is not None:
+            found.append(issue(("services", name, "check"), problem))
+    return found
 
 
 def _webhook_events(
@@ -110,9 +91,7 @@ def _webhook_events(
         return []
     steps = [s for w in config.workflows.values() for s in w.steps]
     steps += [s for p in playbooks.values() for s in (*p.steps, *p.on_failure)]
-    known = set(PUBLISHED_EVENTS) | {
-        str(getattr(s, "event", "")) for s in steps if s.action == "notify"
-    }
+    known = set(PUBLISHED_EVENTS) | {event for s in steps for event in s.published_events()}
     found = []
     for index, hook in enumerate(hooks):
         for pos, pattern in enumerate(hook.events):
@@ -177,22 +156,20 @@ def step_graph_issues(
     return found
 
 
-def sleep_issues(
+def step_timeout_issues(
     base: Loc, timeout: float | None, steps: Sequence[ActionOptions], issue: IssueMaker
 ) -> list[ConfigIssue]:
-    """A ``sleep`` step longer than its workflow's ``timeout`` always times the run out."""
-    return [
-        issue(
-            (*base, index, "duration"),
-            f"the sleep ({duration:g}s) is longer than the workflow's timeout ({timeout:g}s),"
-            " so every run would time out",
-        )
-        for index, step in enumerate(steps)
-        if timeout
-        and step.action == "sleep"
-        and not step.timeout
-        and (duration := float(getattr(step, "duration", 0.0))) > timeout
-    ]
+    """A step that can never finish within its workflow's ``timeout`` (a ``sleep``
+    longer than it) would time every run out."""
+    if not timeout:
+        return []
+    found = []
+    for index, step in enumerate(steps):
+        problem = step.workflow_timeout_problem(timeout)
+        if problem is not None:
+            key, message = problem
+            found.append(issue((*base, index, key), message))
+    return found
 
 
 def find_cycle(graph: Mapping[str, Sequence[str]]) -> list[str]:

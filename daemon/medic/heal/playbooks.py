@@ -7,22 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from medic.config.actions import ActionOptions
 from medic.config.models import Playbook, ServiceSpec
 from medic.core.vocabulary import FailureType
-from medic.heal.actions.base import ActionOptions
 
 NOTIFY_ONLY = "notify-only"
-
-# What an action needs the service to name when the step does not name it itself.
-_TARGET_OF_ACTION = {
-    "restart_container": "container",
-    "start_container": "container",
-    "restart_unit": "unit",
-    "restart_process": "process",
-    "signal_process": "process",
-}
-# Step keys that name a target of the step's own, so the service needs none.
-_OWN_TARGET_KEYS = ("pid", "pidfile")
 
 
 def builtin_notify_only() -> Playbook:
@@ -36,12 +25,9 @@ def builtin_notify_only() -> Playbook:
 
 
 def step_applies(step: ActionOptions, service: ServiceSpec) -> bool:
-    target = _TARGET_OF_ACTION.get(step.action)
-    if target is None or getattr(step, target, None):
-        return True
-    if any(getattr(step, key, None) for key in _OWN_TARGET_KEYS):
-        return True
-    return getattr(service, target, None) is not None
+    """Whether the service names what the step acts on (its options declare it)."""
+    needed = step.needed_service_target()
+    return needed is None or getattr(service, needed) is not None
 
 
 def playbook_applies(playbook: Playbook, service: ServiceSpec) -> bool:

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medic.config.actions import ActionOptions
 from medic.config.models import Playbook
 from medic.core.vocabulary import FailureType, RecoveryOutcome, ServiceStatus, Trigger
-from medic.heal.actions.base import ActionContext, ActionOptions, ServiceTarget
+from medic.heal.actions.base import ActionContext, ServiceTarget
 from medic.heal.approval import Approvals, refusal_detail
 from medic.heal.circuits import Circuits
 from medic.heal.recording import HealRecorder

@@ -8,9 +8,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from medic.config.actions import ActionOptions
 from medic.core.vocabulary import StepOutcome
 from medic.heal.actions import ACTION_TYPES
-from medic.heal.actions.base import Action, ActionContext, ActionOptions
+from medic.heal.actions.base import Action, ActionContext
 
 _OWN_TIMEOUT_MARGIN_S = 2.0
 
@@ -103,7 +104,7 @@ def _outcome(
     data: dict[str, Any] | None = None,
 ) -> StepRun:
     return StepRun(
-        action=action.name,
+        action=action.yaml_name,
         description=description,
         outcome=outcome,
         detail=detail,

@@ -7,9 +7,10 @@ connection, seen and healed like any other. Pools start empty
 (``min_size=0``): creating one never touches the network, the first
 ``acquire`` connects.
 
-Also here: where a DSN comes from (``dsn`` / ``dsn_env`` / ``dsn_file``, the
-keys the check and the action share), a label for it that never shows the
-password, and what a connection error means in words.
+Also here: reading a DSN from where the options say it is (``dsn`` /
+``dsn_env`` / ``dsn_file``, the keys the check and the action share, see
+``medic.config.checks``), a label for it that never shows the password, and
+what a connection error means in words.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import errno
 import os
 import socket
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
+
+from medic.config.checks import DsnSource
 
 MAX_CONNECTIONS = 2
 """A check and a workflow step at once; medic never needs more per database."""
@@ -32,29 +35,9 @@ CLOSE_TIMEOUT_S = 5.0
 APPLICATION_NAME = "medic"
 """Shown in ``pg_stat_activity`` unless the DSN names its own ``application_name``."""
 
-DSN_KEYS = ("dsn", "dsn_env", "dsn_file")
-
-
-class DsnSource(Protocol):
-    """Options that name a database: the ``postgres`` check's, the ``reconnect`` step's."""
-
-    @property
-    def dsn(self) -> str | None: ...
-
-    @property
-    def dsn_env(self) -> str | None: ...
-
-    @property
-    def dsn_file(self) -> Path | None: ...
-
 
 class DsnUnavailable(Exception):
     """The variable or file that should hold the DSN is missing or empty."""
-
-
-def dsn_sources_given(options: DsnSource) -> list[str]:
-    """Which of ``dsn``, ``dsn_env``, ``dsn_file`` are set."""
-    return [key for key in DSN_KEYS if getattr(options, key) is not None]
 
 
 def resolve_dsn(options: DsnSource) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import Any, Protocol
 
@@ -262,15 +263,17 @@ class SelfHealingMonitor:
         ]
         if not failing:
             return result
-        return CheckResult.fail(
-            FailureType.DEPENDENCY_FAILURE,
-            f"{result.detail} (dependency {', '.join(failing)} is failing)",
-            **result.data,
+        # The verdict changes; what the probe saw (data, an operator's stop) stays.
+        return replace(
+            result,
+            failure_type=FailureType.DEPENDENCY_FAILURE,
+            detail=f"{result.detail} (dependency {', '.join(failing)} is failing)",
+            definitive=False,
         )
 
     def _follow_operator_intent(self, state: ServiceState, result: CheckResult) -> None:
         """An operator's stop, and start again, as the check's plugin saw them."""
-        stopped = result.data.get("operator_stop")
+        stopped = result.operator_stop
         if stopped is None or state.recovering:
             return  # the plugin cannot tell, or medic's own restart is passing through
         if stopped and state.spec.policy.respect_manual_stop:

@@ -70,8 +70,9 @@ from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pydantic import ValidationError
 
+from medic.config.actions import ActionOptions
 from medic.config.models import WorkflowConfig
-from medic.config.refs import sleep_issues, step_graph_issues
+from medic.config.refs import step_graph_issues, step_timeout_issues
 from medic.config.schedules import build_trigger, schedule_errors
 from medic.core.bus import EventBus
 from medic.core.errors import (
@@ -82,7 +83,7 @@ from medic.core.errors import (
     WorkflowsClosedError,
 )
 from medic.core.logging import get_logger
-from medic.heal.actions.base import ActionContext, ActionOptions
+from medic.heal.actions.base import ActionContext
 from medic.heal.steps import run_step
 from medic.host.resources import Resources
 from medic.store.history import StepSessions, Store
@@ -135,7 +136,7 @@ def parse_workflow(workflow_id: str, config: WorkflowConfig | Mapping[str, Any])
 def validate_workflow(workflow_id: str, config: WorkflowConfig) -> list[str]:
     """Problems with a parsed workflow: its step graph and its schedule."""
     issues = step_graph_issues(("steps",), config.steps, _issue)
-    issues += sleep_issues(("steps",), config.timeout, config.steps, _issue)
+    issues += step_timeout_issues(("steps",), config.timeout, config.steps, _issue)
     problems = [f"{i.dotted_path}: {i.message}" for i in issues]
     if config.schedule is not None:
         problems += [f"schedule.{e.key}: {e}" for e in schedule_errors(config.schedule)]

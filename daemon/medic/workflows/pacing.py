@@ -11,7 +11,7 @@ import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from medic.heal.actions.base import StepRetry
+from medic.config.actions import StepRetry
 
 PRIORITY_RANK = {"high": 0, "normal": 1, "low": 2}
 _JITTER_FRACTION = 0.1

@@ -1,6 +1,7 @@
 """Action plugins, one module per YAML ``action``, registered by that name.
 
-Adding an action is one import and one entry in ``_PLUGINS``.
+Adding an action is its options model in ``medic.config.actions`` (listed in
+``ACTION_OPTIONS``), its module here, and one entry in ``_PLUGINS``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from medic.heal.actions.base import Action, ActionOptions
+from medic.heal.actions.base import Action
 from medic.heal.actions.http_request import HttpRequest
 from medic.heal.actions.notify import Notify
 from medic.heal.actions.reconnect import Reconnect
@@ -39,14 +40,9 @@ _PLUGINS: tuple[type[Action[Any]], ...] = (
 )
 
 ACTION_TYPES: Mapping[str, type[Action[Any]]] = MappingProxyType(
-    {plugin.name: plugin for plugin in _PLUGINS}
+    {plugin.yaml_name: plugin for plugin in _PLUGINS}
 )
 """Action classes by their YAML ``action`` name."""
 
 
-def action_options_models() -> tuple[type[ActionOptions], ...]:
-    """Every action's options model, for the config layer's discriminated union."""
-    return tuple(plugin.options_model for plugin in ACTION_TYPES.values())
-
-
-__all__ = ["ACTION_TYPES", "Action", "ActionOptions", "action_options_models"]
+__all__ = ["ACTION_TYPES", "Action"]

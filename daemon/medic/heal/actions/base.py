@@ -4,7 +4,9 @@ An action does one thing to the host (restart a container, run a command) and
 returns an ``ActionResult``. The step runner (``medic.heal.steps``) owns timeouts,
 retries, dry-run, timing and history; actions do not repeat them. An action
 is told the service it acts for through ``ActionContext`` so that targets
-default to the service's own container/unit/process.
+default to the service's own container/unit/process. A plugin's options model
+(what its step may say) lives in ``medic.config.actions``; the plugin names it
+as its ``options_model``.
 """
 
 from __future__ import annotations
@@ -13,42 +15,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from medic.config.types import Duration
+from medic.config.actions import ActionOptions
+from medic.core.errors import MedicError
 
 if TYPE_CHECKING:
+    from medic.config.checks import CheckOptions
     from medic.host.resources import Resources
     from medic.host.subprocesses import SessionTracker
-    from medic.watch.checks.base import CheckOptions, CheckResult
-
-
-class StepRetry(BaseModel):
-    """Per-step retry (workflow steps); the seed's retry_policy keys."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_retries: int = Field(default=0, ge=0, le=100)
-    backoff: Literal["exponential", "linear", "fixed"] = "exponential"
-    initial_delay: Duration = 1.0
-    max_delay: Duration = 300.0
-    jitter: bool = True
-
-
-class ActionOptions(BaseModel):
-    """Keys every step accepts; each plugin subclasses it with an ``action`` literal."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    action: str
-    name: str | None = None
-    """Step name; required in workflows (``depends_on`` refers to it)."""
-    timeout: Duration | None = None
-    depends_on: list[str] = Field(default_factory=list)
-    retry: StepRetry | None = None
-    continue_on_failure: bool = False
+    from medic.watch.checks.base import CheckResult
 
 
 @dataclass(frozen=True)
@@ -90,7 +66,7 @@ class ActionResult:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-class ActionError(Exception):
+class ActionError(MedicError):
     """The action cannot run with what it was given (e.g. no container to restart)."""
 
 
@@ -98,7 +74,8 @@ OptionsT = TypeVar("OptionsT", bound=ActionOptions)
 
 
 class Action(ABC, Generic[OptionsT]):
-    name: ClassVar[str]
+    yaml_name: ClassVar[str]
+    """The YAML ``action`` name the plugin is registered by (its options model's literal)."""
     options_model: ClassVar[type[ActionOptions]]
     default_timeout_s: ClassVar[float] = 60.0
     """The bound on a playbook step without its own ``timeout`` (a workflow step
@@ -115,7 +92,7 @@ class Action(ABC, Generic[OptionsT]):
 
     def describe(self, ctx: ActionContext) -> str:
         """What the step would do, with its resolved target (for dry runs and logs)."""
-        return self.name
+        return self.yaml_name
 
     @abstractmethod
     async def run(self, ctx: ActionContext) -> ActionResult:

@@ -8,50 +8,22 @@ body's tail is kept as the step's output for the history. Network errors
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
 import aiohttp
-from pydantic import ConfigDict, Field, model_validator
 
-from medic.heal.actions.base import Action, ActionContext, ActionOptions, ActionResult
-from medic.watch.checks.http import HttpMethod, HttpUrl, StatusList, StatusSpec, status_matches
+from medic.config.actions import HttpRequestOptions
+from medic.config.checks import status_matches
+from medic.heal.actions.base import Action, ActionContext, ActionResult
 
 OUTPUT_TAIL_BYTES = 4 * 1024
 MAX_READ_BYTES = 1 << 20
 """Bytes read from a response at most; the rest is not waited for."""
 
 
-def _default_expect_status() -> list[StatusSpec]:
-    return ["2xx"]
-
-
-class Options(ActionOptions):
-    # populate_by_name: the field is json_body in Python (``json`` is a
-    # BaseModel method) and ``json`` in YAML.
-    model_config = ConfigDict(populate_by_name=True)
-
-    action: Literal["http_request"]
-    url: HttpUrl
-    method: HttpMethod = "GET"
-    headers: dict[str, str] = Field(default_factory=dict)
-    json_body: Any = Field(default=None, alias="json")
-    body: str | None = None
-    expect_status: StatusList = Field(default_factory=_default_expect_status)
-    verify_tls: bool = True
-    follow_redirects: bool = True
-
-    @model_validator(mode="after")
-    def _one_body(self) -> Options:
-        if self.json_body is not None and self.body is not None:
-            raise ValueError("give either json or body, not both")
-        return self
-
-
-class HttpRequest(Action[Options]):
+class HttpRequest(Action[HttpRequestOptions]):
     """``action: http_request``."""
 
-    name = "http_request"
-    options_model = Options
+    yaml_name = "http_request"
+    options_model = HttpRequestOptions
     default_timeout_s = 30.0
 
     def describe(self, ctx: ActionContext) -> str:

@@ -8,25 +8,17 @@
 from __future__ import annotations
 
 from string import Template
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field
-
-from medic.heal.actions.base import Action, ActionContext, ActionOptions, ActionResult
-
-
-class Options(ActionOptions):
-    action: Literal["notify"]
-    event: str = Field(default="notify", min_length=1)
-    """The event name webhooks subscribe to, e.g. ``recovery.failed``."""
-    message: str | None = None
+from medic.config.actions import NotifyOptions
+from medic.heal.actions.base import Action, ActionContext, ActionResult
 
 
-class Notify(Action[Options]):
+class Notify(Action[NotifyOptions]):
     """``action: notify``; succeeds even where nothing listens."""
 
-    name = "notify"
-    options_model = Options
+    yaml_name = "notify"
+    options_model = NotifyOptions
 
     def describe(self, ctx: ActionContext) -> str:
         return f"notify {self.options.event}: {self._message(ctx)}"

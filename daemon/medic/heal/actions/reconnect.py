@@ -14,50 +14,29 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from typing import Literal
 
-from pydantic import Field, model_validator
-
-from medic.config.types import Duration, RelPath
-from medic.heal.actions.base import Action, ActionContext, ActionError, ActionOptions, ActionResult
+from medic.config.actions import ReconnectOptions
+from medic.config.checks import DsnSource, PostgresCheckOptions, dsn_sources_given
+from medic.heal.actions.base import Action, ActionContext, ActionError, ActionResult
 from medic.host.postgres import (
     CONNECT_ERRORS,
-    DsnSource,
     DsnUnavailable,
     PostgresPools,
     connection_failure_reason,
     describe_error,
     dsn_label,
-    dsn_sources_given,
     resolve_dsn,
 )
-from medic.watch.checks.postgres import Options as PostgresCheckOptions
 
 BACKOFF_FACTOR = 2.0
 PROBE_QUERY = "SELECT 1"
 
 
-class Options(ActionOptions):
-    action: Literal["reconnect"]
-    dsn: str | None = None
-    dsn_env: str | None = None
-    dsn_file: RelPath | None = None
-    initial_delay: Duration = Field(default=0.2, gt=0)
-    max_delay: Duration = Field(default=5.0, gt=0)
-
-    @model_validator(mode="after")
-    def _at_most_one_dsn(self) -> Options:
-        given = dsn_sources_given(self)
-        if len(given) > 1:
-            raise ValueError(f"give at most one of dsn, dsn_env, dsn_file (got {', '.join(given)})")
-        return self
-
-
-class Reconnect(Action[Options]):
+class Reconnect(Action[ReconnectOptions]):
     """``action: reconnect``."""
 
-    name = "reconnect"
-    options_model = Options
+    yaml_name = "reconnect"
+    options_model = ReconnectOptions
     default_timeout_s = 60.0
     manages_own_timeout = True
 
@@ -115,7 +94,7 @@ class Reconnect(Action[Options]):
 class _Attempts:
     """Drop-and-reopen attempts with exponential backoff and jitter."""
 
-    def __init__(self, pools: PostgresPools, dsn: str, options: Options) -> None:
+    def __init__(self, pools: PostgresPools, dsn: str, options: ReconnectOptions) -> None:
         self.pools = pools
         self.dsn = dsn
         self.initial_delay_s = options.initial_delay

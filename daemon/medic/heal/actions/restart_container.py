@@ -8,27 +8,18 @@ with ``stop_timeout`` for a clean stop.
 from __future__ import annotations
 
 import math
-from typing import Literal
 
-from medic.config.types import Duration
+from medic.config.actions import RestartContainerOptions
 from medic.heal.actions._containers import describe_target, inspect_existing, require_container
-from medic.heal.actions.base import Action, ActionContext, ActionOptions, ActionResult
+from medic.heal.actions.base import Action, ActionContext, ActionResult
 from medic.host.docker import ContainerState, DockerGateway
 
 
-class Options(ActionOptions):
-    action: Literal["restart_container"]
-    container: str | None = None
-    """Name or id; defaults to the service's ``container:``."""
-    stop_timeout: Duration = 10.0
-    """Seconds Docker waits after SIGTERM before it kills a running container."""
-
-
-class RestartContainer(Action[Options]):
+class RestartContainer(Action[RestartContainerOptions]):
     """``action: restart_container``."""
 
-    name = "restart_container"
-    options_model = Options
+    yaml_name = "restart_container"
+    options_model = RestartContainerOptions
     default_timeout_s = 30.0
 
     def describe(self, ctx: ActionContext) -> str:
@@ -36,7 +27,7 @@ class RestartContainer(Action[Options]):
         return f"restart container {target} (stop timeout {self.options.stop_timeout:g}s)"
 
     async def run(self, ctx: ActionContext) -> ActionResult:
-        name = require_container(self.options.container, ctx, self.name)
+        name = require_container(self.options.container, ctx, self.yaml_name)
         docker = ctx.resources.docker
         state = await inspect_existing(docker, name)
         detail = await self._bring_back(docker, name, state)

@@ -10,36 +10,28 @@ medic cannot start it, and says so; whatever started it (or the next step,
 
 from __future__ import annotations
 
-from typing import Literal
-
-from medic.config.types import Duration
+from medic.config.actions import RestartProcessOptions
 from medic.heal.actions._processes import require_process
-from medic.heal.actions.base import Action, ActionContext, ActionError, ActionOptions, ActionResult
+from medic.heal.actions.base import Action, ActionContext, ActionError, ActionResult
 from medic.host.supervisor import ProcessStartError
 
 
-class Options(ActionOptions):
-    action: Literal["restart_process"]
-    stop_timeout: Duration | None = None
-    """Overrides the service's ``process.stop_timeout``."""
-
-
-class RestartProcess(Action[Options]):
+class RestartProcess(Action[RestartProcessOptions]):
     """``action: restart_process``."""
 
-    name = "restart_process"
-    options_model = Options
+    yaml_name = "restart_process"
+    options_model = RestartProcessOptions
     default_timeout_s = 60.0
 
     def describe(self, ctx: ActionContext) -> str:
-        service = require_process(ctx, self.name)
+        service = require_process(ctx, self.yaml_name)
         info = ctx.resources.processes.info(service)
         running = f"pid {info.pid}" if info.pid is not None else "not running"
         start = "start it again" if info.can_start else "medic cannot start it (no command)"
         return f"restart {service}'s process ({running}): stop it, then {start}"
 
     async def run(self, ctx: ActionContext) -> ActionResult:
-        service = require_process(ctx, self.name)
+        service = require_process(ctx, self.yaml_name)
         try:
             report = await ctx.resources.processes.restart(service, self.options.stop_timeout)
         except ProcessStartError as exc:

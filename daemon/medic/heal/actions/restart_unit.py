@@ -9,20 +9,11 @@ default) that runs first. Afterwards the unit's ``ActiveState``, ``SubState``,
 
 from __future__ import annotations
 
-from typing import Literal
-
-from medic.heal.actions.base import Action, ActionContext, ActionError, ActionOptions, ActionResult
+from medic.config.actions import RestartUnitOptions
+from medic.heal.actions.base import Action, ActionContext, ActionError, ActionResult
 from medic.host import systemd as units
 from medic.host.subprocesses import CompletedRun
 from medic.host.systemd import SystemctlError, UnitState
-
-
-class Options(ActionOptions):
-    action: Literal["restart_unit"]
-    unit: str | None = None
-    """Defaults to the service's ``unit:``."""
-    reset_failed: bool = True
-    """Run ``systemctl reset-failed UNIT`` first when the unit is in ``failed`` state."""
 
 
 def unit_name(explicit: str | None, ctx: ActionContext, action: str) -> str:
@@ -46,21 +37,21 @@ async def unit_state(unit: str) -> UnitState:
     return state
 
 
-class RestartUnit(Action[Options]):
+class RestartUnit(Action[RestartUnitOptions]):
     """``action: restart_unit``; ok when ``systemctl restart`` succeeds."""
 
-    name = "restart_unit"
-    options_model = Options
+    yaml_name = "restart_unit"
+    options_model = RestartUnitOptions
     default_timeout_s = 120.0
     """systemd's own stop timeout is 90 s by default."""
 
     def describe(self, ctx: ActionContext) -> str:
-        unit = unit_name(self.options.unit, ctx, self.name)
+        unit = unit_name(self.options.unit, ctx, self.yaml_name)
         first = "reset-failed if failed, then " if self.options.reset_failed else ""
         return f"{first}systemctl restart {unit}"
 
     async def run(self, ctx: ActionContext) -> ActionResult:
-        unit = unit_name(self.options.unit, ctx, self.name)
+        unit = unit_name(self.options.unit, ctx, self.yaml_name)
         before = await unit_state(unit)
         notes = []
         if self.options.reset_failed and before.failed:

@@ -16,60 +16,19 @@ from __future__ import annotations
 
 import shlex
 import signal
-from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, model_validator
-
-from medic.config.types import Argv, Duration, RelPath
-from medic.heal.actions.base import Action, ActionContext, ActionError, ActionOptions, ActionResult
+from medic.config.actions import RunCommandOptions
+from medic.heal.actions.base import Action, ActionContext, ActionError, ActionResult
 from medic.host.subprocesses import CompletedRun, run_captured
 
-SHELL = "/bin/sh"
 STATE_DIR_ENV = "MEDIC_STATE_DIR"
 
 
-class Options(ActionOptions):
-    action: Literal["run_command"]
-    command: Argv | str
-    shell: bool = False
-    cwd: RelPath | None = None
-    env: dict[str, str] = Field(default_factory=dict)
-    """Added to the daemon's environment."""
-    ok_exit_codes: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    kill_grace: Duration = 5.0
-    """After SIGTERM on cancellation, how long before SIGKILL."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _in_the_files_folder(cls, data: Any, info: ValidationInfo) -> Any:
-        base = (info.context or {}).get("base_dir")
-        if isinstance(data, dict) and data.get("cwd") is None and base is not None:
-            return {**data, "cwd": str(base)}
-        return data
-
-    @model_validator(mode="after")
-    def _argv_unless_shell(self) -> Options:
-        if isinstance(self.command, str) and not self.shell:
-            raise ValueError(
-                "command must be an argv list; set shell: true to run a string through /bin/sh"
-            )
-        if isinstance(self.command, list) and self.shell:
-            raise ValueError("with shell: true, command must be one string for /bin/sh -c")
-        if not self.command:
-            raise ValueError("command must not be empty")
-        return self
-
-    def argv(self) -> list[str]:
-        if isinstance(self.command, str):
-            return [SHELL, "-c", self.command]
-        return list(self.command)
-
-
-class RunCommand(Action[Options]):
+class RunCommand(Action[RunCommandOptions]):
     """``action: run_command``; ok when the exit code is in ``ok_exit_codes``."""
 
-    name = "run_command"
-    options_model = Options
+    yaml_name = "run_command"
+    options_model = RunCommandOptions
 
     def describe(self, ctx: ActionContext) -> str:
         where = f" in {self.options.cwd}" if self.options.cwd else ""

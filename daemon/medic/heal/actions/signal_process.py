@@ -11,54 +11,18 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
-
-from medic.config.types import RelPath
+from medic.config.actions import SignalProcessOptions, parse_signal
 from medic.heal.actions._processes import require_process
-from medic.heal.actions.base import Action, ActionContext, ActionError, ActionOptions, ActionResult
+from medic.heal.actions.base import Action, ActionContext, ActionError, ActionResult
 from medic.host.supervisor import pid_alive, read_pidfile
 
 
-def parse_signal(value: Any) -> signal.Signals:
-    """``HUP``, ``SIGHUP``, ``hup`` or ``1`` -> ``signal.SIGHUP``."""
-    if isinstance(value, signal.Signals):
-        return value
-    text = str(value).strip().upper()
-    try:
-        if text.isdigit():
-            return signal.Signals(int(text))
-        return signal.Signals[text if text.startswith("SIG") else f"SIG{text}"]
-    except (KeyError, ValueError):
-        known = ", ".join(s.name.removeprefix("SIG") for s in signal.Signals)
-        raise ValueError(f"unknown signal {value!r}; known: {known}") from None
-
-
-class Options(ActionOptions):
-    action: Literal["signal_process"]
-    signal: str
-    """e.g. ``HUP`` (reload your configuration), ``TERM``, ``USR1``, ``SIGUSR2``, ``9``."""
-    pid: int | None = Field(default=None, gt=0)
-    pidfile: RelPath | None = None
-
-    @field_validator("signal")
-    @classmethod
-    def _known(cls, value: str) -> str:
-        return parse_signal(value).name
-
-    @model_validator(mode="after")
-    def _one_target(self) -> Options:
-        if self.pid is not None and self.pidfile is not None:
-            raise ValueError("signal_process takes 'pid' or 'pidfile', not both")
-        return self
-
-
-class SignalProcess(Action[Options]):
+class SignalProcess(Action[SignalProcessOptions]):
     """``action: signal_process``."""
 
-    name = "signal_process"
-    options_model = Options
+    yaml_name = "signal_process"
+    options_model = SignalProcessOptions
     default_timeout_s = 5.0
 
     def describe(self, ctx: ActionContext) -> str:
@@ -91,7 +55,7 @@ class SignalProcess(Action[Options]):
             if pid is None or not pid_alive(pid):
                 raise ActionError(f"pidfile {opts.pidfile} names no running process")
             return pid
-        service = require_process(ctx, self.name)
+        service = require_process(ctx, self.yaml_name)
         running = ctx.resources.processes.pid(service)
         if running is None:
             raise ActionError(f"{service}'s process is not running")
@@ -103,6 +67,6 @@ class SignalProcess(Action[Options]):
             return f"pid {opts.pid}"
         if opts.pidfile is not None:
             return f"the process in {opts.pidfile}"
-        service = require_process(ctx, self.name)
+        service = require_process(ctx, self.yaml_name)
         pid = ctx.resources.processes.pid(service)
         return f"{service}'s process (pid {pid if pid is not None else 'none: not running'})"

@@ -2,31 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
+from medic.config.actions import StartContainerOptions
 from medic.heal.actions._containers import describe_target, inspect_existing, require_container
-from medic.heal.actions.base import Action, ActionContext, ActionOptions, ActionResult
+from medic.heal.actions.base import Action, ActionContext, ActionResult
 from medic.host.docker import ContainerState, DockerGateway
 
 
-class Options(ActionOptions):
-    action: Literal["start_container"]
-    container: str | None = None
-    """Name or id; defaults to the service's ``container:``."""
-
-
-class StartContainer(Action[Options]):
+class StartContainer(Action[StartContainerOptions]):
     """``action: start_container``; a running container is left alone."""
 
-    name = "start_container"
-    options_model = Options
+    yaml_name = "start_container"
+    options_model = StartContainerOptions
     default_timeout_s = 30.0
 
     def describe(self, ctx: ActionContext) -> str:
         return f"start container {describe_target(self.options.container, ctx)}"
 
     async def run(self, ctx: ActionContext) -> ActionResult:
-        name = require_container(self.options.container, ctx, self.name)
+        name = require_container(self.options.container, ctx, self.yaml_name)
         docker = ctx.resources.docker
         state = await inspect_existing(docker, name)
         detail = await _start(docker, name, state)

@@ -18,12 +18,9 @@ start: the step says so and succeeds, so the playbook goes on to its next step.
 from __future__ import annotations
 
 import shlex
-from typing import Literal
 
-from pydantic import Field
-
-from medic.config.types import Duration
-from medic.heal.actions.base import Action, ActionContext, ActionError, ActionOptions, ActionResult
+from medic.config.actions import StartServiceOptions
+from medic.heal.actions.base import Action, ActionContext, ActionError, ActionResult
 from medic.heal.actions.restart_unit import unit_state
 from medic.heal.actions.start_container import StartContainer
 from medic.host import systemd as units
@@ -31,19 +28,11 @@ from medic.host.subprocesses import CompletedRun, run_captured
 from medic.host.supervisor import ProcessStartError
 
 
-class Options(ActionOptions):
-    action: Literal["start_service"]
-    command: list[str] | None = Field(default=None, min_length=1)
-    """Argv that starts the service; overrides what the service names."""
-    kill_grace: Duration = 5.0
-    """After SIGTERM on cancellation, how long before SIGKILL (``command``)."""
-
-
-class StartService(Action[Options]):
+class StartService(Action[StartServiceOptions]):
     """``action: start_service``; ok when the service is started or was already up."""
 
-    name = "start_service"
-    options_model = Options
+    yaml_name = "start_service"
+    options_model = StartServiceOptions
     default_timeout_s = 60.0
 
     def describe(self, ctx: ActionContext) -> str:
@@ -111,7 +100,7 @@ def _service(ctx: ActionContext) -> str:
 
 
 async def _start_container(ctx: ActionContext) -> ActionResult:
-    options = StartContainer.options_model.model_validate({"action": StartContainer.name})
+    options = StartContainer.options_model.model_validate({"action": StartContainer.yaml_name})
     return await StartContainer(options).run(ctx)
 
 

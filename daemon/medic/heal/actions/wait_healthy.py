@@ -10,31 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Literal
 
-from pydantic import Field
-
-from medic.config.types import Duration
-from medic.heal.actions.base import Action, ActionContext, ActionError, ActionOptions, ActionResult
+from medic.config.actions import WaitHealthyOptions
+from medic.heal.actions.base import Action, ActionContext, ActionError, ActionResult
 from medic.watch.checks.base import CheckResult
 
 FIRST_DELAY_S = 0.05
 DELAY_FACTOR = 1.5
 
 
-class Options(ActionOptions):
-    action: Literal["wait_healthy"]
-    consecutive: int = Field(default=1, ge=1, le=100)
-    """Healthy probes in a row that count as recovered."""
-    interval: Duration = Field(default=1.0, gt=0)
-    """The longest pause between probes."""
-
-
-class WaitHealthy(Action[Options]):
+class WaitHealthy(Action[WaitHealthyOptions]):
     """``action: wait_healthy``."""
 
-    name = "wait_healthy"
-    options_model = Options
+    yaml_name = "wait_healthy"
+    options_model = WaitHealthyOptions
     default_timeout_s = 60.0
     manages_own_timeout = True
 

@@ -1,6 +1,10 @@
 """Check plugins, one module per YAML ``type``, registered by that name.
 
-Adding a check is one import and one entry in ``_PLUGINS``.
+A plugin may also register a refiner (``Check.refiner``): its second look at
+services whose own check failed; ``REFINERS`` lists them in registry order.
+
+Adding a check is its options model in ``medic.config.checks`` (listed in
+``CHECK_OPTIONS``), its module here, and one entry in ``_PLUGINS``.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from medic.watch.checks.base import Check, CheckOptions
+from medic.watch.checks.base import Check, Refiner
 from medic.watch.checks.command import CommandCheck
 from medic.watch.checks.container import ContainerCheck
 from medic.watch.checks.http import HttpCheck
@@ -31,14 +35,14 @@ _PLUGINS: tuple[type[Check[Any]], ...] = (
 )
 
 CHECK_TYPES: Mapping[str, type[Check[Any]]] = MappingProxyType(
-    {plugin.type_name: plugin for plugin in _PLUGINS}
+    {plugin.yaml_name: plugin for plugin in _PLUGINS}
 )
 """Check classes by their YAML ``type``."""
 
+REFINERS: tuple[Refiner, ...] = tuple(
+    plugin.refiner for plugin in _PLUGINS if plugin.refiner is not None
+)
+"""The plugins' refiners, in registry order (the runner applies them in turn)."""
 
-def check_options_models() -> tuple[type[CheckOptions], ...]:
-    """Every check's options model, for the config layer's discriminated union."""
-    return tuple(plugin.options_model for plugin in CHECK_TYPES.values())
 
-
-__all__ = ["CHECK_TYPES", "Check", "CheckOptions", "check_options_models"]
+__all__ = ["CHECK_TYPES", "REFINERS", "Check", "Refiner"]

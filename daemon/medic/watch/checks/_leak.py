@@ -27,12 +27,11 @@ feed it fixture series.
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from pydantic import ByteSize, TypeAdapter
+from medic.config.checks import MinGrowth
 
 MIN_SPAN_FRACTION = 0.75
 MIN_STEADY_FRACTION = 0.8
@@ -40,43 +39,8 @@ NOISE_FRACTION = 0.005
 MIN_RECENT_SLOPE_FRACTION = 0.5
 NEAR_MAX_FRACTION = 0.1
 
-_PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
-_BYTES = TypeAdapter(ByteSize)
-
 Sample = tuple[float, float]
 """(seconds on any monotonic clock, resident bytes)."""
-
-
-@dataclass(frozen=True)
-class MinGrowth:
-    """``leak_min_growth``: bytes per window, or percent of the window's first sample."""
-
-    bytes: int | None = None
-    percent: float | None = None
-
-    def threshold(self, first_sample: float) -> float:
-        if self.percent is not None:
-            return first_sample * self.percent / 100.0
-        assert self.bytes is not None
-        return float(self.bytes)
-
-    def __str__(self) -> str:
-        return f"{self.percent:g}%" if self.percent is not None else f"{self.bytes} bytes"
-
-
-def parse_min_growth(value: Any) -> MinGrowth:
-    """``"10%"``, ``"50MB"``, ``"64MiB"`` or a number of bytes."""
-    if isinstance(value, MinGrowth):
-        return value
-    if isinstance(value, str) and (match := _PERCENT.match(value)):
-        percent = float(match.group(1))
-        if not 0 < percent <= 1000:
-            raise ValueError(f"leak_min_growth percent must be in (0, 1000] (got {value!r})")
-        return MinGrowth(percent=percent)
-    size = int(_BYTES.validate_python(value))
-    if size <= 0:
-        raise ValueError(f"leak_min_growth must be positive (got {value!r})")
-    return MinGrowth(bytes=size)
 
 
 @dataclass(frozen=True)

@@ -12,36 +12,22 @@ from __future__ import annotations
 
 import shlex
 import signal
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field
-
-from medic.config.types import Argv, Duration, RelPath
+from medic.config.checks import CommandCheckOptions
 from medic.core.vocabulary import FailureType
 from medic.host.subprocesses import CompletedRun, run_captured
-from medic.watch.checks.base import Check, CheckOptions, CheckResult
+from medic.watch.checks.base import Check, CheckResult
 
 DETAIL_OUTPUT_CHARS = 300
 DATA_OUTPUT_CHARS = 2000
 
 
-class Options(CheckOptions):
-    type: Literal["command"]
-    command: Argv = Field(min_length=1)
-    """An argv list; no shell (``[sh, -c, "..."]`` if one is really needed)."""
-    cwd: RelPath | None = None
-    env: dict[str, str] = Field(default_factory=dict)
-    """Added to the daemon's environment."""
-    ok_exit_codes: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    kill_grace: Duration = 1.0
-    """After the timeout's SIGTERM, how long before SIGKILL: checks run often."""
-
-
-class CommandCheck(Check[Options]):
+class CommandCheck(Check[CommandCheckOptions]):
     """``type: command``: healthy when the program exits with an ``ok_exit_codes`` code."""
 
-    type_name = "command"
-    options_model = Options
+    yaml_name = "command"
+    options_model = CommandCheckOptions
 
     async def probe(self) -> CheckResult:
         opts = self.options

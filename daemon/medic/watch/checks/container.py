@@ -4,30 +4,31 @@ An exited, dead or never-started container is a definitive ``service_crash``;
 a paused (frozen) one cannot answer, so it reads as ``connection_timeout``; an
 ``unhealthy`` HEALTHCHECK is an ``unhealthy_response``. Engine errors are
 raised for ``medic.watch.classify`` (an unreachable engine means "cannot tell").
+
+Its refiner looks at the ``container:`` of a service whose other check
+failed: a container that crashed (or is gone) decides the verdict.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import asyncio
+from typing import TYPE_CHECKING, Any
 
+from medic.config.checks import ContainerCheckOptions
 from medic.core.vocabulary import FailureType
-from medic.host.docker import ContainerState
-from medic.watch.checks.base import Check, CheckOptions, CheckResult, CheckTarget
+from medic.host.docker import ContainerNotFound, ContainerState, DockerUnavailable
+from medic.watch.checks.base import REFINE_TIMEOUT_S, Check, CheckResult, CheckTarget, Refiner
+
+if TYPE_CHECKING:
+    from medic.config.models import ServiceSpec
+    from medic.host.resources import Resources
 
 _HEALTH_OUTPUT_CHARS = 300
 _STOPPED = frozenset({"exited", "dead", "created"})
 
 
-class Options(CheckOptions):
-    type: Literal["container"]
-    container: str | None = None
-    """Name or id; defaults to the service's ``container:``."""
-    require_healthy: bool = False
-    """Treat HEALTHCHECK ``starting`` as a failure instead of healthy-for-now."""
-
-
-def resolve_container(options: Options, target: CheckTarget) -> str:
-    """The container to inspect; the config layer calls this to reject a check without one."""
+def resolve_container(options: ContainerCheckOptions, target: CheckTarget) -> str:
+    """The container to inspect (``medic validate`` rejects a check without one)."""
     name = options.container or target.container
     if not name:
         raise ValueError(
@@ -37,11 +38,40 @@ def resolve_container(options: Options, target: CheckTarget) -> str:
     return name
 
 
-class ContainerCheck(Check[Options]):
+class ContainerRefiner(Refiner):
+    """A service with a ``container:`` whose own probe failed: an exited
+    container is a certain crash, whatever the probe saw."""
+
+    def applies(self, spec: ServiceSpec) -> bool:
+        return bool(spec.container) and spec.check.type != ContainerCheck.yaml_name
+
+    async def refine(
+        self, spec: ServiceSpec, result: CheckResult, resources: Resources
+    ) -> CheckResult:
+        container = spec.container
+        if not container:
+            return result
+        try:
+            async with asyncio.timeout(REFINE_TIMEOUT_S):
+                state = await resources.docker.inspect(container)
+        except (TimeoutError, DockerUnavailable):
+            return result
+        except ContainerNotFound:
+            return CheckResult.fail(
+                FailureType.SERVICE_CRASH, f"container {container} does not exist", definitive=True
+            )
+        verdict = judge_state(state)
+        if verdict.failure_type is FailureType.SERVICE_CRASH:
+            return verdict
+        return result
+
+
+class ContainerCheck(Check[ContainerCheckOptions]):
     """``type: container``: healthy when the container runs and its HEALTHCHECK agrees."""
 
-    type_name = "container"
-    options_model = Options
+    yaml_name = "container"
+    options_model = ContainerCheckOptions
+    refiner = ContainerRefiner()
 
     async def probe(self) -> CheckResult:
         name = resolve_container(self.options, self.target)

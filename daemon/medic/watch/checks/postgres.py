@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, Literal
+from typing import Any
 
 import asyncpg
-from pydantic import Field, model_validator
 
-from medic.config.types import RelPath
+from medic.config.checks import PostgresCheckOptions
 from medic.core.vocabulary import FailureType
 from medic.host.postgres import (
     CONNECT_ERRORS,
@@ -25,11 +24,10 @@ from medic.host.postgres import (
     connection_failure_reason,
     describe_error,
     dsn_label,
-    dsn_sources_given,
     is_network_error,
     resolve_dsn,
 )
-from medic.watch.checks.base import Check, CheckOptions, CheckResult
+from medic.watch.checks.base import Check, CheckResult
 
 OWN_DEADLINE_SHARE = 0.9
 """The check gives up at this share of the runner's timeout, so that a silent
@@ -38,28 +36,11 @@ database is reported as a database problem (``database_connection``, healed by
 RELEASE_TIMEOUT_S = 1.0
 
 
-class Options(CheckOptions):
-    type: Literal["postgres"]
-    dsn: str | None = None
-    """``postgresql://user@host:port/db``; keep passwords out: use ``dsn_env`` or ``dsn_file``."""
-    dsn_env: str | None = None
-    dsn_file: RelPath | None = None
-    query: str = Field(default="SELECT 1", min_length=1)
-
-    @model_validator(mode="after")
-    def _exactly_one_dsn(self) -> Options:
-        given = dsn_sources_given(self)
-        if len(given) != 1:
-            also = f" (got {', '.join(given)})" if given else ""
-            raise ValueError(f"a postgres check needs exactly one of dsn, dsn_env, dsn_file{also}")
-        return self
-
-
-class PostgresCheck(Check[Options]):
+class PostgresCheck(Check[PostgresCheckOptions]):
     """``type: postgres``: healthy when medic's own connection answers the query in time."""
 
-    type_name = "postgres"
-    options_model = Options
+    yaml_name = "postgres"
+    options_model = PostgresCheckOptions
 
     async def probe(self) -> CheckResult:
         dsn = resolve_dsn(self.options)

@@ -21,6 +21,9 @@ Memory and CPU are summed over the process and all its descendants.
   of one CPU) -> ``cpu_saturation``.
 
 The samples restart whenever the process does (a new PID).
+
+Its refiner looks at the supervised ``process:`` of a service whose other
+check failed: a process that is gone is a definitive ``service_crash``.
 """
 
 from __future__ import annotations
@@ -31,50 +34,22 @@ import re
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import psutil
-from pydantic import BeforeValidator, ByteSize, Field, model_validator
 
-from medic.config.types import Duration, Regex, RelPath
+from medic.config.checks import ProcessCheckOptions
 from medic.core.vocabulary import FailureType
 from medic.host.supervisor import pid_alive, read_pidfile
-from medic.watch.checks._leak import MinGrowth, Sample, judge_growth, parse_min_growth
-from medic.watch.checks.base import Check, CheckOptions, CheckResult, CheckTarget
+from medic.watch.checks._leak import Sample, judge_growth
+from medic.watch.checks.base import Check, CheckResult, CheckTarget, Refiner
 
 if TYPE_CHECKING:
+    from medic.config.models import ServiceSpec
     from medic.host.resources import Resources
 
 _MIB = 1_048_576
 _MIN_CPU_INTERVAL_S = 0.05
-
-
-class Options(CheckOptions):
-    type: Literal["process"]
-    name: str | None = None
-    """The process name (``comm``, e.g. ``nginx``)."""
-    cmdline: Regex | None = None
-    """A regular expression searched in the process's space-joined command line."""
-    pidfile: RelPath | None = None
-    memory_max: ByteSize | None = None
-    """Resident memory limit, e.g. ``512MB``, ``1GiB``."""
-    leak_detection: bool = True
-    leak_window: Duration = Field(default=300.0, gt=0)
-    leak_min_samples: int = Field(default=5, ge=3, le=100_000)
-    leak_min_growth: Annotated[MinGrowth, BeforeValidator(parse_min_growth)] = MinGrowth(
-        percent=10.0
-    )
-    """The least rise per ``leak_window`` that counts: ``10%`` (of the window's
-    first sample) or a size such as ``50MB``."""
-    cpu_percent_max: float | None = Field(default=None, gt=0)
-    """Percent of one CPU (a process busy on two cores uses 200)."""
-
-    @model_validator(mode="after")
-    def _one_selector(self) -> Options:
-        given = [k for k in ("name", "cmdline", "pidfile") if getattr(self, k) is not None]
-        if len(given) > 1:
-            raise ValueError(f"a process check takes one of name, cmdline, pidfile (got {given})")
-        return self
 
 
 @dataclass(frozen=True)
@@ -85,13 +60,41 @@ class Snapshot:
     cpu_seconds: float
 
 
-class ProcessCheck(Check[Options]):
+class ProcessRefiner(Refiner):
+    """A service's ``process:`` that is gone: a certain crash, whatever the check saw."""
+
+    def applies(self, spec: ServiceSpec) -> bool:
+        return spec.process is not None and spec.check.type != ProcessCheck.yaml_name
+
+    async def refine(
+        self, spec: ServiceSpec, result: CheckResult, resources: Resources
+    ) -> CheckResult:
+        processes = resources.processes
+        if spec.name not in processes:
+            return result
+        info = processes.info(spec.name)
+        if info.alive:
+            return result
+        last = info.last_exit
+        gone = last.describe() if last is not None else "not running"
+        return CheckResult.fail(
+            FailureType.SERVICE_CRASH,
+            f"the process is gone ({gone}); the check saw: {result.detail}",
+            definitive=True,
+            returncode=last.returncode if last is not None else None,
+        )
+
+
+class ProcessCheck(Check[ProcessCheckOptions]):
     """``type: process``: healthy while the process runs within its limits."""
 
-    type_name = "process"
-    options_model = Options
+    yaml_name = "process"
+    options_model = ProcessCheckOptions
+    refiner = ProcessRefiner()
 
-    def __init__(self, options: Options, target: CheckTarget, resources: Resources) -> None:
+    def __init__(
+        self, options: ProcessCheckOptions, target: CheckTarget, resources: Resources
+    ) -> None:
         super().__init__(options, target, resources)
         self._samples: deque[Sample] = deque()
         self._roots: tuple[int, ...] = ()
@@ -237,7 +240,7 @@ def _missing(detail: str, **data: Any) -> CheckResult:
     return CheckResult.fail(FailureType.SERVICE_CRASH, detail, definitive=True, **data)
 
 
-def _figures(snap: Snapshot, cpu: float | None, opts: Options) -> dict[str, Any]:
+def _figures(snap: Snapshot, cpu: float | None, opts: ProcessCheckOptions) -> dict[str, Any]:
     return {
         "pid": snap.roots[0],
         "pids": list(snap.roots),

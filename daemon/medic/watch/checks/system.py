@@ -8,34 +8,22 @@ crossed (in that order) names the failure; the detail lists every figure.
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from typing import Any
 
 import psutil
-from pydantic import Field
 
+from medic.config.checks import SystemCheckOptions
 from medic.core.vocabulary import FailureType
-from medic.watch.checks.base import Check, CheckOptions, CheckResult
+from medic.watch.checks.base import Check, CheckResult
 
 Percent = float
 
 
-class Options(CheckOptions):
-    type: Literal["system"]
-    disk_percent_max: Percent | None = Field(default=90.0, gt=0, le=100)
-    disk_paths: list[str] = Field(default_factory=lambda: ["/"], min_length=1)
-    """Mount points (or any path on them) whose usage is checked."""
-    memory_percent_max: Percent | None = Field(default=95.0, gt=0, le=100)
-    load_per_cpu_max: float | None = Field(default=None, gt=0)
-    """The 5-minute load average divided by the CPU count."""
-    cpu_percent_max: Percent | None = Field(default=None, gt=0, le=100)
-    """CPU busy share since the previous check."""
-
-
-class SystemCheck(Check[Options]):
+class SystemCheck(Check[SystemCheckOptions]):
     """``type: system``: healthy while disk, memory and CPU stay under their limits."""
 
-    type_name = "system"
-    options_model = Options
+    yaml_name = "system"
+    options_model = SystemCheckOptions
 
     async def probe(self) -> CheckResult:
         figures = self._figures()

@@ -8,32 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Literal
 
-from pydantic import Field
-
+from medic.config.checks import TcpCheckOptions
 from medic.core.vocabulary import FailureType
-from medic.watch.checks.base import Check, CheckOptions, CheckResult
+from medic.watch.checks.base import Check, CheckResult
 
 MAX_REPLY_BYTES = 4 * 1024
 REPLY_IDLE_S = 0.5
 
 
-class Options(CheckOptions):
-    type: Literal["tcp"]
-    host: str = Field(default="127.0.0.1", min_length=1)
-    port: int = Field(ge=1, le=65535)
-    send: str | None = None
-    """Written as UTF-8 once connected (e.g. ``"PING\\r\\n"``)."""
-    expect: str | None = None
-    """Must appear in the reply (read up to 4 KiB or until the peer closes)."""
-
-
-class TcpCheck(Check[Options]):
+class TcpCheck(Check[TcpCheckOptions]):
     """``type: tcp``: healthy when the port accepts and, if asked, replies as expected."""
 
-    type_name = "tcp"
-    options_model = Options
+    yaml_name = "tcp"
+    options_model = TcpCheckOptions
 
     async def probe(self) -> CheckResult:
         opts = self.options

@@ -3,38 +3,39 @@
 ``active`` and ``reloading`` are healthy. ``failed``, or ``inactive`` after an
 unclean end, is a definitive ``service_crash``; when systemd's start limit was
 hit the detail says so and how to clear it. ``inactive`` after a clean stop
-is an operator's ``systemctl stop``: the result carries ``operator_stop`` and
-the monitor leaves the service alone (unless ``respect_manual_stop: false``).
+is an operator's ``systemctl stop``: the result says so (``operator_stop``)
+and the monitor leaves the service alone (unless ``respect_manual_stop: false``).
 Transitions (starting, stopping, systemd's own ``Restart=`` pending) fail
 without being definitive, so systemd gets ``failure_threshold`` checks to
-finish them. :func:`refine` lends the same verdict to another check's failure
-on a service with a ``unit:``.
+finish them. :func:`refine` (through :class:`UnitRefiner`) lends the same
+verdict to another check's failure on a service with a ``unit:``.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
+from medic.config.checks import UnitCheckOptions
 from medic.core.vocabulary import FailureType
 from medic.host import systemd as units
 from medic.host.systemd import SystemctlError, UnitState
-from medic.watch.checks.base import Check, CheckOptions, CheckResult, CheckTarget
+from medic.watch.checks.base import REFINE_TIMEOUT_S, Check, CheckResult, CheckTarget, Refiner
+
+if TYPE_CHECKING:
+    from medic.config.models import ServiceSpec
+    from medic.host.resources import Resources
 
 OPERATOR_STOP = "operator_stop"
-"""Result data key: True for a deliberate stop, False when the unit is not stopped."""
+"""The figure (result data key) that repeats ``CheckResult.operator_stop`` for
+notifications and records; the monitor reads the result's field."""
 
 _HEALTHY = frozenset({"active", "reloading"})
 
 
-class Options(CheckOptions):
-    type: Literal["unit"]
-    unit: str | None = None
-    """Defaults to the service's ``unit:``."""
-
-
-def resolve_unit(options: Options, target: CheckTarget) -> str:
-    """The unit to read (the config layer rejects a unit check without one)."""
+def resolve_unit(options: UnitCheckOptions, target: CheckTarget) -> str:
+    """The unit to read (``medic validate`` rejects a unit check without one)."""
     name = options.unit or target.unit
     if not name:
         raise ValueError(
@@ -43,11 +44,31 @@ def resolve_unit(options: Options, target: CheckTarget) -> str:
     return name
 
 
-class UnitCheck(Check[Options]):
+class UnitRefiner(Refiner):
+    """A ``unit:`` that systemd reports failed, or stopped on purpose, decides the verdict."""
+
+    def applies(self, spec: ServiceSpec) -> bool:
+        return bool(spec.unit) and spec.check.type != UnitCheck.yaml_name
+
+    async def refine(
+        self, spec: ServiceSpec, result: CheckResult, resources: Resources
+    ) -> CheckResult:
+        if not spec.unit:
+            return result
+        try:
+            async with asyncio.timeout(REFINE_TIMEOUT_S):
+                state = await units.show(spec.unit)
+        except (TimeoutError, OSError, SystemctlError):
+            return result
+        return refine(result, state)
+
+
+class UnitCheck(Check[UnitCheckOptions]):
     """``type: unit``: healthy while systemd reports the unit active."""
 
-    type_name = "unit"
-    options_model = Options
+    yaml_name = "unit"
+    options_model = UnitCheckOptions
+    refiner = UnitRefiner()
 
     async def probe(self) -> CheckResult:
         unit = resolve_unit(self.options, self.target)
@@ -60,8 +81,14 @@ class UnitCheck(Check[Options]):
 
 
 def judge_unit(state: UnitState) -> CheckResult:
-    """The verdict on one unit's ``systemctl show`` properties."""
-    data = {"unit": state.unit, **state.as_dict(), OPERATOR_STOP: False}
+    """The verdict on one unit's ``systemctl show`` properties, which always
+    says whether the unit was stopped on purpose."""
+    verdict = _judge(state, {"unit": state.unit, **state.as_dict()})
+    stopped = verdict.operator_stop is True
+    return replace(verdict, operator_stop=stopped, data={**verdict.data, OPERATOR_STOP: stopped})
+
+
+def _judge(state: UnitState, data: dict[str, Any]) -> CheckResult:
     name, summary = state.unit, state.summary()
     if not state.exists:
         detail = f"unit {name} is not loaded (LoadState={state.load_state or 'unknown'})"
@@ -76,9 +103,10 @@ def judge_unit(state: UnitState) -> CheckResult:
         detail = f"{name} is down: {summary}" + (f"; main process {ended}" if ended else "")
         return CheckResult.fail(FailureType.SERVICE_CRASH, detail, definitive=True, **data)
     if state.active_state == "inactive":
-        data[OPERATOR_STOP] = True
         detail = f"{name} was stopped cleanly (systemctl stop): left alone until it runs again"
-        return CheckResult.fail(FailureType.SERVICE_CRASH, detail, **data)
+        return replace(
+            CheckResult.fail(FailureType.SERVICE_CRASH, detail, **data), operator_stop=True
+        )
     return _in_transition(state, data)
 
 
@@ -99,6 +127,6 @@ def refine(result: CheckResult, state: UnitState) -> CheckResult:
     that is up leaves the check's own verdict, marked as not stopped.
     """
     verdict = judge_unit(state)
-    if verdict.definitive or verdict.data[OPERATOR_STOP]:
+    if verdict.definitive or verdict.operator_stop:
         return replace(verdict, detail=f"{verdict.detail}; the check saw: {result.detail}")
-    return replace(result, data={**result.data, OPERATOR_STOP: False})
+    return replace(result, operator_stop=False, data={**result.data, OPERATOR_STOP: False})
