@@ -12,12 +12,12 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from medic.config.models import Playbook, RecoveryPolicy
 from medic.core.bus import EventBus
+from medic.core.clock import iso
 from medic.core.errors import RecoveryNotFoundError
 from medic.core.logging import get_logger
 from medic.core.vocabulary import CircuitState, FailureType, ServiceStatus
@@ -31,7 +31,7 @@ from medic.heal.admission import (
 from medic.heal.playbooks import choose_playbook
 from medic.heal.steps import StepOutcome, run_step
 from medic.host.resources import Resources
-from medic.store.history import StepSessions, Store, iso
+from medic.store import AuditEntry, StepSessions, Store
 from medic.tell.metrics import Metrics
 from medic.watch.checks.base import CheckResult
 from medic.watch.state import ServiceState, Transition
@@ -390,9 +390,9 @@ class RecoveryEngine:
         states = self.services.states()
         recent = self.store.recovery_starts(now - self.policy.window)
         starts = [
-            (service, at)
-            for service, at, trigger, dry_run in recent
-            if counts_against_guardrails(trigger, dry_run)
+            (start.service, start.at)
+            for start in recent
+            if counts_against_guardrails(start.trigger, start.dry_run)
         ]
         for service, at in starts:
             if service in states:
@@ -403,22 +403,22 @@ class RecoveryEngine:
 
     def _restore_open_circuits(self, now: float) -> None:
         states = self.services.states()
-        latest: dict[str, dict[str, Any]] = {}
+        latest: dict[str, AuditEntry] = {}
         for entry in self.store.audit_entries("circuit.*", limit=_CIRCUIT_HISTORY_ROWS):
-            service = entry["service"]
-            if service in states and service not in latest:
+            service = entry.service
+            if service is not None and service in states and service not in latest:
                 latest[service] = entry  # newest first: the first one seen is the last word
         for service, entry in latest.items():
-            if entry["kind"] != "circuit.opened":
+            if entry.kind != "circuit.opened":
                 continue
             state = states[service]
-            self._mark_circuit_open(state, datetime.fromisoformat(entry["at"]).timestamp())
+            self._mark_circuit_open(state, entry.at.timestamp())
             if state.probation_due_at is not None:
                 state.probation_due_at = max(now, state.probation_due_at)
             log.warning(
                 "Circuit still open from before the restart",
                 service=service,
-                detail=entry["data"].get("detail"),
+                detail=entry.data.get("detail"),
             )
 
     def backoff_delay(self, attempt: int) -> float:

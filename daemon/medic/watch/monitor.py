@@ -18,7 +18,7 @@ from medic.core.errors import ServiceNotFoundError
 from medic.core.logging import get_logger
 from medic.core.vocabulary import FailureType, ServiceStatus
 from medic.host.docker import DockerEvent
-from medic.store.history import Store
+from medic.store import Store
 from medic.tell.metrics import Metrics
 from medic.watch.checks import Check
 from medic.watch.checks.base import CheckResult
