@@ -1,22 +1,35 @@
 """The JSON schemas (OpenAPI 3.1, i.e. JSON Schema 2020-12) of the API's bodies,
 each with an example; ``medic.api.openapi`` puts them under ``components.schemas``.
 
-They mirror what the handlers return: ``ServiceState.as_dict`` plus the
-orchestrator's additions (Service), ``Store`` (Recovery, WorkflowRun),
-``WorkflowManager`` (Workflow). Objects allow extra properties so a field
-added later does not break clients; the fields listed are the contract.
+Those with a type behind them are generated from it (``medic.api._typed_schemas``:
+the store's records, the workflow config, the Alertmanager payload); the rest
+are written here and mirror what the handlers return: ``ServiceState.as_dict``
+plus the orchestrator's additions (Service), ``WorkflowManager`` (Workflow),
+the orchestrator's status. Objects allow extra properties so a field added
+later does not break clients; the fields listed are the contract.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from medic.api._typed_schemas import (
+    AUDIT_EXAMPLE,
+    COUNTS_EXAMPLE,
+    RECOVERY_EXAMPLE,
+    T0,
+    T1,
+    WORKFLOW_RUN_EXAMPLE,
+    properties,
+    typed_components,
+)
 from medic.core.vocabulary import CircuitState, FailureType, ServiceStatus
+from medic.store.records import RECOVERY_SUMMARY
 
 Schema = dict[str, Any]
 
-_T0 = "2026-01-06T07:27:00.120000+00:00"
-_T1 = "2026-01-06T07:27:01.950000+00:00"
+_T0 = T0.isoformat()
+_T1 = T1.isoformat()
 _T2 = "2026-01-06T07:37:00+00:00"
 
 
@@ -41,14 +54,7 @@ _SECONDS: Schema = {"type": "number", "minimum": 0}
 _TIME: Schema = {"type": "string", "format": "date-time"}
 _OPT_TIME = nullable(_TIME)
 _OPT_STR = nullable(_STR)
-_OPT_SECONDS = nullable(_SECONDS)
 _NAMES: Schema = {"type": "array", "items": _STR}
-
-_RECOVERY_OUTCOMES = (
-    "running, waiting_approval, succeeded, unresolved, failed, dry_run, interrupted, rejected,"
-    " expired"
-)
-_WORKFLOW_OUTCOMES = "running, succeeded, failed, timed_out, cancelled, interrupted"
 
 # --- examples -----------------------------------------------------------------
 
@@ -82,73 +88,8 @@ _SERVICE_EXAMPLE = {
     "uptime_percentage": 99.82,
     "recovery_running": True,
 }
-_STEP_EXAMPLE = {
-    "position": 0,
-    "phase": "steps",
-    "action": "restart_container",
-    "description": "restart container web",
-    "outcome": "succeeded",
-    "detail": "restarted web in 0.41s",
-    "output": "",
-    "started_at": _T0,
-    "duration_seconds": 0.4127,
-}
-_RECOVERY_EXAMPLE = {
-    "id": 7,
-    "service": "web",
-    "failure_type": "service_crash",
-    "playbook": "restart-container",
-    "trigger": "auto",
-    "outcome": "succeeded",
-    "dry_run": False,
-    "started_at": _T0,
-    "ended_at": _T1,
-    "duration_seconds": 1.83,
-    "detail": "playbook restart-container completed",
-    "facts": {"detail": "connection refused"},
-    "steps": [
-        _STEP_EXAMPLE,
-        {
-            **_STEP_EXAMPLE,
-            "position": 1,
-            "action": "wait_healthy",
-            "description": "wait until web is healthy",
-            "detail": "healthy after 1.4s",
-            "duration_seconds": 1.4011,
-        },
-    ],
-}
-_WORKFLOW_STEP_EXAMPLE = {
-    "name": "extract",
-    "action": "run_command",
-    "outcome": "succeeded",
-    "attempts": 1,
-    "detail": "exit 0",
-    "output": "42 rows\n",
-    "started_at": _T0,
-    "duration_seconds": 1.2031,
-}
-_WORKFLOW_RUN_EXAMPLE = {
-    "id": 42,
-    "workflow": "revenue-automation",
-    "trigger": "schedule",
-    "outcome": "succeeded",
-    "started_at": _T0,
-    "ended_at": _T1,
-    "duration_seconds": 1.83,
-    "detail": "2 steps done",
-    "steps": [
-        _WORKFLOW_STEP_EXAMPLE,
-        {
-            **_WORKFLOW_STEP_EXAMPLE,
-            "name": "load",
-            "action": "http_request",
-            "detail": "HTTP 200",
-            "output": "",
-            "duration_seconds": 0.5213,
-        },
-    ],
-}
+_RECOVERY_EXAMPLE = RECOVERY_EXAMPLE.as_json()
+_WORKFLOW_RUN_EXAMPLE = WORKFLOW_RUN_EXAMPLE.as_json()
 _WORKFLOW_EXAMPLE = {
     "id": "revenue-automation",
     "config": {
@@ -166,10 +107,7 @@ _WORKFLOW_EXAMPLE = {
     "next_run_at": _T2,
     "run_id": None,
     "queued": False,
-    "run_count": 42,
-    "error_count": 0,
-    "last_run": _T0,
-    "last_outcome": "succeeded",
+    **COUNTS_EXAMPLE.as_json(),
 }
 _ALERT_EXAMPLE = {
     "version": "4",
@@ -297,27 +235,6 @@ def _process_info() -> Schema:
     }
 
 
-def _audit_entry() -> Schema:
-    return {
-        **_obj(
-            {
-                "id": _INT,
-                "at": _TIME,
-                "kind": _STR,
-                "service": _OPT_STR,
-                "data": {"type": "object"},
-            }
-        ),
-        "example": {
-            "id": 12,
-            "at": _T0,
-            "kind": "recovery.held",
-            "service": "web",
-            "data": {"reason": "backoff", "detail": "next attempt in 10s"},
-        },
-    }
-
-
 def _service_list() -> Schema:
     return {
         **_obj(
@@ -376,48 +293,6 @@ def _recover_request() -> Schema:
     }
 
 
-def _recovery_step() -> Schema:
-    return {
-        **_obj(
-            {
-                "position": _INT,
-                "phase": {**_STR, "description": "steps or on_failure"},
-                "action": _STR,
-                "description": _OPT_STR,
-                "outcome": {**_STR, "description": "succeeded, failed, timed_out, dry_run..."},
-                "detail": _OPT_STR,
-                "output": _OPT_STR,
-                "started_at": _TIME,
-                "duration_seconds": _OPT_SECONDS,
-            }
-        ),
-        "example": _STEP_EXAMPLE,
-    }
-
-
-def _recovery() -> Schema:
-    return {
-        **_obj(
-            {
-                "id": {"type": "integer", "minimum": 1},
-                "service": _STR,
-                "failure_type": nullable(ref("FailureType")),
-                "playbook": _STR,
-                "trigger": {**_STR, "description": "auto, api, cli, manual, alert..."},
-                "outcome": {**_STR, "description": _RECOVERY_OUTCOMES},
-                "dry_run": _BOOL,
-                "started_at": _TIME,
-                "ended_at": _OPT_TIME,
-                "duration_seconds": _OPT_SECONDS,
-                "detail": _OPT_STR,
-                "facts": {"type": "object"},
-                "steps": {"type": "array", "items": ref("RecoveryStep")},
-            }
-        ),
-        "example": _RECOVERY_EXAMPLE,
-    }
-
-
 def _recovery_list() -> Schema:
     return {
         **_obj(
@@ -430,20 +305,20 @@ def _recovery_list() -> Schema:
     }
 
 
-def _workflow() -> Schema:
+def _workflow(counts: Schema) -> Schema:
     return {
         **_obj(
             {
                 "id": _STR,
-                "config": {"type": "object", "description": "The workflow's config, defaults in."},
+                "config": {
+                    **ref("WorkflowConfig"),
+                    "description": "The workflow's config, defaults in.",
+                },
                 "status": {"enum": ["running", "idle", "stopped", "disabled"]},
                 "next_run_at": _OPT_TIME,
                 "run_id": nullable({"type": "integer"}),
                 "queued": {**_BOOL, "description": "The run in progress waits for a slot."},
-                "run_count": _INT,
-                "error_count": _INT,
-                "last_run": _OPT_TIME,
-                "last_outcome": _OPT_STR,
+                **properties(counts),
             }
         ),
         "example": _WORKFLOW_EXAMPLE,
@@ -454,43 +329,6 @@ def _workflow_list() -> Schema:
     return {
         **_obj({"workflows": {"type": "array", "items": ref("Workflow")}}),
         "example": {"workflows": [_WORKFLOW_EXAMPLE]},
-    }
-
-
-def _workflow_step() -> Schema:
-    return {
-        **_obj(
-            {
-                "name": _STR,
-                "action": _STR,
-                "outcome": {**_STR, "description": "succeeded, failed, timed_out, skipped..."},
-                "attempts": _INT,
-                "detail": _OPT_STR,
-                "output": _OPT_STR,
-                "started_at": _OPT_TIME,
-                "duration_seconds": _OPT_SECONDS,
-            }
-        ),
-        "example": _WORKFLOW_STEP_EXAMPLE,
-    }
-
-
-def _workflow_run() -> Schema:
-    return {
-        **_obj(
-            {
-                "id": {"type": "integer", "minimum": 1},
-                "workflow": _STR,
-                "trigger": {**_STR, "description": "schedule or manual"},
-                "outcome": {**_STR, "description": _WORKFLOW_OUTCOMES},
-                "started_at": _TIME,
-                "ended_at": _OPT_TIME,
-                "duration_seconds": _OPT_SECONDS,
-                "detail": _OPT_STR,
-                "steps": {"type": "array", "items": ref("WorkflowStep")},
-            }
-        ),
-        "example": _WORKFLOW_RUN_EXAMPLE,
     }
 
 
@@ -515,13 +353,11 @@ def _workflow_stopped() -> Schema:
     }
 
 
-def _system_status() -> Schema:
+def _system_status(recovery: Schema, counts: Schema) -> Schema:
     workflow = _obj(
         {
             "status": _STR,
-            "last_run": _OPT_TIME,
-            "run_count": _INT,
-            "error_count": _INT,
+            **properties(counts, "last_run", "run_count", "error_count"),
             "next_run_at": _OPT_TIME,
         },
         optional=("next_run_at",),
@@ -535,16 +371,7 @@ def _system_status() -> Schema:
         },
         optional=("circuit",),
     )
-    summary = _obj(
-        {
-            "service": _STR,
-            "failure_type": nullable(ref("FailureType")),
-            "playbook": _STR,
-            "outcome": _STR,
-            "started_at": _TIME,
-            "duration_seconds": _OPT_SECONDS,
-        }
-    )
+    summary = _obj(properties(recovery, *RECOVERY_SUMMARY))
     return {
         **_obj(
             {
@@ -632,42 +459,6 @@ def _reload_result() -> Schema:
     }
 
 
-def _alertmanager_payload() -> Schema:
-    labels: Schema = {"type": "object", "additionalProperties": _STR}
-    firing: Schema = {"enum": ["firing", "resolved"]}
-    alert = _obj(
-        {
-            "status": firing,
-            "labels": {
-                **labels,
-                "description": "`service` names the medic service; `failure_type`"
-                " (optional) picks the playbook.",
-            },
-            "annotations": labels,
-            "startsAt": _OPT_STR,
-            "fingerprint": _OPT_STR,
-        },
-        optional=("annotations", "startsAt", "fingerprint"),
-    )
-    return {
-        **_obj(
-            {
-                "version": _OPT_STR,
-                "status": nullable(firing),
-                "receiver": _OPT_STR,
-                "groupKey": _OPT_STR,
-                "alerts": {"type": "array", "items": alert},
-            },
-            optional=("version", "status", "receiver", "groupKey"),
-        ),
-        "description": "Alertmanager's webhook body (version 4). Only the fields listed"
-        " are read; the others Alertmanager sends (groupLabels, commonLabels,"
-        " commonAnnotations, externalURL, truncatedAlerts, endsAt...) are accepted and"
-        " ignored.",
-        "example": _ALERT_EXAMPLE,
-    }
-
-
 def _alerts_result() -> Schema:
     ignored = _obj(
         {
@@ -716,7 +507,7 @@ def _alerts_result() -> Schema:
 def _audit_list() -> Schema:
     return {
         **_obj({"audit": {"type": "array", "items": ref("AuditEntry")}}),
-        "example": {"audit": [_audit_entry()["example"]]},
+        "example": {"audit": [AUDIT_EXAMPLE.as_json()]},
     }
 
 
@@ -725,33 +516,37 @@ def _enum(values: list[str], description: str) -> Schema:
 
 
 def components() -> dict[str, Schema]:
-    """Every named schema, in a stable order."""
-    return {
+    """Every named schema, in a stable order: the hand-written ones with the
+    generated ones where they belong, then the rest of the generated ones."""
+    typed = typed_components()
+    counts = typed.pop("WorkflowCounts")  # a workflow's answer includes them
+    named = {
         "Error": _error(),
         "FailureType": _enum([t.value for t in FailureType], "The fixed failure vocabulary."),
         "ServiceStatus": _enum([s.value for s in ServiceStatus], "A service's status."),
         "CircuitState": _enum([c.value for c in CircuitState], "A service's circuit."),
         "LastCheck": _last_check(),
         "ProcessInfo": _process_info(),
-        "AuditEntry": _audit_entry(),
+        "AuditEntry": typed["AuditEntry"],
         "Service": _service(),
         "ServiceList": _service_list(),
         "CheckResult": _check_result(),
         "RecoverRequest": _recover_request(),
-        "RecoveryStep": _recovery_step(),
-        "Recovery": _recovery(),
+        "RecoveryStep": typed["RecoveryStep"],
+        "Recovery": typed["Recovery"],
         "RecoveryList": _recovery_list(),
-        "Workflow": _workflow(),
+        "Workflow": _workflow(counts),
         "WorkflowList": _workflow_list(),
-        "WorkflowStep": _workflow_step(),
-        "WorkflowRun": _workflow_run(),
+        "WorkflowStep": typed["WorkflowStep"],
+        "WorkflowRun": typed["WorkflowRun"],
         "WorkflowRuns": _workflow_runs(),
         "WorkflowStarted": _workflow_started(),
         "WorkflowStopped": _workflow_stopped(),
-        "SystemStatus": _system_status(),
+        "SystemStatus": _system_status(typed["Recovery"], counts),
         "Health": _health(),
         "ReloadResult": _reload_result(),
-        "AlertmanagerPayload": _alertmanager_payload(),
+        "AlertmanagerPayload": {**typed["AlertmanagerPayload"], "example": _ALERT_EXAMPLE},
         "AlertsResult": _alerts_result(),
         "AuditList": _audit_list(),
     }
+    return {**named, **{name: schema for name, schema in typed.items() if name not in named}}
