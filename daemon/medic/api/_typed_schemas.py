@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
 from pydantic import TypeAdapter
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode
 
+from medic.api._schema_base import T0, T1, Schema
 from medic.api.alerts import AlertPayload
 from medic.config.models import WorkflowConfig
 from medic.core.vocabulary import (
@@ -40,15 +40,10 @@ from medic.store import (
     WorkflowStepRecord,
 )
 
-Schema = dict[str, Any]
-
 _REF = "#/components/schemas/{model}"
 _VERBATIM = ("default", "enum", "const", "example", "examples")
 """Keywords whose values are data, not schemas: kept as they are."""
 _UNWRAPPED = re.compile(r"(?<!\n)\n(?!\n)")
-
-T0 = datetime(2026, 1, 6, 7, 27, 0, 120000, tzinfo=UTC)
-T1 = datetime(2026, 1, 6, 7, 27, 1, 950000, tzinfo=UTC)
 
 # --- examples ------------------------------------------------------------------------
 
@@ -213,9 +208,3 @@ def _typed_components() -> dict[str, Schema]:
     for name, example in _EXAMPLES.items():
         schemas[name]["example"] = example
     return schemas
-
-
-def properties(schema: Schema, *names: str) -> Schema:
-    """The named properties of a generated object schema (all of them without names)."""
-    props: Schema = schema["properties"]
-    return {name: props[name] for name in names or props}
