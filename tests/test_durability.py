@@ -26,7 +26,7 @@ import psutil
 import pytest
 
 from medic.host.subprocesses import proc_start_time, run_captured
-from medic.store.history import StepSessions, Store
+from medic.store import StepSessions, Store
 from tests.conftest import DaemonFactory, DaemonProcess
 from tests.helpers import async_wait_for, free_port, wait_for
 
@@ -239,13 +239,9 @@ async def test_a_step_command_session_is_recorded_while_it_runs(tmp_path: Path) 
             run_captured(["sleep", "0.5"], kill_grace_s=2.0, tracker=StepSessions(store, run_id=3))
         )
         (record,) = await async_wait_for(store.recorded_sessions, 5, message="recorded")
-        assert (record["command"], record["run_id"], record["recovery_id"]) == (
-            "sleep 0.5",
-            3,
-            None,
-        )
-        assert record["kill_grace"] == 2.0
-        assert record["start_time"] == proc_start_time(record["pid"])
+        assert (record.command, record.run_id, record.recovery_id) == ("sleep 0.5", 3, None)
+        assert record.kill_grace == 2.0
+        assert record.start_time == proc_start_time(record.pid)
         assert (await task).returncode == 0
         assert store.recorded_sessions() == []
     finally:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from medic.store.history import Store
+from medic.store import Store
 from tests.conftest import DaemonFactory
 from tests.helpers import free_port
 
@@ -91,7 +91,7 @@ def test_old_rows_go_by_age_and_by_count_with_their_steps(store: Store) -> None:
     assert orphans(store) == 0
     rows, total = store.recoveries(limit=1000)
     assert total == 200
-    assert min(r["id"] for r in rows) == 101  # the newest are kept
+    assert min(r.id for r in rows) == 101  # the newest are kept
     assert store.prune(max_age_s=30 * DAY, max_rows=200) == 0
 
 
@@ -105,9 +105,9 @@ def test_unfinished_work_is_never_pruned(store: Store) -> None:
         age(store, table, column, 10**9, 40 * DAY)
     store.prune(max_age_s=30 * DAY, max_rows=100)
 
-    assert {r["id"] for r in store.recoveries(limit=10)[0]} == {running, waiting}
-    assert [r["id"] for r in store.runs("long")] == [run]
-    assert len(store.runs("long")[0]["steps"]) == 1
+    assert {r.id for r in store.recoveries(limit=10)[0]} == {running, waiting}
+    assert [r.id for r in store.runs("long")] == [run]
+    assert len(store.runs("long")[0].steps) == 1
     store.add_recovery_step(running, 0, "steps", "sleep", "", "succeeded", "", "", time.time(), 1)
     store.set_recovery_status(running, "succeeded")
     assert count(store, "audit") == 0

@@ -126,10 +126,10 @@ async def _workflow_management(orchestrator: ControlPlaneOrchestrator) -> None:
     assert await orchestrator.stop_workflow("custom-workflow") is True
 
     run = orchestrator.store.workflow_run(run_id)
-    assert run is not None and run["outcome"] == "cancelled"
+    assert run is not None and run.outcome == "cancelled"
     assert orchestrator.workflows.get("custom-workflow")["status"] == "stopped"
     # Started again, a step-less run succeeds at once.
-    record = await orchestrator.workflows.run("custom-workflow")
+    record = (await orchestrator.workflows.run("custom-workflow")).as_json()
     assert record["outcome"] == "succeeded" and record["steps"] == []
 
 

@@ -17,7 +17,7 @@ from medic.config.load import load_config
 from medic.config.models import LoadedConfig
 from medic.core.bus import EventBus
 from medic.host.resources import Resources
-from medic.store.history import Store
+from medic.store import Store
 from medic.tell.metrics import Metrics
 from medic.workflows.manager import WorkflowManager
 
@@ -76,7 +76,7 @@ async def test_every_shipped_workflow_runs_and_succeeds(
     manager: WorkflowManager, loaded: LoadedConfig
 ) -> None:
     for workflow_id in loaded.model.workflows:
-        record = await manager.run(workflow_id)
+        record = (await manager.run(workflow_id)).as_json()
         assert record["outcome"] == "succeeded", record
         assert record["steps"] and all(s["outcome"] == "succeeded" for s in record["steps"])
 
@@ -90,7 +90,7 @@ async def test_state_dir_cleanup_deletes_old_files_but_not_recent_or_open_ones(
     recent = _aged(logs / "web.log", days=2)
     held = _aged(logs / "quiet.log", days=20)
     with held.open("a"):  # a service's log it still writes to, quiet for weeks
-        record = await manager.run("state-dir-cleanup")
+        record = (await manager.run("state-dir-cleanup")).as_json()
 
     assert record["outcome"] == "succeeded", record
     assert not old.exists() and not nested.exists()
@@ -103,7 +103,7 @@ async def test_state_dir_cleanup_deletes_old_files_but_not_recent_or_open_ones(
 async def test_state_dir_cleanup_without_a_logs_folder_does_nothing(
     manager: WorkflowManager, loaded: LoadedConfig
 ) -> None:
-    record = await manager.run("state-dir-cleanup")
+    record = (await manager.run("state-dir-cleanup")).as_json()
     assert record["outcome"] == "succeeded"
     assert "nothing to clean" in _output(record, "delete-old-logs")
     assert not (loaded.state_dir / "logs").exists()
@@ -112,7 +112,7 @@ async def test_state_dir_cleanup_without_a_logs_folder_does_nothing(
 async def test_disk_usage_report_records_filesystems_and_the_state_dir_size(
     manager: WorkflowManager, loaded: LoadedConfig
 ) -> None:
-    record = await manager.run("disk-usage-report")
+    record = (await manager.run("disk-usage-report")).as_json()
     assert record["outcome"] == "succeeded", record
     assert "Filesystem" in _output(record, "filesystems")
     assert " /\n" in _output(record, "filesystems")  # the root filesystem is listed

@@ -28,7 +28,7 @@ from medic.core.errors import (
     WorkflowsClosedError,
 )
 from medic.host.resources import Resources
-from medic.store.history import Store
+from medic.store import Store
 from medic.tell.metrics import Metrics
 from medic.workflows.manager import WorkflowManager
 from tests.helpers import async_wait_for
@@ -100,9 +100,14 @@ class Harness:
         )
         return found[0]
 
+    def run_json(self, run_id: int) -> dict[str, Any] | None:
+        """The run's record as the API shows it."""
+        record = self.store.workflow_run(run_id)
+        return record.as_json() if record is not None else None
+
     async def wait_run_end(self, workflow_id: str, run_id: int) -> dict[str, Any]:
         def ended() -> dict[str, Any] | None:
-            record = self.store.workflow_run(run_id)
+            record = self.run_json(run_id)
             return record if record and record["outcome"] != "running" else None
 
         return await async_wait_for(ended, DEADLINE_S, message=f"run {run_id} did not end")
@@ -189,7 +194,7 @@ async def test_interval_workflow_runs_repeatedly(h: Harness) -> None:
 
     await async_wait_for(lambda: h.manager.get("tick")["run_count"] >= 3, DEADLINE_S)
 
-    runs = h.manager.runs("tick")
+    runs = [run.as_json() for run in h.manager.runs("tick")]
     finished = [r for r in runs if r["outcome"] != "running"]
     assert finished and all(r["outcome"] == "succeeded" for r in finished)
     assert {r["trigger"] for r in runs} == {"schedule"}
@@ -355,7 +360,7 @@ async def test_disabled_workflow_is_not_scheduled_but_runs_by_hand(h: Harness) -
     assert described["status"] == "disabled"
     assert described["next_run_at"] is None
 
-    record = await h.manager.run("off")
+    record = (await h.manager.run("off")).as_json()
     assert record["outcome"] == "succeeded"
     assert h.manager.get("off")["run_count"] == 1
 
@@ -377,7 +382,7 @@ async def test_diamond_runs_independent_steps_concurrently(h: Harness) -> None:
         },
     )
 
-    record = await h.manager.run("diamond")
+    record = (await h.manager.run("diamond")).as_json()
 
     assert record["outcome"] == "succeeded", record
     assert {s["name"]: s["outcome"] for s in record["steps"]} == dict.fromkeys("abcd", "succeeded")
@@ -403,7 +408,7 @@ async def test_sync_type_runs_one_step_at_a_time(h: Harness) -> None:
         },
     )
 
-    record = await h.manager.run("serial")
+    record = (await h.manager.run("serial")).as_json()
 
     assert record["outcome"] == "succeeded"
     assert [s["name"] for s in record["steps"]] == ["first", "second", "third"]
@@ -432,7 +437,7 @@ async def test_failing_step_is_retried_with_exponential_backoff(h: Harness) -> N
         },
     )
 
-    record = await h.manager.run("flaky")
+    record = (await h.manager.run("flaky")).as_json()
 
     assert record["outcome"] == "failed"
     steps = {s["name"]: s for s in record["steps"]}
@@ -462,7 +467,7 @@ async def test_per_step_retry_overrides_the_workflow_policy(h: Harness) -> None:
             "steps": [shell_step("once", "exit 3", retry={"max_retries": 1, "initial_delay": 0})],
         },
     )
-    record = await h.manager.run("override")
+    record = (await h.manager.run("override")).as_json()
     assert record["steps"][0]["attempts"] == 2
     assert record["steps"][0]["detail"] == "exit 3 (expected 0)"
 
@@ -477,7 +482,7 @@ async def test_continue_on_failure_lets_dependents_run(h: Harness) -> None:
             ]
         },
     )
-    record = await h.manager.run("tolerant")
+    record = (await h.manager.run("tolerant")).as_json()
     steps = {s["name"]: s for s in record["steps"]}
     assert steps["optional"]["outcome"] == "failed"
     assert steps["next"]["outcome"] == "succeeded"
@@ -523,7 +528,7 @@ async def test_dry_run_records_steps_and_runs_nothing(make_harness: ManagerFacto
         "dry",
         {"steps": [shell_step("a", f"touch {target}"), shell_step("b", "true", depends_on=["a"])]},
     )
-    record = await h.manager.run("dry")
+    record = (await h.manager.run("dry")).as_json()
     assert record["outcome"] == "succeeded"
     assert [s["outcome"] for s in record["steps"]] == ["dry_run", "dry_run"]
     assert not target.exists()
@@ -578,7 +583,7 @@ async def test_stop_cancels_the_run_and_pauses_the_schedule(h: Harness, mark: st
     assert await h.manager.stop("long") is True
 
     await h.wait_no_process(mark)
-    record = h.store.workflow_run(run_id)
+    record = h.run_json(run_id)
     assert record is not None
     assert record["outcome"] == "cancelled"
     assert record["steps"][0]["outcome"] == "cancelled"
@@ -665,8 +670,8 @@ async def test_shutdown_interrupts_running_and_cancels_queued_runs(
     await h.manager.shutdown(grace_s=0.2)
 
     assert not marked_processes(mark)
-    running = h.store.workflow_run(running_id)
-    queued = h.store.workflow_run(queued_id)
+    running = h.run_json(running_id)
+    queued = h.run_json(queued_id)
     assert running is not None and queued is not None
     assert running["outcome"] == "interrupted"
     assert running["steps"][0]["outcome"] == "interrupted"
@@ -710,7 +715,7 @@ async def test_apply_removing_a_running_workflow_cancels_its_run(h: Harness, mar
     assert (await h.manager.apply({}))["removed"] == ["doomed"]
 
     await h.wait_no_process(mark)
-    record = h.store.workflow_run(run_id)
+    record = h.run_json(run_id)
     assert record is not None
     assert record["outcome"] == "cancelled"
     assert "removed" in record["detail"]
@@ -769,7 +774,7 @@ async def test_a_step_without_timeout_is_bounded_by_the_workflow_timeout(
         },
     )
 
-    record = await h.manager.run("nightly")
+    record = (await h.manager.run("nightly")).as_json()
 
     steps = {s["name"]: s for s in record["steps"]}
     assert steps["extract"]["outcome"] == "succeeded", steps["extract"]
@@ -799,7 +804,7 @@ async def test_without_any_timeout_a_step_gets_the_workflow_step_default_but_sle
         },
     )
 
-    record = await h.manager.run("untimed")
+    record = (await h.manager.run("untimed")).as_json()
 
     await h.wait_no_process(mark)
     steps = {s["name"]: s for s in record["steps"]}

@@ -23,7 +23,7 @@ from medic.heal.run import RecoveryResult
 from medic.host.docker_events import DockerEventListener
 from medic.host.resources import Resources
 from medic.host.subprocesses import end_left_session
-from medic.store.history import Store
+from medic.store import SessionRecord, Store
 from medic.store.recorder import BusRecorder
 from medic.tell.metrics import Metrics
 from medic.tell.webhooks import WebhookDispatcher
@@ -113,10 +113,9 @@ class ControlPlaneOrchestrator:
             log.warning("Marked runs cut off by the last stop as interrupted", count=interrupted)
         for record in ended:
             self.store.add_interrupted_note(
-                f"ended the step command it left running: {record['command']}"
-                f" (pid {record['pid']})",
-                recovery_id=record["recovery_id"],
-                run_id=record["run_id"],
+                f"ended the step command it left running: {record.command} (pid {record.pid})",
+                recovery_id=record.recovery_id,
+                run_id=record.run_id,
             )
         self._prune()  # a daemon that was down for long catches up before it writes more
         restored = self.engine.restore()
@@ -138,7 +137,7 @@ class ControlPlaneOrchestrator:
             dry_run=self.dry_run,
         )
 
-    async def _end_left_step_commands(self) -> list[dict[str, Any]]:
+    async def _end_left_step_commands(self) -> list[SessionRecord]:
         """End the step commands a crashed daemon left running; the records that were.
 
         A session counts only if its leader still runs with the recorded start
@@ -155,21 +154,21 @@ class ControlPlaneOrchestrator:
             )
             return []
         results = await asyncio.gather(
-            *(end_left_session(r["pid"], r["start_time"], r["kill_grace"]) for r in records)
+            *(end_left_session(r.pid, r.start_time, r.kill_grace) for r in records)
         )
         ended = [
             record for record, was_running in zip(records, results, strict=True) if was_running
         ]
         for record in ended:
             owner = (
-                {"recovery_id": record["recovery_id"]}
-                if record["recovery_id"] is not None
-                else {"run_id": record["run_id"]}
+                {"recovery_id": record.recovery_id}
+                if record.recovery_id is not None
+                else {"run_id": record.run_id}
             )
             log.warning(
                 "Ended a step command left running by the previous daemon",
-                pid=record["pid"],
-                command=record["command"],
+                pid=record.pid,
+                command=record.command,
                 **owner,
             )
         self.store.forget_sessions()
@@ -276,23 +275,7 @@ class ControlPlaneOrchestrator:
                 }
                 for name, state in self.monitor.states().items()
             },
-            "recovery_history": [
-                {
-                    k: r[k]
-                    for k in (
-                        "id",
-                        "service",
-                        "failure_type",
-                        "playbook",
-                        "outcome",
-                        "started_at",
-                        "duration_seconds",
-                        "trigger",
-                        "dry_run",
-                    )
-                }
-                for r in recent
-            ],
+            "recovery_history": [r.summary_json() for r in recent],
             "timestamp": datetime.now(UTC).isoformat(),
         }
 
@@ -301,7 +284,8 @@ class ControlPlaneOrchestrator:
         data = {**state.as_dict(), **self.engine.heal_state(name).as_dict()}
         data["uptime_percentage"] = self.store.uptime_percentage(name, UPTIME_WINDOW_S)
         data["recovery_running"] = name in self.engine.running
-        data["recent_holds"] = self.store.audit_entries("recovery.held", limit=5, service=name)
+        holds = self.store.audit_entries("recovery.held", limit=5, service=name)
+        data["recent_holds"] = [entry.as_json() for entry in holds]
         if name in self.resources.processes:
             data["process"] = self.resources.processes.info(name).as_dict()
         return data

@@ -54,14 +54,19 @@ class Alert(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     status: Literal["firing", "resolved"]
-    labels: dict[str, str]
+    labels: dict[str, str] = Field(
+        description="`service` names the medic service; `failure_type` (optional) picks"
+        " the playbook."
+    )
     annotations: dict[str, str] = Field(default_factory=dict)
     starts_at: str | None = Field(default=None, alias="startsAt")
     fingerprint: str | None = None
 
 
 class AlertPayload(BaseModel):
-    """Alertmanager's webhook body; only what medic uses is checked."""
+    """Alertmanager's webhook body (version 4). Only the fields listed are read; the
+    others Alertmanager sends (groupLabels, commonLabels, commonAnnotations,
+    externalURL, truncatedAlerts, endsAt...) are accepted and ignored."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 

@@ -38,6 +38,7 @@ from medic.core.logging import get_logger
 from medic.core.vocabulary import FailureType, Trigger
 from medic.heal.errors import NotWaitingForApproval, RecoveryBusy
 from medic.orchestrator import ControlPlaneOrchestrator
+from medic.store import RecoveryRecord
 from medic.tell.metrics import CONTENT_TYPE
 
 log = get_logger("Api")
@@ -268,7 +269,7 @@ async def recoveries(request: web.Request) -> web.Response:
     rows, total = _orch(request).store.recoveries(
         request.query.get("service") or None, limit, offset
     )
-    return web.json_response({"recoveries": rows, "total": total})
+    return web.json_response({"recoveries": [r.as_json() for r in rows], "total": total})
 
 
 async def audit(request: web.Request) -> web.Response:
@@ -286,7 +287,7 @@ async def audit(request: web.Request) -> web.Response:
     entries = _orch(request).store.audit_entries(
         request.query.get("kind") or None, limit, request.query.get("service") or None
     )
-    return web.json_response({"audit": entries})
+    return web.json_response({"audit": [entry.as_json() for entry in entries]})
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -356,7 +357,7 @@ async def recover_service(request: web.Request) -> web.Response:
     )
     outcome = await orch.auto_recover(name, failure_type, dry_run=dry_run, trigger=Trigger.API)
     record = orch.store.recovery(outcome.recovery_id)
-    return web.json_response(record, status=200)
+    return web.json_response(_or_null(record), status=200)
 
 
 async def reset_service(request: web.Request) -> web.Response:
@@ -434,7 +435,7 @@ async def _decide(request: web.Request, *, approve: bool) -> web.Response:
     rec_id = _recovery_id(request)
     who = _operator(request)
     record = orch.store.recovery(rec_id)
-    service = record["service"] if record else None
+    service = record.service if record else None
     queue = orch.bus.subscribe()  # before deciding: the events that follow are ours to see
     try:
         orch.engine.decide_approval(rec_id, approve, who)
@@ -447,7 +448,7 @@ async def _decide(request: web.Request, *, approve: bool) -> web.Response:
             )
     finally:
         orch.bus.unsubscribe(queue)
-    return web.json_response(orch.store.recovery(rec_id))
+    return web.json_response(_or_null(orch.store.recovery(rec_id)))
 
 
 _RECOVERY_ENDS = ("recovery.succeeded", "recovery.failed", "recovery.finished")
@@ -473,7 +474,11 @@ async def recovery(request: web.Request) -> web.Response:
     record = _orch(request).store.recovery(_recovery_id(request))
     if record is None:
         raise RecoveryNotFoundError(_recovery_id(request))
-    return web.json_response(record)
+    return web.json_response(record.as_json())
+
+
+def _or_null(record: RecoveryRecord | None) -> dict[str, Any] | None:
+    return record.as_json() if record is not None else None
 
 
 # workflows --------------------------------------------------------------------------
@@ -506,13 +511,15 @@ async def workflow_stop(request: web.Request) -> web.Response:
 async def workflow_run(request: web.Request) -> web.Response:
     wid = request.match_info["id"]
     _orch(request).store.audit("operator.workflow_run", None, who=_operator(request), workflow=wid)
-    return web.json_response(await _orch(request).workflows.run(wid))
+    record = await _orch(request).workflows.run(wid)
+    return web.json_response(record.as_json())
 
 
 async def workflow_runs(request: web.Request) -> web.Response:
     limit = _int_query(request, "limit", 20, 1000)
     wid = request.match_info["id"]
-    return web.json_response({"workflow": wid, "runs": _orch(request).workflows.runs(wid, limit)})
+    runs = _orch(request).workflows.runs(wid, limit)
+    return web.json_response({"workflow": wid, "runs": [run.as_json() for run in runs]})
 
 
 async def openapi_document(request: web.Request) -> web.Response:

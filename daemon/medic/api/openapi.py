@@ -15,7 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from medic.api._schemas import Schema, components, ref
+from medic.api._schema_base import Schema, ref
+from medic.api._schemas import components
 
 OPENAPI_PATH = "/api/v1/openapi.json"
 API_VERSION = "1"

@@ -172,7 +172,7 @@ def _validate(path: Path) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from medic.daemon import Daemon, StartupError
-    from medic.store.history import StateDirUnusable
+    from medic.store import StateDirUnusable
 
     path = args.config or default_config_path()
     try:

@@ -2,8 +2,8 @@
 
 Owns the event bus (``bus``), the fixed vocabulary (failure types, statuses,
 outcomes, triggers, hold reasons: ``vocabulary``), the root ``MedicError`` and
-the errors that cross stages (``errors``), log set-up (``logging``) and
-did-you-mean (``hints``).
+the errors that cross stages (``errors``), log set-up (``logging``), timestamps (``clock``)
+and did-you-mean (``hints``).
 
 May import: nothing of medic outside ``medic.core``.
 """

@@ -1,5 +1,6 @@
 """The fixed vocabulary every stage speaks: failure types, service statuses,
-circuit states, recovery and step outcomes, triggers and hold reasons.
+circuit states, recovery, step and workflow run outcomes, triggers and hold
+reasons.
 
 Each is a ``StrEnum``, so a value is its own JSON and SQLite spelling.
 """
@@ -67,10 +68,24 @@ class StepOutcome(StrEnum):
     DRY_RUN = "dry_run"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+    """A workflow step cut off by the daemon stopping."""
 
     @property
     def ok(self) -> bool:
         return self in (StepOutcome.SUCCEEDED, StepOutcome.DRY_RUN, StepOutcome.SKIPPED)
+
+
+class WorkflowOutcome(StrEnum):
+    """A workflow run's status in the history; all but ``running`` are how it ended."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+    """Cut off by a daemon stop or crash."""
 
 
 class Trigger(StrEnum):

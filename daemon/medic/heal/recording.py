@@ -10,6 +10,7 @@ write happens before the event that reports it is published.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 from medic.core.bus import EventBus
@@ -21,8 +22,31 @@ from medic.host.subprocesses import SessionTracker
 
 log = get_logger("RecoveryEngine")
 
-AuditEntry = Mapping[str, Any]
-"""An audit row as the store gives it: id, at (ISO), kind, service, data."""
+
+class AttemptRecord(Protocol):
+    """A recovery's start as the history keeps it (``medic.store.RecoveryStart``)."""
+
+    @property
+    def service(self) -> str: ...
+    @property
+    def at(self) -> float: ...
+    @property
+    def trigger(self) -> str: ...
+    @property
+    def dry_run(self) -> bool: ...
+
+
+class AuditRecord(Protocol):
+    """An audit entry as the history keeps it (``medic.store.AuditEntry``)."""
+
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def service(self) -> str | None: ...
+    @property
+    def data(self) -> Mapping[str, Any]: ...
 
 
 class RecoveryJournal(Protocol):
@@ -63,12 +87,12 @@ class RecoveryJournal(Protocol):
 
     def recovery(self, recovery_id: int) -> object | None: ...
 
-    def recovery_starts(self, since: float) -> Sequence[tuple[str, float, str, bool]]:
-        """(service, start time, trigger, dry run) of the recoveries started since ``since``."""
+    def recovery_starts(self, since: float) -> Sequence[AttemptRecord]:
+        """The recoveries started since ``since``, oldest first."""
 
     def audit_entries(
         self, kind: str | None = None, limit: int = 100, service: str | None = None
-    ) -> Sequence[AuditEntry]: ...
+    ) -> Sequence[AuditRecord]: ...
 
 
 class HealMetrics(Protocol):

@@ -5,11 +5,10 @@ of the last window (so a daemon that crashes and restarts cannot exceed
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime
 
 from medic.heal.admission import Guardrails, counts_against_guardrails
 from medic.heal.circuits import Circuits, still_open
-from medic.heal.recording import AuditEntry, RecoveryJournal
+from medic.heal.recording import AuditRecord, RecoveryJournal
 from medic.heal.state import HealBook
 from medic.watch.state import ServiceState
 
@@ -28,9 +27,9 @@ def restore_history(
     """Restore attempts and open circuits; returns how many attempts count again."""
     recent = journal.recovery_starts(now - guardrails.policy.window)
     counted = [
-        (service, at)
-        for service, at, trigger, dry in recent
-        if counts_against_guardrails(trigger, dry)
+        (start.service, start.at)
+        for start in recent
+        if counts_against_guardrails(start.trigger, start.dry_run)
     ]
     for service, at in counted:
         if service in states:
@@ -43,7 +42,9 @@ def restore_history(
     return len(counted)
 
 
-def _circuit_words(entries: Iterable[AuditEntry]) -> Iterator[tuple[str, str, float, str | None]]:
+def _circuit_words(
+    entries: Iterable[AuditRecord],
+) -> Iterator[tuple[str, str, float, str | None]]:
     for entry in entries:
-        at = datetime.fromisoformat(entry["at"]).timestamp()
-        yield entry["kind"], entry["service"], at, entry["data"].get("detail")
+        if entry.service is not None:
+            yield entry.kind, entry.service, entry.at.timestamp(), entry.data.get("detail")

@@ -1,9 +1,59 @@
 """Store: medic's history in SQLite (``STATE_DIR/medic.db``).
 
-Owns the schema and its migrations, and the typed records that reads return
-(recoveries with their steps, transitions, audit entries, workflow runs,
-step sessions). Written before anything is reported; writes that fail wait in
-memory.
+Owns the schema and its migrations (``db``), one module per family of tables
+(``transitions``, ``recoveries``, ``workflow_runs``, ``audit``, ``sessions``),
+what spans them (``upkeep``: crash marking, retention) and the typed records
+that reads return (``records``). Written before anything is reported; writes
+that fail wait in memory.
+
+``Store`` is the one object the rest of medic holds: every family on one
+connection, with the method names callers have always used.
 
 May import: ``medic.core``, ``medic.host``.
 """
+
+from __future__ import annotations
+
+from medic.store.audit import AuditTrail
+from medic.store.db import StateDirUnusable
+from medic.store.records import (
+    NO_RUNS,
+    AuditEntry,
+    RecoveryRecord,
+    RecoveryStart,
+    RecoveryStepRecord,
+    SessionRecord,
+    WorkflowCounts,
+    WorkflowRunRecord,
+    WorkflowStepRecord,
+)
+from medic.store.recoveries import Recoveries
+from medic.store.sessions import Sessions, StepSessions
+from medic.store.transitions import Transitions
+from medic.store.upkeep import Upkeep
+from medic.store.workflow_runs import WorkflowRuns
+
+
+class Store(Transitions, Recoveries, WorkflowRuns, AuditTrail, Sessions, Upkeep):
+    """The history: each family of tables contributes its writes and reads, and
+    all of them share one connection and its transactions (``Database``).
+
+    ``Store.in_state_dir(state_dir)`` opens ``state_dir/medic.db``, creating and
+    migrating it as needed; ``StateDirUnusable`` says why it cannot.
+    """
+
+
+__all__ = [
+    "NO_RUNS",
+    "AuditEntry",
+    "RecoveryRecord",
+    "RecoveryStart",
+    "RecoveryStepRecord",
+    "SessionRecord",
+    "StateDirUnusable",
+    "StepSessions",
+    "Store",
+    "WorkflowCounts",
+    "WorkflowRunRecord",
+    "WorkflowStepRecord",
+]

@@ -4,8 +4,12 @@ anyone else, writes it before any other listener reports it."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from medic.core.bus import Event
-from medic.store.history import Store
+
+if TYPE_CHECKING:
+    from medic.store import Store
 
 
 class BusRecorder:

@@ -86,7 +86,7 @@ from medic.core.logging import get_logger
 from medic.heal.actions.base import ActionContext
 from medic.heal.steps import run_step
 from medic.host.resources import Resources
-from medic.store.history import StepSessions, Store
+from medic.store import NO_RUNS, StepSessions, Store, WorkflowCounts, WorkflowRunRecord
 from medic.tell.metrics import Metrics
 from medic.workflows.pacing import PriorityGate, retry_delay
 
@@ -103,12 +103,6 @@ _RUN_EVENTS = {
 }
 STEP_TIMEOUT_S = 3600.0
 """The bound on a step without a ``timeout`` in a workflow without one."""
-_NO_COUNTS: dict[str, Any] = {
-    "run_count": 0,
-    "error_count": 0,
-    "last_run": None,
-    "last_outcome": None,
-}
 
 log = get_logger(COMPONENT)
 
@@ -514,7 +508,7 @@ class WorkflowManager:
             self._job_call("resume_job", workflow_id)
         return self._launch(workflow_id, entry, "manual").run_id
 
-    async def run(self, workflow_id: str) -> dict[str, Any]:
+    async def run(self, workflow_id: str) -> WorkflowRunRecord:
         """Run once now and wait for the end; returns the run record."""
         run = self._launch(workflow_id, self._startable(workflow_id), "manual")
         assert run.task is not None
@@ -570,13 +564,13 @@ class WorkflowManager:
         keys = ("status", "last_run", "run_count", "error_count", "next_run_at")
         return {item["id"]: {k: item[k] for k in keys} for item in self.list()}
 
-    def runs(self, workflow_id: str, limit: int = 20) -> builtins.list[dict[str, Any]]:
+    def runs(self, workflow_id: str, limit: int = 20) -> builtins.list[WorkflowRunRecord]:
         """Run history, newest first, each with its steps."""
         self._entry(workflow_id)
         return self.store.runs(workflow_id, limit)
 
     def _describe(
-        self, workflow_id: str, entry: _Entry, counts: Mapping[str, dict[str, Any]]
+        self, workflow_id: str, entry: _Entry, counts: Mapping[str, WorkflowCounts]
     ) -> dict[str, Any]:
         run = entry.active
         return {
@@ -586,7 +580,7 @@ class WorkflowManager:
             "next_run_at": self._next_run_at(workflow_id),
             "run_id": run.run_id if run else None,
             "queued": bool(run and not run.admitted),
-            **counts.get(workflow_id, _NO_COUNTS),
+            **counts.get(workflow_id, NO_RUNS).as_json(),
         }
 
     @staticmethod

@@ -1,0 +1,130 @@
+"""The SQLite database under the store: the connection (WAL), the schema and
+its migrations, and the transaction every write commits in.
+
+Every write commits before the caller reports it, so a ``kill -9`` loses
+nothing that was already shown. Writes are small and local; they run on the
+event loop's thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Self
+
+from medic.core.errors import MedicError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS transitions (
+    id INTEGER PRIMARY KEY, service TEXT NOT NULL, old TEXT NOT NULL, new TEXT NOT NULL,
+    failure_type TEXT, detail TEXT, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS transitions_service_at ON transitions(service, at);
+CREATE TABLE IF NOT EXISTS recoveries (
+    id INTEGER PRIMARY KEY, service TEXT NOT NULL, failure_type TEXT, playbook TEXT NOT NULL,
+    trigger TEXT NOT NULL, status TEXT NOT NULL, dry_run INTEGER NOT NULL DEFAULT 0,
+    started_at REAL NOT NULL, ended_at REAL, detail TEXT, facts TEXT);
+CREATE INDEX IF NOT EXISTS recoveries_service ON recoveries(service, id);
+CREATE TABLE IF NOT EXISTS recovery_steps (
+    id INTEGER PRIMARY KEY,
+    recovery_id INTEGER NOT NULL REFERENCES recoveries(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL, phase TEXT NOT NULL, action TEXT NOT NULL, description TEXT,
+    outcome TEXT NOT NULL, detail TEXT, output TEXT, started_at REAL NOT NULL, duration REAL);
+CREATE INDEX IF NOT EXISTS recovery_steps_recovery ON recovery_steps(recovery_id);
+CREATE TABLE IF NOT EXISTS workflow_runs (
+    id INTEGER PRIMARY KEY, workflow TEXT NOT NULL, trigger TEXT NOT NULL, status TEXT NOT NULL,
+    started_at REAL NOT NULL, ended_at REAL, detail TEXT);
+CREATE INDEX IF NOT EXISTS workflow_runs_workflow ON workflow_runs(workflow, id);
+CREATE TABLE IF NOT EXISTS workflow_steps (
+    id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES workflow_runs(id) ON DELETE CASCADE,
+    name TEXT NOT NULL, action TEXT NOT NULL, outcome TEXT NOT NULL, attempts INTEGER NOT NULL,
+    detail TEXT, output TEXT, started_at REAL, duration REAL);
+CREATE INDEX IF NOT EXISTS workflow_steps_run ON workflow_steps(run_id);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY, at REAL NOT NULL, kind TEXT NOT NULL, service TEXT, data TEXT);
+CREATE INDEX IF NOT EXISTS audit_kind ON audit(kind, id);
+"""
+
+# Schema changes after the first release, in order: a database at
+# ``PRAGMA user_version`` N gets migrations N.. applied, once each, at open.
+# Each is idempotent, so a database made by this version (which ran SCHEMA
+# first) and an older one end up the same.
+MIGRATIONS = (
+    # 1: workflows an operator stopped stay stopped across restarts.
+    "CREATE TABLE IF NOT EXISTS workflow_control ("
+    " workflow TEXT PRIMARY KEY, paused INTEGER NOT NULL, at REAL NOT NULL)",
+    # 2: the sessions of running step commands, so that the next start can end
+    # what a crash left running (a row lives while its command runs).
+    "CREATE TABLE IF NOT EXISTS step_sessions ("
+    " pid INTEGER PRIMARY KEY, start_time INTEGER NOT NULL, command TEXT,"
+    " kill_grace REAL NOT NULL, recovery_id INTEGER, run_id INTEGER, at REAL NOT NULL)",
+)
+
+# A checkpointed WAL is cut back to this size instead of keeping its high-water mark.
+_WAL_LIMIT_BYTES = 8 << 20
+
+DETAIL_CHARS = 2000
+"""Details and commands are kept to their first 2,000 characters."""
+OUTPUT_CHARS = 4096
+"""Step output is kept to its last 4,096 characters."""
+
+
+class StateDirUnusable(MedicError):
+    """The state directory cannot be created or its database opened."""
+
+
+class Database:
+    """One connection to ``medic.db``; the tables' families build on it."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateDirUnusable(
+                f"cannot create the state directory {path.parent}: {exc.strerror or exc}"
+                " (daemon.state_dir or --state-dir)"
+            ) from exc
+        self.path = path
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.Error as exc:
+            raise StateDirUnusable(
+                f"cannot open {path} in the state directory {path.parent}: {exc}"
+                " (is it writable by this user? daemon.state_dir or --state-dir)"
+            ) from exc
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT_BYTES}")
+        self._db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        for number, statement in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self._tx() as db:
+                db.execute(statement)
+                db.execute(f"PRAGMA user_version={number}")
+
+    @classmethod
+    def in_state_dir(cls, state_dir: Path) -> Self:
+        return cls(state_dir / "medic.db")
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _rows(self, sql: str, args: Sequence[object] = ()) -> list[sqlite3.Row]:
+        return self._db.execute(sql, args).fetchall()

@@ -1,0 +1,152 @@
+"""The ``recoveries`` and ``recovery_steps`` tables: each recovery of a
+service with the steps its playbook ran."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from types import MappingProxyType
+from typing import Any
+
+from medic.core.clock import utc, utc_or_none
+from medic.core.vocabulary import FailureType, RecoveryOutcome, StepOutcome, Trigger
+from medic.store.db import DETAIL_CHARS, OUTPUT_CHARS, Database
+from medic.store.records import RecoveryRecord, RecoveryStart, RecoveryStepRecord
+
+UNFINISHED = tuple(outcome.value for outcome in RecoveryOutcome if not outcome.finished)
+"""``running`` and ``waiting_approval``: a recovery in these has no end yet."""
+
+
+class Recoveries(Database):
+    def start_recovery(
+        self,
+        service: str,
+        failure_type: str | None,
+        playbook: str,
+        trigger: str,
+        status: str = "running",
+        dry_run: bool = False,
+        facts: dict[str, Any] | None = None,
+    ) -> int:
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO recoveries(service, failure_type, playbook, trigger, status, dry_run,"
+                " started_at, facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    service,
+                    failure_type,
+                    playbook,
+                    trigger,
+                    status,
+                    int(dry_run),
+                    time.time(),
+                    json.dumps(facts or {}, default=str),
+                ),
+            )
+            return int(cur.lastrowid or 0)
+
+    def add_recovery_step(
+        self,
+        recovery_id: int,
+        position: int,
+        phase: str,
+        action: str,
+        description: str,
+        outcome: str,
+        detail: str,
+        output: str,
+        started_at: float,
+        duration: float,
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO recovery_steps(recovery_id, position, phase, action, description,"
+                " outcome, detail, output, started_at, duration) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    recovery_id,
+                    position,
+                    phase,
+                    action,
+                    description,
+                    outcome,
+                    detail[:DETAIL_CHARS],
+                    output[-OUTPUT_CHARS:],
+                    started_at,
+                    duration,
+                ),
+            )
+
+    def set_recovery_status(self, recovery_id: int, status: str, detail: str | None = None) -> None:
+        ended = None if status in UNFINISHED else time.time()
+        with self._tx() as db:
+            db.execute(
+                "UPDATE recoveries SET status=?, ended_at=?, detail=COALESCE(?, detail) WHERE id=?",
+                (status, ended, detail, recovery_id),
+            )
+
+    def recoveries(
+        self, service: str | None = None, limit: int = 50, offset: int = 0
+    ) -> tuple[list[RecoveryRecord], int]:
+        """A page of the history, newest first, and how many recoveries match in all."""
+        where, args = ("WHERE service=?", [service]) if service else ("", [])
+        total = int(
+            self._db.execute(f"SELECT COUNT(*) FROM recoveries {where}", args).fetchone()[0]
+        )
+        rows = self._rows(
+            f"SELECT * FROM recoveries {where} ORDER BY id DESC LIMIT ? OFFSET ?",
+            [*args, limit, offset],
+        )
+        return [self._recovery(row) for row in rows], total
+
+    def recovery(self, recovery_id: int) -> RecoveryRecord | None:
+        row = self._db.execute("SELECT * FROM recoveries WHERE id=?", (recovery_id,)).fetchone()
+        return self._recovery(row) if row else None
+
+    def recovery_starts(self, since: float) -> list[RecoveryStart]:
+        """Every recovery started since ``since``, oldest first."""
+        rows = self._rows(
+            "SELECT service, started_at, trigger, dry_run FROM recoveries"
+            " WHERE started_at >= ? ORDER BY started_at",
+            (since,),
+        )
+        return [
+            RecoveryStart(str(row[0]), float(row[1]), Trigger(row[2]), bool(row[3])) for row in rows
+        ]
+
+    def _recovery(self, row: sqlite3.Row) -> RecoveryRecord:
+        steps = self._rows(
+            "SELECT * FROM recovery_steps WHERE recovery_id=? ORDER BY id", (row["id"],)
+        )
+        ended = row["ended_at"]
+        failure_type = row["failure_type"]
+        return RecoveryRecord(
+            id=row["id"],
+            service=row["service"],
+            failure_type=FailureType(failure_type) if failure_type is not None else None,
+            playbook=row["playbook"],
+            trigger=Trigger(row["trigger"]),
+            outcome=RecoveryOutcome(row["status"]),
+            dry_run=bool(row["dry_run"]),
+            started_at=utc(row["started_at"]),
+            ended_at=utc_or_none(ended),
+            duration_seconds=round(ended - row["started_at"], 3) if ended else None,
+            detail=row["detail"],
+            facts=MappingProxyType(json.loads(row["facts"] or "{}")),
+            steps=tuple(_step(step) for step in steps),
+        )
+
+
+def _step(row: sqlite3.Row) -> RecoveryStepRecord:
+    duration = row["duration"]
+    return RecoveryStepRecord(
+        position=row["position"],
+        phase=row["phase"],
+        action=row["action"],
+        description=row["description"],
+        outcome=StepOutcome(row["outcome"]),
+        detail=row["detail"],
+        output=row["output"],
+        started_at=utc(row["started_at"]),
+        duration_seconds=round(duration, 4) if duration is not None else None,
+    )
