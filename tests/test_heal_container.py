@@ -327,13 +327,13 @@ def test_medic_picks_the_engine_up_again_when_it_comes_back(
             env={"DOCKER_HOST": f"unix://{proxy.path}"},
         )
         wait_service(daemon, "healthy")
-        daemon.wait_for_log(event="Listening to Docker events")
+        daemon.wait_for_log(event="docker.connected")
         proxy.stop()  # the engine goes away: the event stream breaks
-        daemon.wait_for_log(event="Docker engine unreachable; will keep retrying")
+        daemon.wait_for_log(event="docker.unreachable")
         assert daemon.get("/api/v1/health")[0] == 200
         proxy.start()  # ... and comes back
         wait_for(
-            lambda: len(daemon.find_logs(event="Listening to Docker events")) >= 2,
+            lambda: len(daemon.find_logs(event="docker.connected")) >= 2,
             20,
             message="the event listener reconnects",
         )
