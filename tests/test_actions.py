@@ -28,8 +28,9 @@ from medic.watch.checks import CHECK_TYPES, check_options_models
 from medic.watch.checks.base import CheckTarget
 from medic.watch.checks.http import HttpCheck
 from medic.watch.checks.http import Options as HttpOptions
-from tests.conftest import ContainerFactory, http_request
 from tests.helpers import wait_for
+from tests.plugins.docker import ContainerFactory
+from tests.plugins.http import http_request
 
 
 def _ctx(resources: Resources, tmp_path: Path, container: str | None = None, **kw: Any) -> Any:

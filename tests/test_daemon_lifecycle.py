@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import DaemonFactory
 from tests.helpers import free_port, wait_for
+from tests.plugins.daemon import DaemonFactory
 
 REPO_PLAYBOOKS = Path(__file__).resolve().parent.parent / "recovery_playbooks"
 

@@ -27,8 +27,8 @@ import pytest
 
 from medic.host.subprocesses import proc_start_time, run_captured
 from medic.store.history import StepSessions, Store
-from tests.conftest import DaemonFactory, DaemonProcess
 from tests.helpers import async_wait_for, free_port, wait_for
+from tests.plugins.daemon import DaemonFactory, DaemonProcess
 
 TOKEN = "durable-token"
 

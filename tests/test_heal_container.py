@@ -15,14 +15,10 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import (
-    ContainerFactory,
-    ContainerHandle,
-    DaemonFactory,
-    DaemonProcess,
-    http_request,
-)
 from tests.helpers import free_port, wait_for
+from tests.plugins.daemon import DaemonFactory, DaemonProcess
+from tests.plugins.docker import ContainerFactory, ContainerHandle
+from tests.plugins.http import http_request
 
 REPO_PLAYBOOKS = Path(__file__).resolve().parent.parent / "recovery_playbooks"
 

@@ -18,8 +18,9 @@ import psutil
 from medic.config.load import load_config
 from medic.core.vocabulary import FailureType
 from medic.heal.playbooks import choose_playbook
-from tests.conftest import DaemonFactory, DaemonProcess, http_request
 from tests.helpers import free_port, wait_for
+from tests.plugins.daemon import DaemonFactory, DaemonProcess
+from tests.plugins.http import http_request
 from tests.processes import PYTHON, Spawner, alive, http_server, listeners, program
 
 REPO_PLAYBOOKS = Path(__file__).resolve().parent.parent / "recovery_playbooks"

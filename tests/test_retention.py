@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from medic.store.history import Store
-from tests.conftest import DaemonFactory
 from tests.helpers import free_port
+from tests.plugins.daemon import DaemonFactory
 
 DAY = 86400.0
 OUTPUT = "x" * 4000  # a step's captured output: what makes the file big

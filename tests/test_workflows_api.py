@@ -14,8 +14,8 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.conftest import REPO_ROOT, DaemonFactory, DaemonProcess
-from tests.helpers import free_port, wait_for
+from tests.helpers import REPO_ROOT, free_port, wait_for
+from tests.plugins.daemon import DaemonFactory, DaemonProcess
 
 TOKEN = "t"
 DEADLINE_S = 10.0
