@@ -9,7 +9,8 @@ plugin's docstring lists its fixtures. Helpers a test imports come from where
 they are defined: ``tests.helpers`` (polling, ports, ``REPO_ROOT``),
 ``tests.plugins.http`` (``http_request``), ``tests.plugins.docker``
 (``ContainerFactory``, ``ContainerHandle``), ``tests.plugins.daemon``
-(``DaemonFactory``, ``DaemonProcess``).
+(``DaemonFactory``, ``DaemonProcess``), ``tests.plugins.inprocess``
+(``OrchestratorFactory``, ``BusWatch``).
 
     listening_port     function  tests.plugins.http
     docker_client      session   tests.plugins.docker
@@ -21,6 +22,7 @@ they are defined: ``tests.helpers`` (polling, ports, ``REPO_ROOT``),
     spawn              function  tests.plugins.processes
     medic_daemon       function  tests.plugins.daemon
     resources          function  tests.plugins.inprocess
+    orchestrator       function  tests.plugins.inprocess
 """
 
 pytest_plugins = [
