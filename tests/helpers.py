@@ -12,12 +12,15 @@ import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import docker
 
 T = TypeVar("T")
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+"""The checkout: ``daemon/``, ``scripts/``, ``recovery_playbooks/`` ..."""
 TEST_IMAGE = "medic-test:busybox"
 SETUP_HINT = "run `sudo bash scripts/setup-test-env.sh` (or scripts/test.sh) first"
 

@@ -16,7 +16,7 @@ from medic.heal.actions.base import ActionContext, ActionResult, ServiceTarget
 from medic.heal.actions.start_service import StartService
 from medic.host.resources import Resources
 from medic.watch.checks.base import CheckResult
-from tests.conftest import ContainerFactory
+from tests.plugins.docker import ContainerFactory
 from tests.systemd_stand_in import StandIn, stand_in_fixture  # noqa: F401  # the fixture
 
 

@@ -31,8 +31,9 @@ from medic.host.resources import Resources
 from medic.watch.checks import CHECK_TYPES, REFINERS
 from medic.watch.checks.base import CheckTarget
 from medic.watch.checks.http import HttpCheck
-from tests.conftest import ContainerFactory, http_request
 from tests.helpers import wait_for
+from tests.plugins.docker import ContainerFactory
+from tests.plugins.http import http_request
 
 
 def _ctx(resources: Resources, tmp_path: Path, container: str | None = None, **kw: Any) -> Any:

@@ -12,8 +12,10 @@ import pytest
 from medic.api.alerts import AlertPayloadError, handle_alerts, parse_payload
 from medic.core.vocabulary import FailureType
 from medic.heal.engine import RecoveryRequest
-from tests.conftest import ContainerFactory, DaemonFactory, DaemonProcess, http_request
 from tests.helpers import free_port, wait_for
+from tests.plugins.daemon import DaemonFactory, DaemonProcess
+from tests.plugins.docker import ContainerFactory
+from tests.plugins.http import http_request
 from tests.test_heal_container import REPO_PLAYBOOKS, finished_recoveries, wait_service
 
 TOKEN = "alert-token"

@@ -13,8 +13,9 @@ import pytest
 
 from medic.api.openapi import build_document
 from tests.apischema import schema_errors
-from tests.conftest import DaemonFactory, DaemonProcess, http_request
 from tests.helpers import free_port
+from tests.plugins.daemon import DaemonFactory, DaemonProcess
+from tests.plugins.http import http_request
 
 TOKEN = "errors-test-token"
 MAX_BODY = 2048

@@ -31,8 +31,8 @@ from schemathesis.generation import GenerationMode
 
 from medic.api.openapi import OPENAPI_PATH
 from medic.core.vocabulary import FailureType
-from tests.conftest import DaemonFactory, DaemonProcess
 from tests.helpers import free_port
+from tests.plugins.daemon import DaemonFactory, DaemonProcess
 
 TOKEN = "fuzz-token"
 NOT_FUZZED = {("GET", "/api/v1/events")}

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import DaemonFactory, DaemonProcess
 from tests.helpers import free_port, wait_for
+from tests.plugins.daemon import DaemonFactory, DaemonProcess
 
 TOKEN = "approval-token"
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import DaemonFactory, DaemonProcess
 from tests.helpers import free_port, wait_for
+from tests.plugins.daemon import DaemonFactory, DaemonProcess
 from tests.test_alerts import alert, payload, post_alerts
 
 TOKEN = "alert-token"

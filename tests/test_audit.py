@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import DaemonFactory, DaemonProcess
 from tests.helpers import free_port, wait_for
+from tests.plugins.daemon import DaemonFactory, DaemonProcess
 
 TOKEN = "audit-token"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import DaemonFactory
 from tests.helpers import free_port, wait_for
+from tests.plugins.daemon import DaemonFactory
 
 
 def _lag(text: str) -> dict[str, float]:

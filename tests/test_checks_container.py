@@ -17,7 +17,7 @@ from medic.host.resources import Resources
 from medic.watch.checks.base import CheckResult, CheckTarget
 from medic.watch.checks.container import ContainerCheck, judge_state, resolve_container
 from medic.watch.classify import classify_exception
-from tests.conftest import ContainerFactory
+from tests.plugins.docker import ContainerFactory
 
 SECOND_NS = 1_000_000_000
 

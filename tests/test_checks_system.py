@@ -15,8 +15,8 @@ from medic.core.vocabulary import FailureType
 from medic.host.resources import Resources
 from medic.watch.checks.base import CheckTarget
 from medic.watch.checks.system import SystemCheck
-from tests.conftest import DaemonFactory, DaemonProcess
 from tests.helpers import free_port, wait_for
+from tests.plugins.daemon import DaemonFactory, DaemonProcess
 
 REPO_PLAYBOOKS = Path(__file__).resolve().parent.parent / "recovery_playbooks"
 JOURNALCTL_STAND_IN = Path(__file__).parent / "fixtures" / "bin-journalctl"

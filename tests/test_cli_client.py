@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT, DaemonFactory, DaemonProcess
-from tests.helpers import free_port, wait_for
+from tests.helpers import REPO_ROOT, free_port, wait_for
+from tests.plugins.daemon import DaemonFactory, DaemonProcess
 
 TOKEN = "cli-test-token"
 

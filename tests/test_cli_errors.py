@@ -13,8 +13,8 @@ import pytest
 
 from medic.cli import client
 from medic.cli import main as cli
-from tests.conftest import REPO_ROOT, DaemonFactory, DaemonProcess
-from tests.helpers import free_port, wait_for
+from tests.helpers import REPO_ROOT, free_port, wait_for
+from tests.plugins.daemon import DaemonFactory, DaemonProcess
 from tests.test_cli_client import TOKEN, run_cli
 
 ENV = {"MEDIC_API_TOKEN": TOKEN}

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import DaemonFactory
 from tests.helpers import free_port, wait_for
+from tests.plugins.daemon import DaemonFactory
 
 REPO_PLAYBOOKS = Path(__file__).resolve().parent.parent / "recovery_playbooks"
 
@@ -94,12 +94,12 @@ def test_sighup_with_a_broken_config_keeps_the_old_one(
         minimal_config(port, listening_port) + "  broken:\n    check: {type: nope}\n"
     )
     daemon.send_signal(signal.SIGHUP)
-    error = daemon.wait_for_log(
-        level="error", event="Reload refused: the new config is invalid; still running the old one"
-    )
+    error = daemon.wait_for_log(level="error", event="reload.refused")
     assert error["errors"] == 1
-    issue = [r for r in daemon.log_lines() if str(r.get("event", "")).startswith("Config error:")]
-    assert issue and "services.broken.check: unknown check type 'nope'" in issue[0]["event"]
+    issue = daemon.find_logs(
+        level="error", event="reload.config_error", path="services.broken.check"
+    )
+    assert issue and "unknown check type 'nope'" in issue[0]["error"]
     assert issue[0]["line"] == 10
     _, services = daemon.get("/api/v1/services")
     assert [s["name"] for s in services["services"]] == ["target"]
@@ -127,7 +127,7 @@ def test_sighup_applies_a_valid_config_without_dropping_the_api(
         10,
         message="the removed service is gone",
     )
-    assert daemon.wait_for_log(event="Configuration reloaded")
+    assert daemon.wait_for_log(event="config.reloaded")
 
 
 def test_api_contract_and_metrics(medic_daemon: DaemonFactory, listening_port: int) -> None:

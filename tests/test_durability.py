@@ -27,8 +27,8 @@ import pytest
 
 from medic.host.subprocesses import proc_start_time, run_captured
 from medic.store import StepSessions, Store
-from tests.conftest import DaemonFactory, DaemonProcess
 from tests.helpers import async_wait_for, free_port, wait_for
+from tests.plugins.daemon import DaemonFactory, DaemonProcess
 
 TOKEN = "durable-token"
 
@@ -147,7 +147,7 @@ def test_kill_9_loses_nothing_and_cut_off_work_is_interrupted(
     second = medic_daemon(config, env=env, playbooks=playbooks)
     # The next start ends them, one warning each, naming whose step it was.
     wait_for(lambda: not marked_processes(mark), 10, message="the left sleeps are ended")
-    ended = second.find_logs(event="Ended a step command left running by the previous daemon")
+    ended = second.find_logs(event="step_command.ended")
     assert {r["pid"] for r in ended} == sleeps
     assert all(r["command"] == "sleep 30" for r in ended)
     assert {r.get("recovery_id") for r in ended} == {running["id"], None}
@@ -219,9 +219,7 @@ def test_a_recorded_session_is_ended_only_if_its_leader_started_when_recorded(
         wait_for(lambda: left.poll() is not None, 10, message="the left session is ended")
         assert left.returncode == -signal.SIGTERM
         assert stranger.poll() is None, "a reused pid is not the recorded session"
-        (ended,) = daemon.find_logs(
-            event="Ended a step command left running by the previous daemon"
-        )
+        (ended,) = daemon.find_logs(event="step_command.ended")
         assert (ended["pid"], ended["command"], ended["recovery_id"]) == (left.pid, "sleep 30", 4)
         reopened = Store.in_state_dir(medic_daemon.state_dir)
         assert reopened.recorded_sessions() == []

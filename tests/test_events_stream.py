@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from medic.core.bus import EventBus
-from tests.conftest import DaemonFactory, DaemonProcess
 from tests.helpers import free_port
+from tests.plugins.daemon import DaemonFactory, DaemonProcess
 
 TOKEN = "events-token"
 

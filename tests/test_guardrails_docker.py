@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ContainerFactory, ContainerHandle, DaemonFactory, DaemonProcess
 from tests.dockerwatch import StartCounter
 from tests.helpers import free_port, wait_for
+from tests.plugins.daemon import DaemonFactory, DaemonProcess
+from tests.plugins.docker import ContainerFactory, ContainerHandle
 
 REPO_PLAYBOOKS = Path(__file__).resolve().parent.parent / "recovery_playbooks"
 Counter = Callable[[str], StartCounter]

@@ -15,14 +15,10 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import (
-    ContainerFactory,
-    ContainerHandle,
-    DaemonFactory,
-    DaemonProcess,
-    http_request,
-)
 from tests.helpers import free_port, wait_for
+from tests.plugins.daemon import DaemonFactory, DaemonProcess
+from tests.plugins.docker import ContainerFactory, ContainerHandle
+from tests.plugins.http import http_request
 
 REPO_PLAYBOOKS = Path(__file__).resolve().parent.parent / "recovery_playbooks"
 
@@ -327,13 +323,13 @@ def test_medic_picks_the_engine_up_again_when_it_comes_back(
             env={"DOCKER_HOST": f"unix://{proxy.path}"},
         )
         wait_service(daemon, "healthy")
-        daemon.wait_for_log(event="Listening to Docker events")
+        daemon.wait_for_log(event="docker.connected")
         proxy.stop()  # the engine goes away: the event stream breaks
-        daemon.wait_for_log(event="Docker engine unreachable; will keep retrying")
+        daemon.wait_for_log(event="docker.unreachable")
         assert daemon.get("/api/v1/health")[0] == 200
         proxy.start()  # ... and comes back
         wait_for(
-            lambda: len(daemon.find_logs(event="Listening to Docker events")) >= 2,
+            lambda: len(daemon.find_logs(event="docker.connected")) >= 2,
             20,
             message="the event listener reconnects",
         )

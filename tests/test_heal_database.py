@@ -20,8 +20,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.conftest import DaemonFactory, DaemonProcess
 from tests.helpers import free_port, wait_for
+from tests.plugins.daemon import DaemonFactory, DaemonProcess
 
 pytestmark = pytest.mark.postgres
 

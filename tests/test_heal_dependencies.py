@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DaemonFactory, DaemonProcess
 from tests.helpers import free_port, wait_for
+from tests.plugins.daemon import DaemonFactory, DaemonProcess
 from tests.test_heal_database import START, postgres_restored  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.postgres

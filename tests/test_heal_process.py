@@ -18,8 +18,9 @@ import psutil
 from medic.config.load import load_config
 from medic.core.vocabulary import FailureType
 from medic.heal.playbooks import choose_playbook
-from tests.conftest import DaemonFactory, DaemonProcess, http_request
 from tests.helpers import free_port, wait_for
+from tests.plugins.daemon import DaemonFactory, DaemonProcess
+from tests.plugins.http import http_request
 from tests.processes import PYTHON, Spawner, alive, http_server, listeners, program
 
 REPO_PLAYBOOKS = Path(__file__).resolve().parent.parent / "recovery_playbooks"
@@ -181,7 +182,7 @@ def test_a_killed_process_is_restarted_from_its_command(
     assert process_pid(daemon, "web") == new
     unhealthy = daemon.wait_for_log(event="service.unhealthy", service="web")
     assert "the process is gone (killed by SIGKILL)" in unhealthy["detail"]
-    exited = daemon.wait_for_log(event="Process exited", service="web")
+    exited = daemon.wait_for_log(event="process.exited", service="web")
     assert exited["returncode"] == -signal.SIGKILL
 
     # The output of both runs lands in the state dir, with a line per start.
@@ -213,7 +214,7 @@ def test_an_adopted_process_exit_is_seen_through_its_pidfd(
     # Not reaped here until medic has noticed: a zombie must count as gone.
     killed_at = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    exited = daemon.wait_for_log(timeout=5, event="Process exited", service="other")
+    exited = daemon.wait_for_log(timeout=5, event="process.exited", service="other")
     wait_status(daemon, "other", "unhealthy", timeout=5)
     noticed_s = time.monotonic() - killed_at
     assert exited["returncode"] is None
@@ -309,7 +310,7 @@ def test_no_process_is_left_behind_after_sigterm(
     daemon.send_signal(signal.SIGTERM)
     assert daemon.wait() == 0
     wait_for(lambda: not in_sessions(sessions), 5, message="every child of medic is gone")
-    assert daemon.find_logs(event="Stopping supervised processes")
+    assert daemon.find_logs(event="supervisor.stopping")
 
 
 def in_sessions(sessions: set[int]) -> list[int]:
@@ -339,7 +340,7 @@ def test_a_restarted_medic_adopts_the_child_it_left(
     second = start(medic_daemon, config_yaml)
     assert process_pid(second, "web") == pid
     assert listeners(port) == [pid], "no second copy was started"
-    adopted = second.wait_for_log(event="Process adopted", service="web")
+    adopted = second.wait_for_log(event="process.adopted", service="web")
     assert adopted["owned"] is True
     second.send_signal(signal.SIGTERM)
     assert second.wait() == 0
@@ -366,7 +367,7 @@ def test_reload_starts_stops_and_restarts_processes(
     a, b = wait_pid(daemon, "a", spawn), wait_pid(daemon, "b", spawn)
     daemon.write_config(config(api_port, services("two", ("b", "c"))))
     daemon.send_signal(signal.SIGHUP)
-    reloaded = daemon.wait_for_log(event="Configuration reloaded")
+    reloaded = daemon.wait_for_log(event="config.reloaded")
     assert reloaded["processes"] == {"added": ["c"], "removed": ["a"], "changed": ["b"]}
     c = wait_pid(daemon, "c", spawn)
     new_b = wait_pid(daemon, "b", spawn)

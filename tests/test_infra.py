@@ -8,8 +8,9 @@ import asyncpg
 import docker
 import pytest
 
-from tests.conftest import ContainerFactory, http_request
 from tests.helpers import async_wait_for, free_port, kill_container_process, wait_for
+from tests.plugins.docker import ContainerFactory
+from tests.plugins.http import http_request
 
 
 @pytest.mark.docker

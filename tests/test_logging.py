@@ -120,6 +120,28 @@ def test_json_lines_carry_context_fields() -> None:
     assert ISO_UTC_MS.match(line["timestamp"]), line["timestamp"]
 
 
+def test_named_event_prints_its_prose_on_the_console_and_both_in_json() -> None:
+    console, json_stream = io.StringIO(), io.StringIO()
+    configure_logging("console", stream=console)
+    get_logger("RecoveryEngine").warning(
+        "circuit.opened", message="Circuit opened: no more automatic recovery", service="web"
+    )
+    configure_logging("json", stream=json_stream)
+    get_logger("RecoveryEngine").warning(
+        "circuit.opened", message="Circuit opened: no more automatic recovery", service="web"
+    )
+
+    match = CONSOLE_LINE.match(console.getvalue().rstrip("\n"))
+    assert match, console.getvalue()
+    assert match["event"] == "Circuit opened: no more automatic recovery service=web"
+    assert "circuit.opened" not in console.getvalue()
+    [line] = json_lines(json_stream)
+    assert list(line)[:4] == ["timestamp", "level", "logger", "event"]
+    assert line["event"] == "circuit.opened"
+    assert line["message"] == "Circuit opened: no more automatic recovery"
+    assert line["service"] == "web"
+
+
 def test_json_bind_adds_context() -> None:
     stream = io.StringIO()
     configure_logging("json", stream=stream)

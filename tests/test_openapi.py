@@ -19,8 +19,8 @@ from medic.api.openapi import OPENAPI_PATH, OPERATIONS, build_document
 from medic.config.load import load_config
 from medic.orchestrator import ControlPlaneOrchestrator
 from tests.apischema import examples, response_schema, schema_errors
-from tests.conftest import DaemonFactory, DaemonProcess
 from tests.helpers import free_port, wait_for
+from tests.plugins.daemon import DaemonFactory, DaemonProcess
 
 TOKEN = "openapi-test-token"
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import DaemonFactory
 from tests.helpers import free_port, wait_for
+from tests.plugins.daemon import DaemonFactory
 
 
 def config(api_port: int) -> str:

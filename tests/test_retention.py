@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from medic.store import Store
-from tests.conftest import DaemonFactory
 from tests.helpers import free_port
+from tests.plugins.daemon import DaemonFactory
 
 DAY = 86400.0
 OUTPUT = "x" * 4000  # a step's captured output: what makes the file big
@@ -162,4 +162,4 @@ daemon: {{retention: {{max_age: 1d, max_rows: 100}}}}
     assert min(r["id"] for r in body["recoveries"]) == 101
     _, audit = daemon.get("/api/v1/audit?limit=1000")
     assert len(audit["audit"]) == 50
-    assert daemon.wait_for_log(event="Pruned old history")["rows"] == 4 * 100
+    assert daemon.wait_for_log(event="history.pruned")["rows"] == 4 * 100

@@ -18,14 +18,9 @@ import aiohttp
 import pytest
 
 from tests.chromium import Chromium, Page, chromium_binary
-from tests.conftest import (
-    REPO_ROOT,
-    ContainerFactory,
-    ContainerHandle,
-    DaemonFactory,
-    DaemonProcess,
-)
-from tests.helpers import SETUP_HINT, async_wait_for, free_port, wait_for
+from tests.helpers import REPO_ROOT, SETUP_HINT, async_wait_for, free_port, wait_for
+from tests.plugins.daemon import DaemonFactory, DaemonProcess
+from tests.plugins.docker import ContainerFactory, ContainerHandle
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 REPO_PLAYBOOKS = REPO_ROOT / "recovery_playbooks"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conftest import REPO_ROOT, DaemonFactory, DaemonProcess
-from tests.helpers import wait_for
+from tests.helpers import REPO_ROOT, wait_for
+from tests.plugins.daemon import DaemonFactory, DaemonProcess
 from tests.systemd_stand_in import StandIn, stand_in_fixture  # noqa: F401  # the fixture
 
 UNIT = "web.service"

@@ -22,8 +22,9 @@ from medic.core.vocabulary import FailureType
 from medic.host.resources import Resources
 from medic.tell.metrics import Metrics
 from medic.tell.webhooks import WebhookDispatcher, event_matches, retry_delay
-from tests.conftest import ContainerFactory, ContainerHandle, DaemonFactory, DaemonProcess
 from tests.helpers import async_wait_for, free_port, wait_for
+from tests.plugins.daemon import DaemonFactory, DaemonProcess
+from tests.plugins.docker import ContainerFactory, ContainerHandle
 from tests.test_heal_container import REPO_PLAYBOOKS, finished_recoveries, wait_service
 from tests.webhook_receiver import Receiver, running_receiver
 

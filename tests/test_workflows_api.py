@@ -14,8 +14,8 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.conftest import REPO_ROOT, DaemonFactory, DaemonProcess
-from tests.helpers import free_port, wait_for
+from tests.helpers import REPO_ROOT, free_port, wait_for
+from tests.plugins.daemon import DaemonFactory, DaemonProcess
 
 TOKEN = "t"
 DEADLINE_S = 10.0
@@ -264,7 +264,7 @@ def test_sighup_adds_and_removes_a_workflow_live(medic_daemon: DaemonFactory) ->
     c_before = workflow(daemon, "c")["run_count"]
     daemon.send_signal(signal.SIGHUP)
 
-    reloaded = daemon.wait_for_log(event="Configuration reloaded")
+    reloaded = daemon.wait_for_log(event="config.reloaded")
     assert reloaded["workflows"] == {"added": ["b"], "removed": ["a"], "changed": []}
     wait_for(lambda: workflow(daemon, "b")["run_count"] >= 2, DEADLINE_S, message="b runs")
     code, body = daemon.get("/api/v1/workflows/a")

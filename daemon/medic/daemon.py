@@ -65,7 +65,8 @@ class Daemon:
         self._install_signals()
         self.notifier.ready(status=f"watching {len(loaded.services)} services")
         log.info(
-            "medic is running",
+            "daemon.running",
+            message="medic is running",
             api=loaded.model.api.listen if runner else None,
             services=len(loaded.services),
             dry_run=orch.dry_run,
@@ -74,13 +75,13 @@ class Daemon:
             await self._stop.wait()
         finally:
             self.notifier.stopping()
-            log.info("Shutting down")
+            log.info("daemon.stopping", message="Shutting down")
             await orch.stop()
             if runner is not None:
                 await runner.cleanup()
             watchdog.cancel()
             self._remove_signals()
-        log.info("medic stopped")
+        log.info("daemon.stopped", message="medic stopped")
         return 0
 
     async def _start_api(self, orch: ControlPlaneOrchestrator) -> web.AppRunner | None:
@@ -118,7 +119,8 @@ class Daemon:
                     raise
                 if loaded.model.api.listen != self.settings.config.listen:
                     log.warning(
-                        "api.listen changed; the new address takes effect after a restart",
+                        "reload.listen_deferred",
+                        message="api.listen changed; the new address takes effect after a restart",
                         current=self.settings.config.listen,
                         new=loaded.model.api.listen,
                     )
@@ -159,14 +161,24 @@ def _log_reload_errors(exc: ConfigInvalid | ConfigFileError) -> None:
     if isinstance(exc, ConfigInvalid):
         for issue in exc.issues:
             log.error(
-                f"Config error: {issue}", file=issue.file, line=issue.line, path=issue.dotted_path
+                "reload.config_error",
+                message=f"Config error: {issue}",
+                file=issue.file,
+                line=issue.line,
+                path=issue.dotted_path,
+                error=issue.message,
             )
         log.error(
-            "Reload refused: the new config is invalid; still running the old one",
+            "reload.refused",
+            message="Reload refused: the new config is invalid; still running the old one",
             errors=len(exc.issues),
         )
     else:
-        log.error(f"Reload refused: {exc}; still running the old config")
+        log.error(
+            "reload.refused",
+            message=f"Reload refused: {exc}; still running the old config",
+            error=str(exc),
+        )
 
 
 def _publish_refusal(
@@ -192,4 +204,6 @@ def _swallow_reload_error(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         exc = task.exception()
         if not isinstance(exc, ConfigInvalid | ConfigFileError):
-            log.error("Reload failed", error=f"{type(exc).__name__}: {exc}")
+            log.error(
+                "reload.failed", message="Reload failed", error=f"{type(exc).__name__}: {exc}"
+            )

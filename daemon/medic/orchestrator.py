@@ -110,7 +110,11 @@ class ControlPlaneOrchestrator:
         ended = await self._end_left_step_commands()
         interrupted = self.store.mark_interrupted()
         if interrupted:
-            log.warning("Marked runs cut off by the last stop as interrupted", count=interrupted)
+            log.warning(
+                "history.marked_interrupted",
+                message="Marked runs cut off by the last stop as interrupted",
+                count=interrupted,
+            )
         for record in ended:
             self.store.add_interrupted_note(
                 f"ended the step command it left running: {record.command} (pid {record.pid})",
@@ -120,7 +124,11 @@ class ControlPlaneOrchestrator:
         self._prune()  # a daemon that was down for long catches up before it writes more
         restored = self.engine.restore()
         if restored:
-            log.info("Recent recovery attempts count against the guardrails", count=restored)
+            log.info(
+                "guardrails.attempts_restored",
+                message="Recent recovery attempts count against the guardrails",
+                count=restored,
+            )
         self.notifications.start()
         self.scheduler.start()
         await self.resources.processes.apply(_processes(self.config), start=not self.dry_run)
@@ -131,7 +139,8 @@ class ControlPlaneOrchestrator:
         self.scheduler.add_job(self._prune, "interval", seconds=_PRUNE_INTERVAL_S, id="medic:prune")
         self._running = True
         log.info(
-            "Orchestrator started",
+            "orchestrator.started",
+            message="Orchestrator started",
             services=len(self.config.services),
             workflows=len(self.config.model.workflows),
             dry_run=self.dry_run,
@@ -149,7 +158,10 @@ class ControlPlaneOrchestrator:
             return []
         if self.dry_run:
             log.warning(
-                "Step commands left running by the previous daemon are left alone (dry run)",
+                "step_command.left_alone",
+                message=(
+                    "Step commands left running by the previous daemon are left alone (dry run)"
+                ),
                 count=len(records),
             )
             return []
@@ -166,7 +178,8 @@ class ControlPlaneOrchestrator:
                 else {"run_id": record.run_id}
             )
             log.warning(
-                "Ended a step command left running by the previous daemon",
+                "step_command.ended",
+                message="Ended a step command left running by the previous daemon",
                 pid=record.pid,
                 command=record.command,
                 **owner,
@@ -190,7 +203,7 @@ class ControlPlaneOrchestrator:
         await self.notifications.stop()
         await self.resources.close()
         self.store.close()
-        log.info("Orchestrator stopped")
+        log.info("orchestrator.stopped", message="Orchestrator stopped")
 
     async def reload(self, config: LoadedConfig) -> dict[str, Any]:
         """Apply a validated config: only what changed is touched."""
@@ -215,14 +228,14 @@ class ControlPlaneOrchestrator:
             "processes": processes,
             "webhooks": webhooks,
         }
-        log.info("Configuration reloaded", **changes)
+        log.info("config.reloaded", message="Configuration reloaded", **changes)
         return changes
 
     def _prune(self) -> None:
         retention = self.config.model.daemon.retention
         removed = self.store.prune(retention.max_age, retention.max_rows)
         if removed:
-            log.info("Pruned old history", rows=removed)
+            log.info("history.pruned", message="Pruned old history", rows=removed)
 
     def _on_process_exit(self, service: str, returncode: int | None) -> None:
         # The exit is news now; the check confirms it and recovery goes through its playbook.

@@ -24,8 +24,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.conftest import OWNER_LABEL, TEST_LABEL
 from tests.helpers import wait_for
+from tests.plugins.docker import OWNER_LABEL, TEST_LABEL
 from tests.systemd.host import (
     BOOT_STATES,
     REPO_ROOT,

@@ -117,7 +117,7 @@ def test_start_returns_only_once_medic_is_ready(systemd_host: SystemdHost, insta
     entries = host.journal("medic", since_cursor=cursor)
     started = next(e for e in entries if str(e["MESSAGE"]).startswith("Started medic.service"))
     scheduled = next(
-        line for line in journal_json_lines(entries) if line["event"] == "Orchestrator started"
+        line for line in journal_json_lines(entries) if line["event"] == "orchestrator.started"
     )
     # medic's own timestamp (ms) of scheduling the checks, against systemd's (us) of "Started".
     started_at = datetime.fromtimestamp(int(started["__REALTIME_TIMESTAMP"]) / 1e6, UTC)
@@ -146,16 +146,16 @@ def test_reload_applies_a_new_config_and_refuses_a_broken_one(
         )
         wait_active(host)
         assert journal_has(host, "medic", cursor, lambda m: m.startswith("Reloaded medic.service"))
-        assert journal_has(host, "medic", cursor, lambda m: '"Configuration reloaded"' in m)
+        assert journal_has(host, "medic", cursor, lambda m: '"event": "config.reloaded"' in m)
 
         cursor = host.cursor()
         host.write("/etc/medic/config.yaml", original + "\nservices: [not, a, mapping]\n")
         host.systemctl("reload", "medic")
         wait_for(
-            lambda: journal_has(host, "medic", cursor, lambda m: "Reload refused" in m),
+            lambda: journal_has(host, "medic", cursor, lambda m: '"event": "reload.refused"' in m),
             15,
             0.1,
-            "no 'Reload refused' in the journal",
+            "no reload.refused in the journal",
         )
         wait_active(host)
         assert host.api("/api/v1/services/reload-probe")[0] == 200
@@ -364,6 +364,6 @@ def test_stop_is_clean_and_not_restarted(healing: SystemdHost) -> None:
             "ExecMainStatus": "0",
         }
         assert host.prop("medic", "NRestarts") == restarts
-        assert journal_has(host, "medic", cursor, lambda m: '"medic stopped"' in m)
+        assert journal_has(host, "medic", cursor, lambda m: '"event": "daemon.stopped"' in m)
     finally:
         host.systemctl("start", "medic")

@@ -198,12 +198,13 @@ def _handle_one(
 def log_report(payload: AlertPayload, report: AlertsReport) -> None:
     context = dict(receiver=payload.receiver, group_key=payload.group_key)
     for entry in report.accepted:
-        log.warning("Alert starts a recovery", **context, **entry)
+        log.warning("alert.recovery_started", message="Alert starts a recovery", **context, **entry)
     for entry in report.held:
-        log.info("Alert's recovery held", **context, **entry)
+        log.info("alert.recovery_held", message="Alert's recovery held", **context, **entry)
     if report.unknown_services:
         log.warning(
-            "Alert names services medic does not watch",
+            "alert.unknown_services",
+            message="Alert names services medic does not watch",
             **context,
             unknown_services=report.unknown_services,
         )

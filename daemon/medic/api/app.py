@@ -103,7 +103,12 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             if isinstance(exc, kind):
                 return error_response(status, code, str(exc))
         # A bug: the caller still gets the JSON error shape; the traceback goes to the log.
-        log.exception("API request failed", method=request.method, path=request.path)
+        log.exception(
+            "api.request_failed",
+            message="API request failed",
+            method=request.method,
+            path=request.path,
+        )
         return error_response(500, "INTERNAL_ERROR", "internal error; the daemon log has details")
 
 

@@ -189,7 +189,8 @@ def _run(args: argparse.Namespace) -> int:
     configure_logging(args.log_format or daemon_cfg.log_format, daemon_cfg.log_level.upper())
     for warning in loaded.warnings:
         get_logger("Daemon").warning(
-            "A secret the config names is missing",
+            "config.secret_missing",
+            message="A secret the config names is missing",
             file=warning.file,
             line=warning.line,
             key=warning.dotted_path,

@@ -12,6 +12,14 @@ or JSON objects, one per line, with ``timestamp``, ``level``, ``logger``,
 ``event`` and every context key as a field of its own. medic's own events are
 stable dotted names (``circuit.opened``, ``recovery.step``) with the prose in
 a ``message`` field, which the console prints instead of the name.
+
+Naming rule: an event's name is ``<subject>.<what_happened>``, lower case
+with underscores inside a part (``process.exited``, ``reload.refused``,
+``step_command.ended``): the subject is the thing the line is about, not the
+component that logs it, and what happened is a past participle or a short
+state. A name is a contract for log queries and tests, so it never carries
+values; those go into fields, and the wording for people into ``message=``,
+which may change freely (an f-string is fine there).
 """
 
 from __future__ import annotations

@@ -55,10 +55,18 @@ class DockerEventListener:
                 delay = _RETRY_INITIAL_S
             except DockerUnavailable as exc:
                 if not warned:
-                    log.warning("Docker engine unreachable; will keep retrying", error=str(exc))
+                    log.warning(
+                        "docker.unreachable",
+                        message="Docker engine unreachable; will keep retrying",
+                        error=str(exc),
+                    )
                     warned = True
             except Exception as exc:  # noqa: BLE001 - the listener must outlive any engine error
-                log.error("Docker event stream failed", error=f"{type(exc).__name__}: {exc}")
+                log.error(
+                    "docker.stream_failed",
+                    message="Docker event stream failed",
+                    error=f"{type(exc).__name__}: {exc}",
+                )
             else:
                 warned = False
             self.connected = False
@@ -96,7 +104,7 @@ class DockerEventListener:
             loop.call_soon_threadsafe(self._on_event, event)
 
     def _connected(self) -> None:
-        log.info("Listening to Docker events")
+        log.info("docker.connected", message="Listening to Docker events")
         self._on_connected()
 
 

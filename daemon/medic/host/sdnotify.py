@@ -103,8 +103,9 @@ class SystemdNotifier:
         except OSError as exc:
             self._errors += 1
             _log.warning(
-                "systemd notification failed",
-                message=message.decode(errors="replace"),
+                "sdnotify.failed",
+                message="systemd notification failed",
+                payload=message.decode(errors="replace"),
                 error=str(exc),
                 failures=self._errors,
             )

@@ -290,12 +290,21 @@ class ProcessSupervisor:
             if entry.config.command is None:
                 return  # pidfile only: medic has nothing to start
             if not start:
-                log.info("Dry run: would start the process", service=entry.service)
+                log.info(
+                    "process.would_start",
+                    message="Dry run: would start the process",
+                    service=entry.service,
+                )
                 return
             try:
                 await self._start_locked(entry)
             except ProcessStartError as exc:
-                log.error("Cannot start the process", service=entry.service, error=str(exc))
+                log.error(
+                    "process.start_failed",
+                    message="Cannot start the process",
+                    service=entry.service,
+                    error=str(exc),
+                )
 
     # queries -----------------------------------------------------------------
 
@@ -382,7 +391,11 @@ class ProcessSupervisor:
         self.on_exit = None  # exits from here on are medic's own doing
         owned = [e for e in self._entries.values() if e.owned and self._current(e) is not None]
         if owned:
-            log.info("Stopping supervised processes", services=[e.service for e in owned])
+            log.info(
+                "supervisor.stopping",
+                message="Stopping supervised processes",
+                services=[e.service for e in owned],
+            )
             await asyncio.gather(*(self.stop(e.service) for e in owned), return_exceptions=True)
         for entry in self._entries.values():
             if entry.watch is not None:
@@ -423,7 +436,13 @@ class ProcessSupervisor:
         entry.started_at = time.time()
         entry.starts += 1
         self._write_record(entry.service, child.pid)
-        log.info("Process started", service=entry.service, pid=child.pid, log=str(log_path))
+        log.info(
+            "process.started",
+            message="Process started",
+            service=entry.service,
+            pid=child.pid,
+            log=str(log_path),
+        )
         return child.pid
 
     async def _stop_locked(self, entry: _Entry, timeout_s: float) -> StopReport:
@@ -440,7 +459,13 @@ class ProcessSupervisor:
             )
         else:
             detail = f"stopped pid {watch.pid} with SIGTERM in {elapsed:.2f}s"
-        log.info("Process stopped", service=entry.service, pid=watch.pid, forced=forced)
+        log.info(
+            "process.stopped",
+            message="Process stopped",
+            service=entry.service,
+            pid=watch.pid,
+            forced=forced,
+        )
         return StopReport(watch.pid, detail, forced, elapsed)
 
     def _watch(self, entry: _Entry, watch: _Watch, *, owned: bool) -> None:
@@ -461,10 +486,16 @@ class ProcessSupervisor:
         if watch.expected_exit or self._entries.get(entry.service) is not entry:
             return
         if watch.returncode == 0 and self._adopt_pidfile(entry, owned=entry.owned):
-            log.info("Process daemonized", service=entry.service, pid=self.pid(entry.service))
+            log.info(
+                "process.daemonized",
+                message="Process daemonized",
+                service=entry.service,
+                pid=self.pid(entry.service),
+            )
             return
         log.warning(
-            "Process exited",
+            "process.exited",
+            message="Process exited",
             service=entry.service,
             pid=watch.pid,
             returncode=watch.returncode,
@@ -499,10 +530,22 @@ class ProcessSupervisor:
         except ProcessLookupError:
             return False  # gone since we looked
         except OSError as exc:
-            log.error("Cannot watch the process", service=entry.service, pid=pid, error=str(exc))
+            log.error(
+                "process.watch_failed",
+                message="Cannot watch the process",
+                service=entry.service,
+                pid=pid,
+                error=str(exc),
+            )
             return False
         self._watch(entry, watch, owned=owned)
-        log.info("Process adopted", service=entry.service, pid=pid, owned=owned)
+        log.info(
+            "process.adopted",
+            message="Process adopted",
+            service=entry.service,
+            pid=pid,
+            owned=owned,
+        )
         return True
 
     def _write_record(self, service: str, pid: int) -> None:

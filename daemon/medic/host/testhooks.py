@@ -41,7 +41,9 @@ def stall_seconds(environ: Mapping[str, str] | None = None) -> float:
 
 def stall_loop(seconds: float) -> None:
     """Block the calling thread (the event loop's) for *seconds*."""
-    _log.warning("Test hook: stalling the event loop", seconds=seconds)
+    _log.warning(
+        "testhooks.stalling", message="Test hook: stalling the event loop", seconds=seconds
+    )
     time.sleep(seconds)  # blocking on purpose: this is the fault being simulated
 
 
@@ -50,7 +52,11 @@ def install(loop: asyncio.AbstractEventLoop) -> bool:
     if not enabled():
         return False
     loop.add_signal_handler(STALL_SIGNAL, stall_loop, stall_seconds())
-    _log.warning("Test hooks are on: SIGUSR2 stalls the event loop", env=ENABLE_ENV)
+    _log.warning(
+        "testhooks.enabled",
+        message="Test hooks are on: SIGUSR2 stalls the event loop",
+        env=ENABLE_ENV,
+    )
     return True
 
 

@@ -93,7 +93,12 @@ class StepSessions:
                 pid, start_time, shlex.join(argv), kill_grace_s, self.recovery_id, self.run_id
             )
         except sqlite3.Error as exc:
-            log.warning("Cannot record a step command's session", pid=pid, error=str(exc))
+            log.warning(
+                "step_command.record_failed",
+                message="Cannot record a step command's session",
+                pid=pid,
+                error=str(exc),
+            )
             return
         self._started[pid] = start_time
 
@@ -104,4 +109,9 @@ class StepSessions:
         try:
             self.store.forget_session(pid, start_time)
         except sqlite3.Error as exc:
-            log.warning("Cannot forget a step command's session", pid=pid, error=str(exc))
+            log.warning(
+                "step_command.forget_failed",
+                message="Cannot forget a step command's session",
+                pid=pid,
+                error=str(exc),
+            )

@@ -174,7 +174,8 @@ class WebhookDispatcher:
             hook.dropped += 1
             if hook.dropped % _LOG_EVERY_DROP == 1:  # a dead receiver must not flood the log
                 log.warning(
-                    "Webhook queue full: dropping the oldest events",
+                    "webhook.queue_full",
+                    message="Webhook queue full: dropping the oldest events",
                     webhook=hook.config.name,
                     dropped_event=oldest.name,
                     dropped_so_far=hook.dropped,
@@ -248,7 +249,12 @@ class WebhookDispatcher:
             hook.task.cancel()
         if lost:
             self._metrics.webhook_deliveries.labels(name, "dropped").inc(lost)
-            log.warning("Webhook events not delivered", webhook=name, dropped=lost)
+            log.warning(
+                "webhook.events_dropped",
+                message="Webhook events not delivered",
+                webhook=name,
+                dropped=lost,
+            )
 
     # delivering ------------------------------------------------------------------
 
@@ -275,7 +281,8 @@ class WebhookDispatcher:
             self._count(hook, "retried")
             delay = retry_delay(config, retry, result.retry_after)
             log.info(
-                "Webhook delivery will be retried",
+                "webhook.retrying",
+                message="Webhook delivery will be retried",
                 webhook=config.name,
                 notify_event=event.name,
                 detail=result.detail,
@@ -301,11 +308,15 @@ class WebhookDispatcher:
             attempts=attempts,
         )
         if outcome == "delivered":
-            log.debug("Webhook delivered", **context)
+            log.debug("webhook.delivered", message="Webhook delivered", **context)
         elif outcome == "rejected":
-            log.error("Webhook receiver rejected the event; not retried", **context)
+            log.error(
+                "webhook.rejected",
+                message="Webhook receiver rejected the event; not retried",
+                **context,
+            )
         else:
-            log.error("Webhook delivery failed", **context)
+            log.error("webhook.failed", message="Webhook delivery failed", **context)
 
     async def _attempt(
         self, config: WebhookConfig, event: Event, body: bytes, delivery: str, attempt: int

@@ -216,7 +216,9 @@ class _Run:
             self.finish(self.cancel_outcome, self.cancel_detail)
             raise
         except Exception as exc:  # noqa: BLE001 - a bug here must still end the run on record
-            self._log.exception(f"Workflow run crashed: {self.workflow_id}")
+            self._log.exception(
+                "workflow.crashed", message=f"Workflow run crashed: {self.workflow_id}"
+            )
             self._record_leftovers("cancelled", "the run crashed")
             self.finish("failed", f"internal error: {type(exc).__name__}: {exc}")
             return
@@ -225,7 +227,11 @@ class _Run:
     def _admit(self) -> None:
         self.admitted_t0 = time.monotonic()
         self.deps.store.mark_run_started(self.run_id)
-        self._log.info(f"Starting workflow: {self.workflow_id}", trigger=self.trigger)
+        self._log.info(
+            "workflow.started",
+            message=f"Starting workflow: {self.workflow_id}",
+            trigger=self.trigger,
+        )
         self.deps.bus.publish(
             "workflow.started", workflow=self.workflow_id, run_id=self.run_id, trigger=self.trigger
         )
@@ -283,7 +289,9 @@ class _Run:
                 break
             delay = retry_delay(retry, flight.attempts, self.deps.rng)
             self._log.warning(
-                f"Workflow step failed, retrying: {name}",
+                "workflow.step_retrying",
+                message=f"Workflow step failed, retrying: {name}",
+                step=name,
                 attempt=flight.attempts,
                 retry_in_s=round(delay, 3),
                 detail=outcome.detail,
@@ -375,10 +383,16 @@ class _Run:
             duration_seconds=round(duration, 3),
         )
         if outcome == "succeeded":
-            self._log.info(f"Workflow succeeded: {self.workflow_id}", duration_s=round(duration, 3))
+            self._log.info(
+                "workflow.succeeded",
+                message=f"Workflow succeeded: {self.workflow_id}",
+                duration_s=round(duration, 3),
+            )
         else:
             self._log.warning(
-                f"Workflow {outcome.replace('_', ' ')}: {self.workflow_id}",
+                "workflow.unsuccessful",
+                message=f"Workflow {outcome.replace('_', ' ')}: {self.workflow_id}",
+                outcome=outcome,
                 detail=detail,
                 duration_s=round(duration, 3),
             )
@@ -487,7 +501,11 @@ class WorkflowManager:
             entry = self._entries[workflow_id] = _Entry(config, stopped=stopped)
         entry.config = config
         self._schedule(workflow_id, entry)
-        log.info(f"Workflow registered: {workflow_id}", workflow=workflow_id)
+        log.info(
+            "workflow.registered",
+            message=f"Workflow registered: {workflow_id}",
+            workflow=workflow_id,
+        )
 
     async def _remove(self, workflow_id: str) -> None:
         self._unschedule(workflow_id)
@@ -495,7 +513,9 @@ class WorkflowManager:
         run = entry.active
         if run is not None:
             await asyncio.wait([run.cancel("cancelled", "the workflow was removed")])
-        log.info(f"Workflow removed: {workflow_id}", workflow=workflow_id)
+        log.info(
+            "workflow.removed", message=f"Workflow removed: {workflow_id}", workflow=workflow_id
+        )
 
     # control -----------------------------------------------------------------------
 
@@ -642,7 +662,8 @@ class WorkflowManager:
 
     def _skip(self, workflow_id: str, reason: str, detail: str) -> None:
         log.info(
-            f"Workflow run skipped: {workflow_id}",
+            "workflow.skipped",
+            message=f"Workflow run skipped: {workflow_id}",
             workflow=workflow_id,
             reason=reason,
             detail=detail,
