@@ -20,16 +20,18 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from medic.host import HostError
+
 T = TypeVar("T")
 
 WATCHED_EVENTS = ("start", "die", "oom", "kill", "stop", "pause", "unpause", "health_status")
 
 
-class DockerUnavailable(Exception):
+class DockerUnavailable(HostError):
     """The Docker engine cannot be reached."""
 
 
-class ContainerNotFound(Exception):
+class ContainerNotFound(HostError):
     """No container by that name or id."""
 
 

@@ -24,6 +24,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 
+from medic.host import HostError
+
 MAX_CONNECTIONS = 2
 """A check and a workflow step at once; medic never needs more per database."""
 CONNECT_TIMEOUT_S = 10.0
@@ -48,7 +50,7 @@ class DsnSource(Protocol):
     def dsn_file(self) -> Path | None: ...
 
 
-class DsnUnavailable(Exception):
+class DsnUnavailable(HostError):
     """The variable or file that should hold the DSN is missing or empty."""
 
 
