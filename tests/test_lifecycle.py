@@ -73,8 +73,10 @@ def supervised_pid(orch: ControlPlaneOrchestrator, spawn: Spawner) -> int:
 
 @asynccontextmanager
 async def failing_to_close() -> AsyncIterator[None]:
-    yield
-    raise OSError("the listener would not close")
+    try:
+        yield
+    finally:
+        raise OSError("the listener would not close")
 
 
 @asynccontextmanager
@@ -171,3 +173,32 @@ async def test_nothing_opens_before_its_part_starts(
         await orch.stop(grace_s=0)
     with pytest.raises(sqlite3.ProgrammingError):
         orch.store.recoveries(limit=1)
+
+
+async def test_a_failed_start_reports_its_own_error_and_logs_a_failed_close() -> None:
+    closed: list[str] = []
+
+    @asynccontextmanager
+    async def recorded(name: str) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            closed.append(name)
+
+    parts = Lifecycle()
+    with capture_logs() as logs, pytest.raises(OSError, match="address already in use"):
+        await parts.open(
+            [
+                Part("first", recorded("first")),
+                Part("breaks on close", failing_to_close()),
+                Part("third", recorded("third")),
+                Part("api", failing_to_start()),
+            ]
+        )
+
+    assert closed == ["third", "first"]
+    failed = [e for e in logs if e["event"] == "lifecycle.close_failed"]
+    assert [(e["part"], e["error"]) for e in failed] == [
+        ("breaks on close", "OSError: the listener would not close")
+    ]
+    await parts.close()  # nothing left open, nothing left to report

@@ -128,6 +128,7 @@ class ControlPlaneOrchestrator:
         """Start every part (no API) on the running loop; see the module docstring."""
         if self._lifecycle is not None:
             return
+        self._grace_s = None
         lifecycle = Lifecycle()
         await lifecycle.open(self.parts())
         self._lifecycle = lifecycle

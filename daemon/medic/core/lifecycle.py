@@ -88,6 +88,7 @@ class Lifecycle:
                 await self._enter(part)
         except BaseException as exc:
             await self._unwind(exc)
+            self._failures.clear()  # logged; the start's own error is the one to report
             raise
 
     async def close(self) -> None:
