@@ -1,11 +1,15 @@
 """The daemon: the orchestrator plus the HTTP API, signals and systemd
-notifications. Start-up and teardown order live here and nowhere else."""
+notifications. It starts the orchestrator's parts in their order (see
+``medic.orchestrator``) with the API runner in its slot, on one
+``Lifecycle``, and stops them in reverse."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +17,8 @@ from aiohttp import web
 
 from medic.api.app import ApiSettings, build_app
 from medic.config.load import load_config
-from medic.core.errors import ConfigFileError, ConfigInvalid, InvalidWorkflowError
+from medic.core.errors import ConfigFileError, ConfigInvalid, InvalidWorkflowError, MedicError
+from medic.core.lifecycle import Lifecycle, Part
 from medic.core.logging import get_logger
 from medic.host import testhooks
 from medic.host.sdnotify import SystemdNotifier
@@ -22,7 +27,7 @@ from medic.orchestrator import ControlPlaneOrchestrator
 log = get_logger("Daemon")
 
 
-class StartupError(Exception):
+class StartupError(MedicError):
     """The daemon cannot start (e.g. its API address is taken)."""
 
 
@@ -52,10 +57,8 @@ class Daemon:
         orch = ControlPlaneOrchestrator(loaded, dry_run=True if self.dry_run_flag else None)
         self.orchestrator = orch
         self.settings = ApiSettings(loaded.model.api)
-        # The API listens before the first checks run, so a service that probes
-        # medic itself (the default config's medic-api) is not refused at start.
-        runner = await self._start_api(orch)
-        await orch.start()
+        parts = Lifecycle()
+        await parts.open(orch.parts(api=Part("api", self._serve_api(orch))))
         # What start-up built (config models, checks, metric series, imported
         # modules) lives as long as the daemon: out of the collector's sight,
         # a full collection scans only what came later. At 1,000 services each
@@ -67,7 +70,7 @@ class Daemon:
         log.info(
             "daemon.running",
             message="medic is running",
-            api=loaded.model.api.listen if runner else None,
+            api=loaded.model.api.listen if loaded.model.api.enabled else None,
             services=len(loaded.services),
             dry_run=orch.dry_run,
         )
@@ -76,31 +79,35 @@ class Daemon:
         finally:
             self.notifier.stopping()
             log.info("daemon.stopping", message="Shutting down")
-            await orch.stop()
-            if runner is not None:
-                await runner.cleanup()
-            watchdog.cancel()
-            self._remove_signals()
+            try:
+                await parts.close()
+            finally:
+                watchdog.cancel()
+                self._remove_signals()
         log.info("daemon.stopped", message="medic stopped")
         return 0
 
-    async def _start_api(self, orch: ControlPlaneOrchestrator) -> web.AppRunner | None:
+    @asynccontextmanager
+    async def _serve_api(self, orch: ControlPlaneOrchestrator) -> AsyncIterator[None]:
+        """The API runner's part: listening on ``api.listen`` until it stops."""
         assert self.settings is not None
         config = self.settings.config
         if not config.enabled:
-            return None
+            yield
+            return
         app = build_app(orch, self.settings, self.reload)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2)
         await runner.setup()
         try:
-            await web.TCPSite(runner, config.host, config.port, reuse_address=True).start()
-        except OSError as exc:
+            try:
+                await web.TCPSite(runner, config.host, config.port, reuse_address=True).start()
+            except OSError as exc:
+                raise StartupError(
+                    f"cannot listen on {config.listen} (api.listen): {exc.strerror or exc}"
+                ) from exc
+            yield
+        finally:
             await runner.cleanup()
-            await orch.stop(grace_s=0)
-            raise StartupError(
-                f"cannot listen on {config.listen} (api.listen): {exc.strerror or exc}"
-            ) from exc
-        return runner
 
     def request_stop(self) -> None:
         self._stop.set()

@@ -1,12 +1,37 @@
 """ControlPlaneOrchestrator: the seed's Python API, and the one place the parts
 are wired together. The daemon (``medic.daemon``) is this object plus the
-HTTP API, signals and systemd notifications."""
+HTTP API, signals and systemd notifications.
+
+The long-lived parts start in this order and stop in reverse
+(``ControlPlaneOrchestrator.parts``, run by ``medic.core.lifecycle``):
+
+1. store: the SQLite history is opened (``StateDirUnusable`` if it cannot be);
+2. last stop: what a crash left is settled: step commands still running are
+   ended, cut-off runs marked interrupted, old history pruned, recent recovery
+   attempts counted again;
+3. HTTP session, 4. Docker gateway, 5. PostgreSQL pools: closed here, made on
+   first use;
+6. notifications: the webhook workers;
+7. scheduler: APScheduler starts ticking;
+8. processes: the services' ``process:`` programs are started or adopted;
+9. the API runner (the daemon's slot: it listens before the first check, so a
+   service that probes medic itself, the default config's medic-api, is not
+   refused);
+10. monitor: every service's check is scheduled;
+11. workflows: registered and scheduled;
+12. Docker events: listened to when a service uses Docker;
+13. work: the hourly prune job; stopping starts here: the scheduler pauses, no
+    check is scheduled any more, running recoveries get ``shutdown_grace``.
+
+A part that fails to start closes those before it; one that fails to close is
+logged and the others still close. ``start()``/``stop()`` enter the same list
+(without an API) for in-process use; nothing opens in ``__init__``."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +41,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from medic.config.load import load_config
 from medic.config.models import LoadedConfig, ProcessConfig, WorkflowConfig
 from medic.core.bus import EventBus
+from medic.core.lifecycle import Lifecycle, Part, pair
 from medic.core.logging import get_logger
 from medic.core.vocabulary import FailureType, Trigger
 from medic.heal.engine import RecoveryEngine
@@ -45,7 +71,7 @@ class ControlPlaneOrchestrator:
         self.config = config
         self.dry_run = config.dry_run if dry_run is None else dry_run
         self.started_at = time.time()
-        self.store = Store.in_state_dir(config.state_dir)
+        self.store = Store.in_state_dir(config.state_dir, connect=False)
         self.bus = EventBus()
         self.metrics = Metrics()
         # The store first: history is written before any other listener reports it.
@@ -92,7 +118,8 @@ class ControlPlaneOrchestrator:
         self.docker_events = DockerEventListener(
             self.resources.docker, self.containers.on_event, self.containers.on_connected
         )
-        self._running = False
+        self._lifecycle: Lifecycle | None = None
+        self._grace_s: float | None = None
 
     @classmethod
     def from_config(
@@ -104,9 +131,46 @@ class ControlPlaneOrchestrator:
     # lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start checks, workflows and the Docker listener on the running loop."""
-        if self._running:
+        """Start every part (no API) on the running loop; see the module docstring."""
+        if self._lifecycle is not None:
             return
+        self._grace_s = None
+        lifecycle = Lifecycle()
+        await lifecycle.open(self.parts())
+        self._lifecycle = lifecycle
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Stop taking work, let running recoveries and runs finish (bounded), persist."""
+        lifecycle, self._lifecycle = self._lifecycle, None
+        if lifecycle is None:
+            return
+        self._grace_s = grace_s
+        await lifecycle.close()
+
+    def parts(self, api: Part | None = None) -> Iterator[Part]:
+        """The long-lived parts in start order; ``api`` goes in its slot."""
+        yield Part("store", pair(self.store.open, self.store.close))
+        # Closed last but the store: everything that ran on the history has stopped.
+        yield Part("last stop", pair(self._settle_last_stop, _log_stopped))
+        yield Part("http session", pair(None, self.resources.close_http))
+        yield Part("docker gateway", pair(None, self.resources.docker.close))
+        yield Part("postgres pools", pair(None, self.resources.postgres.close))
+        yield Part("notifications", pair(self.notifications.start, self.notifications.stop))
+        yield Part("scheduler", pair(self.scheduler.start, self._shutdown_scheduler))
+        yield Part("processes", pair(self._start_processes, self.resources.processes.shutdown))
+        if api is not None:
+            yield api
+        yield Part("monitor", pair(self.monitor.start, self._close_monitor))
+        yield Part("workflows", pair(self._apply_workflows, self._shutdown_workflows))
+        yield Part("docker events", pair(self._listen_to_docker, self.docker_events.stop))
+        yield Part("work", pair(self._take_work, self._stop_taking_work))
+
+    def _grace(self) -> float:
+        return self.config.model.daemon.shutdown_grace if self._grace_s is None else self._grace_s
+
+    async def _settle_last_stop(self) -> None:
+        """End what a crash left running, mark cut-off runs, catch up on pruning,
+        count recent attempts again."""
         ended = await self._end_left_step_commands()
         interrupted = self.store.mark_interrupted()
         if interrupted:
@@ -129,22 +193,6 @@ class ControlPlaneOrchestrator:
                 message="Recent recovery attempts count against the guardrails",
                 count=restored,
             )
-        self.notifications.start()
-        self.scheduler.start()
-        await self.resources.processes.apply(_processes(self.config), start=not self.dry_run)
-        self.monitor.start()
-        await self.workflows.apply(self.config.model.workflows)
-        if self.containers.wanted():
-            self.docker_events.start()
-        self.scheduler.add_job(self._prune, "interval", seconds=_PRUNE_INTERVAL_S, id="medic:prune")
-        self._running = True
-        log.info(
-            "orchestrator.started",
-            message="Orchestrator started",
-            services=len(self.config.services),
-            workflows=len(self.config.model.workflows),
-            dry_run=self.dry_run,
-        )
 
     async def _end_left_step_commands(self) -> list[SessionRecord]:
         """End the step commands a crashed daemon left running; the records that were.
@@ -187,23 +235,46 @@ class ControlPlaneOrchestrator:
         self.store.forget_sessions()
         return ended
 
-    async def stop(self, grace_s: float | None = None) -> None:
-        """Stop taking work, let running recoveries and runs finish (bounded), persist."""
-        if not self._running:
-            return
-        self._running = False
-        grace = self.config.model.daemon.shutdown_grace if grace_s is None else grace_s
-        self.scheduler.pause()
-        self.monitor.stop_scheduling()
-        await self.engine.shutdown(grace)
-        await self.workflows.shutdown(grace)
-        await self.docker_events.stop()
+    def _shutdown_scheduler(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    async def _close_monitor(self) -> None:
+        # The recoveries its checks started: ended already by "work", unless a
+        # part after this one failed to start.
+        await self.engine.shutdown(self._grace())
         await self.monitor.close()
-        self.scheduler.shutdown(wait=False)
-        await self.notifications.stop()
-        await self.resources.close()
-        self.store.close()
-        log.info("orchestrator.stopped", message="Orchestrator stopped")
+
+    async def _start_processes(self) -> None:
+        await self.resources.processes.apply(_processes(self.config), start=not self.dry_run)
+
+    async def _apply_workflows(self) -> None:
+        await self.workflows.apply(self.config.model.workflows)
+
+    async def _shutdown_workflows(self) -> None:
+        await self.workflows.shutdown(self._grace())
+
+    def _listen_to_docker(self) -> None:
+        if self.containers.wanted():
+            self.docker_events.start()
+
+    def _take_work(self) -> None:
+        self.scheduler.add_job(self._prune, "interval", seconds=_PRUNE_INTERVAL_S, id="medic:prune")
+        log.info(
+            "orchestrator.started",
+            message="Orchestrator started",
+            services=len(self.config.services),
+            workflows=len(self.config.model.workflows),
+            dry_run=self.dry_run,
+        )
+
+    async def _stop_taking_work(self) -> None:
+        # First of all: no job fires and no check starts while the recoveries
+        # already running get their grace.
+        if self.scheduler.running:
+            self.scheduler.pause()
+        self.monitor.stop_scheduling()
+        await self.engine.shutdown(self._grace())
 
     async def reload(self, config: LoadedConfig) -> dict[str, Any]:
         """Apply a validated config: only what changed is touched."""
@@ -302,6 +373,10 @@ class ControlPlaneOrchestrator:
         if name in self.resources.processes:
             data["process"] = self.resources.processes.info(name).as_dict()
         return data
+
+
+def _log_stopped() -> None:
+    log.info("orchestrator.stopped", message="Orchestrator stopped")
 
 
 def _processes(config: LoadedConfig) -> dict[str, ProcessConfig]:

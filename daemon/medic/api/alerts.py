@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from medic.core.errors import MedicError
 from medic.core.logging import get_logger
 from medic.core.vocabulary import FailureType, Trigger
 from medic.heal.engine import RecoveryRequest
@@ -42,7 +43,7 @@ TRIGGER = Trigger.ALERT
 RequestRecovery = Callable[[str, FailureType | None], RecoveryRequest]
 
 
-class AlertPayloadError(Exception):
+class AlertPayloadError(MedicError):
     """The body is not an Alertmanager webhook payload; every problem is listed."""
 
     def __init__(self, problems: list[str]) -> None:

@@ -28,6 +28,7 @@ from medic.core.errors import (
     ConfigFileError,
     ConfigInvalid,
     InvalidWorkflowError,
+    MedicError,
     RecoveryNotFoundError,
     ServiceNotFoundError,
     WorkflowAlreadyRunningError,
@@ -62,7 +63,7 @@ CLOSING = web.AppKey("closing", asyncio.Event)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class ApiError(Exception):
+class ApiError(MedicError):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message

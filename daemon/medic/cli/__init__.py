@@ -6,3 +6,9 @@ The daemon is imported only by ``medic run``.
 
 May import: every stage; ``medic.daemon`` only when running.
 """
+
+from medic.core.errors import MedicError
+
+
+class CliError(MedicError):
+    """Base of the ``medic`` command's own errors (client and install-unit)."""

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from medic.cli import CliError
 from medic.config.load import load_config
 from medic.core.errors import ConfigFileError, ConfigInvalid
 
@@ -28,11 +29,11 @@ _READ = -1.0
 """``wait=`` default: READ_TIMEOUT_S, looked up at each call."""
 
 
-class DaemonUnreachable(Exception):
+class DaemonUnreachable(CliError):
     pass
 
 
-class StillRunning(Exception):
+class StillRunning(CliError):
     """The CLI stopped waiting (``--timeout``, Ctrl-C); the daemon goes on."""
 
     def __init__(self, message: str, exit_code: int = EXIT_STILL_RUNNING) -> None:
@@ -40,11 +41,11 @@ class StillRunning(Exception):
         self.exit_code = exit_code
 
 
-class BadUrl(Exception):
+class BadUrl(CliError):
     pass
 
 
-class ApiFailure(Exception):
+class ApiFailure(CliError):
     def __init__(self, status: int, body: dict[str, Any]) -> None:
         raw = body.get("error")
         error: dict[str, Any] = raw if isinstance(raw, dict) else {}

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from medic.cli import CliError
 from medic.config.load import load_config
 from medic.core.errors import ConfigFileError, ConfigInvalid
 
@@ -39,7 +40,7 @@ _ENV_TEMPLATE = """\
 """
 
 
-class InstallError(Exception):
+class InstallError(CliError):
     """The install cannot go on; the message says why and what to do."""
 
 

@@ -171,6 +171,7 @@ def _validate(path: Path) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from medic.core.lifecycle import TeardownError
     from medic.daemon import Daemon, StartupError
     from medic.store import StateDirUnusable
 
@@ -210,6 +211,9 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     except StateDirUnusable as exc:
         print(f"medic: not starting: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except TeardownError as exc:  # each failure was logged as it happened
+        print(f"medic: stopped; these failed to close: {', '.join(exc.parts)}", file=sys.stderr)
         return EXIT_INVALID
     except KeyboardInterrupt:
         return 0

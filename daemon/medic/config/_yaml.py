@@ -8,10 +8,12 @@ from typing import Any
 
 import yaml
 
+from medic.core.errors import MedicError
+
 Path_ = tuple[str | int, ...]
 
 
-class YamlSyntaxError(Exception):
+class YamlSyntaxError(MedicError):
     """The text is not YAML; ``line`` is 1-based when known."""
 
     def __init__(self, message: str, line: int | None) -> None:

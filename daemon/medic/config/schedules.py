@@ -22,11 +22,12 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from medic.config.models import ScheduleConfig
+from medic.core.errors import MedicError
 
 _WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
 
-class ScheduleError(ValueError):
+class ScheduleError(MedicError, ValueError):
     """A schedule that cannot be built; ``key`` is the schedule key at fault."""
 
     def __init__(self, key: str, message: str) -> None:

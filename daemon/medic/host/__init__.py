@@ -8,3 +8,9 @@ checks and actions share. Heavy clients are imported where first used.
 
 May import: ``medic.core``, ``medic.config``.
 """
+
+from medic.core.errors import MedicError
+
+
+class HostError(MedicError):
+    """Base of the host adapters' errors: Docker, systemd, processes, PostgreSQL."""

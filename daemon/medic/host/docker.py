@@ -20,16 +20,18 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from medic.host import HostError
+
 T = TypeVar("T")
 
 WATCHED_EVENTS = ("start", "die", "oom", "kill", "stop", "pause", "unpause", "health_status")
 
 
-class DockerUnavailable(Exception):
+class DockerUnavailable(HostError):
     """The Docker engine cannot be reached."""
 
 
-class ContainerNotFound(Exception):
+class ContainerNotFound(HostError):
     """No container by that name or id."""
 
 
@@ -124,7 +126,10 @@ class DockerGateway:
         self._base_url = base_url
         self._client: docker.APIClient | None = None
         self._client_lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medic-docker")
+        self._workers = workers
+        self._pool: ThreadPoolExecutor | None = None
+        """Made by the first call, not here: nothing opens before the daemon starts."""
+        self._closed = False
 
     def _api(self) -> docker.APIClient:
         with self._client_lock:
@@ -158,7 +163,14 @@ class DockerGateway:
 
     async def _run(self, fn: Callable[[docker.APIClient], T]) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._call, fn)
+        return await loop.run_in_executor(self._executor(), self._call, fn)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._closed:
+            raise RuntimeError("the Docker gateway is closed")
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="medic-docker")
+        return self._pool
 
     async def ping(self) -> bool:
         try:
@@ -184,8 +196,10 @@ class DockerGateway:
         return EventStream(self)
 
     def close(self) -> None:
+        self._closed = True
         self._forget_client()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class EventStream:

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 
 from medic.config.checks import DsnSource
+from medic.host import HostError
 
 MAX_CONNECTIONS = 2
 """A check and a workflow step at once; medic never needs more per database."""
@@ -36,7 +37,7 @@ APPLICATION_NAME = "medic"
 """Shown in ``pg_stat_activity`` unless the DSN names its own ``application_name``."""
 
 
-class DsnUnavailable(Exception):
+class DsnUnavailable(HostError):
     """The variable or file that should hold the DSN is missing or empty."""
 
 

@@ -1,7 +1,8 @@
 """Long-lived clients shared by checks and actions: one HTTP session, one Docker
 gateway, medic's own PostgreSQL pools, the supervisor of the services'
-processes. Created lazily on the running loop and
-closed once at shutdown."""
+processes. Nothing opens here: each is made on the running loop when first
+needed. The daemon closes each as its own part (``medic.orchestrator``);
+``close()`` closes them all at once for users outside the daemon."""
 
 from __future__ import annotations
 
@@ -53,9 +54,13 @@ class Resources:
             )
         return self._http
 
-    async def close(self) -> None:
-        await self.processes.shutdown()
+    async def close_http(self) -> None:
         if self._http is not None:
             await self._http.close()
+
+    async def close(self) -> None:
+        """Stop the supervised processes, then close every client."""
+        await self.processes.shutdown()
+        await self.close_http()
         await self.postgres.close()
         self.docker.close()

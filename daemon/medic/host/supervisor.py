@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medic.core.logging import get_logger
+from medic.host import HostError
 from medic.host.subprocesses import parse_proc_stat, terminate_session
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
 _BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
 
-class ProcessStartError(Exception):
+class ProcessStartError(HostError):
     """medic cannot start the service's process (no command, or exec failed)."""
 
 

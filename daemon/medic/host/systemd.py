@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from medic.host import HostError
 from medic.host.subprocesses import CompletedRun, run_captured
 
 SYSTEMCTL = "systemctl"
@@ -23,7 +24,7 @@ START_LIMIT_HIT = "start-limit-hit"
 _UP_STATES = frozenset({"active", "reloading", "activating"})
 
 
-class SystemctlError(Exception):
+class SystemctlError(HostError):
     """``systemctl`` ran and failed, or printed something medic cannot read."""
 
     def __init__(self, argv: list[str], run: CompletedRun) -> None:

@@ -77,7 +77,19 @@ class StateDirUnusable(MedicError):
 class Database:
     """One connection to ``medic.db``; the tables' families build on it."""
 
-    def __init__(self, path: Path) -> None:
+    _db: sqlite3.Connection
+
+    def __init__(self, path: Path, *, connect: bool = True) -> None:
+        """The history at ``path``, opened at once unless ``connect=False``: the
+        daemon opens it with ``open()`` when its store part starts."""
+        self.path = path
+        self._connected = False
+        if connect:
+            self.open()
+
+    def open(self) -> None:
+        """Create the state directory, open the database and bring its schema up to date."""
+        path = self.path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -85,11 +97,12 @@ class Database:
                 f"cannot create the state directory {path.parent}: {exc.strerror or exc}"
                 " (daemon.state_dir or --state-dir)"
             ) from exc
-        self.path = path
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._connected = True
             self._db.execute("PRAGMA journal_mode=WAL")
         except sqlite3.Error as exc:
+            self.close()
             raise StateDirUnusable(
                 f"cannot open {path} in the state directory {path.parent}: {exc}"
                 " (is it writable by this user? daemon.state_dir or --state-dir)"
@@ -110,11 +123,14 @@ class Database:
                 db.execute(f"PRAGMA user_version={number}")
 
     @classmethod
-    def in_state_dir(cls, state_dir: Path) -> Self:
-        return cls(state_dir / "medic.db")
+    def in_state_dir(cls, state_dir: Path, *, connect: bool = True) -> Self:
+        return cls(state_dir / "medic.db", connect=connect)
 
     def close(self) -> None:
-        self._db.close()
+        """Close the database (nothing to do when it was never opened)."""
+        if self._connected:
+            self._connected = False
+            self._db.close()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

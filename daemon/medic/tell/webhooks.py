@@ -42,6 +42,7 @@ import aiohttp
 
 from medic.config.models import NotificationsConfig, WebhookConfig
 from medic.core.bus import Event
+from medic.core.errors import MedicError
 from medic.core.logging import get_logger
 from medic.tell.metrics import Metrics
 
@@ -57,7 +58,7 @@ SessionFactory = Callable[[], aiohttp.ClientSession]
 Verdict = Literal["delivered", "rejected", "retry", "failed"]
 
 
-class SecretUnavailable(Exception):
+class SecretUnavailable(MedicError):
     """The webhook names a secret that cannot be read now."""
 
 
