@@ -11,7 +11,7 @@ import pytest
 
 from medic.api.alerts import AlertPayloadError, handle_alerts, parse_payload
 from medic.core.vocabulary import FailureType
-from medic.heal.engine import RecoveryRequest
+from medic.heal.admission import RecoveryRequest
 from tests.helpers import free_port, wait_for
 from tests.plugins.daemon import DaemonFactory, DaemonProcess
 from tests.plugins.docker import ContainerFactory

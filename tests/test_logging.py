@@ -273,3 +273,30 @@ def test_reconfiguring_replaces_the_handler() -> None:
 def test_rejects_unknown_format_or_level(fmt: str, level: str) -> None:
     with pytest.raises(ValueError):
         configure_logging(fmt, level=level, stream=io.StringIO())  # type: ignore[arg-type]
+
+
+def test_every_medic_log_event_has_a_stable_name() -> None:
+    """Each log call in medic names its event ``subject.what_happened``; the prose
+    goes in ``message=``, so tests and log queries never match wording."""
+    import ast
+    import re
+    from pathlib import Path
+
+    import medic
+
+    stable = re.compile(r"^[a-z_]+(\.[a-z_]+)+$")
+    levels = {"debug", "info", "warning", "error", "exception", "critical"}
+    unnamed = []
+    for path in Path(medic.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            target = node.func.value
+            owner = getattr(target, "id", None) or getattr(target, "attr", "")
+            if node.func.attr not in levels or "log" not in owner:
+                continue
+            first = node.args[0] if node.args else None
+            named = isinstance(first, ast.Constant) and stable.match(str(first.value))
+            if not named:
+                unnamed.append(f"{path.name}:{node.lineno}")
+    assert unnamed == []

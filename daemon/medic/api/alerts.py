@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from medic.core.errors import MedicError
 from medic.core.logging import get_logger
 from medic.core.vocabulary import FailureType, Trigger
-from medic.heal.engine import RecoveryRequest
+from medic.heal.admission import RecoveryRequest
 
 if TYPE_CHECKING:
     from medic.orchestrator import ControlPlaneOrchestrator

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from medic.config.models import RecoveryPolicy
+from medic.core.clock import iso
 from medic.core.vocabulary import CircuitState, FailureType, HoldReason, ServiceStatus, Trigger
 from medic.heal.state import HealState
 from medic.watch.state import ServiceState
@@ -60,6 +61,31 @@ class Decision:
 
 
 RUN = Decision(Verdict.RUN)
+
+
+@dataclass(frozen=True)
+class RecoveryRequest:
+    """What became of a recovery asked for under the guardrails (an alert):
+    started (``recovery_id``) or held (``reason``, ``detail``)."""
+
+    service: str
+    failure_type: FailureType
+    recovery_id: int | None = None
+    reason: str = ""
+    detail: str = ""
+
+    @property
+    def started(self) -> bool:
+        return self.recovery_id is not None
+
+
+def held_because(decision: Decision) -> tuple[HoldReason, str]:
+    """The reason and detail of a guardrail decision other than "run"."""
+    reason = decision.reason or HoldReason.BACKOFF  # every verdict but "run" names its reason
+    detail = decision.detail or reason.value
+    if decision.wake_at is not None:
+        detail = f"{detail}; next attempt allowed at {iso(decision.wake_at)}"
+    return reason, detail
 
 
 class Guardrails:

@@ -14,12 +14,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from medic.config.models import Playbook, RecoveryPolicy
 from medic.core.bus import EventBus
-from medic.core.clock import iso
 from medic.core.errors import MedicError
 from medic.core.vocabulary import (
     FailureType,
@@ -32,8 +30,10 @@ from medic.heal.admission import (
     MIN_SERVICES_FOR_BLAST_RADIUS,
     Decision,
     Guardrails,
+    RecoveryRequest,
     Verdict,
     counts_against_guardrails,
+    held_because,
 )
 from medic.heal.approval import Approvals
 from medic.heal.circuits import Circuits
@@ -46,22 +46,6 @@ from medic.heal.run import Recovery, RecoveryResult, RunDeps, facts_of, run_reco
 from medic.heal.state import HealBook, HealState, ServiceSource
 from medic.host.resources import Resources
 from medic.watch.state import ServiceState, Transition
-
-
-@dataclass(frozen=True)
-class RecoveryRequest:
-    """What became of a recovery asked for under the guardrails (an alert):
-    started (``recovery_id``) or held (``reason``, ``detail``)."""
-
-    service: str
-    failure_type: FailureType
-    recovery_id: int | None = None
-    reason: str = ""
-    detail: str = ""
-
-    @property
-    def started(self) -> bool:
-        return self.recovery_id is not None
 
 
 class RecoveryEngine:
@@ -310,7 +294,7 @@ class RecoveryEngine:
                 # The same as on the automatic path: the API and /metrics must
                 # show the circuit open that this answer is held by.
                 self._act_on(state, heal, decision, now)
-            refusal = _held_because(decision)
+            refusal = held_because(decision)
         reason, detail = refusal
         self.recorder.held(name, reason, detail, publish=True)
         return RecoveryRequest(name, ft, None, reason, detail)
@@ -424,12 +408,3 @@ class RecoveryEngine:
             task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=5)
-
-
-def _held_because(decision: Decision) -> tuple[HoldReason, str]:
-    """The reason and detail of a guardrail decision other than "run"."""
-    reason = decision.reason or HoldReason.BACKOFF  # every verdict but "run" names its reason
-    detail = decision.detail or reason.value
-    if decision.wake_at is not None:
-        detail = f"{detail}; next attempt allowed at {iso(decision.wake_at)}"
-    return reason, detail
