@@ -11,7 +11,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -124,3 +124,12 @@ def container_state(client: docker.DockerClient, name: str) -> dict[str, Any]:
     """The ``State`` block of ``docker inspect`` for one container."""
     state: dict[str, Any] = client.containers.get(name).attrs["State"]
     return state
+
+
+def write_playbooks(directory: Path, playbooks: Mapping[str, str]) -> Path:
+    """Write each playbook text as ``directory/NAME.yaml``; returns ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in playbooks.items():
+        filename = name if name.endswith((".yaml", ".yml")) else f"{name}.yaml"
+        (directory / filename).write_text(text)
+    return directory

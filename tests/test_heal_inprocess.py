@@ -10,6 +10,7 @@ for what was restarted. Only the orchestrator's public surface is used.
 from __future__ import annotations
 
 import asyncio
+from contextlib import closing
 from typing import Any
 
 from medic.core.bus import Event
@@ -74,7 +75,7 @@ async def test_a_process_killed_from_the_host_is_restarted(
         config(web, check, interval="30s", recovery="{max_attempts: 5, window: 10m}"),
         playbooks={"restart-container": QUICK_RESTART},
     )
-    with BusWatch(orch.bus, after=0) as events:
+    with closing(BusWatch(orch.bus, after=0)) as events:
         await healthy(events, "web")
 
         killed = await asyncio.to_thread(web.kill_process)
@@ -102,7 +103,7 @@ async def test_docker_stop_by_an_operator_is_left_alone(
         container_config(web, recovery="{max_attempts: 5, window: 10m}"),
         playbooks={"restart-container": QUICK_RESTART},
     )
-    with BusWatch(orch.bus, after=0) as events:
+    with closing(BusWatch(orch.bus, after=0)) as events:
         await healthy(events, "web")
 
         await asyncio.to_thread(web.container.stop, timeout=5)
@@ -138,7 +139,7 @@ async def test_a_crash_loop_opens_the_circuit_after_max_attempts(
         container_config(looping, recovery=recovery),
         playbooks={"restart-container": CRASH_LOOP_RESTART},
     )
-    with BusWatch(orch.bus, after=0) as events:
+    with closing(BusWatch(orch.bus, after=0)) as events:
         opened = await events.next("circuit.opened", service="web", timeout=60)
 
         started = [e for e in events.seen if e.name == "recovery.started"]

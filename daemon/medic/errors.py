@@ -4,28 +4,5 @@ They are defined in ``medic.core.errors`` beside the root ``MedicError``;
 this module keeps the documented import path.
 """
 
-from medic.core.errors import (
-    ConfigFileError,
-    ConfigInvalid,
-    ConfigIssue,
-    InvalidWorkflowError,
-    MedicError,
-    RecoveryNotFoundError,
-    ServiceNotFoundError,
-    WorkflowAlreadyRunningError,
-    WorkflowNotFoundError,
-    WorkflowsClosedError,
-)
-
-__all__ = [
-    "ConfigFileError",
-    "ConfigInvalid",
-    "ConfigIssue",
-    "InvalidWorkflowError",
-    "MedicError",
-    "RecoveryNotFoundError",
-    "ServiceNotFoundError",
-    "WorkflowAlreadyRunningError",
-    "WorkflowNotFoundError",
-    "WorkflowsClosedError",
-]
+from medic.core.errors import *  # noqa: F403 - the public names, listed in its __all__
+from medic.core.errors import __all__ as __all__

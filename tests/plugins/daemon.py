@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import REPO_ROOT, free_port, wait_for
+from tests.helpers import REPO_ROOT, free_port, wait_for, write_playbooks
 from tests.plugins.http import http_request, parse_body
 
 DAEMON_START_TIMEOUT = 20.0
@@ -241,11 +241,7 @@ class DaemonFactory:
         return free_port()
 
     def write_playbooks(self, playbooks: Mapping[str, str]) -> Path:
-        self.playbooks_dir.mkdir(parents=True, exist_ok=True)
-        for name, text in playbooks.items():
-            filename = name if name.endswith((".yaml", ".yml")) else f"{name}.yaml"
-            (self.playbooks_dir / filename).write_text(text)
-        return self.playbooks_dir
+        return write_playbooks(self.playbooks_dir, playbooks)
 
     def _env(self, env: Mapping[str, str | None] | None) -> dict[str, str]:
         merged = {

@@ -20,7 +20,6 @@ from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import pytest
@@ -28,6 +27,7 @@ import pytest
 from medic.core.bus import Event, EventBus
 from medic.host.resources import Resources
 from medic.orchestrator import ControlPlaneOrchestrator
+from tests.helpers import write_playbooks
 
 EVENT_TIMEOUT_S = 20.0
 STOP_GRACE_S = 5.0
@@ -60,11 +60,7 @@ class OrchestratorFactory:
         self.started: list[ControlPlaneOrchestrator] = []
 
     def write_playbooks(self, playbooks: Mapping[str, str]) -> Path:
-        self.playbooks_dir.mkdir(parents=True, exist_ok=True)
-        for name, text in playbooks.items():
-            filename = name if name.endswith((".yaml", ".yml")) else f"{name}.yaml"
-            (self.playbooks_dir / filename).write_text(text)
-        return self.playbooks_dir
+        return write_playbooks(self.playbooks_dir, playbooks)
 
     async def __call__(
         self,
@@ -118,17 +114,6 @@ class BusWatch:
             self._queue = resumed.queue
             self._pending.extend(resumed.backlog)
         self.seen: list[Event] = []
-
-    def __enter__(self) -> BusWatch:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         self._bus.unsubscribe(self._queue)

@@ -5,6 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+__all__ = [
+    "ConfigFileError",
+    "ConfigInvalid",
+    "ConfigIssue",
+    "InvalidWorkflowError",
+    "MedicError",
+    "RecoveryNotFoundError",
+    "ServiceNotFoundError",
+    "WorkflowAlreadyRunningError",
+    "WorkflowNotFoundError",
+    "WorkflowsClosedError",
+]
+
 
 class MedicError(Exception):
     """Base of medic's own errors."""
