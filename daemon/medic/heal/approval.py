@@ -58,9 +58,7 @@ class Approvals:
         """
         future: asyncio.Future[tuple[bool, str]] = asyncio.get_running_loop().create_future()
         self._waiting[recovery_id] = future
-        reason = f"waiting for operator approval of recovery {recovery_id}"
-        heal.held_reason = reason
-        self._services().apply_transition(state.set_status(ServiceStatus.HELD, reason))
+        self._hold_for_approval(state, heal, recovery_id)
         self._recorder.approval_required(
             {
                 "service": state.name,
@@ -87,6 +85,11 @@ class Approvals:
             state.set_status(ServiceStatus.RECOVERING, f"approved by {who}")
         )
         return None
+
+    def _hold_for_approval(self, state: ServiceState, heal: HealState, recovery_id: int) -> None:
+        reason = f"waiting for operator approval of recovery {recovery_id}"
+        heal.held_reason = reason
+        self._services().apply_transition(state.set_status(ServiceStatus.HELD, reason))
 
     def cancel_all(self) -> None:
         """Nobody will approve during shutdown: end the waits now."""

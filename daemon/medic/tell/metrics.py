@@ -24,7 +24,11 @@ _WORKFLOW_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
+        self._add_check_series(self.registry)
+        self._add_recovery_series(self.registry)
+        self._add_outbound_series(self.registry)
+
+    def _add_check_series(self, r: CollectorRegistry) -> None:
         self.service_up = Gauge(
             "medic_service_up",
             "1 if the service's last state is healthy, else 0.",
@@ -51,6 +55,8 @@ class Metrics:
             ["service", "failure_type"],
             registry=r,
         )
+
+    def _add_recovery_series(self, r: CollectorRegistry) -> None:
         self.recoveries = Counter(
             "medic_recoveries_total",
             "Recoveries run, by playbook and outcome.",
@@ -76,6 +82,9 @@ class Metrics:
             ["service"],
             registry=r,
         )
+
+    def _add_outbound_series(self, r: CollectorRegistry) -> None:
+        """Workflows, webhooks and the event bus."""
         self.workflow_runs = Counter(
             "medic_workflow_runs_total",
             "Workflow runs by outcome.",
