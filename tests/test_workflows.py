@@ -154,7 +154,7 @@ async def make_harness(
         bus = EventBus()
         manager = WorkflowManager(
             scheduler=scheduler,
-            store=store,
+            journal=store,
             bus=bus,
             metrics=Metrics(),
             resources=resources,
@@ -786,9 +786,9 @@ async def test_a_step_without_timeout_is_bounded_by_the_workflow_timeout(
 async def test_without_any_timeout_a_step_gets_the_workflow_step_default_but_sleep_does_not(
     h: Harness, monkeypatch: pytest.MonkeyPatch, mark: str
 ) -> None:
-    from medic.workflows import manager as workflows
+    from medic.workflows import run
 
-    monkeypatch.setattr(workflows, "STEP_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(run, "STEP_TIMEOUT_S", 0.5)
     await h.manager.register(
         "untimed",
         {
