@@ -39,7 +39,7 @@ async def manager(loaded: LoadedConfig) -> AsyncIterator[WorkflowManager]:
     resources = Resources()
     workflows = WorkflowManager(
         scheduler=scheduler,
-        store=store,
+        journal=store,
         bus=EventBus(),
         metrics=Metrics(),
         resources=resources,

@@ -28,7 +28,7 @@ from medic.core.errors import (
     WorkflowsClosedError,
 )
 from medic.host.resources import Resources
-from medic.store import Store
+from medic.store import NO_RUNS, Store
 from medic.tell.metrics import Metrics
 from medic.workflows.manager import WorkflowManager
 from tests.helpers import async_wait_for
@@ -154,7 +154,7 @@ async def make_harness(
         bus = EventBus()
         manager = WorkflowManager(
             scheduler=scheduler,
-            store=store,
+            journal=store,
             bus=bus,
             metrics=Metrics(),
             resources=resources,
@@ -349,6 +349,17 @@ async def test_seed_register_start_and_status(h: Harness) -> None:
     assert status["next_run_at"] is None  # no schedule: manual only
     assert h.named("workflow.started", workflow="custom-workflow", run_id=run_id)
     assert h.named("workflow.succeeded", workflow="custom-workflow", run_id=run_id)
+
+
+async def test_a_workflow_that_never_ran_has_the_counts_of_one_that_ran(h: Harness) -> None:
+    """The manager's own "no runs" (``medic.workflows.ports.NO_RUNS``) keeps the
+    store's keys and values (``medic.store.NO_RUNS``)."""
+    await h.manager.register("fresh", {"steps": [shell_step("a", "true")]})
+    never_ran = h.manager.get("fresh")
+    assert {k: never_ran[k] for k in NO_RUNS.as_json()} == NO_RUNS.as_json()
+
+    await h.manager.run("fresh")
+    assert set(h.manager.get("fresh")) == set(never_ran)
 
 
 async def test_disabled_workflow_is_not_scheduled_but_runs_by_hand(h: Harness) -> None:
@@ -786,9 +797,9 @@ async def test_a_step_without_timeout_is_bounded_by_the_workflow_timeout(
 async def test_without_any_timeout_a_step_gets_the_workflow_step_default_but_sleep_does_not(
     h: Harness, monkeypatch: pytest.MonkeyPatch, mark: str
 ) -> None:
-    from medic.workflows import manager as workflows
+    from medic.workflows import run
 
-    monkeypatch.setattr(workflows, "STEP_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(run, "STEP_TIMEOUT_S", 0.5)
     await h.manager.register(
         "untimed",
         {

@@ -106,7 +106,7 @@ class ControlPlaneOrchestrator:
         self.resources.processes.on_exit = self._on_process_exit
         self.workflows = WorkflowManager(
             scheduler=self.scheduler,
-            store=self.store,
+            journal=self.store,
             bus=self.bus,
             metrics=self.metrics,
             resources=self.resources,

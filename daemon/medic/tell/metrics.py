@@ -148,6 +148,14 @@ class Metrics:
     def set_circuit_open(self, service: str, is_open: bool) -> None:
         self.circuit_open.labels(service).set(1 if is_open else 0)
 
+    # what the workflows do (medic.workflows.ports.WorkflowMetrics) -------------------
+
+    def workflow_ended(self, workflow: str, outcome: str, duration_s: float | None) -> None:
+        """A run's end; ``duration_s`` is None for a run that never got a slot (not timed)."""
+        self.workflow_runs.labels(workflow, outcome).inc()
+        if duration_s is not None:
+            self.workflow_duration.labels(workflow).observe(duration_s)
+
     # what is published (a bus listener) ---------------------------------------------
 
     def count_event(self, event: Event) -> None:

@@ -1,7 +1,13 @@
 """Workflows: the host's scheduled automation (the seed's ``register_workflow``).
 
-Owns the workflow manager (runs, schedules, priorities, resume) and the pacing
-of step retries. Steps are the heal side's actions.
+Owns the workflow manager (registration, schedules, priorities, stop and
+resume: ``manager``), one run's step graph (``run``), the checks a workflow
+passes before it is registered (``validation``) and the pacing of step
+retries (``pacing``). Steps are the heal side's actions.
 
-May import: ``medic.core``, ``medic.config``, ``medic.host``, ``medic.heal``.
+Runs are kept and counted through the ports in ``ports`` (``RunJournal``,
+``WorkflowMetrics``), which the store and the metrics implement; the
+orchestrator wires them in.
+
+May import: ``medic.core``, ``medic.config``, ``medic.host``, ``medic.watch``, ``medic.heal``.
 """
