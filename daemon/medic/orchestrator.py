@@ -83,26 +83,7 @@ class ControlPlaneOrchestrator:
         )
         self.bus.add_listener(self.notifications)
         self.scheduler = AsyncIOScheduler(job_defaults={"coalesce": True})
-        self.engine = RecoveryEngine(
-            policy=config.model.monitoring.recovery,
-            playbooks=config.playbooks,
-            journal=self.store,
-            bus=self.bus,
-            metrics=self.metrics,
-            resources=self.resources,
-            state_dir=config.state_dir,
-            dry_run=self.dry_run,
-        )
-        intent = DockerIntent()
-        self.monitor = SelfHealingMonitor(
-            services=config.services,
-            runner=CheckRunner(self.resources, self.metrics),
-            scheduler=self.scheduler,
-            bus=self.bus,
-            recovery=self.engine,
-            gates=[ContainerStopGate(intent)],
-        )
-        self.engine.attach(self.monitor)
+        self._wire_watch_and_heal(config)
         self.resources.processes.on_exit = self._on_process_exit
         self.workflows = WorkflowManager(
             scheduler=self.scheduler,
@@ -114,12 +95,36 @@ class ControlPlaneOrchestrator:
             max_concurrent=config.model.daemon.workflow_concurrency,
             dry_run=self.dry_run,
         )
-        self.containers = ContainerEvents(self.monitor, intent)
+        self.containers = ContainerEvents(self.monitor, self._intent)
         self.docker_events = DockerEventListener(
             self.resources.docker, self.containers.on_event, self.containers.on_connected
         )
         self._lifecycle: Lifecycle | None = None
         self._grace_s: float | None = None
+
+    def _wire_watch_and_heal(self, config: LoadedConfig) -> None:
+        """The monitor tells the engine (its listener); the engine heals the monitor's
+        services. Docker's events and the stop gate share one reading of intent."""
+        self.engine = RecoveryEngine(
+            policy=config.model.monitoring.recovery,
+            playbooks=config.playbooks,
+            journal=self.store,
+            bus=self.bus,
+            metrics=self.metrics,
+            resources=self.resources,
+            state_dir=config.state_dir,
+            dry_run=self.dry_run,
+        )
+        self._intent = DockerIntent()
+        self.monitor = SelfHealingMonitor(
+            services=config.services,
+            runner=CheckRunner(self.resources, self.metrics),
+            scheduler=self.scheduler,
+            bus=self.bus,
+            recovery=self.engine,
+            gates=[ContainerStopGate(self._intent)],
+        )
+        self.engine.attach(self.monitor)
 
     @classmethod
     def from_config(
