@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from medic.cli import client
+from medic.cli import commands
 from medic.cli import install as install_unit
 from medic.config.load import load_config
 from medic.config.types import parse_duration
@@ -150,7 +150,7 @@ def _main(args: argparse.Namespace) -> int:
         return _validate(args.config or default_config_path())
     if args.command == "install-unit":
         return install_unit.main(args)
-    return client.main(args, default_config_path)
+    return commands.main(args, default_config_path)
 
 
 def _validate(path: Path) -> int:
