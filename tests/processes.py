@@ -21,8 +21,8 @@ from types import TracebackType
 
 import psutil
 
+from medic.host.processes.pidfiles import pid_alive
 from medic.host.subprocesses import session_members
-from medic.host.supervisor import pid_alive
 
 PROGRAMS = Path(__file__).resolve().parent / "fixtures" / "programs"
 PYTHON = sys.executable

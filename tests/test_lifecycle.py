@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 
 from medic.config.load import load_config
 from medic.core.lifecycle import Lifecycle, Part, TeardownError
-from medic.host.supervisor import pid_alive
+from medic.host.processes.pidfiles import pid_alive
 from medic.orchestrator import ControlPlaneOrchestrator
 from tests.plugins.daemon import DaemonFactory
 from tests.processes import Spawner

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from medic.config.models import ProcessConfig
+from medic.host.processes import ProcessStartError
+from medic.host.processes.supervisor import ProcessSupervisor
 from medic.host.subprocesses import session_members
-from medic.host.supervisor import ProcessStartError, ProcessSupervisor
 from tests.helpers import async_wait_for
 from tests.processes import PYTHON, Spawner, alive, program
 

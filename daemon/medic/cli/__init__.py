@@ -1,8 +1,9 @@
 """CLI: the ``medic`` command.
 
-Owns argument parsing and ``medic run`` (``main``), the API client behind
-the control commands (``client``) and ``medic install-unit`` (``install``).
-The daemon is imported only by ``medic run``.
+Owns argument parsing, ``medic validate`` and ``medic run`` (``main``), the
+control commands (``commands``), the HTTP client of the daemon's API they
+call (``client``), the printing of their answers (``render``) and ``medic
+install-unit`` (``install``). The daemon is imported only by ``medic run``.
 
 May import: every stage; ``medic.daemon`` only when running.
 """

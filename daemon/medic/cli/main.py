@@ -1,5 +1,7 @@
-"""The ``medic`` command: arguments, logging set-up, config loading, and the
-client commands that talk to a running daemon over its API."""
+"""The ``medic`` command: its arguments, ``medic validate``, ``medic run``
+(config loading, logging set-up, the daemon), and the hand-off to the control
+commands that talk to a running daemon over its API (``commands``) and to
+``medic install-unit`` (``install``)."""
 
 from __future__ import annotations
 
@@ -9,19 +11,26 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
-from medic.cli import client
+from medic.cli import commands
 from medic.cli import install as install_unit
 from medic.config.load import load_config
 from medic.config.types import parse_duration
-from medic.core.errors import ConfigFileError, ConfigInvalid
+from medic.core.errors import ConfigFileError, ConfigInvalid, ConfigIssue
 from medic.core.logging import configure_logging, get_logger
+
+if TYPE_CHECKING:
+    from medic.daemon import Daemon  # imported when `medic run` runs
 
 EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a command killed by the closed pipe exits with
 LOOP_SWITCH_INTERVAL_S = 0.0005
 
 _CONFIG_CANDIDATES = (Path("control-plane/config.yaml"), Path("/etc/medic/config.yaml"))
+
+_Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+"""What ``add_subparsers`` returns (argparse gives it no public name)."""
 
 
 def default_config_path() -> Path:
@@ -38,7 +47,17 @@ def default_config_path() -> Path:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medic", description="A self-healing monitoring daemon.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_run(sub)
+    validate = sub.add_parser("validate", help="check the config and playbooks")
+    _config_arg(validate)
+    _add_service_commands(sub)
+    _add_workflows(sub)
+    install = sub.add_parser("install-unit", help="install medic as a systemd service")
+    install_unit.add_arguments(install)
+    return parser
 
+
+def _add_run(sub: _Commands) -> None:
     run = sub.add_parser("run", help="run the daemon in the foreground")
     _config_arg(run)
     run.add_argument("--state-dir", type=Path, help="override daemon.state_dir")
@@ -49,9 +68,9 @@ def _parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="record every recovery step, touch nothing"
     )
 
-    validate = sub.add_parser("validate", help="check the config and playbooks")
-    _config_arg(validate)
 
+def _add_service_commands(sub: _Commands) -> None:
+    """``status``, and the commands that act on one service or recovery."""
     status = sub.add_parser("status", help="services, workflows and recent recoveries")
     _client_args(status)
     status.add_argument("--json", action="store_true", help="print the raw JSON")
@@ -82,16 +101,14 @@ def _parser() -> argparse.ArgumentParser:
         _client_args(decide)
         decide.add_argument("recovery_id", type=int, metavar="RECOVERY_ID")
 
+
+def _add_workflows(sub: _Commands) -> None:
     workflows = sub.add_parser("workflows", help="list, start, stop or run workflows")
     _client_args(workflows)
     _wait_arg(workflows, "`workflows run`")
     workflows.add_argument("action", choices=["list", "start", "stop", "run"])
     workflows.add_argument("id", nargs="?")
     workflows.add_argument("--json", action="store_true", help="print the raw JSON")
-
-    install = sub.add_parser("install-unit", help="install medic as a systemd service")
-    install_unit.add_arguments(install)
-    return parser
 
 
 def _config_arg(parser: argparse.ArgumentParser) -> None:
@@ -150,7 +167,7 @@ def _main(args: argparse.Namespace) -> int:
         return _validate(args.config or default_config_path())
     if args.command == "install-unit":
         return install_unit.main(args)
-    return client.main(args, default_config_path)
+    return commands.main(args, default_config_path)
 
 
 def _validate(path: Path) -> int:
@@ -171,9 +188,7 @@ def _validate(path: Path) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from medic.core.lifecycle import TeardownError
-    from medic.daemon import Daemon, StartupError
-    from medic.store import StateDirUnusable
+    from medic.daemon import Daemon
 
     path = args.config or default_config_path()
     try:
@@ -188,7 +203,12 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     daemon_cfg = loaded.model.daemon
     configure_logging(args.log_format or daemon_cfg.log_format, daemon_cfg.log_level.upper())
-    for warning in loaded.warnings:
+    _log_config_warnings(loaded.warnings)
+    return _run_daemon(Daemon(Path(path), state_dir=args.state_dir, dry_run=args.dry_run))
+
+
+def _log_config_warnings(warnings: Sequence[ConfigIssue]) -> None:
+    for warning in warnings:
         get_logger("Daemon").warning(
             "config.secret_missing",
             message="A secret the config names is missing",
@@ -197,7 +217,14 @@ def _run(args: argparse.Namespace) -> int:
             key=warning.dotted_path,
             detail=warning.message.removeprefix("warning: "),
         )
-    daemon = Daemon(Path(path), state_dir=args.state_dir, dry_run=args.dry_run)
+
+
+def _run_daemon(daemon: Daemon) -> int:
+    """Run the daemon until it stops; what went wrong becomes a message and exit code."""
+    from medic.core.lifecycle import TeardownError
+    from medic.daemon import StartupError
+    from medic.store import StateDirUnusable
+
     # While a worker thread runs Python (rendering /metrics, Docker SDK calls),
     # the event loop drops the GIL at each system call and may wait a whole
     # switch interval to get it back: at the default 5 ms, 129 of the 211 checks

@@ -1,7 +1,7 @@
 """Host adapters: the only modules that talk to the host's own machinery.
 
 The Docker engine (``docker``, its event stream in ``docker_events``),
-supervised programs (``supervisor``), subprocess sessions (``subprocesses``),
+supervised programs (``processes``), subprocess sessions (``subprocesses``),
 systemd units (``systemd``) and the notify socket (``sdnotify``), medic's own
 PostgreSQL pools (``postgres``), and ``resources``, the long-lived clients the
 checks and actions share. Heavy clients are imported where first used.

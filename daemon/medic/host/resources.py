@@ -13,7 +13,7 @@ import aiohttp
 
 from medic.host.docker import DockerGateway
 from medic.host.postgres import PostgresPools
-from medic.host.supervisor import ProcessSupervisor
+from medic.host.processes.supervisor import ProcessSupervisor
 
 _KEEPALIVE_S = 4.0
 """How long an idle connection of the shared HTTP session is kept for reuse."""

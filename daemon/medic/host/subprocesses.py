@@ -99,18 +99,8 @@ async def run_captured(
     propagates. Raises ``OSError`` (e.g. ``FileNotFoundError``) if it cannot start.
     ``tracker`` is told the session's start and, once it is torn down, its end.
     """
-    loop = asyncio.get_running_loop()
     started = time.monotonic()
-    transport, protocol = await loop.subprocess_exec(
-        lambda: _CaptureProtocol(loop, tail_bytes),
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        start_new_session=True,
-    )
+    transport, protocol = await _spawn(argv, cwd, env, tail_bytes)
     pid = transport.get_pid()
     try:
         if tracker is not None:
@@ -126,6 +116,23 @@ async def run_captured(
     returncode = transport.get_returncode()
     assert returncode is not None  # set before process_exited() is called
     return CompletedRun(returncode, protocol.tail_text(), time.monotonic() - started)
+
+
+async def _spawn(
+    argv: Sequence[str], cwd: str | Path | None, env: Mapping[str, str] | None, tail_bytes: int
+) -> tuple[asyncio.SubprocessTransport, _CaptureProtocol]:
+    """Start ``argv`` in a session of its own, its output merged into one pipe."""
+    loop = asyncio.get_running_loop()
+    return await loop.subprocess_exec(
+        lambda: _CaptureProtocol(loop, tail_bytes),
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+    )
 
 
 async def _wait_for_exit(protocol: _CaptureProtocol) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from medic.config.actions import RestartProcessOptions
 from medic.heal.actions._processes import require_process
 from medic.heal.actions.base import Action, ActionContext, ActionError, ActionResult
-from medic.host.supervisor import ProcessStartError
+from medic.host.processes import ProcessStartError
 
 
 class RestartProcess(Action[RestartProcessOptions]):

@@ -15,7 +15,7 @@ import signal
 from medic.config.actions import SignalProcessOptions, parse_signal
 from medic.heal.actions._processes import require_process
 from medic.heal.actions.base import Action, ActionContext, ActionError, ActionResult
-from medic.host.supervisor import pid_alive, read_pidfile
+from medic.host.processes.pidfiles import pid_alive, read_pidfile
 
 
 class SignalProcess(Action[SignalProcessOptions]):

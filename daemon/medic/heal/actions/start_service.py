@@ -24,8 +24,8 @@ from medic.heal.actions.base import Action, ActionContext, ActionError, ActionRe
 from medic.heal.actions.restart_unit import unit_state
 from medic.heal.actions.start_container import StartContainer
 from medic.host import systemd as units
+from medic.host.processes import ProcessStartError
 from medic.host.subprocesses import CompletedRun, run_captured
-from medic.host.supervisor import ProcessStartError
 
 
 class StartService(Action[StartServiceOptions]):

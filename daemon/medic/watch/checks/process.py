@@ -40,7 +40,7 @@ import psutil
 
 from medic.config.checks import ProcessCheckOptions
 from medic.core.vocabulary import FailureType
-from medic.host.supervisor import pid_alive, read_pidfile
+from medic.host.processes.pidfiles import pid_alive, read_pidfile
 from medic.watch.checks._leak import Sample, judge_growth
 from medic.watch.checks.base import Check, CheckResult, CheckTarget, Refiner
 

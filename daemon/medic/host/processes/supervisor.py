@@ -1,23 +1,12 @@
-"""ProcessSupervisor: the programs a service's ``process:`` key names.
+"""ProcessSupervisor: starts, adopts, watches, stops and restarts the
+programs the services' ``process:`` keys name.
 
-medic starts ``process.command`` itself, detached: its own session
-(``start_new_session``), stdin from /dev/null, stdout and stderr appended to
-``<state_dir>/logs/<service>.log``, ``process.env`` over the daemon's own
-environment (minus systemd's ``NOTIFY_SOCKET`` and ``WATCHDOG_*``, which are
-medic's, not the child's), in ``process.cwd``. A child medic started itself is
-awaited, so its exit is seen (and reaped) at once; any other PID, a process
-adopted through ``process.pidfile``, is watched through a pidfd. Either way an
-unexpected exit calls ``on_exit(service, returncode)``, which the orchestrator
-wires to an immediate check: the restart itself goes through a playbook
-(``restart_process``) and its guardrails, never behind the monitor's back.
-
-Stopping: SIGTERM, ``stop_timeout`` to go, then SIGKILL. For a child medic
-started, the signals go to its whole session (nothing it forked survives);
-an adopted process gets them alone, through its pidfd (no PID reuse race).
-
-Each started child is recorded in ``<state_dir>/processes/<service>.pid``
-(PID, kernel start time, boot id), so a medic that was killed and started
-again adopts the child its predecessor left instead of starting a second copy.
+``apply(configs)`` sets which services have a process; a new one is adopted
+(the process its pidfile names, or a child an earlier medic left, see
+``pidfiles``) or started (``watches``). An unexpected exit calls
+``on_exit(service, returncode)``, which the orchestrator wires to an immediate
+check: the restart itself goes through a playbook (``restart_process``) and
+its guardrails, never behind the monitor's back.
 
 At shutdown medic stops every process it started, like supervisord does. It
 has to: the systemd unit's ``KillMode=mixed`` sends SIGTERM to medic alone
@@ -29,21 +18,18 @@ through a pidfile were started elsewhere and are left running.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import re
-import signal
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from medic.core.logging import get_logger
-from medic.host import HostError
-from medic.host.subprocesses import parse_proc_stat, terminate_session
+from medic.host.processes import ProcessStartError
+from medic.host.processes.pidfiles import pid_alive, read_pidfile, read_record, write_record
+from medic.host.processes.reports import ProcessExit, ProcessInfo, RestartReport, StopReport
+from medic.host.processes.watches import Adopted, Watch, start_child
 
 if TYPE_CHECKING:
     # Type-only: the config layer need not load for the supervisor to.
@@ -54,181 +40,14 @@ log = get_logger("ProcessSupervisor")
 ExitCallback = Callable[[str, int | None], None]
 """``on_exit(service, returncode)``; the code is None for an adopted process."""
 
-_AFTER_KILL_WAIT_S = 2.0
-_CHILD_ENV_DROPPED = ("NOTIFY_SOCKET",)
-_CHILD_ENV_DROPPED_PREFIXES = ("WATCHDOG_",)
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
-_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
-
-
-class ProcessStartError(HostError):
-    """medic cannot start the service's process (no command, or exec failed)."""
-
-
-@dataclass(frozen=True)
-class ProcessExit:
-    returncode: int | None
-    """Exit code, minus the signal number that ended it, or None (adopted: unknown)."""
-    at: float
-
-    def describe(self) -> str:
-        return describe_returncode(self.returncode)
-
-
-@dataclass(frozen=True)
-class ProcessInfo:
-    """What the supervisor knows about one service's process right now."""
-
-    service: str
-    pid: int | None
-    alive: bool
-    owned: bool
-    """medic started it (and stops it at shutdown); False for a pidfile adoption."""
-    can_start: bool
-    started_at: float | None
-    starts: int
-    last_exit: ProcessExit | None
-    log_path: Path | None
-
-    def as_dict(self) -> dict[str, Any]:
-        last = self.last_exit
-        return {
-            "pid": self.pid,
-            "alive": self.alive,
-            "owned": self.owned,
-            "started_at": _iso(self.started_at),
-            "starts": self.starts,
-            "last_exit": None
-            if last is None
-            else {"returncode": last.returncode, "at": _iso(last.at), "detail": last.describe()},
-            "log": str(self.log_path) if self.log_path else None,
-        }
-
-
-@dataclass(frozen=True)
-class StopReport:
-    pid: int | None
-    detail: str
-    forced: bool = False
-    """SIGKILL was needed: the process outlived ``stop_timeout``."""
-    elapsed_s: float = 0.0
-
-
-@dataclass(frozen=True)
-class RestartReport:
-    stop: StopReport
-    pid: int | None
-    """The new process, or None when medic cannot start it (pidfile only)."""
-
-    @property
-    def detail(self) -> str:
-        if self.pid is None:
-            return f"{self.stop.detail}; medic cannot start it (no process.command)"
-        return f"{self.stop.detail}; started pid {self.pid}"
-
-
-class _Watch(ABC):
-    """One running process being watched; ``exited`` resolves when it is gone."""
-
-    def __init__(self, pid: int, loop: asyncio.AbstractEventLoop) -> None:
-        self.pid = pid
-        self.exited: asyncio.Future[None] = loop.create_future()
-        self.returncode: int | None = None
-        self.expected_exit = False
-        """medic is stopping it: its exit is not news."""
-
-    @property
-    def running(self) -> bool:
-        return not self.exited.done() and pid_alive(self.pid)
-
-    @abstractmethod
-    async def terminate(self, grace_s: float) -> bool:
-        """SIGTERM, ``grace_s``, SIGKILL; True when SIGKILL was needed."""
-
-    @abstractmethod
-    def close(self) -> None:
-        """Stop watching (the process is gone or forgotten)."""
-
-
-class _Child(_Watch, asyncio.SubprocessProtocol):
-    """A process medic started: awaited through the event loop's child watcher.
-
-    It is the subprocess protocol itself, so it holds the transport before any
-    exit can be reported, however fast the child dies.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(0, loop)
-        self.transport: asyncio.SubprocessTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.SubprocessTransport)
-        self.transport = transport
-        self.pid = transport.get_pid()
-
-    def process_exited(self) -> None:
-        if self.transport is not None:
-            self.returncode = self.transport.get_returncode()
-            self.transport.close()  # the child is reaped; this only frees the transport
-        if not self.exited.done():
-            self.exited.set_result(None)
-
-    async def terminate(self, grace_s: float) -> bool:
-        await terminate_session(self.pid, self.exited, grace_s)
-        return self.returncode == -signal.SIGKILL
-
-    def close(self) -> None:
-        """Nothing to release: the transport closes when the child exits."""
-
-
-class _Adopted(_Watch):
-    """A process started elsewhere, watched through a pidfd (readable once it exits).
-
-    ``whole_session`` marks a child an earlier medic started: its session is
-    medic's to tear down. Otherwise only the process itself is signalled.
-    """
-
-    def __init__(self, pid: int, loop: asyncio.AbstractEventLoop, *, whole_session: bool) -> None:
-        super().__init__(pid, loop)
-        self.whole_session = whole_session
-        self._loop = loop
-        self._pidfd: int | None = os.pidfd_open(pid)
-        loop.add_reader(self._pidfd, self._gone)
-
-    def _gone(self) -> None:
-        self.close()
-        if not self.exited.done():
-            self.exited.set_result(None)
-
-    def close(self) -> None:
-        if self._pidfd is not None:
-            self._loop.remove_reader(self._pidfd)
-            os.close(self._pidfd)
-            self._pidfd = None
-
-    def _send(self, signum: signal.Signals) -> None:
-        if self._pidfd is not None:
-            with contextlib.suppress(ProcessLookupError):
-                signal.pidfd_send_signal(self._pidfd, signum)
-
-    async def terminate(self, grace_s: float) -> bool:
-        if self.whole_session:
-            started = time.monotonic()
-            await terminate_session(self.pid, self.exited, grace_s)
-            return time.monotonic() - started >= grace_s
-        self._send(signal.SIGTERM)
-        if await _wait_done(self.exited, grace_s):
-            return False
-        self._send(signal.SIGKILL)
-        await _wait_done(self.exited, _AFTER_KILL_WAIT_S)
-        return True
 
 
 @dataclass
 class _Entry:
     service: str
     config: ProcessConfig
-    watch: _Watch | None = None
+    watch: Watch | None = None
     owned: bool = False
     started_at: float | None = None
     starts: int = 0
@@ -352,7 +171,7 @@ class ProcessSupervisor:
         except KeyError:
             raise KeyError(f"service {service!r} has no process: section") from None
 
-    def _current(self, entry: _Entry) -> _Watch | None:
+    def _current(self, entry: _Entry) -> Watch | None:
         """The live watch; a dead one is dropped, a pidfile is re-read."""
         watch = entry.watch
         if watch is not None and watch.running:
@@ -413,30 +232,12 @@ class ProcessSupervisor:
         cwd = entry.config.cwd
         if cwd is not None and not cwd.is_dir():
             raise ProcessStartError(f"process.cwd {cwd} is not a directory")
-        loop = asyncio.get_running_loop()
-        child = _Child(loop)
         log_path = self.log_path(entry.service)
-        try:
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            with log_path.open("ab") as out:
-                out.write(_log_header(command))
-                out.flush()
-                await loop.subprocess_exec(
-                    lambda: child,
-                    *command,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=asyncio.subprocess.STDOUT,
-                    cwd=cwd,
-                    env=child_env(entry.config.env),
-                    start_new_session=True,
-                )
-        except OSError as exc:
-            raise ProcessStartError(f"cannot start {command[0]}: {exc}") from exc
+        child = await start_child(command, cwd, entry.config.env, log_path)
         self._watch(entry, child, owned=True)
         entry.started_at = time.time()
         entry.starts += 1
-        self._write_record(entry.service, child.pid)
+        write_record(self._record_path(entry.service), child.pid)
         log.info(
             "process.started",
             message="Process started",
@@ -469,14 +270,14 @@ class ProcessSupervisor:
         )
         return StopReport(watch.pid, detail, forced, elapsed)
 
-    def _watch(self, entry: _Entry, watch: _Watch, *, owned: bool) -> None:
+    def _watch(self, entry: _Entry, watch: Watch, *, owned: bool) -> None:
         if entry.watch is not None:
             entry.watch.close()
         entry.watch = watch
         entry.owned = owned
         watch.exited.add_done_callback(lambda _f: self._exited(entry, watch))
 
-    def _exited(self, entry: _Entry, watch: _Watch) -> None:
+    def _exited(self, entry: _Entry, watch: Watch) -> None:
         watch.close()
         if entry.watch is not watch:
             return  # replaced meanwhile
@@ -520,14 +321,14 @@ class ProcessSupervisor:
         return self._adopt(entry, pid, owned=owned, whole_session=False)
 
     def _adopt_record(self, entry: _Entry, *, owned: bool) -> bool:
-        pid = _read_record(self._record_path(entry.service))
+        pid = read_record(self._record_path(entry.service))
         if pid is None:
             return False
         return self._adopt(entry, pid, owned=owned, whole_session=True)
 
     def _adopt(self, entry: _Entry, pid: int, *, owned: bool, whole_session: bool) -> bool:
         try:
-            watch = _Adopted(pid, asyncio.get_running_loop(), whole_session=whole_session)
+            watch = Adopted(pid, asyncio.get_running_loop(), whole_session=whole_session)
         except ProcessLookupError:
             return False  # gone since we looked
         except OSError as exc:
@@ -549,114 +350,10 @@ class ProcessSupervisor:
         )
         return True
 
-    def _write_record(self, service: str, pid: int) -> None:
-        path = self._record_path(service)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(f"{pid} {proc_start_time(pid)} {_boot_id()}\n")
-        tmp.replace(path)
-
-
-# helpers ---------------------------------------------------------------------
-
-
-def child_env(extra: Mapping[str, str]) -> dict[str, str]:
-    """The daemon's environment without systemd's notify/watchdog variables, plus ``extra``."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in _CHILD_ENV_DROPPED and not k.startswith(_CHILD_ENV_DROPPED_PREFIXES)
-    }
-    env.update(extra)
-    return env
-
-
-def pid_alive(pid: int) -> bool:
-    """True when ``pid`` exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    parsed = parse_proc_stat(stat)
-    return parsed is not None and parsed[0] not in ("Z", "X")
-
-
-def proc_start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (``/proc/PID/stat`` field 22)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rpartition(")")[2].split()
-    try:
-        return int(fields[19])
-    except (IndexError, ValueError):
-        return None
-
-
-def read_pidfile(path: Path) -> int | None:
-    """The PID a pidfile names, or None (missing, empty, not a number)."""
-    try:
-        text = path.read_text().strip()
-    except OSError:
-        return None
-    first = text.split()[0] if text else ""
-    return int(first) if first.isdigit() and int(first) > 0 else None
-
-
-def describe_returncode(code: int | None) -> str:
-    if code is None:
-        return "exited (exit code unknown: not medic's child)"
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"killed by {name}"
-    return f"exited with code {code}"
-
-
-def _read_record(path: Path) -> int | None:
-    """The PID of a child an earlier medic started, if that very process still runs."""
-    try:
-        pid_s, start_s, boot = path.read_text().split()
-    except (OSError, ValueError):
-        return None
-    pid = int(pid_s) if pid_s.isdigit() else 0
-    same = pid > 0 and str(proc_start_time(pid)) == start_s and boot == _boot_id()
-    if not same or not pid_alive(pid):
-        path.unlink(missing_ok=True)
-        return None
-    return pid
-
-
-def _boot_id() -> str:
-    try:
-        return _BOOT_ID.read_text().strip()
-    except OSError:
-        return "unknown"
-
-
-def _log_header(command: list[str]) -> bytes:
-    now = datetime.now(UTC).isoformat(timespec="seconds")
-    return f"--- medic: starting {command!r} at {now} ---\n".encode()
-
 
 def _filename(service: str) -> str:
     return _UNSAFE_FILENAME.sub("_", service)
 
 
-async def _wait_done(future: asyncio.Future[None], timeout_s: float) -> bool:
-    try:
-        await asyncio.wait_for(asyncio.shield(future), timeout_s)
-    except TimeoutError:
-        return False
-    return True
-
-
 def _first(value: float | None, default: float) -> float:
     return default if value is None else value
-
-
-def _iso(ts: float | None) -> str | None:
-    return datetime.fromtimestamp(ts, UTC).isoformat() if ts is not None else None

@@ -1,0 +1,170 @@
+"""The control commands, ``medic status|check|recover|reset|approve|reject|workflows``:
+each calls the running daemon's API through ``client`` and prints the answer
+(the tables through ``render``). A call that fails becomes one message on
+stderr, with a hint where one helps, and the command's exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from medic.cli import render
+from medic.cli.client import (
+    EXIT_UNREACHABLE,
+    READ_WAIT,
+    TOKEN_ENV,
+    ApiFailure,
+    BadUrl,
+    DaemonUnreachable,
+    StillRunning,
+    base_url,
+    quote,
+    request,
+)
+
+
+def main(args: argparse.Namespace, default_config: Callable[[], Path]) -> int:
+    try:
+        target = base_url(args, default_config)
+    except BadUrl as exc:
+        print(f"medic: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _dispatch(args, target.url)
+    except DaemonUnreachable as exc:
+        note = f"; {target.note}" if target.note else ""
+        print(f"medic: {exc}{note}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except StillRunning as exc:
+        print(f"medic: {exc} {_follow_hint(args)}", file=sys.stderr)
+        return exc.exit_code
+    except ApiFailure as exc:
+        print(f"medic: {exc}", file=sys.stderr)
+        if exc.status == 401:
+            print(f"hint: {_token_hint()}", file=sys.stderr)
+        elif exc.code == "CONTROL_DISABLED":
+            print(f"hint: {_control_disabled_hint()}", file=sys.stderr)
+        return 1
+
+
+def _follow_hint(args: argparse.Namespace) -> str:
+    if args.command == "workflows":
+        return "follow it with `medic workflows list` (or `medic status`)"
+    if args.command == "recover":
+        return f"follow it with `medic status` (recent recoveries) or `medic check {args.service}`"
+    return "see `medic status` for the result"
+
+
+def _token_hint() -> str:
+    if not os.environ.get(TOKEN_ENV):
+        return f"{TOKEN_ENV} is not set: export the daemon's API token as {TOKEN_ENV}"
+    return f"{TOKEN_ENV} does not match the daemon's API token (api.token_env/token_file)"
+
+
+def _control_disabled_hint() -> str:
+    return (
+        "the token must be set on both sides: in the daemon's environment (the variable"
+        " its config names in api.token_env, or the file in api.token_file; restart or"
+        f" reload the daemon after setting it) and, for this CLI, as ${TOKEN_ENV}"
+    )
+
+
+def _dispatch(args: argparse.Namespace, url: str) -> int:
+    if args.command == "status":
+        return _status(url, args.json)
+    if args.command == "check":
+        result = request(
+            f"{url}/api/v1/services/{quote(args.service)}/check",
+            "POST",
+            wait=args.timeout,
+            doing=f"the check of {args.service}",
+        )
+        print(
+            f"{result['service']}: {'healthy' if result['healthy'] else 'FAILING'}"
+            f" ({result.get('failure_type') or 'ok'}): {result['detail']}"
+        )
+        return 0 if result["healthy"] else 1
+    if args.command == "recover":
+        return _recover(url, args)
+    if args.command == "reset":
+        state = request(f"{url}/api/v1/services/{quote(args.service)}/reset", "POST")
+        print(
+            f"{state['name']}: circuit {state['circuit']}, recovery attempts given back;"
+            f" status {state['status']} (a check runs now)"
+        )
+        return 0
+    if args.command in ("approve", "reject"):
+        rec = request(f"{url}/api/v1/recoveries/{args.recovery_id}/{args.command}", "POST")
+        print(f"recovery {rec['id']} of {rec['service']} with {rec['playbook']}: {rec['outcome']}")
+        return 0
+    return _workflows(url, args)
+
+
+def _recover(url: str, args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"dry_run": bool(args.dry_run)}
+    if args.failure_type:
+        body["failure_type"] = args.failure_type
+    rec = request(
+        f"{url}/api/v1/services/{quote(args.service)}/recover",
+        "POST",
+        body,
+        wait=args.timeout,
+        doing=f"the recovery of {args.service}",
+    )
+    print(f"recovery {rec['id']} of {rec['service']} with {rec['playbook']}: {rec['outcome']}")
+    for step in rec.get("steps", []):
+        print(
+            f"  {step['phase']:<10} {step['action']:<18} {step['outcome']:<10}"
+            f" {step['detail'] or ''}"
+        )
+    return 0 if rec["outcome"] in ("succeeded", "dry_run") else 1
+
+
+def _workflows(url: str, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        data = request(f"{url}/api/v1/workflows")
+        if args.json:
+            print(json.dumps(data, indent=2))
+        else:
+            render.workflow_table(data["workflows"])
+        return 0
+    if not args.id:
+        print(f"medic: workflows {args.action} needs a workflow ID", file=sys.stderr)
+        return 2
+    result = request(
+        f"{url}/api/v1/workflows/{quote(args.id)}/{args.action}",
+        "POST",
+        wait=args.timeout if args.action == "run" else READ_WAIT,
+        doing=f"workflow {args.id}" if args.action == "run" else None,
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+    elif args.action == "start":
+        print(f"workflow {args.id}: started run {result['run_id']}")
+    elif args.action == "stop":
+        what = "cancelled the run in progress" if result["cancelled_run"] else "no run in progress"
+        print(f"workflow {args.id}: stopped ({what}); its schedule waits for `workflows start`")
+    else:
+        render.print_run(result)
+    return 0 if result.get("outcome", "succeeded") == "succeeded" else 1
+
+
+def _status(url: str, as_json: bool) -> int:
+    listing = request(f"{url}/api/v1/services")
+    services = listing["services"]
+    workflows = request(f"{url}/api/v1/workflows")["workflows"]
+    recoveries = request(f"{url}/api/v1/recoveries?limit=10")["recoveries"]
+    if as_json:
+        print(
+            json.dumps(
+                {"services": services, "workflows": workflows, "recoveries": recoveries}, indent=2
+            )
+        )
+        return 0
+    render.status(services, listing.get("recovery_hold"), workflows, recoveries)
+    return 0
