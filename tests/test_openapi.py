@@ -14,8 +14,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from openapi_spec_validator import validate as validate_spec
 
-from medic.api.app import ORCHESTRATOR, ApiSettings, build_app
+from medic.api.app import build_app
 from medic.api.openapi import OPENAPI_PATH, OPERATIONS, build_document
+from medic.api.state import ORCHESTRATOR, ApiSettings
 from medic.config.load import load_config
 from medic.orchestrator import ControlPlaneOrchestrator
 from tests.apischema import examples, response_schema, schema_errors

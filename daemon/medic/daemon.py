@@ -15,7 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
-from medic.api.app import ApiSettings, build_app
+from medic.api.app import build_app
+from medic.api.state import ApiSettings
 from medic.config.load import load_config
 from medic.core.errors import ConfigFileError, ConfigInvalid, InvalidWorkflowError, MedicError
 from medic.core.lifecycle import Lifecycle, Part

@@ -1,9 +1,16 @@
 """API: the aiohttp app operators and tools talk to.
 
-Owns the routes and their JSON (``app``), the status page (``page`` and
-``static/``), the OpenAPI document (``openapi``; its schemas in ``_schemas``,
-``_service_schemas``, ``_typed_schemas`` and ``_schema_base``) and the
-Alertmanager receiver (``alerts``).
+``app`` builds the application from its route table. Each request passes the
+middleware of ``errors`` (every error as JSON) and ``auth`` (bearer token,
+body size), then a handler: ``routes_daemon`` (status page, metrics, health,
+status, audit, reload, the OpenAPI document), ``routes_services``,
+``routes_recoveries``, ``routes_workflows`` and ``events`` (server-sent
+events). The handlers share ``state`` (the app's typed keys and settings) and
+``inputs`` (the JSON body, query integers, the operator's name). Around them:
+the status page (``page`` and ``static/``), the Alertmanager receiver
+(``alerts``) and the OpenAPI document (``openapi``; its catalogue of
+operations in ``_operations``, its schemas in ``_schemas``,
+``_service_schemas``, ``_typed_schemas`` and ``_schema_base``).
 
 May import: every stage below it and ``medic.orchestrator``.
 """

@@ -1,0 +1,135 @@
+"""The event stream: every event on the bus as server-sent events, the kept
+ones a reconnecting client missed first; a comment line keeps the stream
+alive, and it ends as soon as the API shuts down."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from aiohttp import web
+
+from medic.api.errors import ApiError
+from medic.api.state import CLOSING, orchestrator
+from medic.core.bus import Event, EventBus, Resumption
+
+SSE_RETRY_MS = 2000
+"""Sent once as ``retry:``: how soon a client's EventSource reconnects."""
+
+KEEPALIVE_S = 15
+"""A comment line goes out after this many seconds without an event."""
+
+_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """``GET /api/v1/events``: server-sent events. A client that reconnects with
+    ``Last-Event-ID: N`` (or ``?last_event_id=N``) first gets the kept events
+    after N (the bus keeps the last 1,000), then live ones."""
+    bus = orchestrator(request).bus
+    after = _last_event_id(request)
+    response = web.StreamResponse(headers=_HEADERS)
+    await response.prepare(request)
+    subscription = _subscribe(bus, after)
+    try:
+        seam = await _send_kept(response, after, subscription)
+        await _send_live(response, subscription.queue, request.app[CLOSING], seam)
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        bus.unsubscribe(subscription.queue)
+    return response
+
+
+def _last_event_id(request: web.Request) -> int | None:
+    """The id a reconnecting client saw last: the ``Last-Event-ID`` header
+    (what EventSource sends) or ``?last_event_id=`` (for curl)."""
+    raw = request.headers.get("Last-Event-ID")
+    source = "the Last-Event-ID header"
+    if raw is None or not raw.strip():
+        raw = request.query.get("last_event_id")
+        source = "last_event_id"
+    if raw is None or not raw.strip():
+        return None
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ApiError(400, "INVALID_QUERY", f"{source} must be an event id (an integer)") from None
+    if value < 0:
+        raise ApiError(400, "INVALID_QUERY", f"{source} must be 0 or more")
+    return value
+
+
+def _subscribe(bus: EventBus, after: int | None) -> Resumption:
+    """Subscribed before the history is read (one step, no await between):
+    nothing published meanwhile is lost or sent twice."""
+    if after is None:
+        return Resumption(bus.subscribe(), [], False)
+    return bus.resume(after)
+
+
+async def _send_kept(
+    response: web.StreamResponse, after: int | None, subscription: Resumption
+) -> int:
+    """The stream's opening and the kept events after ``after``; returns the
+    last id sent (0 for none), below which live events were sent already."""
+    await response.write(f"retry: {SSE_RETRY_MS}\n: connected\n\n".encode())
+    if subscription.missed:
+        await response.write(
+            f": events after id {after} were missed; sending the kept ones\n\n".encode()
+        )
+    for event in subscription.backlog:
+        await response.write(_sse(event))
+    return subscription.backlog[-1].id if subscription.backlog else 0
+
+
+async def _send_live(
+    response: web.StreamResponse,
+    queue: asyncio.Queue[Event],
+    closing: asyncio.Event,
+    seam: int,
+) -> None:
+    """Live events as they come, until the API closes."""
+    while not closing.is_set():
+        live = await _next_event(queue, closing, keepalive_s=KEEPALIVE_S)
+        if live is None:
+            if not closing.is_set():
+                await response.write(b": keep-alive\n\n")
+            continue
+        if live.id <= seam:
+            continue  # already sent from the history
+        await response.write(_sse(live))
+
+
+def _sse(event: Event) -> bytes:
+    data = json.dumps(event.as_dict(), default=str)
+    return f"id: {event.id}\nevent: {event.name}\ndata: {data}\n\n".encode()
+
+
+async def _next_event(
+    queue: asyncio.Queue[Event], closing: asyncio.Event, keepalive_s: float
+) -> Event | None:
+    """The next event; None after ``keepalive_s`` without one, or once the API closes."""
+    if not queue.empty():
+        return queue.get_nowait()
+    getting = asyncio.ensure_future(queue.get())
+    stopping = asyncio.ensure_future(closing.wait())
+    try:
+        await asyncio.wait({getting, stopping}, timeout=keepalive_s, return_when="FIRST_COMPLETED")
+    finally:
+        stopping.cancel()
+        if not getting.done():
+            getting.cancel()
+    return getting.result() if getting.done() and not getting.cancelled() else None
+
+
+async def close_streams(app: web.Application) -> None:
+    """On shutdown: every open stream ends."""
+    app[CLOSING].set()
+
+
+__all__ = ["SSE_RETRY_MS", "close_streams", "events"]

@@ -1,0 +1,93 @@
+"""The routes about watched services: their state, and the operator's
+controls (check now, recover now, reset the circuit)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from medic.api.errors import ApiError
+from medic.api.inputs import json_body, operator
+from medic.api.state import orchestrator
+from medic.core.vocabulary import FailureType, Trigger
+
+
+async def services(request: web.Request) -> web.Response:
+    orch = orchestrator(request)
+    return web.json_response(
+        {
+            "services": [orch.service_status(n) for n in orch.monitor.states()],
+            "recovery_hold": orch.engine.blast_hold,
+        }
+    )
+
+
+async def service(request: web.Request) -> web.Response:
+    return web.json_response(orchestrator(request).service_status(request.match_info["name"]))
+
+
+async def check_service(request: web.Request) -> web.Response:
+    orch = orchestrator(request)
+    name = request.match_info["name"]
+    orch.monitor.state(name)
+    orch.store.audit("operator.check", name, who=operator(request))
+    result = await orch.monitor.probe_now(name)
+    return web.json_response(
+        {
+            "service": name,
+            "healthy": result.healthy,
+            "failure_type": result.failure_type,
+            "detail": result.detail,
+            "status": orch.monitor.state(name).status.value,
+        }
+    )
+
+
+async def recover_service(request: web.Request) -> web.Response:
+    orch = orchestrator(request)
+    name = request.match_info["name"]
+    body = await json_body(request)
+    orch.monitor.state(name)
+    failure_type, dry_run = _recover_request(body)
+    orch.store.audit(
+        "operator.recover", name, who=operator(request), failure_type=failure_type, dry_run=dry_run
+    )
+    outcome = await orch.auto_recover(name, failure_type, dry_run=dry_run, trigger=Trigger.API)
+    record = orch.store.recovery(outcome.recovery_id)
+    return web.json_response(record.as_json() if record is not None else None, status=200)
+
+
+def _recover_request(body: dict[str, Any]) -> tuple[FailureType | None, bool | None]:
+    """The recover body's ``failure_type`` and ``dry_run``, each None when absent."""
+    unknown = sorted(set(body) - {"failure_type", "dry_run"})
+    if unknown:
+        # A misspelt "dry_run" must not turn into a real recovery.
+        raise ApiError(422, "INVALID_BODY", f"unknown keys {unknown}; known: failure_type, dry_run")
+    failure_type = body.get("failure_type")
+    if failure_type is not None:
+        try:
+            failure_type = FailureType(failure_type)
+        except ValueError:
+            known = ", ".join(t.value for t in FailureType)
+            raise ApiError(
+                422,
+                "INVALID_FAILURE_TYPE",
+                f"unknown failure_type {failure_type!r}; known: {known}",
+            ) from None
+    dry_run = body.get("dry_run")
+    if dry_run is not None and not isinstance(dry_run, bool):
+        raise ApiError(422, "INVALID_BODY", "dry_run must be true or false")
+    return failure_type, dry_run
+
+
+async def reset_service(request: web.Request) -> web.Response:
+    orch = orchestrator(request)
+    name = request.match_info["name"]
+    orch.monitor.state(name)
+    orch.store.audit("operator.reset", name, who=operator(request))
+    orch.engine.reset(name, who=operator(request))
+    return web.json_response(orch.service_status(name))
+
+
+__all__ = ["check_service", "recover_service", "reset_service", "service", "services"]

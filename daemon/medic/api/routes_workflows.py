@@ -1,0 +1,55 @@
+"""The routes about workflows: their state and run history, and the
+operator's controls (start, stop, run once and wait)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from medic.api.inputs import int_query, operator
+from medic.api.state import orchestrator
+
+
+async def workflows(request: web.Request) -> web.Response:
+    return web.json_response({"workflows": orchestrator(request).workflows.list()})
+
+
+async def workflow(request: web.Request) -> web.Response:
+    return web.json_response(orchestrator(request).workflows.get(request.match_info["id"]))
+
+
+async def workflow_start(request: web.Request) -> web.Response:
+    orch, wid = orchestrator(request), request.match_info["id"]
+    orch.store.audit("operator.workflow_start", None, who=operator(request), workflow=wid)
+    run_id = await orch.start_workflow(wid)
+    return web.json_response({"workflow": wid, "run_id": run_id, "status": "running"}, status=202)
+
+
+async def workflow_stop(request: web.Request) -> web.Response:
+    orch, wid = orchestrator(request), request.match_info["id"]
+    orch.store.audit("operator.workflow_stop", None, who=operator(request), workflow=wid)
+    cancelled = await orch.stop_workflow(wid)
+    return web.json_response({"workflow": wid, "cancelled_run": cancelled, "status": "stopped"})
+
+
+async def workflow_run(request: web.Request) -> web.Response:
+    orch, wid = orchestrator(request), request.match_info["id"]
+    orch.store.audit("operator.workflow_run", None, who=operator(request), workflow=wid)
+    record = await orch.workflows.run(wid)
+    return web.json_response(record.as_json())
+
+
+async def workflow_runs(request: web.Request) -> web.Response:
+    limit = int_query(request, "limit", 20, 1000)
+    wid = request.match_info["id"]
+    runs = orchestrator(request).workflows.runs(wid, limit)
+    return web.json_response({"workflow": wid, "runs": [run.as_json() for run in runs]})
+
+
+__all__ = [
+    "workflow",
+    "workflow_run",
+    "workflow_runs",
+    "workflow_start",
+    "workflow_stop",
+    "workflows",
+]
