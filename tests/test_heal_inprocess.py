@@ -13,6 +13,8 @@ import asyncio
 from contextlib import closing
 from typing import Any
 
+from structlog.testing import capture_logs
+
 from medic.core.bus import Event
 from tests.dockerwatch import StartCounter
 from tests.helpers import async_wait_for
@@ -71,12 +73,22 @@ async def test_a_process_killed_from_the_host_is_restarted(
     starts: StartCounter = start_counter(web.id)
     # A 30 s interval: only Docker's die event can explain a heal within seconds.
     check = f'{{type: http, url: "{web.url}healthz", expect_status: [200]}}'
-    orch = await orchestrator(
-        config(web, check, interval="30s", recovery="{max_attempts: 5, window: 10m}"),
-        playbooks={"restart-container": QUICK_RESTART},
-    )
+    with capture_logs() as logs:
+        orch = await orchestrator(
+            config(web, check, interval="30s", recovery="{max_attempts: 5, window: 10m}"),
+            playbooks={"restart-container": QUICK_RESTART},
+        )
+        await async_wait_for(
+            lambda: any(e["event"] == "docker.connected" for e in logs),
+            10,
+            message="medic listens to Docker's events",
+        )
     with closing(BusWatch(orch.bus, after=0)) as events:
         await healthy(events, "web")
+        # The stream's connecting asks for a check of its own: let it end first,
+        # so that the kill meets no probe already on its way (whose reset
+        # connection would read as a network failure before Docker says die).
+        await orch.monitor.probe_now("web")
 
         killed = await asyncio.to_thread(web.kill_process)
 
