@@ -9,13 +9,14 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
 from medic.cli import commands
 from medic.cli import install as install_unit
 from medic.config.load import load_config
+from medic.config.models import LoadedConfig
 from medic.config.types import parse_duration
 from medic.core.errors import ConfigFileError, ConfigInvalid, ConfigIssue
 from medic.core.logging import configure_logging, get_logger
@@ -170,17 +171,26 @@ def _main(args: argparse.Namespace) -> int:
     return commands.main(args, default_config_path)
 
 
-def _validate(path: Path) -> int:
+def _load_or_say_why(
+    path: Path, state_dir: Path | None, summary: Callable[[int], str]
+) -> LoadedConfig | int:
+    """The loaded config, or the exit code after printing every problem to stderr."""
     try:
-        loaded = load_config(path)
+        return load_config(path, state_dir=state_dir)
     except ConfigFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
     except ConfigInvalid as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
-        print(f"{len(exc.issues)} error(s) in {Path(path).resolve()}", file=sys.stderr)
+        print(summary(len(exc.issues)), file=sys.stderr)
         return EXIT_INVALID
+
+
+def _validate(path: Path) -> int:
+    loaded = _load_or_say_why(path, None, lambda n: f"{n} error(s) in {Path(path).resolve()}")
+    if isinstance(loaded, int):
+        return loaded
     for warning in loaded.warnings:
         print(warning, file=sys.stderr)
     print(loaded.summary())
@@ -191,16 +201,11 @@ def _run(args: argparse.Namespace) -> int:
     from medic.daemon import Daemon
 
     path = args.config or default_config_path()
-    try:
-        loaded = load_config(path, state_dir=args.state_dir)
-    except ConfigFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_UNREADABLE
-    except ConfigInvalid as exc:
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
-        print(f"medic: not starting: {len(exc.issues)} config error(s)", file=sys.stderr)
-        return EXIT_INVALID
+    loaded = _load_or_say_why(
+        path, args.state_dir, lambda n: f"medic: not starting: {n} config error(s)"
+    )
+    if isinstance(loaded, int):
+        return loaded
     daemon_cfg = loaded.model.daemon
     configure_logging(args.log_format or daemon_cfg.log_format, daemon_cfg.log_level.upper())
     _log_config_warnings(loaded.warnings)
