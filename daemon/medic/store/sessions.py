@@ -7,8 +7,9 @@ from __future__ import annotations
 import shlex
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from medic.core.clock import utc
 from medic.core.logging import get_logger
@@ -88,17 +89,11 @@ class StepSessions:
         start_time = proc_start_time(pid)
         if start_time is None:
             return  # already gone: nothing to end later
-        try:
-            self.store.record_session(
-                pid, start_time, shlex.join(argv), kill_grace_s, self.recovery_id, self.run_id
-            )
-        except sqlite3.Error as exc:
-            log.warning(
-                "step_command.record_failed",
-                message="Cannot record a step command's session",
-                pid=pid,
-                error=str(exc),
-            )
+        record = partial(
+            self.store.record_session,
+            *(pid, start_time, shlex.join(argv), kill_grace_s, self.recovery_id, self.run_id),
+        )
+        if not _write_or_log(record, "step_command.record_failed", "record", pid):
             return
         self._started[pid] = start_time
 
@@ -106,12 +101,16 @@ class StepSessions:
         start_time = self._started.pop(pid, None)
         if start_time is None:
             return
-        try:
-            self.store.forget_session(pid, start_time)
-        except sqlite3.Error as exc:
-            log.warning(
-                "step_command.forget_failed",
-                message="Cannot forget a step command's session",
-                pid=pid,
-                error=str(exc),
-            )
+        forget = partial(self.store.forget_session, pid, start_time)
+        _write_or_log(forget, "step_command.forget_failed", "forget", pid)
+
+
+def _write_or_log(write: Callable[[], None], event: str, verb: str, pid: int) -> bool:
+    """Run a session write; one that fails is logged, never raised: the step goes on."""
+    try:
+        write()
+    except sqlite3.Error as exc:
+        message = f"Cannot {verb} a step command's session"
+        log.warning(event, message=message, pid=pid, error=str(exc))
+        return False
+    return True
