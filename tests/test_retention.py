@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from medic.core.records import RecoveryStepEntry, WorkflowStepEntry
 from medic.store import Store
 from tests.helpers import free_port
 from tests.plugins.daemon import DaemonFactory
@@ -34,13 +35,19 @@ def fill(store: Store, n: int, *, service: str = "web") -> None:
         rec = store.start_recovery(service, "service_crash", "restart-container", "auto")
         for pos in range(2):
             store.add_recovery_step(
-                rec, pos, "steps", "run_command", "", "succeeded", "", OUTPUT, time.time(), 0.1
+                rec,
+                RecoveryStepEntry(
+                    pos, "steps", "run_command", "", "succeeded", "", OUTPUT, time.time(), 0.1
+                ),
             )
         store.set_recovery_status(rec, "succeeded", "ok")
         run = store.start_run("nightly", "schedule")
         for name in ("a", "b"):
             store.add_workflow_step(
-                run, name, "run_command", "succeeded", 1, "", OUTPUT, time.time(), 0.1
+                run,
+                WorkflowStepEntry(
+                    name, "run_command", "succeeded", 1, "", OUTPUT, time.time(), 0.1
+                ),
             )
         store.finish_run(run, "succeeded", "ok")
         store.audit("operator.check", service, who="alice")
@@ -99,7 +106,9 @@ def test_unfinished_work_is_never_pruned(store: Store) -> None:
     running = store.start_recovery("web", "service_crash", "restart-container", "auto")
     waiting = store.start_recovery("db", None, "approve-me", "auto", status="waiting_approval")
     run = store.start_run("long", "manual")
-    store.add_workflow_step(run, "a", "run_command", "succeeded", 1, "", "", time.time(), 0.1)
+    store.add_workflow_step(
+        run, WorkflowStepEntry("a", "run_command", "succeeded", 1, "", "", time.time(), 0.1)
+    )
     fill(store, 150)
     for table, column in TABLES:
         age(store, table, column, 10**9, 40 * DAY)
@@ -108,7 +117,9 @@ def test_unfinished_work_is_never_pruned(store: Store) -> None:
     assert {r.id for r in store.recoveries(limit=10)[0]} == {running, waiting}
     assert [r.id for r in store.runs("long")] == [run]
     assert len(store.runs("long")[0].steps) == 1
-    store.add_recovery_step(running, 0, "steps", "sleep", "", "succeeded", "", "", time.time(), 1)
+    store.add_recovery_step(
+        running, RecoveryStepEntry(0, "steps", "sleep", "", "succeeded", "", "", time.time(), 1)
+    )
     store.set_recovery_status(running, "succeeded")
     assert count(store, "audit") == 0
 

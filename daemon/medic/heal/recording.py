@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from medic.core.bus import EventBus
 from medic.core.clock import iso
 from medic.core.logging import get_logger
+from medic.core.records import RecoveryStepEntry
 from medic.core.vocabulary import FailureType, HoldReason, RecoveryOutcome
 from medic.heal.steps import StepRun
 from medic.host.subprocesses import SessionTracker
@@ -63,19 +64,7 @@ class RecoveryJournal(Protocol):
         facts: dict[str, Any] | None = None,
     ) -> int: ...
 
-    def add_recovery_step(
-        self,
-        recovery_id: int,
-        position: int,
-        phase: str,
-        action: str,
-        description: str,
-        outcome: str,
-        detail: str,
-        output: str,
-        started_at: float,
-        duration: float,
-    ) -> None: ...
+    def add_recovery_step(self, recovery_id: int, step: RecoveryStepEntry) -> None: ...
 
     def set_recovery_status(
         self, recovery_id: int, status: str, detail: str | None = None
@@ -202,18 +191,11 @@ class HealRecorder:
         self.bus.publish("recovery.started", **fields)
 
     def step(self, service: str, recovery_id: int, position: int, phase: str, out: StepRun) -> None:
-        self.journal.add_recovery_step(
-            recovery_id,
-            position,
-            phase,
-            out.action,
-            out.description,
-            out.outcome,
-            out.detail,
-            out.output,
-            out.started_at,
-            out.duration_s,
-        )
+        entry = RecoveryStepEntry(
+            position, phase, out.action, out.description, out.outcome,
+            out.detail, out.output, out.started_at, out.duration_s,
+        )  # fmt: skip
+        self.journal.add_recovery_step(recovery_id, entry)
         self.bus.publish(
             "recovery.step",
             service=service,

@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import Any
 
 from medic.core.clock import utc, utc_or_none
+from medic.core.records import RecoveryStepEntry
 from medic.core.vocabulary import FailureType, RecoveryOutcome, StepOutcome, Trigger
 from medic.store.db import DETAIL_CHARS, OUTPUT_CHARS, Database
 from medic.store.records import RecoveryRecord, RecoveryStart, RecoveryStepRecord
@@ -46,34 +47,17 @@ class Recoveries(Database):
             )
             return int(cur.lastrowid or 0)
 
-    def add_recovery_step(
-        self,
-        recovery_id: int,
-        position: int,
-        phase: str,
-        action: str,
-        description: str,
-        outcome: str,
-        detail: str,
-        output: str,
-        started_at: float,
-        duration: float,
-    ) -> None:
+    def add_recovery_step(self, recovery_id: int, step: RecoveryStepEntry) -> None:
         with self._tx() as db:
             db.execute(
                 "INSERT INTO recovery_steps(recovery_id, position, phase, action, description,"
                 " outcome, detail, output, started_at, duration) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (
                     recovery_id,
-                    position,
-                    phase,
-                    action,
-                    description,
-                    outcome,
-                    detail[:DETAIL_CHARS],
-                    output[-OUTPUT_CHARS:],
-                    started_at,
-                    duration,
+                    *(step.position, step.phase, step.action, step.description, step.outcome),
+                    step.detail[:DETAIL_CHARS],
+                    step.output[-OUTPUT_CHARS:],
+                    *(step.started_at, step.duration_s),
                 ),
             )
 

@@ -7,6 +7,7 @@ import sqlite3
 import time
 
 from medic.core.clock import utc, utc_or_none
+from medic.core.records import WorkflowStepEntry
 from medic.core.vocabulary import StepOutcome, Trigger, WorkflowOutcome
 from medic.store.db import DETAIL_CHARS, OUTPUT_CHARS, Database
 from medic.store.records import WorkflowCounts, WorkflowRunRecord, WorkflowStepRecord
@@ -46,32 +47,17 @@ class WorkflowRuns(Database):
                 (status, time.time(), detail[:DETAIL_CHARS], run_id),
             )
 
-    def add_workflow_step(
-        self,
-        run_id: int,
-        name: str,
-        action: str,
-        outcome: str,
-        attempts: int,
-        detail: str,
-        output: str,
-        started_at: float | None,
-        duration: float | None,
-    ) -> None:
+    def add_workflow_step(self, run_id: int, step: WorkflowStepEntry) -> None:
         with self._tx() as db:
             db.execute(
                 "INSERT INTO workflow_steps(run_id, name, action, outcome, attempts, detail,"
                 " output, started_at, duration) VALUES (?,?,?,?,?,?,?,?,?)",
                 (
                     run_id,
-                    name,
-                    action,
-                    outcome,
-                    attempts,
-                    detail[:DETAIL_CHARS],
-                    output[-OUTPUT_CHARS:],
-                    started_at,
-                    duration,
+                    *(step.name, step.action, step.outcome, step.attempts),
+                    step.detail[:DETAIL_CHARS],
+                    step.output[-OUTPUT_CHARS:],
+                    *(step.started_at, step.duration_s),
                 ),
             )
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol
 
+from medic.core.records import WorkflowStepEntry
 from medic.host.subprocesses import SessionTracker
 
 
@@ -47,18 +48,7 @@ class RunJournal(Protocol):
     def mark_run_started(self, run_id: int) -> None:
         """A queued run got its slot: its start time becomes now."""
 
-    def add_workflow_step(
-        self,
-        run_id: int,
-        name: str,
-        action: str,
-        outcome: str,
-        attempts: int,
-        detail: str,
-        output: str,
-        started_at: float | None,
-        duration: float | None,
-    ) -> None: ...
+    def add_workflow_step(self, run_id: int, step: WorkflowStepEntry) -> None: ...
 
     def finish_run(self, run_id: int, status: str, detail: str) -> None: ...
 

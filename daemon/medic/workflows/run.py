@@ -40,6 +40,7 @@ from medic.config.actions import ActionOptions
 from medic.config.models import WorkflowConfig
 from medic.core.bus import EventBus
 from medic.core.logging import get_logger
+from medic.core.records import WorkflowStepEntry
 from medic.heal.actions.base import ActionContext
 from medic.heal.steps import run_step
 from medic.host.resources import Resources
@@ -229,9 +230,10 @@ class WorkflowRun:
     ) -> None:
         name = _name(step)
         self._done[name] = outcome
-        self.deps.journal.add_workflow_step(
-            self.run_id, name, step.action, outcome, attempts, detail, output, started_at, duration
+        entry = WorkflowStepEntry(
+            name, step.action, outcome, attempts, detail, output, started_at, duration
         )
+        self.deps.journal.add_workflow_step(self.run_id, entry)
         self.deps.bus.publish(
             "workflow.step",
             workflow=self.workflow_id,
