@@ -13,6 +13,7 @@ import asyncio
 from contextlib import closing
 from typing import Any
 
+import pytest
 from structlog.testing import capture_logs
 
 from medic.core.bus import Event
@@ -60,17 +61,24 @@ def container_config(container: ContainerHandle, *, recovery: str) -> str:
     return config(container, "{type: container}", interval="300ms", recovery=recovery)
 
 
+@pytest.fixture
+def watched_web(
+    container_factory: ContainerFactory, start_counter: Any
+) -> tuple[ContainerHandle, StartCounter]:
+    """A web container, and Docker's own count of its starts."""
+    web = container_factory(name="web")
+    return web, start_counter(web.id)
+
+
 async def healthy(events: BusWatch, service: str) -> Event:
     return await events.next("service.state", service=service, new="healthy")
 
 
 async def test_a_process_killed_from_the_host_is_restarted(
     orchestrator: OrchestratorFactory,
-    container_factory: ContainerFactory,
-    start_counter: Any,
+    watched_web: tuple[ContainerHandle, StartCounter],
 ) -> None:
-    web = container_factory(name="web")
-    starts: StartCounter = start_counter(web.id)
+    web, starts = watched_web
     # A 30 s interval: only Docker's die event can explain a heal within seconds.
     check = f'{{type: http, url: "{web.url}healthz", expect_status: [200]}}'
     with capture_logs() as logs:
@@ -106,11 +114,9 @@ async def test_a_process_killed_from_the_host_is_restarted(
 
 async def test_docker_stop_by_an_operator_is_left_alone(
     orchestrator: OrchestratorFactory,
-    container_factory: ContainerFactory,
-    start_counter: Any,
+    watched_web: tuple[ContainerHandle, StartCounter],
 ) -> None:
-    web = container_factory(name="web")
-    starts: StartCounter = start_counter(web.id)
+    web, starts = watched_web
     orch = await orchestrator(
         container_config(web, recovery="{max_attempts: 5, window: 10m}"),
         playbooks={"restart-container": QUICK_RESTART},

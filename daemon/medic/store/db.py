@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
@@ -68,6 +69,18 @@ DETAIL_CHARS = 2000
 """Details and commands are kept to their first 2,000 characters."""
 OUTPUT_CHARS = 4096
 """Step output is kept to its last 4,096 characters."""
+
+
+@dataclass(frozen=True)
+class StepWrite:
+    """A step row before it is cut to size: its table's own columns and the common tail."""
+
+    keys: tuple[str, ...]
+    values: tuple[object, ...]
+    detail: str
+    output: str
+    started_at: float | None
+    duration_s: float | None
 
 
 class StateDirUnusable(MedicError):
@@ -141,6 +154,22 @@ class Database:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+    def _insert_step(self, table: str, owner: tuple[str, int], step: StepWrite) -> None:
+        """One step row of ``table``: its owner column and id, the step's own
+        columns, then the cut detail and output, start and duration (all steps end so)."""
+        columns = [owner[0], *step.keys, "detail", "output", "started_at", "duration"]
+        values = [
+            owner[1],
+            *step.values,
+            step.detail[:DETAIL_CHARS],
+            step.output[-OUTPUT_CHARS:],
+            step.started_at,
+            step.duration_s,
+        ]
+        marks = ",".join("?" * len(columns))
+        with self._tx() as db:
+            db.execute(f"INSERT INTO {table}({', '.join(columns)}) VALUES ({marks})", values)
 
     def _rows(self, sql: str, args: Sequence[object] = ()) -> list[sqlite3.Row]:
         return self._db.execute(sql, args).fetchall()

@@ -12,7 +12,7 @@ from typing import Any
 from medic.core.clock import utc, utc_or_none
 from medic.core.records import RecoveryStepEntry
 from medic.core.vocabulary import FailureType, RecoveryOutcome, StepOutcome, Trigger
-from medic.store.db import DETAIL_CHARS, OUTPUT_CHARS, Database
+from medic.store.db import Database, StepWrite
 from medic.store.records import RecoveryRecord, RecoveryStart, RecoveryStepRecord
 
 UNFINISHED = tuple(outcome.value for outcome in RecoveryOutcome if not outcome.finished)
@@ -48,18 +48,10 @@ class Recoveries(Database):
             return int(cur.lastrowid or 0)
 
     def add_recovery_step(self, recovery_id: int, step: RecoveryStepEntry) -> None:
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO recovery_steps(recovery_id, position, phase, action, description,"
-                " outcome, detail, output, started_at, duration) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    recovery_id,
-                    *(step.position, step.phase, step.action, step.description, step.outcome),
-                    step.detail[:DETAIL_CHARS],
-                    step.output[-OUTPUT_CHARS:],
-                    *(step.started_at, step.duration_s),
-                ),
-            )
+        own = ("position", "phase", "action", "description", "outcome")
+        values = (step.position, step.phase, step.action, step.description, step.outcome)
+        row = StepWrite(own, values, step.detail, step.output, step.started_at, step.duration_s)
+        self._insert_step("recovery_steps", ("recovery_id", recovery_id), row)
 
     def set_recovery_status(self, recovery_id: int, status: str, detail: str | None = None) -> None:
         ended = None if status in UNFINISHED else time.time()

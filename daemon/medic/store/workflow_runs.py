@@ -9,7 +9,7 @@ import time
 from medic.core.clock import utc, utc_or_none
 from medic.core.records import WorkflowStepEntry
 from medic.core.vocabulary import StepOutcome, Trigger, WorkflowOutcome
-from medic.store.db import DETAIL_CHARS, OUTPUT_CHARS, Database
+from medic.store.db import DETAIL_CHARS, Database, StepWrite
 from medic.store.records import WorkflowCounts, WorkflowRunRecord, WorkflowStepRecord
 
 # Per workflow: its run count, its failed or timed-out runs, the start of its
@@ -48,18 +48,10 @@ class WorkflowRuns(Database):
             )
 
     def add_workflow_step(self, run_id: int, step: WorkflowStepEntry) -> None:
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO workflow_steps(run_id, name, action, outcome, attempts, detail,"
-                " output, started_at, duration) VALUES (?,?,?,?,?,?,?,?,?)",
-                (
-                    run_id,
-                    *(step.name, step.action, step.outcome, step.attempts),
-                    step.detail[:DETAIL_CHARS],
-                    step.output[-OUTPUT_CHARS:],
-                    *(step.started_at, step.duration_s),
-                ),
-            )
+        own = ("name", "action", "outcome", "attempts")
+        values = (step.name, step.action, step.outcome, step.attempts)
+        row = StepWrite(own, values, step.detail, step.output, step.started_at, step.duration_s)
+        self._insert_step("workflow_steps", ("run_id", run_id), row)
 
     def set_workflow_paused(self, workflow: str, paused: bool) -> None:
         """An operator's ``stop`` (paused) or ``start``; kept across restarts."""
