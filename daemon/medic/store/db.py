@@ -13,8 +13,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
+from medic.core.clock import utc, utc_or_none
 from medic.core.errors import MedicError
 
 SCHEMA = """
@@ -69,6 +70,16 @@ DETAIL_CHARS = 2000
 """Details and commands are kept to their first 2,000 characters."""
 OUTPUT_CHARS = 4096
 """Step output is kept to its last 4,096 characters."""
+
+
+def span(row: sqlite3.Row) -> dict[str, Any]:
+    """A recovery's or run's ``started_at``, ``ended_at`` and ``duration_seconds``."""
+    started, ended = row["started_at"], row["ended_at"]
+    return {
+        "started_at": utc(started),
+        "ended_at": utc_or_none(ended),
+        "duration_seconds": round(ended - started, 3) if ended else None,
+    }
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ import time
 from types import MappingProxyType
 from typing import Any
 
-from medic.core.clock import utc, utc_or_none
+from medic.core.clock import utc
 from medic.core.records import RecoveryStepEntry
 from medic.core.vocabulary import FailureType, RecoveryOutcome, StepOutcome, Trigger
-from medic.store.db import Database, StepWrite
+from medic.store.db import Database, StepWrite, span
 from medic.store.records import RecoveryRecord, RecoveryStart, RecoveryStepRecord
 
 UNFINISHED = tuple(outcome.value for outcome in RecoveryOutcome if not outcome.finished)
@@ -94,7 +94,6 @@ class Recoveries(Database):
         steps = self._rows(
             "SELECT * FROM recovery_steps WHERE recovery_id=? ORDER BY id", (row["id"],)
         )
-        ended = row["ended_at"]
         failure_type = row["failure_type"]
         return RecoveryRecord(
             id=row["id"],
@@ -104,9 +103,7 @@ class Recoveries(Database):
             trigger=Trigger(row["trigger"]),
             outcome=RecoveryOutcome(row["status"]),
             dry_run=bool(row["dry_run"]),
-            started_at=utc(row["started_at"]),
-            ended_at=utc_or_none(ended),
-            duration_seconds=round(ended - row["started_at"], 3) if ended else None,
+            **span(row),
             detail=row["detail"],
             facts=MappingProxyType(json.loads(row["facts"] or "{}")),
             steps=tuple(_step(step) for step in steps),

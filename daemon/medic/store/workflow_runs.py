@@ -6,10 +6,10 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from medic.core.clock import utc, utc_or_none
+from medic.core.clock import utc_or_none
 from medic.core.records import WorkflowStepEntry
 from medic.core.vocabulary import StepOutcome, Trigger, WorkflowOutcome
-from medic.store.db import DETAIL_CHARS, Database, StepWrite
+from medic.store.db import DETAIL_CHARS, Database, StepWrite, span
 from medic.store.records import WorkflowCounts, WorkflowRunRecord, WorkflowStepRecord
 
 # Per workflow: its run count, its failed or timed-out runs, the start of its
@@ -92,15 +92,12 @@ class WorkflowRuns(Database):
 
     def _run(self, row: sqlite3.Row) -> WorkflowRunRecord:
         steps = self._rows("SELECT * FROM workflow_steps WHERE run_id=? ORDER BY id", (row["id"],))
-        ended = row["ended_at"]
         return WorkflowRunRecord(
             id=row["id"],
             workflow=row["workflow"],
             trigger=Trigger(row["trigger"]),
             outcome=WorkflowOutcome(row["status"]),
-            started_at=utc(row["started_at"]),
-            ended_at=utc_or_none(ended),
-            duration_seconds=round(ended - row["started_at"], 3) if ended else None,
+            **span(row),
             detail=row["detail"],
             steps=tuple(_step(step) for step in steps),
         )
