@@ -201,7 +201,7 @@ def test_killed_unit_is_restarted_by_medic_through_systemctl(healing: SystemdHos
     failed = [
         line["detail"]
         for line in journal_json_lines(host.journal("medic", since_cursor=cursor))
-        if line.get("service") == "demo-http" and "UNHEALTHY" in line["event"]
+        if line.get("service") == "demo-http" and line["event"] == "service.unhealthy"
     ]
     assert failed and "main process killed by SIGKILL" in failed[0], failed
     assert recovery["outcome"] == "succeeded", recovery
@@ -266,7 +266,7 @@ def test_start_limit_hit_is_reported_and_cleared_with_reset_failed(healing: Syst
     unhealthy = [
         line
         for line in journal_json_lines(host.journal("medic", since_cursor=cursor))
-        if line.get("service") == "demo-limited" and "UNHEALTHY" in line["event"]
+        if line.get("service") == "demo-limited" and line["event"] == "service.unhealthy"
     ]
     assert unhealthy, "medic logged no failure of demo-limited"
     assert (
