@@ -93,7 +93,7 @@ class StepSessions:
             self.store.record_session,
             *(pid, start_time, shlex.join(argv), kill_grace_s, self.recovery_id, self.run_id),
         )
-        if not _write_or_log(record, "step_command.record_failed", "record", pid):
+        if not _write_or_log(record, "record", pid):
             return
         self._started[pid] = start_time
 
@@ -102,15 +102,21 @@ class StepSessions:
         if start_time is None:
             return
         forget = partial(self.store.forget_session, pid, start_time)
-        _write_or_log(forget, "step_command.forget_failed", "forget", pid)
+        _write_or_log(forget, "forget", pid)
 
 
-def _write_or_log(write: Callable[[], None], event: str, verb: str, pid: int) -> bool:
-    """Run a session write; one that fails is logged, never raised: the step goes on."""
+def _write_or_log(write: Callable[[], None], verb: str, pid: int) -> bool:
+    """Run a session write (``verb``: record or forget); one that fails is
+    logged, never raised: the step goes on."""
     try:
         write()
     except sqlite3.Error as exc:
-        message = f"Cannot {verb} a step command's session"
-        log.warning(event, message=message, pid=pid, error=str(exc))
+        log.warning(
+            "step_command.session_write_failed",
+            message=f"Cannot {verb} a step command's session",
+            write=verb,
+            pid=pid,
+            error=str(exc),
+        )
         return False
     return True
