@@ -59,10 +59,11 @@ class RecoveryJournal(Protocol):
         failure_type: str | None,
         playbook: str,
         trigger: str,
-        status: str = "running",
-        dry_run: bool = False,
-        facts: dict[str, Any] | None = None,
-    ) -> int: ...
+        *,
+        dry_run: bool,
+        facts: dict[str, Any],
+    ) -> int:
+        """A recovery as started (``running``); its id."""
 
     def add_recovery_step(self, recovery_id: int, step: RecoveryStepEntry) -> None: ...
 

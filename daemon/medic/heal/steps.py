@@ -45,11 +45,11 @@ def step_timeout(action: Action[Any], default_s: float | None = None) -> float |
     its own ``timeout``), else the action's ``default_timeout_s`` (playbooks); an
     action that ends by itself (``sleep``) is not cut short by a default.
     """
-    if getattr(action, "manages_own_timeout", False):
-        return (action.options.timeout or action.default_timeout_s) + _OWN_TIMEOUT_MARGIN_S
+    if action.manages_own_timeout:
+        return action.timeout_s + _OWN_TIMEOUT_MARGIN_S
     if action.options.timeout:
         return float(action.options.timeout)
-    if getattr(action, "ends_by_itself", False):
+    if action.ends_by_itself:
         return None
     return default_s if default_s is not None else action.default_timeout_s
 

@@ -90,6 +90,12 @@ class Action(ABC, Generic[OptionsT]):
     def __init__(self, options: OptionsT) -> None:
         self.options = options
 
+    @property
+    def timeout_s(self) -> float:
+        """The step's own ``timeout``, else ``default_timeout_s``: the bound an action
+        that ``manages_own_timeout`` keeps itself."""
+        return self.options.timeout or self.default_timeout_s
+
     def describe(self, ctx: ActionContext) -> str:
         """What the step would do, with its resolved target (for dry runs and logs)."""
         return self.yaml_name

@@ -40,10 +40,6 @@ class Reconnect(Action[ReconnectOptions]):
     default_timeout_s = 60.0
     manages_own_timeout = True
 
-    @property
-    def timeout_s(self) -> float:
-        return self.options.timeout or self.default_timeout_s
-
     def describe(self, ctx: ActionContext) -> str:
         label = dsn_label(self._dsn(ctx))
         return (

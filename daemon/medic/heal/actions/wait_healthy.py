@@ -27,10 +27,6 @@ class WaitHealthy(Action[WaitHealthyOptions]):
     default_timeout_s = 60.0
     manages_own_timeout = True
 
-    @property
-    def timeout_s(self) -> float:
-        return self.options.timeout or self.default_timeout_s
-
     def describe(self, ctx: ActionContext) -> str:
         service = ctx.service.name if ctx.service is not None else "the service"
         times = "once" if self.options.consecutive == 1 else f"{self.options.consecutive} times"
