@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Protocol
 
 from medic.core.errors import RecoveryNotFoundError
 from medic.core.vocabulary import RecoveryOutcome, ServiceStatus
@@ -16,32 +15,25 @@ from medic.heal.state import HealState, ServiceSource
 from medic.watch.state import ServiceState
 
 
-class RecoveryLookup(Protocol):
-    def recovery(self, recovery_id: int) -> object | None: ...
-
-
 class Approvals:
     def __init__(
         self,
         services: Callable[[], ServiceSource],
         recorder: HealRecorder,
-        lookup: RecoveryLookup,
     ) -> None:
         self._services = services
         self._recorder = recorder
-        self._lookup = lookup
         self._waiting: dict[int, asyncio.Future[tuple[bool, str]]] = {}
 
     def decide(self, recovery_id: int, approve: bool, who: str) -> None:
         """An operator approves or rejects a recovery that waits for approval."""
         future = self._waiting.get(recovery_id)
         if future is None or future.done():
-            if self._lookup.recovery(recovery_id) is None:
+            if self._recorder.journal.recovery(recovery_id) is None:
                 raise RecoveryNotFoundError(recovery_id)
             raise NotWaitingForApproval(f"recovery {recovery_id} is not waiting for approval")
         # Recorded before the recovery resumes, so the caller sees the decision at once.
-        status = RecoveryOutcome.RUNNING if approve else RecoveryOutcome.REJECTED
-        self._recorder.journal.set_recovery_status(recovery_id, status)
+        self._recorder.approval_answered(recovery_id, approve)
         future.set_result((approve, who))
 
     async def wait(

@@ -72,7 +72,7 @@ class RecoveryEngine:
         self.holds = Holds(lambda: self.services, self.guardrails, self.recorder)
         self.circuits = Circuits(self.guardrails, self.recorder, self.holds.wake_at)
         self._services: ServiceSource | None = None
-        self.approvals = Approvals(lambda: self.services, self.recorder, journal)
+        self.approvals = Approvals(lambda: self.services, self.recorder)
         self._slots = asyncio.Semaphore(policy.concurrency)
         self._tasks: dict[str, asyncio.Task[RecoveryResult]] = {}
         self._confirming: set[str] = set()

@@ -264,6 +264,11 @@ class HealRecorder:
             timeout_s=fields["timeout_seconds"],
         )
 
+    def approval_answered(self, recovery_id: int, approved: bool) -> None:
+        """The operator's answer, recorded before the waiting recovery resumes."""
+        status = RecoveryOutcome.RUNNING if approved else RecoveryOutcome.REJECTED
+        self.journal.set_recovery_status(recovery_id, status)
+
     def approval_decided(self, service: str, recovery_id: int, approved: bool, who: str) -> None:
         kind = "recovery.approved" if approved else "recovery.rejected"
         self.journal.audit(kind, service, recovery_id=recovery_id, who=who)
