@@ -23,6 +23,7 @@ they are defined: ``tests.helpers`` (polling, ports, ``REPO_ROOT``),
     medic_daemon       function  tests.plugins.daemon
     resources          function  tests.plugins.inprocess
     orchestrator       function  tests.plugins.inprocess
+    full_disk          function  tests.plugins.fulldisk (a small tmpfs to fill up)
 """
 
 pytest_plugins = [
@@ -32,5 +33,6 @@ pytest_plugins = [
     "tests.plugins.processes",
     "tests.plugins.daemon",
     "tests.plugins.inprocess",
+    "tests.plugins.fulldisk",
     "tests.dockerwatch",
 ]

@@ -20,7 +20,8 @@ The long-lived parts start in this order and stop in reverse
 10. monitor: every service's check is scheduled;
 11. workflows: registered and scheduled;
 12. Docker events: listened to when a service uses Docker;
-13. work: the hourly prune job; stopping starts here: the scheduler pauses, no
+13. work: the hourly prune job and the retry of history writes that wait
+    (disk full) every few seconds; stopping starts here: the scheduler pauses, no
     check is scheduled any more, running recoveries get ``shutdown_grace``.
 
 A part that fails to start closes those before it; one that fails to close is
@@ -64,6 +65,8 @@ UPTIME_WINDOW_S = 7 * 86400.0
 """``uptime_percentage`` covers the last 7 days of recorded transitions."""
 
 _PRUNE_INTERVAL_S = 3600.0
+HISTORY_RETRY_INTERVAL_S = 5.0
+"""History writes that wait (disk full) are tried again this often (and with each new write)."""
 
 
 class ControlPlaneOrchestrator:
@@ -74,6 +77,7 @@ class ControlPlaneOrchestrator:
         self.store = Store.in_state_dir(config.state_dir, connect=False)
         self.bus = EventBus()
         self.metrics = Metrics()
+        self.store.backlog.watch(self.metrics)
         # The store first: history is written before any other listener reports it.
         self.bus.add_listener(BusRecorder(self.store))
         self.bus.add_listener(self.metrics.count_event)
@@ -265,6 +269,12 @@ class ControlPlaneOrchestrator:
 
     def _take_work(self) -> None:
         self.scheduler.add_job(self._prune, "interval", seconds=_PRUNE_INTERVAL_S, id="medic:prune")
+        self.scheduler.add_job(
+            self.store.backlog.flush,
+            "interval",
+            seconds=HISTORY_RETRY_INTERVAL_S,
+            id="medic:history-retry",
+        )
         log.info(
             "orchestrator.started",
             message="Orchestrator started",

@@ -262,20 +262,47 @@ def system_status(recovery: Schema, counts: Schema) -> Schema:
     }
 
 
+def history_health() -> Schema:
+    """How the history's writes fare: ``degraded`` while writes wait in memory."""
+    return obj(
+        {
+            "status": {"enum": ["ok", "degraded"]},
+            "pending_writes": INT,
+            "dropped": INT,
+            "write_errors": INT,
+            "last_error": OPT_STR,
+            "degraded_since": OPT_TIME,
+        }
+    )
+
+
+HISTORY_OK = {
+    "status": "ok",
+    "pending_writes": 0,
+    "dropped": 0,
+    "write_errors": 0,
+    "last_error": None,
+    "degraded_since": None,
+}
+
+
 def health() -> Schema:
+    """``degraded``: the daemon checks and heals, but its history writes wait in memory."""
     return {
         **obj(
             {
-                "status": {"const": "healthy"},
+                "status": {"enum": ["healthy", "degraded"]},
+                "history": history_health(),
                 "timestamp": TIME,
                 "uptime_seconds": SECONDS,
                 "dry_run": BOOL,
                 "config": STR,
             },
-            optional=("uptime_seconds", "dry_run", "config"),
+            optional=("history", "uptime_seconds", "dry_run", "config"),
         ),
         "example": {
             "status": "healthy",
+            "history": HISTORY_OK,
             "timestamp": T0_ISO,
             "uptime_seconds": 3600.5,
             "dry_run": False,

@@ -34,10 +34,16 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
+    """The daemon itself: ``status`` is ``healthy``, or ``degraded`` while history
+    writes wait in memory (``history``: the state disk is full...). Always 200:
+    the daemon still checks and heals, and a supervisor that restarted it on a
+    degraded history would lose the writes that wait."""
     orch = orchestrator(request)
+    history = orch.store.backlog.health()
     return web.json_response(
         {
-            "status": "healthy",
+            "status": "healthy" if history.status == "ok" else "degraded",
+            "history": history.as_json(),
             "timestamp": datetime.now(UTC).isoformat(),
             "uptime_seconds": round(time.monotonic() - request.app[SETTINGS].started, 3),
             "dry_run": orch.dry_run,

@@ -159,12 +159,16 @@ def _status(url: str, as_json: bool) -> int:
     services = listing["services"]
     workflows = request(f"{url}/api/v1/workflows")["workflows"]
     recoveries = request(f"{url}/api/v1/recoveries?limit=10")["recoveries"]
+    history = request(f"{url}/api/v1/health").get("history")
     if as_json:
-        print(
-            json.dumps(
-                {"services": services, "workflows": workflows, "recoveries": recoveries}, indent=2
-            )
-        )
+        whole = {
+            "services": services,
+            "workflows": workflows,
+            "recoveries": recoveries,
+            "history": history,
+        }
+        print(json.dumps(whole, indent=2))
         return 0
+    render.history_line(history)
     render.status(services, listing.get("recovery_hold"), workflows, recoveries)
     return 0

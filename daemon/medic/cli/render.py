@@ -39,6 +39,19 @@ def workflow_table(workflows: list[dict[str, Any]]) -> None:
     )
 
 
+def history_line(history: dict[str, Any] | None) -> None:
+    """``medic status``'s first line while history writes wait (the state disk is full)."""
+    if not history or history.get("status") != "degraded":
+        return
+    dropped = history.get("dropped") or 0
+    lost = f", {dropped} dropped" if dropped else ""
+    print(
+        f"history degraded: {history.get('pending_writes')} writes pending{lost}"
+        f" ({history.get('last_error')})"
+    )
+    print()
+
+
 def status(
     services: list[dict[str, Any]],
     hold: str | None,

@@ -2,9 +2,10 @@
 
 Owns the schema and its migrations (``db``), one module per family of tables
 (``transitions``, ``recoveries``, ``workflow_runs``, ``audit``, ``sessions``),
-what spans them (``upkeep``: crash marking, retention) and the typed records
-that reads return (``records``). Written before anything is reported; writes
-that fail wait in memory.
+what spans them (``upkeep``: crash marking, retention), the writes that wait
+in memory while the database refuses them (``backlog``: disk full) and the
+typed records that reads return (``records``). Written before anything is
+reported; writes that fail wait in memory (``Store.backlog``).
 
 ``Store`` is the one object the rest of medic holds: every family on one
 connection, with the method names callers have always used.
@@ -15,6 +16,7 @@ May import: ``medic.core``, ``medic.host``.
 from __future__ import annotations
 
 from medic.store.audit import AuditTrail
+from medic.store.backlog import HistoryHealth, HistoryObserver
 from medic.store.db import StateDirUnusable
 from medic.store.records import (
     NO_RUNS,
@@ -46,6 +48,8 @@ class Store(Transitions, Recoveries, WorkflowRuns, AuditTrail, Sessions, Upkeep)
 __all__ = [
     "NO_RUNS",
     "AuditEntry",
+    "HistoryHealth",
+    "HistoryObserver",
     "RecoveryRecord",
     "RecoveryStart",
     "RecoveryStepRecord",

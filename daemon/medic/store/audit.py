@@ -14,11 +14,13 @@ from medic.store.records import AuditEntry
 
 class AuditTrail(Database):
     def audit(self, kind: str, service: str | None = None, **data: Any) -> None:
-        with self._tx() as db:
-            db.execute(
+        self._write(
+            "audit",
+            (
                 "INSERT INTO audit(at, kind, service, data) VALUES (?, ?, ?, ?)",
                 (time.time(), kind, service, json.dumps(data, default=str)),
-            )
+            ),
+        )
 
     def audit_entries(
         self, kind: str | None = None, limit: int = 100, service: str | None = None

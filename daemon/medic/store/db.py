@@ -3,11 +3,15 @@ its migrations, and the transaction every write commits in.
 
 Every write commits before the caller reports it, so a ``kill -9`` loses
 nothing that was already shown. Writes are small and local; they run on the
-event loop's thread.
+event loop's thread. A write the database refuses (disk full) waits in memory
+(``medic.store.backlog``) and never raises into its caller; rows whose ids
+are handed out (recoveries, workflow runs) get them from memory, so a waiting
+row and the writes that refer to it agree on its id.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,6 +21,7 @@ from typing import Any, Self
 
 from medic.core.clock import utc, utc_or_none
 from medic.core.errors import MedicError
+from medic.store.backlog import PendingWrite, Statement, WriteBacklog
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS transitions (
@@ -63,6 +68,9 @@ MIGRATIONS = (
     " kill_grace REAL NOT NULL, recovery_id INTEGER, run_id INTEGER, at REAL NOT NULL)",
 )
 
+# Tables whose ids the store hands out itself (see the module docstring).
+_OWN_IDS = ("recoveries", "workflow_runs")
+
 # A checkpointed WAL is cut back to this size instead of keeping its high-water mark.
 _WAL_LIMIT_BYTES = 8 << 20
 
@@ -108,6 +116,8 @@ class Database:
         daemon opens it with ``open()`` when its store part starts."""
         self.path = path
         self._connected = False
+        self.backlog = WriteBacklog(self._commit)
+        self._last_ids: dict[str, int] = {}
         if connect:
             self.open()
 
@@ -138,6 +148,7 @@ class Database:
         self._db.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT_BYTES}")
         self._db.executescript(SCHEMA)
         self._migrate()
+        self._load_ids()
 
     def _migrate(self) -> None:
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
@@ -146,6 +157,16 @@ class Database:
                 db.execute(statement)
                 db.execute(f"PRAGMA user_version={number}")
 
+    def _load_ids(self) -> None:
+        for table in _OWN_IDS:
+            row = self._db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()
+            self._last_ids[table] = max(int(row[0]), self._last_ids.get(table, 0))
+
+    def _new_id(self, table: str) -> int:
+        """The next id of ``table``, given before its row is written (or waits)."""
+        self._last_ids[table] += 1
+        return self._last_ids[table]
+
     @classmethod
     def in_state_dir(cls, state_dir: Path, *, connect: bool = True) -> Self:
         return cls(state_dir / "medic.db", connect=connect)
@@ -153,6 +174,7 @@ class Database:
     def close(self) -> None:
         """Close the database (nothing to do when it was never opened)."""
         if self._connected:
+            self.backlog.close()
             self._connected = False
             self._db.close()
 
@@ -161,10 +183,25 @@ class Database:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            # A full disk may have ended the transaction already, or left it
+            # open after a failed COMMIT: end it either way, keep the first error.
+            if self._db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
+
+    def _write(self, what: str, *statements: Statement) -> None:
+        """Commit ``statements`` together, now or (when the database refuses
+        them) later, in order; never raises a database error."""
+        self.backlog.submit(PendingWrite(what, statements))
+
+    def _commit(self, writes: Sequence[PendingWrite]) -> None:
+        with self._tx() as db:
+            for write in writes:
+                for sql, args in write.statements:
+                    db.execute(sql, args)
 
     def _insert_step(self, table: str, owner: tuple[str, int], step: StepWrite) -> None:
         """One step row of ``table``: its owner column and id, the step's own
@@ -179,8 +216,8 @@ class Database:
             step.duration_s,
         ]
         marks = ",".join("?" * len(columns))
-        with self._tx() as db:
-            db.execute(f"INSERT INTO {table}({', '.join(columns)}) VALUES ({marks})", values)
+        sql = f"INSERT INTO {table}({', '.join(columns)}) VALUES ({marks})"
+        self._write(f"{table}.insert", (sql, values))
 
     def _rows(self, sql: str, args: Sequence[object] = ()) -> list[sqlite3.Row]:
         return self._db.execute(sql, args).fetchall()

@@ -30,11 +30,15 @@ class Recoveries(Database):
         dry_run: bool = False,
         facts: dict[str, Any] | None = None,
     ) -> int:
-        with self._tx() as db:
-            cur = db.execute(
-                "INSERT INTO recoveries(service, failure_type, playbook, trigger, status, dry_run,"
-                " started_at, facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        """Record a recovery as started; its id (valid even while the row waits)."""
+        recovery_id = self._new_id("recoveries")
+        self._write(
+            "recovery.start",
+            (
+                "INSERT INTO recoveries(id, service, failure_type, playbook, trigger, status,"
+                " dry_run, started_at, facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
+                    recovery_id,
                     service,
                     failure_type,
                     playbook,
@@ -44,8 +48,9 @@ class Recoveries(Database):
                     time.time(),
                     json.dumps(facts or {}, default=str),
                 ),
-            )
-            return int(cur.lastrowid or 0)
+            ),
+        )
+        return recovery_id
 
     def add_recovery_step(self, recovery_id: int, step: RecoveryStepEntry) -> None:
         own = ("position", "phase", "action", "description", "outcome")
@@ -55,11 +60,13 @@ class Recoveries(Database):
 
     def set_recovery_status(self, recovery_id: int, status: str, detail: str | None = None) -> None:
         ended = None if status in UNFINISHED else time.time()
-        with self._tx() as db:
-            db.execute(
+        self._write(
+            "recovery.status",
+            (
                 "UPDATE recoveries SET status=?, ended_at=?, detail=COALESCE(?, detail) WHERE id=?",
                 (status, ended, detail, recovery_id),
-            )
+            ),
+        )
 
     def recoveries(
         self, service: str | None = None, limit: int = 50, offset: int = 0

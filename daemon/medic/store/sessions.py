@@ -5,19 +5,14 @@ the tracker a recovery or a workflow run hands its commands."""
 from __future__ import annotations
 
 import shlex
-import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import partial
 
 from medic.core.clock import utc
-from medic.core.logging import get_logger
 from medic.host.subprocesses import proc_start_time
 from medic.store.db import DETAIL_CHARS, Database
 from medic.store.records import SessionRecord
-
-log = get_logger("Store")
 
 
 class Sessions(Database):
@@ -30,8 +25,9 @@ class Sessions(Database):
         recovery_id: int | None,
         run_id: int | None,
     ) -> None:
-        with self._tx() as db:
-            db.execute(
+        self._write(
+            "step_session.record",
+            (
                 "INSERT OR REPLACE INTO step_sessions(pid, start_time, command, kill_grace,"
                 " recovery_id, run_id, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -43,11 +39,12 @@ class Sessions(Database):
                     run_id,
                     time.time(),
                 ),
-            )
+            ),
+        )
 
     def forget_session(self, pid: int, start_time: int) -> None:
-        with self._tx() as db:
-            db.execute("DELETE FROM step_sessions WHERE pid=? AND start_time=?", (pid, start_time))
+        sql = "DELETE FROM step_sessions WHERE pid=? AND start_time=?"
+        self._write("step_session.forget", (sql, (pid, start_time)))
 
     def recorded_sessions(self) -> list[SessionRecord]:
         """Step command sessions recorded as running (by a daemon that did not end them)."""
@@ -71,8 +68,7 @@ class Sessions(Database):
         return StepSessions(self, recovery_id=recovery_id, run_id=run_id)
 
     def forget_sessions(self) -> None:
-        with self._tx() as db:
-            db.execute("DELETE FROM step_sessions")
+        self._write("step_session.forget_all", ("DELETE FROM step_sessions", ()))
 
 
 @dataclass(frozen=True)
@@ -89,34 +85,13 @@ class StepSessions:
         start_time = proc_start_time(pid)
         if start_time is None:
             return  # already gone: nothing to end later
-        record = partial(
-            self.store.record_session,
-            *(pid, start_time, shlex.join(argv), kill_grace_s, self.recovery_id, self.run_id),
+        self.store.record_session(
+            *(pid, start_time, shlex.join(argv), kill_grace_s, self.recovery_id, self.run_id)
         )
-        if not _write_or_log(record, "record", pid):
-            return
         self._started[pid] = start_time
 
     def ended(self, pid: int) -> None:
         start_time = self._started.pop(pid, None)
         if start_time is None:
             return
-        forget = partial(self.store.forget_session, pid, start_time)
-        _write_or_log(forget, "forget", pid)
-
-
-def _write_or_log(write: Callable[[], None], verb: str, pid: int) -> bool:
-    """Run a session write (``verb``: record or forget); one that fails is
-    logged, never raised: the step goes on."""
-    try:
-        write()
-    except sqlite3.Error as exc:
-        log.warning(
-            "step_command.session_write_failed",
-            message=f"Cannot {verb} a step command's session",
-            write=verb,
-            pid=pid,
-            error=str(exc),
-        )
-        return False
-    return True
+        self.store.forget_session(pid, start_time)

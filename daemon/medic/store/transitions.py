@@ -16,12 +16,14 @@ class Transitions(Database):
     def record_transition(
         self, service: str, old: str, new: str, failure_type: str | None, detail: str
     ) -> None:
-        with self._tx() as db:
-            db.execute(
+        self._write(
+            "transition",
+            (
                 "INSERT INTO transitions(service, old, new, failure_type, detail, at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (service, old, new, failure_type, detail[:DETAIL_CHARS], time.time()),
-            )
+            ),
+        )
 
     def uptime_percentage(
         self, service: str, window_s: float, now: float | None = None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
+from medic.core.logging import get_logger
 from medic.store.db import Database
 from medic.store.recoveries import UNFINISHED
 
@@ -17,23 +19,33 @@ _PRUNABLE = (
     ("audit", "at", "1"),
 )
 
+log = get_logger("Store")
+
 
 class Upkeep(Database):
     def mark_interrupted(self) -> int:
-        """Recoveries and workflow runs cut off by a crash end as ``interrupted``."""
+        """Recoveries and workflow runs cut off by a crash end as ``interrupted``;
+        how many. Counted first and written as any write (it may wait)."""
         now = time.time()
         marks = ",".join("?" * len(UNFINISHED))
-        with self._tx() as db:
-            n = db.execute(
+        cut_off = f"FROM recoveries WHERE status IN ({marks})"
+        n = self._db.execute(f"SELECT COUNT(*) {cut_off}", UNFINISHED).fetchone()[0]
+        n += self._db.execute(
+            "SELECT COUNT(*) FROM workflow_runs WHERE status='running'"
+        ).fetchone()[0]
+        self._write(
+            "interrupted.mark",
+            (
                 f"UPDATE recoveries SET status='interrupted', ended_at=?,"
                 f" detail=COALESCE(detail, 'cut off by a daemon stop or crash')"
                 f" WHERE status IN ({marks})",
                 (now, *UNFINISHED),
-            ).rowcount
-            n += db.execute(
+            ),
+            (
                 "UPDATE workflow_runs SET status='interrupted', ended_at=? WHERE status='running'",
                 (now,),
-            ).rowcount
+            ),
+        )
         return int(n)
 
     def add_interrupted_note(
@@ -43,12 +55,14 @@ class Upkeep(Database):
         table, key = (
             ("recoveries", recovery_id) if recovery_id is not None else ("workflow_runs", run_id)
         )
-        with self._tx() as db:
-            db.execute(
+        self._write(
+            "interrupted.note",
+            (
                 f"UPDATE {table} SET detail=COALESCE(detail || '; ', '') || ?"
                 " WHERE id=? AND status='interrupted'",
                 (note, key),
-            )
+            ),
+        )
 
     def prune(self, max_age_s: float, max_rows: int) -> int:
         """Delete rows older than ``max_age_s`` and beyond the newest ``max_rows``
@@ -57,8 +71,19 @@ class Upkeep(Database):
         No VACUUM: SQLite reuses the pages freed here for new rows, so the file
         stops growing once each table holds ``max_rows``, without rewriting the
         whole database on the event loop.
+
+        Skipped while writes wait (they come first, and would be pruned out of
+        order); one that fails is logged and tried again at the next prune.
         """
-        cutoff = time.time() - max_age_s
+        if self.backlog.health().pending_writes:
+            return 0
+        try:
+            return self._prune(time.time() - max_age_s, max_rows)
+        except sqlite3.Error as exc:
+            log.warning("history.prune_failed", message="Cannot prune the history", error=str(exc))
+            return 0
+
+    def _prune(self, cutoff: float, max_rows: int) -> int:
         removed = 0
         with self._tx() as db:
             for table, column, prunable in _PRUNABLE:

@@ -26,26 +26,31 @@ _COUNTS = (
 
 class WorkflowRuns(Database):
     def start_run(self, workflow: str, trigger: str) -> int:
-        """Record a run as ``running`` from now (a queued run waits as running)."""
-        with self._tx() as db:
-            cur = db.execute(
-                "INSERT INTO workflow_runs(workflow, trigger, status, started_at)"
-                " VALUES (?, ?, 'running', ?)",
-                (workflow, trigger, time.time()),
-            )
-            return int(cur.lastrowid or 0)
+        """Record a run as ``running`` from now (a queued run waits as running); its id."""
+        run_id = self._new_id("workflow_runs")
+        self._write(
+            "workflow_run.start",
+            (
+                "INSERT INTO workflow_runs(id, workflow, trigger, status, started_at)"
+                " VALUES (?, ?, ?, 'running', ?)",
+                (run_id, workflow, trigger, time.time()),
+            ),
+        )
+        return run_id
 
     def mark_run_started(self, run_id: int) -> None:
         """A queued run got its slot: its start time becomes now."""
-        with self._tx() as db:
-            db.execute("UPDATE workflow_runs SET started_at=? WHERE id=?", (time.time(), run_id))
+        sql = "UPDATE workflow_runs SET started_at=? WHERE id=?"
+        self._write("workflow_run.started", (sql, (time.time(), run_id)))
 
     def finish_run(self, run_id: int, status: str, detail: str) -> None:
-        with self._tx() as db:
-            db.execute(
+        self._write(
+            "workflow_run.finish",
+            (
                 "UPDATE workflow_runs SET status=?, ended_at=?, detail=? WHERE id=?",
                 (status, time.time(), detail[:DETAIL_CHARS], run_id),
-            )
+            ),
+        )
 
     def add_workflow_step(self, run_id: int, step: WorkflowStepEntry) -> None:
         own = ("name", "action", "outcome", "attempts")
@@ -55,12 +60,14 @@ class WorkflowRuns(Database):
 
     def set_workflow_paused(self, workflow: str, paused: bool) -> None:
         """An operator's ``stop`` (paused) or ``start``; kept across restarts."""
-        with self._tx() as db:
-            db.execute(
+        self._write(
+            "workflow.paused",
+            (
                 "INSERT INTO workflow_control(workflow, paused, at) VALUES (?, ?, ?)"
                 " ON CONFLICT(workflow) DO UPDATE SET paused=excluded.paused, at=excluded.at",
                 (workflow, int(paused), time.time()),
-            )
+            ),
+        )
 
     def paused_workflows(self) -> set[str]:
         rows = self._rows("SELECT workflow FROM workflow_control WHERE paused=1")

@@ -27,6 +27,7 @@ class Metrics:
         self._add_check_series(self.registry)
         self._add_recovery_series(self.registry)
         self._add_outbound_series(self.registry)
+        self._add_history_series(self.registry)
 
     def _add_check_series(self, r: CollectorRegistry) -> None:
         self.service_up = Gauge(
@@ -111,6 +112,25 @@ class Metrics:
             registry=r,
         )
 
+    def _add_history_series(self, r: CollectorRegistry) -> None:
+        self.history_write_errors = Counter(
+            "medic_history_write_errors",
+            "History writes the database refused (disk full, I/O error), retries included.",
+            registry=r,
+        )
+        self.history_pending_writes = Gauge(
+            "medic_history_pending_writes",
+            "History writes waiting in memory for the database to take them"
+            " (above 0: the history is degraded).",
+            registry=r,
+        )
+        self.history_writes_dropped = Counter(
+            "medic_history_writes_dropped",
+            "History writes lost for good: the oldest beyond the in-memory limit,"
+            " or refused for a reason no retry cures.",
+            registry=r,
+        )
+
     # what the checks do (medic.watch.runner.ProbeObserver) ------------------------
 
     def check_done(
@@ -155,6 +175,17 @@ class Metrics:
         self.workflow_runs.labels(workflow, outcome).inc()
         if duration_s is not None:
             self.workflow_duration.labels(workflow).observe(duration_s)
+
+    # how the history's writes fare (medic.store.backlog.HistoryObserver) -------------
+
+    def history_write_failed(self) -> None:
+        self.history_write_errors.inc()
+
+    def history_pending(self, count: int) -> None:
+        self.history_pending_writes.set(count)
+
+    def history_dropped(self, count: int) -> None:
+        self.history_writes_dropped.inc(count)
 
     # what is published (a bus listener) ---------------------------------------------
 

@@ -1,0 +1,151 @@
+"""The history on a full state disk (a real tmpfs, filled up): no write raises,
+the writes wait in memory in order (bounded, the oldest dropped and counted),
+and go in, with the ids handed out meanwhile, once space returns; what they
+wrote survives a reopen. The daemon keeps healing a crashed container all
+along and says so in ``/api/v1/health``, ``/metrics`` and ``medic status``."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+
+import pytest
+from structlog.testing import capture_logs
+
+from medic.core.records import RecoveryStepEntry
+from medic.store import Store
+from medic.store.backlog import WriteBacklog
+from tests.plugins.fulldisk import FullDisk
+
+
+@pytest.fixture
+def store(full_disk: FullDisk) -> Iterator[Store]:
+    db = Store.in_state_dir(full_disk.mount / "state")
+    yield db
+    db.close()
+
+
+def step(position: int, action: str) -> RecoveryStepEntry:
+    return RecoveryStepEntry(position, "steps", action, "", "succeeded", "", "", time.time(), 0.1)
+
+
+def rows(store: Store, sql: str) -> list[tuple[object, ...]]:
+    """Read through a connection of its own: what is on disk, not in memory."""
+    with sqlite3.connect(store.path) as db:
+        return [tuple(row) for row in db.execute(sql).fetchall()]
+
+
+def test_writes_wait_while_the_disk_is_full_and_go_in_when_it_is_not(
+    store: Store, full_disk: FullDisk
+) -> None:
+    first = store.start_recovery("web", "service_crash", "restart-container", "auto")
+    full_disk.fill()
+
+    with capture_logs() as logs:
+        # None of these raises, though the disk takes none of them.
+        store.record_transition("web", "healthy", "unhealthy", "service_crash", "refused")
+        second = store.start_recovery("web", "service_crash", "restart-container", "auto")
+        store.add_recovery_step(second, step(0, "restart_container"))
+        store.add_recovery_step(second, step(1, "wait_healthy"))
+        store.set_recovery_status(second, "succeeded", "healthy again")
+        store.audit("circuit.closed", "web", reason="healthy")
+        run = store.start_run("nightly", "schedule")
+        store.finish_run(run, "succeeded", "ok")
+        store.record_transition("web", "unhealthy", "healthy", None, "ok")
+
+    assert second == first + 1, "ids go on in memory"
+    health = store.backlog.health()
+    assert health.status == "degraded"
+    assert health.pending_writes == 9
+    assert health.dropped == 0
+    assert "database or disk is full" in (health.last_error or "")
+    assert health.write_errors >= 9
+    # One warning as it became degraded, not one per write.
+    assert [e["event"] for e in logs if e["event"].startswith("history.")] == ["history.degraded"]
+    assert rows(store, "SELECT id FROM recoveries") == [(first,)]
+    assert store.backlog.flush() == 9, "still full: nothing goes in"
+
+    full_disk.free()
+    with capture_logs() as logs:
+        assert store.backlog.flush() == 0
+    assert [e["event"] for e in logs] == ["history.recovered"]
+    assert logs[0]["written"] == 9
+    assert store.backlog.health().status == "ok"
+
+    # In order, with the ids handed out while they waited.
+    transitions = rows(store, "SELECT new, detail FROM transitions ORDER BY id")
+    assert transitions == [("unhealthy", "refused"), ("healthy", "ok")]
+    record = store.recovery(second)
+    assert record is not None
+    assert record.outcome == "succeeded"
+    assert record.detail == "healthy again"
+    assert [s.action for s in record.steps] == ["restart_container", "wait_healthy"]
+    assert [e.kind for e in store.audit_entries()] == ["circuit.closed"]
+    assert [r.outcome for r in store.runs("nightly")] == ["succeeded"]
+
+    # What went in later survives a reopen, and new ids go on after it.
+    store.close()
+    reopened = Store.in_state_dir(full_disk.mount / "state")
+    try:
+        assert [r.id for r in reopened.recoveries()[0]] == [second, first]
+        assert reopened.start_recovery("web", None, "restart-container", "auto") == second + 1
+    finally:
+        reopened.close()
+
+
+def test_a_later_write_takes_the_waiting_ones_with_it_in_order(
+    store: Store, full_disk: FullDisk
+) -> None:
+    full_disk.fill()
+    store.audit("one")
+    store.audit("two")
+    full_disk.free()
+
+    store.audit("three")  # goes in after the two before it, without a retry tick
+
+    assert store.backlog.health().pending_writes == 0
+    assert rows(store, "SELECT kind FROM audit ORDER BY id") == [("one",), ("two",), ("three",)]
+
+
+def test_past_the_limit_the_oldest_writes_are_dropped_and_counted(
+    store: Store, full_disk: FullDisk
+) -> None:
+    store.backlog = WriteBacklog(store._commit, limit=3)
+    full_disk.fill()
+
+    with capture_logs() as logs:
+        for n in range(5):
+            store.audit(f"a{n}")
+
+    health = store.backlog.health()
+    assert (health.pending_writes, health.dropped) == (3, 2)
+    assert [e["event"] for e in logs if e["event"].startswith("history.")] == [
+        "history.degraded",
+        "history.writes_dropped",
+    ]
+    full_disk.free()
+    assert store.backlog.flush() == 0
+    assert rows(store, "SELECT kind FROM audit ORDER BY id") == [("a2",), ("a3",), ("a4",)]
+    assert store.backlog.health().dropped == 2
+
+
+def test_writes_still_waiting_at_close_are_reported_lost(store: Store, full_disk: FullDisk) -> None:
+    full_disk.fill()
+    store.audit("one")
+    with capture_logs() as logs:
+        store.close()
+    lost = [e for e in logs if e["event"] == "history.writes_lost"]
+    assert len(lost) == 1
+    assert lost[0]["count"] == 1
+    assert lost[0]["log_level"] == "error"
+
+
+def test_prune_waits_while_writes_wait(store: Store, full_disk: FullDisk) -> None:
+    store.audit("old")
+    full_disk.fill()
+    store.audit("new")
+    assert store.prune(max_age_s=0, max_rows=0) == 0
+    full_disk.free()
+    assert store.backlog.flush() == 0
+    assert store.prune(max_age_s=0, max_rows=0) == 2
