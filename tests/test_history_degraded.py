@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -16,7 +17,17 @@ from structlog.testing import capture_logs
 from medic.core.records import RecoveryStepEntry
 from medic.store import Store
 from medic.store.backlog import WriteBacklog
+from tests.helpers import free_port, wait_for
+from tests.plugins.daemon import DaemonFactory, DaemonProcess
+from tests.plugins.docker import ContainerFactory, ContainerHandle
 from tests.plugins.fulldisk import FullDisk
+from tests.test_cli_client import run_cli
+from tests.test_heal_container import (
+    answers_200,
+    finished_recoveries,
+    metric_samples,
+    web_config,
+)
 
 
 @pytest.fixture
@@ -149,3 +160,85 @@ def test_prune_waits_while_writes_wait(store: Store, full_disk: FullDisk) -> Non
     full_disk.free()
     assert store.backlog.flush() == 0
     assert store.prune(max_age_s=0, max_rows=0) == 2
+
+
+@pytest.fixture
+def web(container_factory: ContainerFactory, idle_container: Any) -> ContainerHandle:
+    return container_factory(name="web")
+
+
+def health(daemon: DaemonProcess) -> dict[str, Any]:
+    status, body = daemon.get("/api/v1/health")
+    assert status == 200, "a degraded history never makes the daemon look dead"
+    return dict(body)
+
+
+def succeeded_recoveries(daemon: DaemonProcess) -> float:
+    samples = metric_samples(daemon)
+    return sum(
+        value
+        for (name, labels), value in samples.items()
+        if name == "medic_recoveries_total" and ("outcome", "succeeded") in labels
+    )
+
+
+def test_a_crashed_container_is_healed_while_the_state_disk_is_full(
+    medic_daemon: DaemonFactory, web: ContainerHandle, full_disk: FullDisk
+) -> None:
+    state = full_disk.mount / "state"
+    config = web_config(free_port(), web)
+    daemon = medic_daemon(config, state_dir=state)
+    wait_for(lambda: daemon.find_logs(event="service.healthy"), 15, message="web healthy")
+    assert health(daemon)["history"]["status"] == "ok"
+    full_disk.fill()
+
+    web.container.kill()
+
+    # Healed exactly as on a healthy disk, though nothing of it can be written.
+    wait_for(lambda: succeeded_recoveries(daemon) == 1, 30, message="the crash healed")
+    assert answers_200(f"{web.url}healthz")
+    assert web.status == "running"
+    body = health(daemon)
+    assert body["status"] == "degraded"
+    history = body["history"]
+    assert history["status"] == "degraded"
+    assert history["pending_writes"] > 0
+    assert history["dropped"] == 0
+    assert "database or disk is full" in history["last_error"]
+    samples = metric_samples(daemon)
+    assert samples[("medic_history_write_errors_total", ())] > 0
+    assert samples[("medic_history_pending_writes", ())] > 0
+    assert samples[("medic_history_writes_dropped_total", ())] == 0
+    printed = run_cli("status", "--url", daemon.url)
+    pending = health(daemon)["history"]["pending_writes"]
+    assert f"history degraded: {pending} writes pending" in printed.stdout.splitlines()[0]
+    status, page = daemon.get("/")
+    assert status == 200 and "banner-history" in page
+    assert daemon.get("/api/v1/recoveries")[1]["total"] == 0, "not on disk yet"
+    assert not daemon.find_logs(event="check.crashed")
+
+    full_disk.free()
+
+    wait_for(lambda: health(daemon)["status"] == "healthy", 15, message="history written")
+    record = finished_recoveries(daemon, 1)[0]
+    assert (record["service"], record["failure_type"], record["outcome"]) == (
+        "web",
+        "service_crash",
+        "succeeded",
+    )
+    assert [s["action"] for s in record["steps"]] == ["restart_container", "wait_healthy"]
+    assert len(daemon.find_logs(event="history.degraded")) == 1
+    assert len(daemon.find_logs(event="history.recovered")) == 1
+    assert metric_samples(daemon)[("medic_history_pending_writes", ())] == 0
+    assert "history degraded" not in run_cli("status", "--url", daemon.url).stdout
+    assert daemon.stop() == 0
+
+    # What went in late survives a restart.
+    again = medic_daemon(config, state_dir=state)
+    recoveries = again.get("/api/v1/recoveries")[1]["recoveries"]
+    assert [(r["id"], r["outcome"]) for r in recoveries] == [(record["id"], "succeeded")]
+    assert recoveries[0]["steps"] == record["steps"]
+    with sqlite3.connect(state / "medic.db") as db:
+        changes = [tuple(r) for r in db.execute("SELECT old, new FROM transitions ORDER BY id")]
+    assert ("healthy", "unhealthy") in changes or ("healthy", "recovering") in changes
+    assert changes[-1][1] == "healthy"
