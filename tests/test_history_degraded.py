@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,10 +42,17 @@ def step(position: int, action: str) -> RecoveryStepEntry:
     return RecoveryStepEntry(position, "steps", action, "", "succeeded", "", "", time.time(), 0.1)
 
 
-def rows(store: Store, sql: str) -> list[tuple[object, ...]]:
-    """Read through a connection of its own: what is on disk, not in memory."""
-    with sqlite3.connect(store.path) as db:
+def on_disk(path: Path, sql: str) -> list[tuple[object, ...]]:
+    """Read through a read-only connection of its own: what is on disk, not in memory."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
         return [tuple(row) for row in db.execute(sql).fetchall()]
+    finally:
+        db.close()
+
+
+def rows(store: Store, sql: str) -> list[tuple[object, ...]]:
+    return on_disk(store.path, sql)
 
 
 def test_writes_wait_while_the_disk_is_full_and_go_in_when_it_is_not(
@@ -75,7 +83,14 @@ def test_writes_wait_while_the_disk_is_full_and_go_in_when_it_is_not(
     # One warning as it became degraded, not one per write.
     assert [e["event"] for e in logs if e["event"].startswith("history.")] == ["history.degraded"]
     assert rows(store, "SELECT id FROM recoveries") == [(first,)]
+    # The store's own reads see what waits, as if it were written.
+    waiting = store.recovery(second)
+    assert waiting is not None
+    assert (waiting.outcome, len(waiting.steps)) == ("succeeded", 2)
+    assert [r.id for r in store.recoveries()[0]] == [second, first]
+    assert [e.kind for e in store.audit_entries()] == ["circuit.closed"]
     assert store.backlog.flush() == 9, "still full: nothing goes in"
+    assert rows(store, "SELECT id FROM recoveries") == [(first,)]
 
     full_disk.free()
     with capture_logs() as logs:
@@ -214,7 +229,10 @@ def test_a_crashed_container_is_healed_while_the_state_disk_is_full(
     assert f"history degraded: {pending} writes pending" in printed.stdout.splitlines()[0]
     status, page = daemon.get("/")
     assert status == 200 and "banner-history" in page
-    assert daemon.get("/api/v1/recoveries")[1]["total"] == 0, "not on disk yet"
+    # The API shows the recovery as it shows any other; the file does not hold it yet.
+    shown = finished_recoveries(daemon, 1)[0]
+    assert (shown["outcome"], len(shown["steps"])) == ("succeeded", 2)
+    assert on_disk(state / "medic.db", "SELECT id FROM recoveries") == []
     assert not daemon.find_logs(event="check.crashed")
 
     full_disk.free()
@@ -227,6 +245,8 @@ def test_a_crashed_container_is_healed_while_the_state_disk_is_full(
         "succeeded",
     )
     assert [s["action"] for s in record["steps"]] == ["restart_container", "wait_healthy"]
+    assert record == shown
+    assert on_disk(state / "medic.db", "SELECT id FROM recoveries") == [(record["id"],)]
     assert len(daemon.find_logs(event="history.degraded")) == 1
     assert len(daemon.find_logs(event="history.recovered")) == 1
     assert metric_samples(daemon)[("medic_history_pending_writes", ())] == 0
@@ -238,7 +258,6 @@ def test_a_crashed_container_is_healed_while_the_state_disk_is_full(
     recoveries = again.get("/api/v1/recoveries")[1]["recoveries"]
     assert [(r["id"], r["outcome"]) for r in recoveries] == [(record["id"], "succeeded")]
     assert recoveries[0]["steps"] == record["steps"]
-    with sqlite3.connect(state / "medic.db") as db:
-        changes = [tuple(r) for r in db.execute("SELECT old, new FROM transitions ORDER BY id")]
+    changes = on_disk(state / "medic.db", "SELECT old, new FROM transitions ORDER BY id")
     assert ("healthy", "unhealthy") in changes or ("healthy", "recovering") in changes
     assert changes[-1][1] == "healthy"

@@ -8,7 +8,7 @@ from types import MappingProxyType
 from typing import Any
 
 from medic.core.clock import utc
-from medic.store.db import Database
+from medic.store.db import Database, sees_pending
 from medic.store.records import AuditEntry
 
 
@@ -22,6 +22,7 @@ class AuditTrail(Database):
             ),
         )
 
+    @sees_pending
     def audit_entries(
         self, kind: str | None = None, limit: int = 100, service: str | None = None
     ) -> list[AuditEntry]:

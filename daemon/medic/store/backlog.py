@@ -33,6 +33,8 @@ log = get_logger("Store")
 PENDING_LIMIT = 10_000
 """History writes kept in memory at most while the database refuses them."""
 
+OVERLAY_LIMIT = 1000
+"""Reads see the writes that wait while at most this many do (see ``Database.sees_pending``)."""
 FLUSH_BATCH = 256
 """Waiting writes committed together in one transaction when they can be."""
 
@@ -119,6 +121,10 @@ class WriteBacklog:
             last_error=self._last_error,
             degraded_since=self._since,
         )
+
+    def waiting(self) -> tuple[PendingWrite, ...]:
+        """The writes that wait, oldest first."""
+        return tuple(self._pending)
 
     def submit(self, write: PendingWrite) -> None:
         """Commit ``write`` now, or after the writes that wait before it."""

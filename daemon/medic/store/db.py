@@ -12,16 +12,17 @@ row and the writes that refer to it agree on its id.
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 from medic.core.clock import utc, utc_or_none
 from medic.core.errors import MedicError
-from medic.store.backlog import PendingWrite, Statement, WriteBacklog
+from medic.store.backlog import OVERLAY_LIMIT, PendingWrite, Statement, WriteBacklog
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS transitions (
@@ -221,3 +222,50 @@ class Database:
 
     def _rows(self, sql: str, args: Sequence[object] = ()) -> list[sqlite3.Row]:
         return self._db.execute(sql, args).fetchall()
+
+    @contextmanager
+    def _with_pending(self) -> Iterator[None]:
+        """Within: the connection sees the writes that wait, applied in a
+        transaction that is rolled back after (a full disk can hold them in
+        SQLite's page cache). Without them when they cannot be applied."""
+        applied = self._apply_pending()
+        try:
+            yield
+        finally:
+            if applied and self._db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+
+    def _apply_pending(self) -> bool:
+        waiting = self.backlog.waiting()
+        if not waiting or len(waiting) > OVERLAY_LIMIT or self._db.in_transaction:
+            return False
+        try:
+            self._db.execute("BEGIN")
+        except sqlite3.Error:
+            return False
+        for write in waiting:
+            try:
+                for sql, args in write.statements:
+                    self._db.execute(sql, args)
+            except sqlite3.Error:
+                if not self._db.in_transaction:  # the whole transaction failed: plain reads
+                    return False
+        return True
+
+
+D = TypeVar("D", bound=Database)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def sees_pending(read: Callable[Concatenate[D, P], R]) -> Callable[Concatenate[D, P], R]:
+    """A read that also sees the writes waiting in memory (disk full), so the
+    API shows a recovery the disk has not taken yet as it shows any other."""
+
+    @functools.wraps(read)
+    def reading(self: D, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self._with_pending():
+            return read(self, *args, **kwargs)
+
+    return reading

@@ -12,7 +12,7 @@ from typing import Any
 from medic.core.clock import utc
 from medic.core.records import RecoveryStepEntry
 from medic.core.vocabulary import FailureType, RecoveryOutcome, StepOutcome, Trigger
-from medic.store.db import Database, StepWrite, span
+from medic.store.db import Database, StepWrite, sees_pending, span
 from medic.store.records import RecoveryRecord, RecoveryStart, RecoveryStepRecord
 
 UNFINISHED = tuple(outcome.value for outcome in RecoveryOutcome if not outcome.finished)
@@ -68,6 +68,7 @@ class Recoveries(Database):
             ),
         )
 
+    @sees_pending
     def recoveries(
         self, service: str | None = None, limit: int = 50, offset: int = 0
     ) -> tuple[list[RecoveryRecord], int]:
@@ -82,10 +83,12 @@ class Recoveries(Database):
         )
         return [self._recovery(row) for row in rows], total
 
+    @sees_pending
     def recovery(self, recovery_id: int) -> RecoveryRecord | None:
         row = self._db.execute("SELECT * FROM recoveries WHERE id=?", (recovery_id,)).fetchone()
         return self._recovery(row) if row else None
 
+    @sees_pending
     def recovery_starts(self, since: float) -> list[RecoveryStart]:
         """Every recovery started since ``since``, oldest first."""
         rows = self._rows(

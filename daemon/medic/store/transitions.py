@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from medic.store.db import DETAIL_CHARS, Database
+from medic.store.db import DETAIL_CHARS, Database, sees_pending
 
 # Time the service was unobserved or deliberately stopped is not downtime.
 _NOT_COUNTED = (None, "unknown", "stopped_by_operator")
@@ -25,6 +25,7 @@ class Transitions(Database):
             ),
         )
 
+    @sees_pending
     def uptime_percentage(
         self, service: str, window_s: float, now: float | None = None
     ) -> float | None:

@@ -9,7 +9,7 @@ import time
 from medic.core.clock import utc_or_none
 from medic.core.records import WorkflowStepEntry
 from medic.core.vocabulary import StepOutcome, Trigger, WorkflowOutcome
-from medic.store.db import DETAIL_CHARS, Database, StepWrite, span
+from medic.store.db import DETAIL_CHARS, Database, StepWrite, sees_pending, span
 from medic.store.records import WorkflowCounts, WorkflowRunRecord, WorkflowStepRecord
 
 # Per workflow: its run count, its failed or timed-out runs, the start of its
@@ -69,10 +69,12 @@ class WorkflowRuns(Database):
             ),
         )
 
+    @sees_pending
     def paused_workflows(self) -> set[str]:
         rows = self._rows("SELECT workflow FROM workflow_control WHERE paused=1")
         return {str(row[0]) for row in rows}
 
+    @sees_pending
     def runs(self, workflow: str, limit: int = 20) -> list[WorkflowRunRecord]:
         """The workflow's runs, newest first, each with its steps."""
         rows = self._rows(
@@ -81,10 +83,12 @@ class WorkflowRuns(Database):
         )
         return [self._run(row) for row in rows]
 
+    @sees_pending
     def workflow_run(self, run_id: int) -> WorkflowRunRecord | None:
         row = self._db.execute("SELECT * FROM workflow_runs WHERE id=?", (run_id,)).fetchone()
         return self._run(row) if row else None
 
+    @sees_pending
     def workflow_counts(self) -> dict[str, WorkflowCounts]:
         """The counts of every workflow that has run at least once."""
         return {
