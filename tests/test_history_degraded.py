@@ -6,19 +6,22 @@ along and says so in ``/api/v1/health``, ``/metrics`` and ``medic status``."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
 from medic.core.records import RecoveryStepEntry
 from medic.store import Store
 from medic.store.backlog import WriteBacklog
-from tests.helpers import free_port, wait_for
+from tests.chromium import Chromium, Page, chromium_binary
+from tests.helpers import SETUP_HINT, async_wait_for, free_port, wait_for
 from tests.plugins.daemon import DaemonFactory, DaemonProcess
 from tests.plugins.docker import ContainerFactory, ContainerHandle
 from tests.plugins.fulldisk import FullDisk
@@ -29,6 +32,7 @@ from tests.test_heal_container import (
     metric_samples,
     web_config,
 )
+from tests.test_status_page import ARTIFACTS
 
 
 @pytest.fixture
@@ -198,7 +202,7 @@ def succeeded_recoveries(daemon: DaemonProcess) -> float:
 
 
 def test_a_crashed_container_is_healed_while_the_state_disk_is_full(
-    medic_daemon: DaemonFactory, web: ContainerHandle, full_disk: FullDisk
+    full_disk: FullDisk, medic_daemon: DaemonFactory, web: ContainerHandle
 ) -> None:
     state = full_disk.mount / "state"
     config = web_config(free_port(), web)
@@ -261,3 +265,55 @@ def test_a_crashed_container_is_healed_while_the_state_disk_is_full(
     changes = on_disk(state / "medic.db", "SELECT old, new FROM transitions ORDER BY id")
     assert ("healthy", "unhealthy") in changes or ("healthy", "recovering") in changes
     assert changes[-1][1] == "healthy"
+
+
+async def test_the_page_shows_a_degraded_history_until_it_is_written(
+    full_disk: FullDisk, medic_daemon: DaemonFactory, tmp_path: Path
+) -> None:
+    binary = chromium_binary()
+    if binary is None:
+        pytest.fail(f"chromium is not installed; {SETUP_HINT}", pytrace=False)
+    config = f"""
+api: {{listen: 127.0.0.1:{free_port()}, token_env: MEDIC_API_TOKEN}}
+services:
+  web:
+    check: {{type: tcp, host: 127.0.0.1, port: {free_port()}}}
+"""
+    daemon = medic_daemon(config, state_dir=full_disk.mount / "state", env={"MEDIC_API_TOKEN": "t"})
+    browser = Chromium(binary, tmp_path / "chromium.log")
+    try:
+        async with aiohttp.ClientSession(trust_env=False) as session:
+            page = await browser.page(session)
+            await page.send("Runtime.enable")
+            await page.navigate(daemon.url + "/")
+            await async_wait_for(lambda: banner(page), 10, message="the page loaded")
+            assert await banner(page) == "none"
+
+            full_disk.fill()
+            status, _ = await asyncio.to_thread(
+                daemon.post, "/api/v1/services/web/check", None, "t"
+            )
+            assert status == 200  # its audit entry waits in memory
+
+            shown = await async_wait_for(
+                lambda: banner(page, "History degraded"), 15, message="the banner"
+            )
+            assert "1 write pending" in shown
+            await page.screenshot(ARTIFACTS / "status-page-history-degraded.png")
+
+            full_disk.free()
+            await async_wait_for(
+                lambda: banner(page, "none"), 15, message="the banner gone once written"
+            )
+            await page.close()
+    finally:
+        browser.close()
+
+
+async def banner(page: Page, expect: str = "") -> str | None:
+    """The history banner's text ("none" without one); None until it contains ``expect``."""
+    text = await page.evaluate(
+        "document.getElementById('meta').textContent.startsWith('updated')"
+        " ? (document.getElementById('banner-history')?.innerText ?? 'none') : null"
+    )
+    return str(text) if text is not None and expect in str(text) else None
