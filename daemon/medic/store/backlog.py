@@ -122,6 +122,9 @@ class WriteBacklog:
             degraded_since=self._since,
         )
 
+    def __len__(self) -> int:
+        return len(self._pending)
+
     def waiting(self) -> tuple[PendingWrite, ...]:
         """The writes that wait, oldest first."""
         return tuple(self._pending)

@@ -237,14 +237,13 @@ class Database:
                     self._db.execute("ROLLBACK")
 
     def _apply_pending(self) -> bool:
-        waiting = self.backlog.waiting()
-        if not waiting or len(waiting) > OVERLAY_LIMIT or self._db.in_transaction:
+        if not 0 < len(self.backlog) <= OVERLAY_LIMIT or self._db.in_transaction:
             return False
         try:
             self._db.execute("BEGIN")
         except sqlite3.Error:
             return False
-        for write in waiting:
+        for write in self.backlog.waiting():
             try:
                 for sql, args in write.statements:
                     self._db.execute(sql, args)
