@@ -268,9 +268,13 @@ class ControlPlaneOrchestrator:
             self.docker_events.start()
 
     def _take_work(self) -> None:
-        self.scheduler.add_job(self._prune, "interval", seconds=_PRUNE_INTERVAL_S, id="medic:prune")
+        # Coroutines, so that they run on the loop like every other use of the
+        # store's connection (APScheduler runs a plain function in a thread).
         self.scheduler.add_job(
-            self.store.backlog.flush,
+            self._prune_job, "interval", seconds=_PRUNE_INTERVAL_S, id="medic:prune"
+        )
+        self.scheduler.add_job(
+            self._retry_history,
             "interval",
             seconds=HISTORY_RETRY_INTERVAL_S,
             id="medic:history-retry",
@@ -316,6 +320,12 @@ class ControlPlaneOrchestrator:
         }
         log.info("config.reloaded", message="Configuration reloaded", **changes)
         return changes
+
+    async def _prune_job(self) -> None:
+        self._prune()
+
+    async def _retry_history(self) -> None:
+        self.store.backlog.flush()
 
     def _prune(self) -> None:
         retention = self.config.model.daemon.retention

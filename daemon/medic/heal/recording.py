@@ -51,7 +51,11 @@ class AuditRecord(Protocol):
 
 
 class RecoveryJournal(Protocol):
-    """Where recoveries and the heal side's audit trail are kept (the store)."""
+    """Where recoveries and the heal side's audit trail are kept (the store).
+
+    Its writes never raise: one the disk refuses waits in memory and its reads
+    see it (``medic.store.backlog``), so healing goes on on a full disk.
+    """
 
     def start_recovery(
         self,

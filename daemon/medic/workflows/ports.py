@@ -40,7 +40,11 @@ NO_RUNS: Mapping[str, Any] = {
 
 
 class RunJournal(Protocol):
-    """Where workflow runs, their steps and the operator's stops are kept (the store)."""
+    """Where workflow runs, their steps and the operator's stops are kept (the store).
+
+    Its writes never raise: one the disk refuses waits in memory and its reads
+    see it (``medic.store.backlog``), so a run goes on on a full disk.
+    """
 
     def start_run(self, workflow: str, trigger: str) -> int:
         """Record a run as ``running`` from now; its id."""
