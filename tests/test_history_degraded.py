@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -318,3 +320,62 @@ async def banner(page: Page, expect: str = "") -> str | None:
         " ? (document.getElementById('banner-history')?.innerText ?? 'none') : null"
     )
     return str(text) if text is not None and expect in str(text) else None
+
+
+def test_a_database_another_process_keeps_locked_is_not_waited_for_at_every_write(
+    tmp_path: Path,
+) -> None:
+    store = Store.in_state_dir(tmp_path / "state")
+    # Another process's long write transaction (a backup job, an admin's shell).
+    locker = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys, time\n"
+            f"db = sqlite3.connect({str(store.path)!r}, isolation_level=None)\n"
+            "db.execute('BEGIN IMMEDIATE'); print('locked', flush=True)\n"
+            "sys.stdin.readline(); db.execute('COMMIT')\n",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert locker.stdout is not None and locker.stdout.readline() == "locked\n"
+        store.audit("first")  # waits out the busy timeout once, then waits in memory
+        assert "database is locked" in (store.backlog.health().last_error or "")
+        t0 = time.monotonic()
+        for n in range(5):
+            store.audit(f"later{n}")
+        assert store.audit_entries() == [], "the lock keeps the reads to what is on disk"
+        assert time.monotonic() - t0 < 1.0, "each later write waited for the lock again"
+        assert store.backlog.health().pending_writes == 6
+    finally:
+        assert locker.stdin is not None
+        locker.stdin.write("\n")
+        locker.stdin.close()
+        locker.wait(timeout=10)
+    assert store.backlog.flush() == 0
+    kinds = [kind for (kind,) in rows(store, "SELECT kind FROM audit ORDER BY id")]
+    assert kinds == ["first", *(f"later{n}" for n in range(5))]
+    store.close()
+
+
+def test_a_write_refused_for_good_is_dropped_loudly_and_the_others_go_on(
+    store: Store, full_disk: FullDisk
+) -> None:
+    full_disk.fill()
+    store.audit("before")
+    # A step of a recovery that does not exist: no retry will ever write it.
+    store.add_recovery_step(10**6, step(0, "sleep"))
+    store.audit("after")
+    full_disk.free()
+
+    with capture_logs() as logs:
+        assert store.backlog.flush() == 0
+
+    dropped = [e for e in logs if e["event"] == "history.write_dropped"]
+    assert [(e["write"], e["log_level"]) for e in dropped] == [("recovery_steps.insert", "error")]
+    assert "FOREIGN KEY" in dropped[0]["error"]
+    assert store.backlog.health().dropped == 1
+    assert rows(store, "SELECT kind FROM audit ORDER BY id") == [("before",), ("after",)]

@@ -22,7 +22,13 @@ from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 from medic.core.clock import utc, utc_or_none
 from medic.core.errors import MedicError
-from medic.store.backlog import OVERLAY_LIMIT, PendingWrite, Statement, WriteBacklog
+from medic.store.backlog import (
+    OVERLAY_LIMIT,
+    PendingWrite,
+    Statement,
+    WriteBacklog,
+    retryable,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS transitions (
@@ -71,6 +77,11 @@ MIGRATIONS = (
 
 # Tables whose ids the store hands out itself (see the module docstring).
 _OWN_IDS = ("recoveries", "workflow_runs")
+
+# How long a write waits for a lock another connection holds: at first, and
+# when retrying writes that wait in memory.
+_BUSY_TIMEOUT_MS = 5000
+_RETRY_BUSY_TIMEOUT_MS = 50
 
 # A checkpointed WAL is cut back to this size instead of keeping its high-water mark.
 _WAL_LIMIT_BYTES = 8 << 20
@@ -145,7 +156,8 @@ class Database:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        self._busy_timeout_ms = _BUSY_TIMEOUT_MS
         self._db.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT_BYTES}")
         self._db.executescript(SCHEMA)
         self._migrate()
@@ -199,10 +211,18 @@ class Database:
         self.backlog.submit(PendingWrite(what, statements))
 
     def _commit(self, writes: Sequence[PendingWrite]) -> None:
+        # While writes wait, a file another process holds locked is not waited
+        # for long on each try: the loop runs on meanwhile.
+        self._busy_timeout(_RETRY_BUSY_TIMEOUT_MS if len(self.backlog) else _BUSY_TIMEOUT_MS)
         with self._tx() as db:
             for write in writes:
                 for sql, args in write.statements:
                     db.execute(sql, args)
+
+    def _busy_timeout(self, ms: int) -> None:
+        if ms != self._busy_timeout_ms:
+            self._db.execute(f"PRAGMA busy_timeout={ms}")
+            self._busy_timeout_ms = ms
 
     def _insert_step(self, table: str, owner: tuple[str, int], step: StepWrite) -> None:
         """One step row of ``table``: its owner column and id, the step's own
@@ -239,6 +259,7 @@ class Database:
     def _apply_pending(self) -> bool:
         if not 0 < len(self.backlog) <= OVERLAY_LIMIT or self._db.in_transaction:
             return False
+        self._busy_timeout(_RETRY_BUSY_TIMEOUT_MS)
         try:
             self._db.execute("BEGIN")
         except sqlite3.Error:
@@ -247,8 +268,13 @@ class Database:
             try:
                 for sql, args in write.statements:
                     self._db.execute(sql, args)
-            except sqlite3.Error:
-                if not self._db.in_transaction:  # the whole transaction failed: plain reads
+            except sqlite3.Error as exc:
+                # One write refused for good is left out; a full cache on a full
+                # disk, or a lock, leaves them all out: the reads show the disk.
+                if retryable(exc) or not self._db.in_transaction:
+                    if self._db.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            self._db.execute("ROLLBACK")
                     return False
         return True
 
