@@ -17,6 +17,7 @@ hears of each failed commit and of the queue's length.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sqlite3
 import time
@@ -138,8 +139,7 @@ class WriteBacklog:
             self._enqueue(write)
 
     def _commit_one(self, write: PendingWrite) -> bool:
-        """Commit ``write`` alone: True when it is done with (written, or refused
-        for good and dropped), False when it may pass later."""
+        """Commit ``write`` alone: False when it failed and may pass later."""
         try:
             self._commit([write])
         except sqlite3.Error as exc:
@@ -159,21 +159,23 @@ class WriteBacklog:
         written = 0
         while self._pending:
             batch = list(itertools.islice(self._pending, FLUSH_BATCH))
-            try:
-                self._commit(batch)
-            except sqlite3.Error as exc:
-                if len(batch) == 1:
-                    self._failed(batch[0], exc)
-                    if retryable(exc):
-                        break
-                    self._pending.popleft()
+            if len(batch) > 1:
+                with contextlib.suppress(sqlite3.Error):  # one by one below says why
+                    self._commit(batch)
+                    for _ in batch:
+                        self._pending.popleft()
+                    written += len(batch)
                     continue
-                batch = batch[:1]
-                if not self._commit_one(batch[0]):
+            head = self._pending[0]
+            try:
+                self._commit([head])
+            except sqlite3.Error as exc:
+                self._failed(head, exc)
+                if retryable(exc):
                     break
-            for _ in batch:
-                self._pending.popleft()
-            written += len(batch)
+            else:
+                written += 1
+            self._pending.popleft()
         self._told_pending()
         if not self._pending:
             self._recovered(written)
