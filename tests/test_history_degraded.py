@@ -28,6 +28,7 @@ from tests.helpers import SETUP_HINT, async_wait_for, free_port, wait_for
 from tests.plugins.daemon import DaemonFactory, DaemonProcess
 from tests.plugins.docker import ContainerFactory, ContainerHandle
 from tests.plugins.fulldisk import FullDisk
+from tests.plugins.inprocess import OrchestratorFactory
 from tests.test_cli_client import run_cli
 from tests.test_heal_container import (
     answers_200,
@@ -379,3 +380,38 @@ def test_a_write_refused_for_good_is_dropped_loudly_and_the_others_go_on(
     assert "FOREIGN KEY" in dropped[0]["error"]
     assert store.backlog.health().dropped == 1
     assert rows(store, "SELECT kind FROM audit ORDER BY id") == [("before",), ("after",)]
+
+
+async def test_a_workflow_runs_and_answers_with_its_run_while_the_disk_is_full(
+    full_disk: FullDisk, orchestrator: OrchestratorFactory
+) -> None:
+    orchestrator.state_dir = full_disk.mount / "state"
+    orch = await orchestrator(
+        """
+workflows:
+  report:
+    steps:
+      - {name: count, action: run_command, command: [echo, "42 orders"]}
+      - {name: send, action: run_command, command: [echo, sent], depends_on: [count]}
+"""
+    )
+    full_disk.fill()
+
+    record = await orch.workflows.run("report")
+
+    assert record.outcome == "succeeded"
+    assert [(s.name, s.outcome) for s in record.steps] == [
+        ("count", "succeeded"),
+        ("send", "succeeded"),
+    ]
+    db = orchestrator.state_dir / "medic.db"
+    assert on_disk(db, "SELECT id FROM workflow_runs") == [], "not on disk yet"
+    assert orch.store.backlog.health().pending_writes > 0
+
+    full_disk.free()  # the retry tick (every 5 s) writes it, with nothing else to write
+    await async_wait_for(
+        lambda: orch.store.backlog.health().status == "ok", 15, message="the run written"
+    )
+    assert on_disk(db, "SELECT id, status FROM workflow_runs") == [(record.id, "succeeded")]
+    assert on_disk(db, "SELECT name FROM workflow_steps ORDER BY id") == [("count",), ("send",)]
+    assert on_disk(db, "SELECT COUNT(*) FROM step_sessions") == [(0,)]
