@@ -228,7 +228,7 @@ def _run_daemon(daemon: Daemon) -> int:
     """Run the daemon until it stops; what went wrong becomes a message and exit code."""
     from medic.core.lifecycle import TeardownError
     from medic.daemon import StartupError
-    from medic.store import StateDirUnusable
+    from medic.store import StateDirInUse, StateDirUnusable
 
     # While a worker thread runs Python (rendering /metrics, Docker SDK calls),
     # the event loop drops the GIL at each system call and may wait a whole
@@ -240,6 +240,9 @@ def _run_daemon(daemon: Daemon) -> int:
         return asyncio.run(daemon.run())
     except StartupError as exc:
         print(f"medic: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except StateDirInUse as exc:
+        print(f"medic: not starting: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except StateDirUnusable as exc:
         print(f"medic: not starting: {exc}", file=sys.stderr)

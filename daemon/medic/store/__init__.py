@@ -2,8 +2,9 @@
 
 Owns the schema and its migrations (``db``), one module per family of tables
 (``transitions``, ``recoveries``, ``workflow_runs``, ``audit``, ``sessions``),
-what spans them (``upkeep``: crash marking, retention) and the typed records
-that reads return (``records``). Written before anything is reported; writes
+what spans them (``upkeep``: crash marking, retention), the typed records
+that reads return (``records``) and the lock that keeps a second daemon off
+the state dir (``lock``). Written before anything is reported; writes
 that fail wait in memory.
 
 ``Store`` is the one object the rest of medic holds: every family on one
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from medic.store.audit import AuditTrail
 from medic.store.db import StateDirUnusable
+from medic.store.lock import StateDirInUse, StateDirLock
 from medic.store.records import (
     NO_RUNS,
     AuditEntry,
@@ -50,6 +52,8 @@ __all__ = [
     "RecoveryStart",
     "RecoveryStepRecord",
     "SessionRecord",
+    "StateDirInUse",
+    "StateDirLock",
     "StateDirUnusable",
     "StepSessions",
     "Store",

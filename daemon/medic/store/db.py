@@ -98,6 +98,17 @@ class StateDirUnusable(MedicError):
     """The state directory cannot be created or its database opened."""
 
 
+def make_state_dir(state_dir: Path) -> None:
+    """Create the state directory (and its parents); ``StateDirUnusable`` if it cannot be."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StateDirUnusable(
+            f"cannot create the state directory {state_dir}: {exc.strerror or exc}"
+            " (daemon.state_dir or --state-dir)"
+        ) from exc
+
+
 class Database:
     """One connection to ``medic.db``; the tables' families build on it."""
 
@@ -114,13 +125,7 @@ class Database:
     def open(self) -> None:
         """Create the state directory, open the database and bring its schema up to date."""
         path = self.path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StateDirUnusable(
-                f"cannot create the state directory {path.parent}: {exc.strerror or exc}"
-                " (daemon.state_dir or --state-dir)"
-            ) from exc
+        make_state_dir(path.parent)
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._connected = True
