@@ -49,6 +49,7 @@ class Daemon:
         self._reload_lock = asyncio.Lock()
         self.orchestrator: ControlPlaneOrchestrator | None = None
         self.settings: ApiSettings | None = None
+        self._runner: web.AppRunner | None = None
 
     def _load(self) -> Any:
         return load_config(self.config_path, state_dir=self.state_dir)
@@ -79,7 +80,15 @@ class Daemon:
             await self._stop.wait()
         finally:
             self.notifier.stopping()
-            log.info("daemon.stopping", message="Shutting down")
+            # The port first: a restart (or a new daemon) can bind it at once,
+            # while the running recoveries get their grace.
+            await self._close_listener()
+            log.info(
+                "daemon.stopping",
+                message="Shutting down: the API listener is closed, running recoveries get"
+                " their grace",
+                grace_s=loaded.model.daemon.shutdown_grace,
+            )
             try:
                 await parts.close()
             finally:
@@ -99,6 +108,7 @@ class Daemon:
         app = build_app(orch, self.settings, self.reload)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2)
         await runner.setup()
+        self._runner = runner
         try:
             try:
                 await web.TCPSite(runner, config.host, config.port, reuse_address=True).start()
@@ -108,7 +118,14 @@ class Daemon:
                 ) from exc
             yield
         finally:
+            self._runner = None
             await runner.cleanup()
+
+    async def _close_listener(self) -> None:
+        """Stop accepting connections now; those open are answered until the API part closes."""
+        if self._runner is not None:
+            for site in list(self._runner.sites):
+                await site.stop()
 
     def request_stop(self) -> None:
         self._stop.set()

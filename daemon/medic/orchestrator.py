@@ -294,7 +294,9 @@ class ControlPlaneOrchestrator:
         if self.scheduler.running:
             self.scheduler.pause()
         self.monitor.stop_scheduling()
-        await self.engine.shutdown(self._grace())
+        # One grace for both, not one after the other.
+        grace = self._grace()
+        await asyncio.gather(self.engine.shutdown(grace), self.workflows.shutdown(grace))
 
     async def reload(self, config: LoadedConfig) -> dict[str, Any]:
         """Apply a validated config: only what changed is touched."""
