@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,14 @@ from aiohttp import web
 from medic.api.app import build_app
 from medic.api.state import ApiSettings
 from medic.config.load import load_config
-from medic.core.errors import ConfigFileError, ConfigInvalid, InvalidWorkflowError, MedicError
+from medic.config.models import LoadedConfig
+from medic.core.errors import (
+    ConfigFileError,
+    ConfigInvalid,
+    ConfigIssue,
+    InvalidWorkflowError,
+    MedicError,
+)
 from medic.core.lifecycle import Lifecycle, Part
 from medic.core.logging import get_logger
 from medic.host import testhooks
@@ -51,8 +58,11 @@ class Daemon:
         self.settings: ApiSettings | None = None
         self._runner: web.AppRunner | None = None
 
-    def _load(self) -> Any:
-        return load_config(self.config_path, state_dir=self.state_dir)
+    def _load(self) -> LoadedConfig:
+        """Load the config and log its warnings: the same at start and at each reload."""
+        loaded = load_config(self.config_path, state_dir=self.state_dir)
+        _log_config_warnings(loaded.warnings)
+        return loaded
 
     async def run(self) -> int:
         loaded = self._load()
@@ -180,6 +190,18 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         testhooks.remove(loop)
+
+
+def _log_config_warnings(warnings: Sequence[ConfigIssue]) -> None:
+    for warning in warnings:
+        log.warning(
+            "config.secret_missing",
+            message="A secret the config names is missing",
+            file=warning.file,
+            line=warning.line,
+            key=warning.dotted_path,
+            detail=warning.message.removeprefix("warning: "),
+        )
 
 
 def _log_reload_errors(exc: ConfigInvalid | ConfigFileError) -> None:
