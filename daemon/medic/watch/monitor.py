@@ -92,7 +92,7 @@ class SelfHealingMonitor:
 
     def start(self) -> None:
         """Schedule every service's check (the first one runs at once)."""
-        self._started = True
+        self._started, self._stopping = True, False
         for spec in [s.spec for s in self._states.values()]:
             self._schedule(spec)
 
