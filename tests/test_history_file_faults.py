@@ -38,13 +38,31 @@ def config() -> str:
     return f"api: {{listen: 127.0.0.1:{free_port()}}}\n"
 
 
+def damage(db: Path) -> None:
+    """A history with a sound header whose pages are overwritten after it."""
+    store = Store(db)
+    for _ in range(200):
+        store.set_recovery_status(
+            store.start_recovery("web", None, "p", "auto"), "failed", "x" * 500
+        )
+    store.close()  # the last connection: the WAL is checkpointed into the file
+    with db.open("r+b") as file:
+        file.seek(3 * 4096)
+        file.write(GARBAGE[: 10 * 4096])
+
+
+@pytest.mark.parametrize("harm", ["garbage", "damaged pages"])
 def test_a_corrupt_history_is_moved_aside_loudly_and_medic_starts_afresh(
-    medic_daemon: DaemonFactory,
+    medic_daemon: DaemonFactory, harm: str
 ) -> None:
     state = medic_daemon.state_dir
     state.mkdir(parents=True)
     db = state / "medic.db"
-    db.write_bytes(GARBAGE)
+    if harm == "garbage":
+        db.write_bytes(GARBAGE)
+    else:
+        damage(db)
+    before = db.read_bytes()
 
     daemon = medic_daemon(config())
 
@@ -54,7 +72,7 @@ def test_a_corrupt_history_is_moved_aside_loudly_and_medic_starts_afresh(
     moved = Path(warning["moved_to"])
     assert moved.parent == state
     assert re.fullmatch(r"medic\.db\.corrupt-\d{8}T\d{6}Z", moved.name), moved.name
-    assert moved.read_bytes() == GARBAGE, "the corrupt file is kept for the operator"
+    assert moved.read_bytes() == before, "the corrupt file is kept for the operator"
     assert "Traceback" not in daemon.log_text()
     code, body = daemon.get("/api/v1/recoveries")
     assert (code, body["total"]) == (200, 0)

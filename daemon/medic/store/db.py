@@ -171,6 +171,12 @@ class Database:
         )
         self._connected = True
         self._db.execute("PRAGMA journal_mode=WAL")
+        # A file with a sound header and damaged pages opens fine and fails
+        # later, anywhere; found now, it is moved aside like one that is not a
+        # database at all. (About 0.4 s for 100 MB.)
+        problems = [str(row[0]) for row in self._db.execute("PRAGMA quick_check(5)")]
+        if problems != ["ok"]:
+            raise _Malformed("; ".join(problems))
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -230,8 +236,12 @@ class Database:
         return self._db.execute(sql, args).fetchall()
 
 
+class _Malformed(sqlite3.DatabaseError):
+    """``PRAGMA quick_check`` found damage."""
+
+
 def _corrupt(exc: sqlite3.Error) -> bool:
-    return getattr(exc, "sqlite_errorcode", None) in _CORRUPT
+    return isinstance(exc, _Malformed) or getattr(exc, "sqlite_errorcode", None) in _CORRUPT
 
 
 def _unusable(path: Path, exc: sqlite3.Error) -> StateDirUnusable:
