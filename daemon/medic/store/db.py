@@ -147,7 +147,7 @@ class Database:
         make_state_dir(path.parent)
         try:
             self._connect()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, _Malformed) as exc:
             self.close()
             if not _corrupt(exc):
                 raise _unusable(path, exc) from exc
@@ -161,7 +161,7 @@ class Database:
             )
             try:
                 self._connect()
-            except sqlite3.Error as again:
+            except (sqlite3.Error, _Malformed) as again:
                 self.close()
                 raise _unusable(path, again) from again
 
@@ -236,15 +236,15 @@ class Database:
         return self._db.execute(sql, args).fetchall()
 
 
-class _Malformed(sqlite3.DatabaseError):
+class _Malformed(MedicError):
     """``PRAGMA quick_check`` found damage."""
 
 
-def _corrupt(exc: sqlite3.Error) -> bool:
+def _corrupt(exc: sqlite3.Error | _Malformed) -> bool:
     return isinstance(exc, _Malformed) or getattr(exc, "sqlite_errorcode", None) in _CORRUPT
 
 
-def _unusable(path: Path, exc: sqlite3.Error) -> StateDirUnusable:
+def _unusable(path: Path, exc: sqlite3.Error | _Malformed) -> StateDirUnusable:
     """The one-line reason a database cannot be opened."""
     if getattr(exc, "sqlite_errorcode", None) in _LOCKED:
         return StateDirLocked(
