@@ -18,12 +18,14 @@ The long-lived parts start in this order and stop in reverse
 8. processes: the services' ``process:`` programs are started or adopted;
 9. the API runner (the daemon's slot: it listens before the first check, so a
    service that probes medic itself, the default config's medic-api, is not
-   refused);
+   refused; on a stop the daemon closes its listening socket before any
+   part closes, so the port is free at once);
 10. monitor: every service's check is scheduled;
 11. workflows: registered and scheduled;
 12. Docker events: listened to when a service uses Docker;
 13. work: the hourly prune job; stopping starts here: the scheduler pauses, no
-    check is scheduled any more, running recoveries get ``shutdown_grace``.
+    check is scheduled any more, running recoveries and workflow runs share
+    one ``shutdown_grace``, then are cancelled (``interrupted``).
 
 A part that fails to start closes those before it; one that fails to close is
 logged and the others still close. ``start()``/``stop()`` enter the same list
