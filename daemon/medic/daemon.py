@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,14 @@ from aiohttp import web
 from medic.api.app import build_app
 from medic.api.state import ApiSettings
 from medic.config.load import load_config
-from medic.core.errors import ConfigFileError, ConfigInvalid, InvalidWorkflowError, MedicError
+from medic.config.models import LoadedConfig
+from medic.core.errors import (
+    ConfigFileError,
+    ConfigInvalid,
+    ConfigIssue,
+    InvalidWorkflowError,
+    MedicError,
+)
 from medic.core.lifecycle import Lifecycle, Part
 from medic.core.logging import get_logger
 from medic.host import testhooks
@@ -49,9 +56,13 @@ class Daemon:
         self._reload_lock = asyncio.Lock()
         self.orchestrator: ControlPlaneOrchestrator | None = None
         self.settings: ApiSettings | None = None
+        self._runner: web.AppRunner | None = None
 
-    def _load(self) -> Any:
-        return load_config(self.config_path, state_dir=self.state_dir)
+    def _load(self) -> LoadedConfig:
+        """Load the config and log its warnings: the same at start and at each reload."""
+        loaded = load_config(self.config_path, state_dir=self.state_dir)
+        _log_config_warnings(loaded.warnings)
+        return loaded
 
     async def run(self) -> int:
         loaded = self._load()
@@ -79,7 +90,15 @@ class Daemon:
             await self._stop.wait()
         finally:
             self.notifier.stopping()
-            log.info("daemon.stopping", message="Shutting down")
+            # The port first: a restart (or a new daemon) can bind it at once,
+            # while the running recoveries get their grace.
+            await self._close_listener()
+            log.info(
+                "daemon.stopping",
+                message="Shutting down: the API listener is closed, running recoveries get"
+                " their grace",
+                grace_s=loaded.model.daemon.shutdown_grace,
+            )
             try:
                 await parts.close()
             finally:
@@ -99,6 +118,7 @@ class Daemon:
         app = build_app(orch, self.settings, self.reload)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2)
         await runner.setup()
+        self._runner = runner
         try:
             try:
                 await web.TCPSite(runner, config.host, config.port, reuse_address=True).start()
@@ -108,7 +128,14 @@ class Daemon:
                 ) from exc
             yield
         finally:
+            self._runner = None
             await runner.cleanup()
+
+    async def _close_listener(self) -> None:
+        """Stop accepting connections now; those open are answered until the API part closes."""
+        if self._runner is not None:
+            for site in list(self._runner.sites):
+                await site.stop()
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -163,6 +190,18 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         testhooks.remove(loop)
+
+
+def _log_config_warnings(warnings: Sequence[ConfigIssue]) -> None:
+    for warning in warnings:
+        log.warning(
+            "config.secret_missing",
+            message="A secret the config names is missing",
+            file=warning.file,
+            line=warning.line,
+            key=warning.dotted_path,
+            detail=warning.message.removeprefix("warning: "),
+        )
 
 
 def _log_reload_errors(exc: ConfigInvalid | ConfigFileError) -> None:

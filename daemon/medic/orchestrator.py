@@ -5,7 +5,9 @@ HTTP API, signals and systemd notifications.
 The long-lived parts start in this order and stop in reverse
 (``ControlPlaneOrchestrator.parts``, run by ``medic.core.lifecycle``):
 
-1. store: the SQLite history is opened (``StateDirUnusable`` if it cannot be);
+1. store: the state dir is locked for this daemon's life (``StateDirInUse``
+   names the PID of the medic that holds it) and the SQLite history opened
+   (``StateDirUnusable`` if it cannot be);
 2. last stop: what a crash left is settled: step commands still running are
    ended, cut-off runs marked interrupted, old history pruned, recent recovery
    attempts counted again;
@@ -16,13 +18,15 @@ The long-lived parts start in this order and stop in reverse
 8. processes: the services' ``process:`` programs are started or adopted;
 9. the API runner (the daemon's slot: it listens before the first check, so a
    service that probes medic itself, the default config's medic-api, is not
-   refused);
+   refused; on a stop the daemon closes its listening socket before any
+   part closes, so the port is free at once);
 10. monitor: every service's check is scheduled;
 11. workflows: registered and scheduled;
 12. Docker events: listened to when a service uses Docker;
 13. work: the hourly prune job and the retry of history writes that wait
     (disk full) every few seconds; stopping starts here: the scheduler pauses, no
-    check is scheduled any more, running recoveries get ``shutdown_grace``.
+    check is scheduled any more, running recoveries and workflow runs share
+    one ``shutdown_grace``, then are cancelled (``interrupted``).
 
 A part that fails to start closes those before it; one that fails to close is
 logged and the others still close. ``start()``/``stop()`` enter the same list
@@ -50,7 +54,7 @@ from medic.heal.run import RecoveryResult
 from medic.host.docker_events import DockerEventListener
 from medic.host.resources import Resources
 from medic.host.subprocesses import end_left_session
-from medic.store import SessionRecord, Store
+from medic.store import SessionRecord, StateDirLock, Store
 from medic.store.recorder import BusRecorder
 from medic.tell.metrics import Metrics
 from medic.tell.webhooks import WebhookDispatcher
@@ -75,6 +79,7 @@ class ControlPlaneOrchestrator:
         self.dry_run = config.dry_run if dry_run is None else dry_run
         self.started_at = time.time()
         self.store = Store.in_state_dir(config.state_dir, connect=False)
+        self.state_lock = StateDirLock(config.state_dir)
         self.bus = EventBus()
         self.metrics = Metrics()
         self.store.backlog.watch(self.metrics)
@@ -158,7 +163,7 @@ class ControlPlaneOrchestrator:
 
     def parts(self, api: Part | None = None) -> Iterator[Part]:
         """The long-lived parts in start order; ``api`` goes in its slot."""
-        yield Part("store", pair(self.store.open, self.store.close))
+        yield Part("store", pair(self._open_store, self._close_store))
         # Closed last but the store: everything that ran on the history has stopped.
         yield Part("last stop", pair(self._settle_last_stop, _log_stopped))
         yield Part("http session", pair(None, self.resources.close_http))
@@ -173,6 +178,18 @@ class ControlPlaneOrchestrator:
         yield Part("workflows", pair(self._apply_workflows, self._shutdown_workflows))
         yield Part("docker events", pair(self._listen_to_docker, self.docker_events.stop))
         yield Part("work", pair(self._take_work, self._stop_taking_work))
+
+    def _open_store(self) -> None:
+        # The lock first: a second daemon must stop before it touches the
+        # history or ends the step commands the first one is running.
+        self.state_lock.acquire()
+        self.store.open()
+
+    def _close_store(self) -> None:
+        try:
+            self.store.close()
+        finally:
+            self.state_lock.release()
 
     def _grace(self) -> float:
         return self.config.model.daemon.shutdown_grace if self._grace_s is None else self._grace_s
@@ -293,7 +310,9 @@ class ControlPlaneOrchestrator:
         if self.scheduler.running:
             self.scheduler.pause()
         self.monitor.stop_scheduling()
-        await self.engine.shutdown(self._grace())
+        # One grace for both, not one after the other.
+        grace = self._grace()
+        await asyncio.gather(self.engine.shutdown(grace), self.workflows.shutdown(grace))
 
     async def reload(self, config: LoadedConfig) -> dict[str, Any]:
         """Apply a validated config: only what changed is touched."""

@@ -18,8 +18,8 @@ from medic.cli import install as install_unit
 from medic.config.load import load_config
 from medic.config.models import LoadedConfig
 from medic.config.types import parse_duration
-from medic.core.errors import ConfigFileError, ConfigInvalid, ConfigIssue
-from medic.core.logging import configure_logging, get_logger
+from medic.core.errors import ConfigFileError, ConfigInvalid
+from medic.core.logging import configure_logging
 
 if TYPE_CHECKING:
     from medic.daemon import Daemon  # imported when `medic run` runs
@@ -208,27 +208,16 @@ def _run(args: argparse.Namespace) -> int:
         return loaded
     daemon_cfg = loaded.model.daemon
     configure_logging(args.log_format or daemon_cfg.log_format, daemon_cfg.log_level.upper())
-    _log_config_warnings(loaded.warnings)
+    # The daemon logs the config's warnings (missing secrets) as it loads it,
+    # at start and at every reload alike.
     return _run_daemon(Daemon(Path(path), state_dir=args.state_dir, dry_run=args.dry_run))
-
-
-def _log_config_warnings(warnings: Sequence[ConfigIssue]) -> None:
-    for warning in warnings:
-        get_logger("Daemon").warning(
-            "config.secret_missing",
-            message="A secret the config names is missing",
-            file=warning.file,
-            line=warning.line,
-            key=warning.dotted_path,
-            detail=warning.message.removeprefix("warning: "),
-        )
 
 
 def _run_daemon(daemon: Daemon) -> int:
     """Run the daemon until it stops; what went wrong becomes a message and exit code."""
     from medic.core.lifecycle import TeardownError
     from medic.daemon import StartupError
-    from medic.store import StateDirUnusable
+    from medic.store import StateDirInUse, StateDirUnusable
 
     # While a worker thread runs Python (rendering /metrics, Docker SDK calls),
     # the event loop drops the GIL at each system call and may wait a whole
@@ -240,6 +229,9 @@ def _run_daemon(daemon: Daemon) -> int:
         return asyncio.run(daemon.run())
     except StartupError as exc:
         print(f"medic: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except StateDirInUse as exc:
+        print(f"medic: not starting: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except StateDirUnusable as exc:
         print(f"medic: not starting: {exc}", file=sys.stderr)

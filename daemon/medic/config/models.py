@@ -41,8 +41,9 @@ class DaemonConfig(Section):
     state_dir: RelPath = Path("../.medic-state")
     log_format: Literal["auto", "console", "json"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    shutdown_grace: Duration = 30.0
-    """How long SIGTERM waits for running recoveries before cancelling them."""
+    shutdown_grace: Duration = 5.0
+    """How long SIGTERM waits for running recoveries (and workflow runs) before
+    cancelling them (they end ``interrupted``); the API listener closes at once."""
     workflow_concurrency: int = Field(default=4, ge=1)
     """Workflow runs executing at once on the host; more wait, by priority."""
     retention: RetentionConfig = RetentionConfig()

@@ -35,11 +35,21 @@ from enum import StrEnum
 
 from medic.config.models import RecoveryPolicy
 from medic.core.clock import iso
-from medic.core.vocabulary import CircuitState, FailureType, HoldReason, ServiceStatus, Trigger
+from medic.core.vocabulary import (
+    CircuitState,
+    FailureType,
+    HoldReason,
+    RecoveryOutcome,
+    ServiceStatus,
+    Trigger,
+)
 from medic.heal.state import HealState
 from medic.watch.state import ServiceState
 
 MIN_SERVICES_FOR_BLAST_RADIUS = 4
+
+NEVER_ACTED = frozenset({RecoveryOutcome.REJECTED, RecoveryOutcome.EXPIRED})
+"""Recoveries that ran no step: an operator said no, or nobody answered in time."""
 
 
 class Verdict(StrEnum):
@@ -170,6 +180,12 @@ class Guardrails:
                 attempts.popleft()
             attempts.append(now)
 
+    def forget_attempt(self, heal: HealState, at: float | None) -> None:
+        """Give back an attempt counted at ``at`` that never acted (rejected, expired)."""
+        for attempts in (heal.attempts, self.host_attempts):
+            if at is not None and at in attempts:
+                attempts.remove(at)
+
     def blast_radius(self, states: Mapping[str, ServiceState]) -> str | None:
         """Why automatic recovery is held host-wide, or None."""
         # One pass, no lists: this runs on every failed check of every service.
@@ -202,11 +218,13 @@ class Guardrails:
         return float(min(self.policy.circuit_cooldown_max, base * 2**failed_probations))
 
 
-def counts_against_guardrails(trigger: str, dry_run: bool) -> bool:
+def counts_against_guardrails(trigger: str, dry_run: bool, outcome: str | None = None) -> bool:
     """Only automatic recoveries that act count towards ``max_attempts`` and the
-    budget: a dry run touches nothing, and an operator's own recovery is a
-    decision, not a sign that the automatic ones are not working."""
-    return not dry_run and not Trigger(trigger).by_operator
+    budget: a dry run touches nothing, an operator's own recovery is a
+    decision, not a sign that the automatic ones are not working, and one that
+    was rejected or expired waiting for approval never acted."""
+    never_acted = outcome is not None and RecoveryOutcome(outcome) in NEVER_ACTED
+    return not dry_run and not Trigger(trigger).by_operator and not never_acted
 
 
 def failing_on_its_own(state: ServiceState) -> bool:

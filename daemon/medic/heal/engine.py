@@ -28,6 +28,7 @@ from medic.core.vocabulary import (
 )
 from medic.heal.admission import (
     MIN_SERVICES_FOR_BLAST_RADIUS,
+    NEVER_ACTED,
     Decision,
     Guardrails,
     RecoveryRequest,
@@ -193,6 +194,8 @@ class RecoveryEngine:
             self.circuits.open(state, heal, decision.detail, now)
 
     def _run_automatic(self, state: ServiceState, heal: HealState, decision: Decision) -> None:
+        if not self._accepting:
+            return  # stopping meanwhile (a dependency's probe was awaited): start nothing
         self.holds.release(state, heal)
         self._spawn(
             state,
@@ -240,6 +243,7 @@ class RecoveryEngine:
         """An operator closes the circuit, gives the service its attempts back and
         lifts the hold of a rejected recovery."""
         heal = self.heal_state(name)
+        self.recorder.reset(name, who)  # recorded: the attempts stay given back after a restart
         heal.forget_attempts()
         heal.rejected = None
         self.circuits.close(name, heal, f"reset by {who}")
@@ -263,6 +267,8 @@ class RecoveryEngine:
         misbehave, and wants its playbook, not a notification.
         """
         state = self.services.state(name)
+        if not self._accepting:
+            raise RecoveryBusy("the daemon is stopping: no recovery starts now")
         if name in self._tasks:
             raise RecoveryBusy(f"a recovery of {name} is already running")
         ft = failure_type or state.failure_type or FailureType.UNHEALTHY_RESPONSE
@@ -332,7 +338,8 @@ class RecoveryEngine:
             started_healthy=state.status is ServiceStatus.HEALTHY,
         )
         if counts_against_guardrails(trigger, dry_run):
-            self.guardrails.record_attempt(heal, time.time())
+            run.counted_at = time.time()
+            self.guardrails.record_attempt(heal, run.counted_at)
         # Recorded before the task starts, so whoever asked has the id at once.
         run.rec_id = self.journal.start_recovery(
             state.name,
@@ -364,6 +371,8 @@ class RecoveryEngine:
     def _ended(self, run: Recovery, outcome: RecoveryOutcome, healthy: bool) -> None:
         """What a recovery's end means for the next attempt."""
         state, heal = run.state, run.heal
+        if outcome in NEVER_ACTED:
+            self.guardrails.forget_attempt(heal, run.counted_at)
         if healthy or outcome is RecoveryOutcome.INTERRUPTED:
             return
         now = time.time()

@@ -35,6 +35,8 @@ class AttemptRecord(Protocol):
     def trigger(self) -> str: ...
     @property
     def dry_run(self) -> bool: ...
+    @property
+    def outcome(self) -> str: ...
 
 
 class AuditRecord(Protocol):
@@ -187,6 +189,10 @@ class HealRecorder:
         self.journal.audit("circuit.closed", service, reason=reason)
         self.bus.publish("circuit.closed", service=service, reason=reason)
         log.info("circuit.closed", message="Circuit closed", service=service, reason=reason)
+
+    def reset(self, service: str, who: str) -> None:
+        """An operator's reset, recorded so that a restart does not count the attempts again."""
+        self.journal.audit("operator.reset", service, who=who)
 
     # recoveries -------------------------------------------------------------------
 

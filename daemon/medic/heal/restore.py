@@ -1,6 +1,10 @@
 """What a restarted daemon takes back from the history: the automatic attempts
 of the last window (so a daemon that crashes and restarts cannot exceed
-``max_attempts`` or the host budget) and the circuits that were open."""
+``max_attempts`` or the host budget) and the circuits that were open.
+
+An operator's reset (``operator.reset`` in the audit trail) gave a service
+its attempts back for good: attempts before it never count again. Recoveries
+that never acted (rejected, expired) never counted."""
 
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ from medic.watch.state import ServiceState
 
 _CIRCUIT_HISTORY_ROWS = 10_000
 """How far back the audit is read at start for circuits left open."""
+_RESET_ROWS = 10_000
+"""How many of the latest resets are read at start."""
 
 
 def restore_history(
@@ -25,14 +31,17 @@ def restore_history(
     now: float,
 ) -> int:
     """Restore attempts and open circuits; returns how many attempts count again."""
-    recent = journal.recovery_starts(now - guardrails.policy.window)
+    since = now - guardrails.policy.window
+    reset_at = _latest_resets(journal.audit_entries("operator.reset", limit=_RESET_ROWS), since)
+    recent = journal.recovery_starts(since)
     counted = [
         (start.service, start.at)
         for start in recent
-        if counts_against_guardrails(start.trigger, start.dry_run)
+        if counts_against_guardrails(start.trigger, start.dry_run, start.outcome)
     ]
     for service, at in counted:
-        if service in states:
+        # A reset gives the service its attempts back; the host's budget keeps them.
+        if service in states and at > reset_at.get(service, float("-inf")):
             book.of(states[service]).attempts.append(at)
         guardrails.host_attempts.append(at)
     entries = journal.audit_entries("circuit.*", limit=_CIRCUIT_HISTORY_ROWS)
@@ -48,3 +57,15 @@ def _circuit_words(
     for entry in entries:
         if entry.service is not None:
             yield entry.kind, entry.service, entry.at.timestamp(), entry.data.get("detail")
+
+
+def _latest_resets(latest_first: Iterable[AuditRecord], since: float) -> dict[str, float]:
+    """Each service's latest reset within the window (wall-clock time)."""
+    found: dict[str, float] = {}
+    for entry in latest_first:
+        at = entry.at.timestamp()
+        if at < since:
+            break
+        if entry.service is not None:
+            found.setdefault(entry.service, at)
+    return found

@@ -59,6 +59,8 @@ class Recovery:
     started_healthy: bool = False
     """An operator's recovery of a service that was healthy: it is not shown as down."""
     rec_id: int = 0
+    counted_at: float | None = None
+    """When it was counted against the guardrails (None: it does not count)."""
     task: asyncio.Task[RecoveryResult] = field(init=False)
 
     def fields(self) -> dict[str, Any]:

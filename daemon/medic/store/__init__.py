@@ -3,9 +3,10 @@
 Owns the schema and its migrations (``db``), one module per family of tables
 (``transitions``, ``recoveries``, ``workflow_runs``, ``audit``, ``sessions``),
 what spans them (``upkeep``: crash marking, retention), the writes that wait
-in memory while the database refuses them (``backlog``: disk full) and the
-typed records that reads return (``records``). Written before anything is
-reported; writes that fail wait in memory (``Store.backlog``).
+in memory while the database refuses them (``backlog``: disk full), the typed
+records that reads return (``records``) and the lock that keeps a second
+daemon off the state dir (``lock``). Written before anything is reported;
+writes that fail wait in memory (``Store.backlog``).
 
 ``Store`` is the one object the rest of medic holds: every family on one
 connection, with the method names callers have always used.
@@ -18,6 +19,7 @@ from __future__ import annotations
 from medic.store.audit import AuditTrail
 from medic.store.backlog import HistoryHealth, HistoryObserver
 from medic.store.db import StateDirUnusable
+from medic.store.lock import StateDirInUse, StateDirLock
 from medic.store.records import (
     NO_RUNS,
     AuditEntry,
@@ -54,6 +56,8 @@ __all__ = [
     "RecoveryStart",
     "RecoveryStepRecord",
     "SessionRecord",
+    "StateDirInUse",
+    "StateDirLock",
     "StateDirUnusable",
     "StepSessions",
     "Store",

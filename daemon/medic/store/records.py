@@ -123,6 +123,7 @@ class RecoveryStart:
     """``time.time()`` of the start: the guardrails' clock."""
     trigger: Trigger
     dry_run: bool
+    outcome: RecoveryOutcome
 
 
 @dataclass(frozen=True, slots=True)

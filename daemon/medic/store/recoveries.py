@@ -92,12 +92,15 @@ class Recoveries(Database):
     def recovery_starts(self, since: float) -> list[RecoveryStart]:
         """Every recovery started since ``since``, oldest first."""
         rows = self._rows(
-            "SELECT service, started_at, trigger, dry_run FROM recoveries"
+            "SELECT service, started_at, trigger, dry_run, status FROM recoveries"
             " WHERE started_at >= ? ORDER BY started_at",
             (since,),
         )
         return [
-            RecoveryStart(str(row[0]), float(row[1]), Trigger(row[2]), bool(row[3])) for row in rows
+            RecoveryStart(
+                str(row[0]), float(row[1]), Trigger(row[2]), bool(row[3]), RecoveryOutcome(row[4])
+            )
+            for row in rows
         ]
 
     def _recovery(self, row: sqlite3.Row) -> RecoveryRecord:

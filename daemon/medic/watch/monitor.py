@@ -84,6 +84,7 @@ class SelfHealingMonitor:
         self._in_flight: dict[str, asyncio.Task[CheckResult]] = {}
         self._recheck: set[str] = set()
         self._started = False
+        self._stopping = False
         for spec in services.values():
             self._add(spec)
 
@@ -91,7 +92,7 @@ class SelfHealingMonitor:
 
     def start(self) -> None:
         """Schedule every service's check (the first one runs at once)."""
-        self._started = True
+        self._started, self._stopping = True, False
         for spec in [s.spec for s in self._states.values()]:
             self._schedule(spec)
 
@@ -142,7 +143,7 @@ class SelfHealingMonitor:
             self.bus.publish("service.unhealthy", **payload)
         elif t.new is ServiceStatus.HEALTHY and t.old is not ServiceStatus.UNKNOWN:
             self.bus.publish("service.recovered", **payload)
-        _log_transition(t)
+        _log_transition(t, stopping=self._stopping)
         self.runner.observer.set_up(t.service, t.new is ServiceStatus.HEALTHY)
         self._recovery.on_transition(t)
 
@@ -195,7 +196,7 @@ class SelfHealingMonitor:
 
     def request_check(self, name: str, delay_s: float = 0.0) -> None:
         """Ask for a check as soon as possible (or in ``delay_s``); never blocks, never raises."""
-        if name not in self._states:
+        if name not in self._states or self._stopping:
             return
         try:
             loop = asyncio.get_running_loop()
@@ -324,7 +325,9 @@ class SelfHealingMonitor:
         return changes
 
     def stop_scheduling(self) -> None:
-        """Start no more periodic checks; those in flight go on until ``close``."""
+        """Start no more checks (periodic or asked for); those in flight go on
+        until ``close``, and what they find is no longer said to start a recovery."""
+        self._stopping = True
         self.periodic.stop()
 
     async def close(self) -> None:
@@ -339,12 +342,16 @@ class SelfHealingMonitor:
             await check.close()
 
 
-def _log_transition(t: Transition) -> None:
+def _log_transition(t: Transition, *, stopping: bool) -> None:
     failure = t.failure_type.value if t.failure_type else None
     if t.new is ServiceStatus.UNHEALTHY and t.old in (ServiceStatus.HEALTHY, ServiceStatus.UNKNOWN):
+        # Stopping, medic starts nothing: it must not say that it does.
+        then = (
+            "medic is stopping; no recovery starts" if stopping else "Initiating auto-remediation"
+        )
         log.warning(
             "service.unhealthy",
-            message=f"{t.service} is UNHEALTHY. Initiating auto-remediation.",
+            message=f"{t.service} is UNHEALTHY. {then}.",
             service=t.service,
             failure_type=failure,
             detail=t.detail,
