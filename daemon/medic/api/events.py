@@ -1,6 +1,8 @@
 """The event stream: every event on the bus as server-sent events, the kept
 ones a reconnecting client missed first; a comment line keeps the stream
-alive, and it ends as soon as the API shuts down."""
+alive, and it ends as soon as the API shuts down. At most
+``api.max_event_clients`` streams are open at once (one more is answered
+503), and a client that stops reading is dropped after ``WRITE_TIMEOUT_S``."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import json
 from aiohttp import web
 
 from medic.api.errors import ApiError
-from medic.api.state import CLOSING, orchestrator
+from medic.api.state import CLOSING, SETTINGS, orchestrator
 from medic.core.bus import Event, EventBus, Resumption
 
 SSE_RETRY_MS = 2000
@@ -18,6 +20,10 @@ SSE_RETRY_MS = 2000
 
 KEEPALIVE_S = 15
 """A comment line goes out after this many seconds without an event."""
+
+WRITE_TIMEOUT_S = 30.0
+"""A client that takes no bytes for this long is dropped: its slot is freed.
+(It never holds up the bus either way: the bus drops a full queue's oldest.)"""
 
 _HEADERS = {
     "Content-Type": "text/event-stream",
@@ -32,7 +38,23 @@ async def events(request: web.Request) -> web.StreamResponse:
     after N (the bus keeps the last 1,000), then live ones."""
     bus = orchestrator(request).bus
     after = _last_event_id(request)
-    response = web.StreamResponse(headers=_HEADERS)
+    settings = request.app[SETTINGS]
+    cap = settings.config.max_event_clients
+    if settings.event_clients >= cap:
+        raise ApiError(
+            503,
+            "TOO_MANY_EVENT_CLIENTS",
+            f"already {cap} event streams open (api.max_event_clients)",
+        )
+    settings.event_clients += 1
+    try:
+        return await _stream(request, bus, after)
+    finally:
+        settings.event_clients -= 1
+
+
+async def _stream(request: web.Request, bus: EventBus, after: int | None) -> web.StreamResponse:
+    response = _TimedResponse(headers=_HEADERS)
     await response.prepare(request)
     subscription = _subscribe(bus, after)
     try:
@@ -40,9 +62,19 @@ async def events(request: web.Request) -> web.StreamResponse:
         await _send_live(response, subscription.queue, request.app[CLOSING], seam)
     except (ConnectionResetError, asyncio.CancelledError):
         pass
+    except TimeoutError:
+        if request.transport is not None:
+            request.transport.abort()  # a reader that stopped reading: let it go
     finally:
         bus.unsubscribe(subscription.queue)
     return response
+
+
+class _TimedResponse(web.StreamResponse):
+    """A stream whose every write gives up after ``WRITE_TIMEOUT_S``."""
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        await asyncio.wait_for(super().write(data), WRITE_TIMEOUT_S)
 
 
 def _last_event_id(request: web.Request) -> int | None:
