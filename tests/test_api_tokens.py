@@ -6,6 +6,9 @@ non-loopback ``api.listen`` with no token at all is a config error."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from medic.api.app import ROUTES, build_app
 from medic.api.auth import SCOPE_ORDER
 from medic.api.state import ApiSettings
-from tests.helpers import free_port
+from tests.helpers import REPO_ROOT, free_port
 from tests.plugins.inprocess import OrchestratorFactory
 from tests.test_validate_cli import EXIT_INVALID, medic_validate, write
 
@@ -142,9 +145,18 @@ def test_a_non_loopback_listen_without_any_token_is_a_config_error(tmp_path: Pat
     )
     result = medic_validate("--config", str(config))
     assert result.returncode == EXIT_INVALID, result.stdout + result.stderr
-    assert f"{config}:2: api.listen: 0.0.0.0 is not a loopback address" in (
-        result.stdout + result.stderr
+    expected = f"{config}:2: api.listen: 0.0.0.0 is not a loopback address"
+    assert expected in result.stderr
+    # `medic run` refuses the same way, before it listens anywhere.
+    run = subprocess.run(
+        [sys.executable, "-m", "medic", "run", "--config", str(config)],
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "daemon")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
+    assert run.returncode == EXIT_INVALID and expected in run.stderr, run.stderr
 
 
 def test_token_entries_are_checked(tmp_path: Path) -> None:
