@@ -32,6 +32,8 @@ SECRETS = {
     "hook_url": "SeKrEt-hook-url-13bb",
     "hook_header": "SeKrEt-hook-header-a0f4",
     "action_url": "SeKrEt-action-url-c911",
+    "workflow_url": "SeKrEt-workflow-url-5e2a",
+    "workflow_header": "SeKrEt-workflow-header-b7d3",
 }
 
 PLAYBOOK = """
@@ -65,6 +67,15 @@ notifications:
       url: "http://hook:{s["hook_url"]}@127.0.0.1:{hook.port}/hook"
       secret_env: SECRET_HOOK
       headers: {{X-Api-Key: "{s["hook_header"]}"}}
+workflows:
+  ping:
+    schedule: {{interval: 1h}}
+    steps:
+      - name: call
+        action: http_request
+        url: "http://wf:{s["workflow_url"]}@127.0.0.1:{bad_http.port}/wf"
+        headers: {{Authorization: "Bearer {s["workflow_header"]}"}}
+        expect_status: [200]
 services:
   pg_inline:
     check: {{type: postgres, dsn: "{pg_dsn_with(s["pg_dsn_inline"])}", timeout: 3s}}
@@ -92,7 +103,7 @@ def get_paths(daemon: DaemonProcess) -> list[str]:
             s["name"] for s in daemon.get("/api/v1/services")[1]["services"]
         ],
         "/api/v1/recoveries/{id}": [str(r["id"]) for r in recoveries],
-        "/api/v1/workflows/{id}": [],  # none configured
+        "/api/v1/workflows/{id}": ["ping"],
     }
     paths = []
     for method, path, _handler, _scope in ROUTES:
@@ -145,6 +156,7 @@ def exercise(daemon: DaemonProcess, hook: Receiver) -> None:
     hook.wait("recovery.failed", timeout=20)
     assert daemon.post("/api/v1/services/web/check", token=token)[0] == 200
     assert daemon.post("/api/v1/services/web/recover", token=token)[0] == 200
+    assert daemon.post("/api/v1/workflows/ping/run", token=token, timeout=30)[0] == 200
     assert daemon.post("/api/v1/reload", token=token)[0] == 200
     daemon.send_signal(signal.SIGHUP)
     wait_for(
