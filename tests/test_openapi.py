@@ -136,20 +136,24 @@ async def test_served_document_is_valid_openapi(
     validate_spec(build_document())  # the whole catalogue, routed or not
 
 
-def test_control_operations_need_the_bearer_token() -> None:
-    document = build_document()
-    assert document["components"]["securitySchemes"]["bearerAuth"] == {
-        "type": "http",
-        "scheme": "bearer",
-        "description": "The token from api.token_env or api.token_file.",
-    }
+async def test_control_operations_need_a_bearer_token_with_a_scope(
+    api_client: tuple[web.Application, TestClient[Any, Any]],
+) -> None:
+    _, client = api_client
+    document = await served_document(client)
+    assert document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    posts = 0
     for path, item in document["paths"].items():
         for method, operation in item.items():
             if method == "post":
-                assert operation["security"] == [{"bearerAuth": []}], (method, path)
+                posts += 1
+                scope = operation["x-medic-scope"]
+                assert scope in ("read", "operate", "admin"), (method, path)
+                assert operation["security"] == [{"bearerAuth": [scope]}], (method, path)
                 assert {"401", "403", "413"} <= set(operation["responses"]), (method, path)
             else:
                 assert operation["security"] == [], (method, path)
+    assert posts >= 10
 
 
 def test_every_example_validates_against_its_schema() -> None:

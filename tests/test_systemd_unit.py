@@ -109,5 +109,6 @@ def test_security_exposure_stays_low() -> None:
     )
     match = re.search(r"Overall exposure level for medic\.service: (\d+\.\d)", result.stdout)
     assert match, result.stdout + result.stderr
-    # 4.0 when written; root is required, so this is about as low as it goes.
-    assert float(match[1]) <= 4.5
+    # 3.0 offline (2.9 under systemd 252 in tests/systemd); root is required,
+    # and the README explains each exposure left.
+    assert float(match[1]) <= 3.0

@@ -34,6 +34,10 @@ from medic.orchestrator import ControlPlaneOrchestrator
 
 log = get_logger("Daemon")
 
+API_IDLE_TIMEOUT_S = 15.0
+"""A connection that sends no complete request for this long is closed: slow
+or half-open clients cannot pile up (aiohttp's default keeps them an hour)."""
+
 
 class StartupError(MedicError):
     """The daemon cannot start (e.g. its API address is taken)."""
@@ -116,7 +120,13 @@ class Daemon:
             yield
             return
         app = build_app(orch, self.settings, self.reload)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2)
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=2,
+            keepalive_timeout=API_IDLE_TIMEOUT_S,
+        )
         await runner.setup()
         self._runner = runner
         try:

@@ -53,8 +53,8 @@ from medic.heal.engine import RecoveryEngine
 from medic.heal.run import RecoveryResult
 from medic.host.docker_events import DockerEventListener
 from medic.host.resources import Resources
-from medic.host.subprocesses import end_left_session
-from medic.store import SessionRecord, StateDirLock, Store
+from medic.last_stop import settle_last_stop
+from medic.store import StateDirLock, Store
 from medic.store.recorder import BusRecorder
 from medic.tell.metrics import Metrics
 from medic.tell.webhooks import WebhookDispatcher
@@ -195,71 +195,7 @@ class ControlPlaneOrchestrator:
         return self.config.model.daemon.shutdown_grace if self._grace_s is None else self._grace_s
 
     async def _settle_last_stop(self) -> None:
-        """End what a crash left running, mark cut-off runs, catch up on pruning,
-        count recent attempts again."""
-        ended = await self._end_left_step_commands()
-        interrupted = self.store.mark_interrupted()
-        if interrupted:
-            log.warning(
-                "history.marked_interrupted",
-                message="Marked runs cut off by the last stop as interrupted",
-                count=interrupted,
-            )
-        for record in ended:
-            self.store.add_interrupted_note(
-                f"ended the step command it left running: {record.command} (pid {record.pid})",
-                recovery_id=record.recovery_id,
-                run_id=record.run_id,
-            )
-        self._prune()  # a daemon that was down for long catches up before it writes more
-        restored = self.engine.restore()
-        if restored:
-            log.info(
-                "guardrails.attempts_restored",
-                message="Recent recovery attempts count against the guardrails",
-                count=restored,
-            )
-
-    async def _end_left_step_commands(self) -> list[SessionRecord]:
-        """End the step commands a crashed daemon left running; the records that were.
-
-        A session counts only if its leader still runs with the recorded start
-        time (pids get reused). ``process:`` services are not step commands:
-        the supervisor adopts those. A dry run leaves them, and their records.
-        """
-        records = self.store.recorded_sessions()
-        if not records:
-            return []
-        if self.dry_run:
-            log.warning(
-                "step_command.left_alone",
-                message=(
-                    "Step commands left running by the previous daemon are left alone (dry run)"
-                ),
-                count=len(records),
-            )
-            return []
-        results = await asyncio.gather(
-            *(end_left_session(r.pid, r.start_time, r.kill_grace) for r in records)
-        )
-        ended = [
-            record for record, was_running in zip(records, results, strict=True) if was_running
-        ]
-        for record in ended:
-            owner = (
-                {"recovery_id": record.recovery_id}
-                if record.recovery_id is not None
-                else {"run_id": record.run_id}
-            )
-            log.warning(
-                "step_command.ended",
-                message="Ended a step command left running by the previous daemon",
-                pid=record.pid,
-                command=record.command,
-                **owner,
-            )
-        self.store.forget_sessions()
-        return ended
+        await settle_last_stop(self.store, self.engine, dry_run=self.dry_run, prune=self._prune)
 
     def _shutdown_scheduler(self) -> None:
         if self.scheduler.running:

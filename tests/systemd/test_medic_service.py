@@ -29,7 +29,7 @@ EXEC_START = (
     " --state-dir /var/lib/medic --log-format json"
 )
 HEAL_TIMEOUT_S = 30.0
-SECURITY_BOUND = 4.5
+SECURITY_BOUND = 3.0
 
 
 def service(host: SystemdHost, name: str) -> dict[str, Any]:

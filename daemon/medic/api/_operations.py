@@ -13,10 +13,10 @@ OPENAPI_PATH = "/api/v1/openapi.json"
 
 JSON = "application/json"
 
-# Errors any POST can answer with (auth, body size); reads answer 401 only
-# when ``api.auth_reads`` is on.
-_CONTROL_ERRORS = {401: "UNAUTHORIZED", 403: "CONTROL_DISABLED", 413: "REQUEST_ENTITY_TOO_LARGE"}
-_READ_ERRORS = {401: "UNAUTHORIZED"}
+# Errors any POST can answer with (auth, body size); reads answer 401/403 only
+# where reads are closed (``api.auth_reads``, or a non-loopback ``api.listen``).
+_CONTROL_ERRORS = {401: "UNAUTHORIZED", 403: "FORBIDDEN", 413: "REQUEST_ENTITY_TOO_LARGE"}
+_READ_ERRORS = {401: "UNAUTHORIZED", 403: "FORBIDDEN"}
 _BODY_ERRORS = {400: "INVALID_JSON", 422: "INVALID_BODY"}
 
 
@@ -74,7 +74,7 @@ OPERATIONS: tuple[Operation, ...] = (
         None,
         media="text/event-stream",
         params=("LastEventIdHeader", "LastEventId"),
-        errors={400: "INVALID_QUERY"},
+        errors={400: "INVALID_QUERY", 503: "TOO_MANY_EVENT_CLIENTS"},
         description="Each event: `id`, `event` (its name, e.g. `service.state`,"
         " `recovery.step`, `workflow.succeeded`, `config.reloaded`,"
         " `config.reload_failed`) and `data` (JSON: id, event, timestamp, data)."
@@ -83,7 +83,9 @@ OPERATIONS: tuple[Operation, ...] = (
         " gets the events after N that the daemon still keeps (the last 1,000;"
         " a comment line says so when some were missed, or when N comes from an"
         " earlier run of the daemon), then live ones: none twice, none skipped."
-        " A comment line keeps the stream alive every 15 s.",
+        " A comment line keeps the stream alive every 15 s. At most"
+        " `api.max_event_clients` streams (default 100) are open at once: one"
+        " more is answered 503; a client that reads nothing for 30 s is dropped.",
     ),
     _post(
         "/api/v1/reload",

@@ -20,7 +20,7 @@ Alertmanager config (the token is the API's bearer token)::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -133,8 +133,11 @@ class AlertsReport:
             )
 
 
-def receive_alerts(orch: ControlPlaneOrchestrator, body: Any, who: str) -> dict[str, Any]:
-    """Act on one Alertmanager post from ``who``; the API's response body.
+def receive_alerts(
+    orch: ControlPlaneOrchestrator, body: Any, who: Mapping[str, str | None]
+) -> dict[str, Any]:
+    """Act on one Alertmanager post from ``who`` (the caller and its token's
+    name, for the audit trail); the API's response body.
 
     Raises ``AlertPayloadError`` when the body is not Alertmanager's payload.
     """
@@ -147,7 +150,7 @@ def receive_alerts(orch: ControlPlaneOrchestrator, body: Any, who: str) -> dict[
     orch.store.audit(
         "operator.alerts",
         None,
-        who=who,
+        **who,
         receiver=payload.receiver,
         group_key=payload.group_key,
         accepted=[(e["service"], e["recovery_id"]) for e in report.accepted],

@@ -1,7 +1,8 @@
 """The HTTP status and control API (aiohttp), per design.md's table.
 
-Reads are open on the loopback default (``api.auth_reads`` protects them);
-every POST needs ``Authorization: Bearer <token>``. Every error is
+Reads are open on the loopback default (``api.auth_reads`` protects them)
+and need a ``read`` token on any other address; every POST needs
+``Authorization: Bearer <token>`` with the scope its route names below. Every error is
 ``{"error": {"code", "message"}}`` with the matching status.
 
 ``build_app`` wires the parts: the middleware (``errors``, then ``auth``),
@@ -24,36 +25,51 @@ from medic.api.auth import auth_middleware
 from medic.api.errors import errors_middleware
 from medic.api.events import close_streams, events
 from medic.api.openapi import OPENAPI_PATH
-from medic.api.state import CLOSING, ORCHESTRATOR, RELOAD, SETTINGS, ApiSettings, Handler, ReloadFn
+from medic.api.state import (
+    CLOSING,
+    ORCHESTRATOR,
+    RELOAD,
+    SCOPES,
+    SETTINGS,
+    ApiSettings,
+    Handler,
+    ReloadFn,
+)
+from medic.config.models import Scope
 from medic.orchestrator import ControlPlaneOrchestrator
 
-ROUTES: tuple[tuple[str, str, Handler], ...] = (
-    ("GET", "/", daemon.page),
-    ("GET", "/metrics", daemon.metrics),
-    ("GET", "/api/v1/health", daemon.health),
-    ("GET", "/api/v1/status", daemon.status),
-    ("GET", "/api/v1/services", services.services),
-    ("GET", "/api/v1/services/{name}", services.service),
-    ("POST", "/api/v1/services/{name}/check", services.check_service),
-    ("POST", "/api/v1/services/{name}/recover", services.recover_service),
-    ("POST", "/api/v1/services/{name}/reset", services.reset_service),
-    ("GET", "/api/v1/recoveries", recoveries.recoveries),
-    ("GET", "/api/v1/audit", daemon.audit),
-    ("POST", "/api/v1/alerts", recoveries.alerts),
-    ("GET", "/api/v1/recoveries/{id}", recoveries.recovery),
-    ("POST", "/api/v1/recoveries/{id}/approve", recoveries.approve_recovery),
-    ("POST", "/api/v1/recoveries/{id}/reject", recoveries.reject_recovery),
-    ("GET", "/api/v1/workflows", workflows.workflows),
-    ("GET", "/api/v1/workflows/{id}", workflows.workflow),
-    ("POST", "/api/v1/workflows/{id}/start", workflows.workflow_start),
-    ("POST", "/api/v1/workflows/{id}/stop", workflows.workflow_stop),
-    ("POST", "/api/v1/workflows/{id}/run", workflows.workflow_run),
-    ("GET", "/api/v1/workflows/{id}/runs", workflows.workflow_runs),
-    ("GET", "/api/v1/events", events),
-    ("GET", OPENAPI_PATH, daemon.openapi_document),
-    ("POST", "/api/v1/reload", daemon.reload),
+READ: Scope = "read"
+OPERATE: Scope = "operate"
+ADMIN: Scope = "admin"
+
+ROUTES: tuple[tuple[str, str, Handler, Scope], ...] = (
+    ("GET", "/", daemon.page, READ),
+    ("GET", "/metrics", daemon.metrics, READ),
+    ("GET", "/api/v1/health", daemon.health, READ),
+    ("GET", "/api/v1/status", daemon.status, READ),
+    ("GET", "/api/v1/services", services.services, READ),
+    ("GET", "/api/v1/services/{name}", services.service, READ),
+    ("POST", "/api/v1/services/{name}/check", services.check_service, OPERATE),
+    ("POST", "/api/v1/services/{name}/recover", services.recover_service, OPERATE),
+    ("POST", "/api/v1/services/{name}/reset", services.reset_service, OPERATE),
+    ("GET", "/api/v1/recoveries", recoveries.recoveries, READ),
+    ("GET", "/api/v1/audit", daemon.audit, READ),
+    ("POST", "/api/v1/alerts", recoveries.alerts, OPERATE),
+    ("GET", "/api/v1/recoveries/{id}", recoveries.recovery, READ),
+    ("POST", "/api/v1/recoveries/{id}/approve", recoveries.approve_recovery, OPERATE),
+    ("POST", "/api/v1/recoveries/{id}/reject", recoveries.reject_recovery, OPERATE),
+    ("GET", "/api/v1/workflows", workflows.workflows, READ),
+    ("GET", "/api/v1/workflows/{id}", workflows.workflow, READ),
+    ("POST", "/api/v1/workflows/{id}/start", workflows.workflow_start, ADMIN),
+    ("POST", "/api/v1/workflows/{id}/stop", workflows.workflow_stop, ADMIN),
+    ("POST", "/api/v1/workflows/{id}/run", workflows.workflow_run, ADMIN),
+    ("GET", "/api/v1/workflows/{id}/runs", workflows.workflow_runs, READ),
+    ("GET", "/api/v1/events", events, READ),
+    ("GET", OPENAPI_PATH, daemon.openapi_document, READ),
+    ("POST", "/api/v1/reload", daemon.reload, ADMIN),
 )
-"""Every route, in the order they are added: method, path, handler."""
+"""Every route, in the order they are added: method, path, handler, and the
+scope a token needs there (reads need ``read`` only where reads are closed)."""
 
 
 def build_app(
@@ -68,7 +84,8 @@ def build_app(
     app[SETTINGS] = settings
     app[CLOSING] = asyncio.Event()
     app.on_shutdown.append(close_streams)
-    for method, path, handler in ROUTES:
+    app[SCOPES] = {(method, path): scope for method, path, _, scope in ROUTES}
+    for method, path, handler, _ in ROUTES:
         if method == "GET":
             app.router.add_get(path, handler)
         else:

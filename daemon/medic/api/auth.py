@@ -1,29 +1,86 @@
-"""The gate every request passes after routing: the bearer token (every POST;
-reads too with ``api.auth_reads``, except health), the body size limit, and a
-JSON body that must parse even where the endpoint ignores it."""
+"""The gate every request passes after routing: the bearer token and its
+scope, the body size limit, and a JSON body that must parse even where the
+endpoint ignores it.
+
+Each route names the scope it needs in ``medic.api.app.ROUTES`` (one place):
+``read`` for GETs, ``operate`` for what an on-call operator does to a service,
+``admin`` for the rest. A scope includes the ones before it. GETs are open on a
+loopback ``api.listen`` (unless ``api.auth_reads``) and need ``read`` elsewhere
+(unless ``api.allow_unauthenticated_reads``); ``/api/v1/health`` is always open.
+Tokens are compared in constant time; their values are never logged or echoed,
+only their names (the audit trail's ``token``).
+"""
 
 from __future__ import annotations
 
 import hmac
 import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
 from medic.api.errors import ApiError
-from medic.api.inputs import json_body
-from medic.api.state import SETTINGS, Handler
-from medic.config.models import ApiConfig
+from medic.api.inputs import TOKEN_NAME, json_body
+from medic.api.state import SCOPES, SETTINGS, Handler
+from medic.config.models import ApiConfig, Scope
+
+SCOPE_ORDER: tuple[Scope, ...] = ("read", "operate", "admin")
+DEFAULT_TOKEN = "default"
+"""The name the single ``api.token_env``/``api.token_file`` token goes by (scope admin)."""
+OPEN_PATHS = frozenset({"/api/v1/health"})
 
 
-def configured_token(config: ApiConfig) -> str | None:
-    if config.token_file is not None:
+@dataclass(frozen=True)
+class Credential:
+    name: str
+    value: str
+    scopes: frozenset[Scope]
+
+    def allows(self, scope: Scope) -> bool:
+        rank = SCOPE_ORDER.index(scope)
+        return any(SCOPE_ORDER.index(s) >= rank for s in self.scopes)
+
+
+def _secret(env: str | None, file: Path | None) -> str | None:
+    if file is not None:
         try:
-            return config.token_file.read_text(encoding="utf-8").strip() or None
+            return file.read_text(encoding="utf-8").strip() or None
         except OSError:
             return None
-    if config.token_env:
-        return os.environ.get(config.token_env) or None
+    if env:
+        return os.environ.get(env) or None
     return None
+
+
+def credentials(config: ApiConfig) -> Iterator[Credential]:
+    """Every token that is configured and present now (read on each request:
+    a rotated file or a changed environment takes effect at once)."""
+    legacy = _secret(config.token_env, config.token_file)
+    if legacy is not None:
+        yield Credential(DEFAULT_TOKEN, legacy, frozenset({"admin"}))
+    for token in config.tokens:
+        value = _secret(token.token_env, token.token_file)
+        if value is not None:
+            yield Credential(token.name, value, frozenset(token.scopes))
+
+
+def required_scope(request: web.Request) -> Scope | None:
+    """The scope this request needs; None when it is open to anyone."""
+    config = request.app[SETTINGS].config
+    route = request.match_info.route
+    named = request.app[SCOPES].get(
+        (route.method, route.resource.canonical if route.resource else "")
+    )
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        reads_closed = config.auth_reads or not (
+            config.loopback or config.allow_unauthenticated_reads
+        )
+        if request.path in OPEN_PATHS or not reads_closed:
+            return None
+        return named or "read"
+    return named or "admin"
 
 
 @web.middleware
@@ -31,11 +88,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     config = request.app[SETTINGS].config
     if request.match_info.http_exception is not None:
         return await handler(request)  # no such route or method: its 404/405, not a 401
-    protected = request.method not in ("GET", "HEAD", "OPTIONS") or (
-        config.auth_reads and request.path not in ("/api/v1/health",)
-    )
-    if protected:
-        _authorize(request, config)
+    scope = required_scope(request)
+    if scope is not None:
+        request[TOKEN_NAME] = _authorize(request, config, scope)
     _check_body_size(request, config)
     await _check_json_body(request)
     return await handler(request)
@@ -60,25 +115,47 @@ def _check_body_size(request: web.Request, config: ApiConfig) -> None:
         )
 
 
-def _authorize(request: web.Request, config: ApiConfig) -> None:
-    token = configured_token(config)
-    if token is None:
-        how = (
-            f"set the {config.token_env} environment variable"
-            if config.token_env
-            else ("set api.token_env or api.token_file in the config")
-        )
-        raise ApiError(
-            403,
-            "CONTROL_DISABLED",
-            f"control endpoints are disabled: no API token is configured; {how}",
-        )
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        given.strip().encode(), token.encode()
-    ):
+def _authorize(request: web.Request, config: ApiConfig, scope: Scope) -> str:
+    """The name of the token the request carries, if it has ``scope``."""
+    known = list(credentials(config))
+    if not known:
+        raise ApiError(403, "CONTROL_DISABLED", _disabled_message(config))
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    match = _match(given.strip().encode(), known) if scheme.lower() == "bearer" else None
+    if match is None:
         raise ApiError(401, "UNAUTHORIZED", "missing or wrong bearer token")
+    if not match.allows(scope):
+        raise ApiError(
+            403, "FORBIDDEN", f"the token {match.name!r} does not have the {scope!r} scope"
+        )
+    return match.name
 
 
-__all__ = ["auth_middleware", "configured_token"]
+def _match(given: bytes, known: list[Credential]) -> Credential | None:
+    # Every token is compared, each in constant time: neither the timing of
+    # one comparison nor how many ran tells a caller how close it came.
+    found = None
+    for credential in known:
+        if hmac.compare_digest(given, credential.value.encode()) and found is None:
+            found = credential
+    return found
+
+
+def _disabled_message(config: ApiConfig) -> str:
+    if config.token_env:
+        how = f"set the {config.token_env} environment variable"
+    elif config.tokens:
+        how = "provide a token named in api.tokens (its token_env or token_file)"
+    else:
+        how = "set api.token_env, api.token_file or api.tokens in the config"
+    return f"control endpoints are disabled: no API token is configured; {how}"
+
+
+__all__ = [
+    "DEFAULT_TOKEN",
+    "SCOPE_ORDER",
+    "Credential",
+    "auth_middleware",
+    "credentials",
+    "required_scope",
+]

@@ -1,16 +1,19 @@
 """The event stream: every event on the bus as server-sent events, the kept
 ones a reconnecting client missed first; a comment line keeps the stream
-alive, and it ends as soon as the API shuts down."""
+alive, and it ends as soon as the API shuts down. At most
+``api.max_event_clients`` streams are open at once (one more is answered
+503), and a client that stops reading is dropped after ``WRITE_TIMEOUT_S``."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 from aiohttp import web
 
 from medic.api.errors import ApiError
-from medic.api.state import CLOSING, orchestrator
+from medic.api.state import CLOSING, SETTINGS, orchestrator
 from medic.core.bus import Event, EventBus, Resumption
 
 SSE_RETRY_MS = 2000
@@ -18,6 +21,13 @@ SSE_RETRY_MS = 2000
 
 KEEPALIVE_S = 15
 """A comment line goes out after this many seconds without an event."""
+
+LIVENESS_TICK_S = 1.0
+"""How often a quiet stream looks whether its client is still there."""
+
+WRITE_TIMEOUT_S = 30.0
+"""A client that takes no bytes for this long is dropped: its slot is freed.
+(It never holds up the bus either way: the bus drops a full queue's oldest.)"""
 
 _HEADERS = {
     "Content-Type": "text/event-stream",
@@ -32,17 +42,43 @@ async def events(request: web.Request) -> web.StreamResponse:
     after N (the bus keeps the last 1,000), then live ones."""
     bus = orchestrator(request).bus
     after = _last_event_id(request)
-    response = web.StreamResponse(headers=_HEADERS)
+    settings = request.app[SETTINGS]
+    cap = settings.config.max_event_clients
+    if settings.event_clients >= cap:
+        raise ApiError(
+            503,
+            "TOO_MANY_EVENT_CLIENTS",
+            f"already {cap} event streams open (api.max_event_clients)",
+        )
+    settings.event_clients += 1
+    try:
+        return await _stream(request, bus, after)
+    finally:
+        settings.event_clients -= 1
+
+
+async def _stream(request: web.Request, bus: EventBus, after: int | None) -> web.StreamResponse:
+    response = _TimedResponse(headers=_HEADERS)
     await response.prepare(request)
     subscription = _subscribe(bus, after)
     try:
         seam = await _send_kept(response, after, subscription)
-        await _send_live(response, subscription.queue, request.app[CLOSING], seam)
+        await _send_live(request, response, subscription.queue, seam)
     except (ConnectionResetError, asyncio.CancelledError):
         pass
+    except TimeoutError:
+        if request.transport is not None:
+            request.transport.abort()  # a reader that stopped reading: let it go
     finally:
         bus.unsubscribe(subscription.queue)
     return response
+
+
+class _TimedResponse(web.StreamResponse):
+    """A stream whose every write gives up after ``WRITE_TIMEOUT_S``."""
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        await asyncio.wait_for(super().write(data), WRITE_TIMEOUT_S)
 
 
 def _last_event_id(request: web.Request) -> int | None:
@@ -88,21 +124,31 @@ async def _send_kept(
 
 
 async def _send_live(
+    request: web.Request,
     response: web.StreamResponse,
     queue: asyncio.Queue[Event],
-    closing: asyncio.Event,
     seam: int,
 ) -> None:
-    """Live events as they come, until the API closes."""
-    while not closing.is_set():
-        live = await _next_event(queue, closing, keepalive_s=KEEPALIVE_S)
+    """Live events as they come, until the API closes or the client goes."""
+    closing = request.app[CLOSING]
+    quiet_since = time.monotonic()
+    while not closing.is_set() and not _gone(request):
+        live = await _next_event(queue, closing, wait_s=LIVENESS_TICK_S)
         if live is None:
-            if not closing.is_set():
+            if not closing.is_set() and time.monotonic() - quiet_since >= KEEPALIVE_S:
                 await response.write(b": keep-alive\n\n")
+                quiet_since = time.monotonic()
             continue
         if live.id <= seam:
             continue  # already sent from the history
         await response.write(_sse(live))
+        quiet_since = time.monotonic()
+
+
+def _gone(request: web.Request) -> bool:
+    """The client closed its end: its slot is freed without waiting for a write to fail."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 def _sse(event: Event) -> bytes:
@@ -111,15 +157,15 @@ def _sse(event: Event) -> bytes:
 
 
 async def _next_event(
-    queue: asyncio.Queue[Event], closing: asyncio.Event, keepalive_s: float
+    queue: asyncio.Queue[Event], closing: asyncio.Event, wait_s: float
 ) -> Event | None:
-    """The next event; None after ``keepalive_s`` without one, or once the API closes."""
+    """The next event; None after ``wait_s`` without one, or once the API closes."""
     if not queue.empty():
         return queue.get_nowait()
     getting = asyncio.ensure_future(queue.get())
     stopping = asyncio.ensure_future(closing.wait())
     try:
-        await asyncio.wait({getting, stopping}, timeout=keepalive_s, return_when="FIRST_COMPLETED")
+        await asyncio.wait({getting, stopping}, timeout=wait_s, return_when="FIRST_COMPLETED")
     finally:
         stopping.cancel()
         if not getting.done():

@@ -13,6 +13,9 @@ from medic.api.errors import ApiError
 PARSED_BODY: web.RequestKey[dict[str, Any]] = web.RequestKey("medic.parsed_body")
 """The request's JSON body once parsed: the middleware checks it, the handler uses it."""
 
+TOKEN_NAME: web.RequestKey[str] = web.RequestKey("medic.token_name")
+"""The name of the token the request was let in with (never its value)."""
+
 
 async def json_body(request: web.Request) -> dict[str, Any]:
     if PARSED_BODY not in request:
@@ -52,4 +55,9 @@ def operator(request: web.Request) -> str:
     return request.headers.get("X-Medic-Operator") or (request.remote or "unknown")
 
 
-__all__ = ["PARSED_BODY", "int_query", "json_body", "operator"]
+def caller(request: web.Request) -> dict[str, str | None]:
+    """For the audit trail: who called, and the name of the token they used."""
+    return {"who": operator(request), "token": request.get(TOKEN_NAME)}
+
+
+__all__ = ["PARSED_BODY", "TOKEN_NAME", "caller", "int_query", "json_body", "operator"]

@@ -12,7 +12,7 @@ validates, and that real responses validate against their schemas.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from medic.api._operations import JSON, OPENAPI_PATH, OPERATIONS, Operation
@@ -29,6 +29,8 @@ ERROR_EXAMPLES: dict[str, str] = {
     "UNAUTHORIZED": "missing or wrong bearer token",
     "CONTROL_DISABLED": "control endpoints are disabled: no API token is configured;"
     " set the MEDIC_API_TOKEN environment variable",
+    "FORBIDDEN": "the token 'grafana' does not have the 'operate' scope",
+    "TOO_MANY_EVENT_CLIENTS": "already 100 event streams open (api.max_event_clients)",
     "SERVICE_NOT_FOUND": "no service named 'nope'",
     "WORKFLOW_NOT_FOUND": "no workflow registered as 'nope'",
     "RECOVERY_NOT_FOUND": "no recovery with id 99",
@@ -48,12 +50,13 @@ _STATUS_TEXT = {
     202: "Accepted",
     400: "Bad request: malformed JSON or query",
     401: "Missing or wrong bearer token",
-    403: "Control endpoints are disabled: no API token is configured",
+    403: "No API token is configured (CONTROL_DISABLED), or the token lacks the scope"
+    " this endpoint needs (FORBIDDEN)",
     404: "Not found",
     409: "Conflict with what is going on",
     413: "The body is larger than api.max_body_bytes",
     422: "The body is JSON but not acceptable",
-    503: "The daemon is shutting down",
+    503: "The daemon is shutting down, or too many event streams are open",
 }
 
 
@@ -175,7 +178,7 @@ def _error_response(status: int, code: str) -> dict[str, Any]:
     }
 
 
-def _operation(op: Operation, schemas: dict[str, Schema]) -> dict[str, Any]:
+def _operation(op: Operation, schemas: dict[str, Schema], scope: str | None) -> dict[str, Any]:
     responses: dict[str, Any] = {
         str(op.status): {"description": _STATUS_TEXT[op.status], "content": _content(op, schemas)}
     }
@@ -196,7 +199,10 @@ def _operation(op: Operation, schemas: dict[str, Schema]) -> dict[str, Any]:
             "required": False,
             "content": {JSON: {"schema": ref(op.body), "example": schemas[op.body]["example"]}},
         }
-    doc["security"] = [{BEARER: []}] if op.control else []
+    # OpenAPI 3.1 lets a bearer requirement list role names: the token's scope.
+    doc["security"] = [{BEARER: [scope] if scope else []}] if op.control else []
+    if scope is not None:
+        doc["x-medic-scope"] = scope
     return doc
 
 
@@ -215,22 +221,32 @@ def _document_schema() -> Schema:
     }
 
 
-def build_document(routes: Iterable[tuple[str, str]] | None = None) -> dict[str, Any]:
-    """The document; with ``routes`` ((METHOD, path) pairs), only operations routed there."""
+def build_document(
+    routes: Iterable[tuple[str, str]] | None = None,
+    scopes: Mapping[tuple[str, str], str] | None = None,
+) -> dict[str, Any]:
+    """The document; with ``routes`` ((METHOD, path) pairs), only operations
+    routed there; with ``scopes`` ((METHOD, path) -> scope), the token scope
+    each one needs."""
     wanted = None if routes is None else {(m.upper(), p) for m, p in routes}
     schemas = {**components(), "OpenApiDocument": _document_schema()}
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
         if wanted is None or (op.method, op.path) in wanted:
-            paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, schemas)
+            paths.setdefault(op.path, {})[op.method.lower()] = _operation(
+                op, schemas, (scopes or {}).get((op.method, op.path))
+            )
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "medic",
             "version": API_VERSION,
             "description": "The status and control API of medic, a self-healing monitoring"
-            " daemon. Reads are open (unless api.auth_reads is on); every POST needs"
-            " `Authorization: Bearer <token>`. Errors are"
+            " daemon. Reads are open on a loopback api.listen (unless api.auth_reads is on)"
+            " and need a token with the `read` scope elsewhere (unless"
+            " api.allow_unauthenticated_reads is on); every POST needs"
+            " `Authorization: Bearer <token>` with the scope its operation names in"
+            " `security` and `x-medic-scope` (`read` < `operate` < `admin`). Errors are"
             ' `{"error": {"code", "message"}}` with the matching status.',
         },
         "paths": paths,
@@ -241,7 +257,8 @@ def build_document(routes: Iterable[tuple[str, str]] | None = None) -> dict[str,
                 BEARER: {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "The token from api.token_env or api.token_file.",
+                    "description": "A token from api.tokens (with its scopes), or the"
+                    " one from api.token_env or api.token_file (every scope).",
                 }
             },
         },

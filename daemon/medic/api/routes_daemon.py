@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from medic.api.errors import error_response
-from medic.api.inputs import int_query, operator
+from medic.api.inputs import caller, int_query
 from medic.api.openapi import build_document
 from medic.api.page import render_status_page
-from medic.api.state import RELOAD, SETTINGS, orchestrator
+from medic.api.state import RELOAD, SCOPES, SETTINGS, orchestrator
 from medic.core.errors import ConfigFileError, ConfigInvalid
 from medic.tell.metrics import CONTENT_TYPE
 
@@ -64,7 +64,8 @@ async def audit(request: web.Request) -> web.Response:
     rejected recoveries...); ``limit`` 0..1000, default 100.
     Response 200: ``{"audit": [{"id": int, "at": ISO time, "kind": str,
     "service": str | null, "data": {...}}]}``; ``data.who`` names the caller of
-    a control endpoint (``X-Medic-Operator`` header, else the client address).
+    a control endpoint (``X-Medic-Operator`` header, else the client address),
+    ``data.token`` the name of the token it used.
     400 ``INVALID_QUERY`` for a bad ``limit``.
     """
     limit = int_query(request, "limit", 100, 1000)
@@ -76,7 +77,7 @@ async def audit(request: web.Request) -> web.Response:
 
 async def reload(request: web.Request) -> web.Response:
     orch = orchestrator(request)
-    orch.store.audit("operator.reload", None, who=operator(request))
+    orch.store.audit("operator.reload", None, **caller(request))
     try:
         changes = await request.app[RELOAD]()
     except ConfigInvalid as exc:
@@ -101,7 +102,7 @@ async def openapi_document(request: web.Request) -> web.Response:
         for route in request.app.router.routes()
         if route.resource is not None
     ]
-    return web.json_response(build_document(routes))
+    return web.json_response(build_document(routes, request.app[SCOPES]))
 
 
 __all__ = ["audit", "health", "metrics", "openapi_document", "page", "reload", "status"]

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from medic.api.alerts import receive_alerts
 from medic.api.errors import ApiError
-from medic.api.inputs import int_query, json_body, operator
+from medic.api.inputs import caller, int_query, json_body
 from medic.api.state import orchestrator
 from medic.core.bus import Event
 from medic.core.errors import RecoveryNotFoundError
@@ -67,14 +67,14 @@ async def _decide(request: web.Request, *, approve: bool) -> web.Response:
     took effect: rejected and finished (with its detail), or approved and resumed."""
     orch = orchestrator(request)
     rec_id = _recovery_id(request)
-    who = operator(request)
+    who = caller(request)
     record = orch.store.recovery(rec_id)
     service = record.service if record else None
     queue = orch.bus.subscribe()  # before deciding: the events that follow are ours to see
     try:
-        orch.engine.decide_approval(rec_id, approve, who)
+        orch.engine.decide_approval(rec_id, approve, str(who["who"]))
         orch.store.audit(
-            "operator.approve" if approve else "operator.reject", None, who=who, recovery_id=rec_id
+            "operator.approve" if approve else "operator.reject", None, **who, recovery_id=rec_id
         )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(
@@ -114,7 +114,7 @@ async def alerts(request: web.Request) -> web.Response:
     ``INVALID_BODY`` for a non-object), 400 ``INVALID_JSON``, 401/403 without a token.
     """
     body = await json_body(request)
-    return web.json_response(receive_alerts(orchestrator(request), body, operator(request)))
+    return web.json_response(receive_alerts(orchestrator(request), body, caller(request)))
 
 
 __all__ = ["alerts", "approve_recovery", "recoveries", "recovery", "reject_recovery"]

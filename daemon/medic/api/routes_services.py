@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from medic.api.errors import ApiError
-from medic.api.inputs import json_body, operator
+from medic.api.inputs import caller, json_body, operator
 from medic.api.state import orchestrator
 from medic.core.vocabulary import FailureType, Trigger
 
@@ -31,7 +31,7 @@ async def check_service(request: web.Request) -> web.Response:
     orch = orchestrator(request)
     name = request.match_info["name"]
     orch.monitor.state(name)
-    orch.store.audit("operator.check", name, who=operator(request))
+    orch.store.audit("operator.check", name, **caller(request))
     result = await orch.monitor.probe_now(name)
     return web.json_response(
         {
@@ -51,7 +51,7 @@ async def recover_service(request: web.Request) -> web.Response:
     orch.monitor.state(name)
     failure_type, dry_run = _recover_request(body)
     orch.store.audit(
-        "operator.recover", name, who=operator(request), failure_type=failure_type, dry_run=dry_run
+        "operator.recover", name, **caller(request), failure_type=failure_type, dry_run=dry_run
     )
     outcome = await orch.auto_recover(name, failure_type, dry_run=dry_run, trigger=Trigger.API)
     record = orch.store.recovery(outcome.recovery_id)
@@ -85,7 +85,8 @@ async def reset_service(request: web.Request) -> web.Response:
     orch = orchestrator(request)
     name = request.match_info["name"]
     orch.monitor.state(name)
-    orch.engine.reset(name, who=operator(request))  # recorded in the audit trail by the engine
+    # The engine records it in the audit trail, naming the token used.
+    orch.engine.reset(name, who=operator(request), token=caller(request)["token"])
     return web.json_response(orch.service_status(name))
 
 

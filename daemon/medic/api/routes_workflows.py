@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from medic.api.inputs import int_query, operator
+from medic.api.inputs import caller, int_query
 from medic.api.state import orchestrator
 
 
@@ -19,21 +19,21 @@ async def workflow(request: web.Request) -> web.Response:
 
 async def workflow_start(request: web.Request) -> web.Response:
     orch, wid = orchestrator(request), request.match_info["id"]
-    orch.store.audit("operator.workflow_start", None, who=operator(request), workflow=wid)
+    orch.store.audit("operator.workflow_start", None, **caller(request), workflow=wid)
     run_id = await orch.start_workflow(wid)
     return web.json_response({"workflow": wid, "run_id": run_id, "status": "running"}, status=202)
 
 
 async def workflow_stop(request: web.Request) -> web.Response:
     orch, wid = orchestrator(request), request.match_info["id"]
-    orch.store.audit("operator.workflow_stop", None, who=operator(request), workflow=wid)
+    orch.store.audit("operator.workflow_stop", None, **caller(request), workflow=wid)
     cancelled = await orch.stop_workflow(wid)
     return web.json_response({"workflow": wid, "cancelled_run": cancelled, "status": "stopped"})
 
 
 async def workflow_run(request: web.Request) -> web.Response:
     orch, wid = orchestrator(request), request.match_info["id"]
-    orch.store.audit("operator.workflow_run", None, who=operator(request), workflow=wid)
+    orch.store.audit("operator.workflow_run", None, **caller(request), workflow=wid)
     record = await orch.workflows.run(wid)
     return web.json_response(record.as_json())
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from medic.config.models import ApiConfig
+from medic.config.models import ApiConfig, Scope
 from medic.orchestrator import ControlPlaneOrchestrator
 
 
@@ -24,6 +24,8 @@ class ApiSettings:
     def __init__(self, config: ApiConfig) -> None:
         self.config = config
         self.started = time.monotonic()
+        self.event_clients = 0
+        """Event streams open now (capped by ``api.max_event_clients``)."""
 
 
 ORCHESTRATOR = web.AppKey("orchestrator", ControlPlaneOrchestrator)
@@ -32,6 +34,9 @@ RELOAD: web.AppKey[ReloadFn] = web.AppKey("reload")
 SETTINGS = web.AppKey("settings", ApiSettings)
 CLOSING = web.AppKey("closing", asyncio.Event)
 """Set when the API shuts down: event streams end at once instead of holding the stop."""
+
+SCOPES: web.AppKey[dict[tuple[str, str], Scope]] = web.AppKey("scopes")
+"""(method, path template) -> the scope a token needs there (``app.ROUTES``)."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -44,6 +49,7 @@ __all__ = [
     "CLOSING",
     "ORCHESTRATOR",
     "RELOAD",
+    "SCOPES",
     "SETTINGS",
     "ApiSettings",
     "Handler",

@@ -49,6 +49,11 @@ def main(args: argparse.Namespace, default_config: Callable[[], Path]) -> int:
             print(f"hint: {_token_hint()}", file=sys.stderr)
         elif exc.code == "CONTROL_DISABLED":
             print(f"hint: {_control_disabled_hint()}", file=sys.stderr)
+        elif exc.code == "FORBIDDEN":
+            print(
+                f"hint: set {TOKEN_ENV} to a token whose api.tokens scopes allow this",
+                file=sys.stderr,
+            )
         return 1
 
 
@@ -63,7 +68,10 @@ def _follow_hint(args: argparse.Namespace) -> str:
 def _token_hint() -> str:
     if not os.environ.get(TOKEN_ENV):
         return f"{TOKEN_ENV} is not set: export the daemon's API token as {TOKEN_ENV}"
-    return f"{TOKEN_ENV} does not match the daemon's API token (api.token_env/token_file)"
+    return (
+        f"{TOKEN_ENV} does not match any of the daemon's API tokens"
+        " (api.token_env, api.token_file, api.tokens)"
+    )
 
 
 def _control_disabled_hint() -> str:

@@ -44,14 +44,19 @@ class SourceMap:
 
 def load(text: str, filename: str) -> tuple[Any, SourceMap]:
     """Parse one YAML document and map every path in it to its line."""
-    loader = yaml.SafeLoader(text)
     try:
+        # The reader refuses control characters already here, before parsing.
+        loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         raise YamlSyntaxError(_describe(exc), line) from exc
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        message = f"character {exc.character:#06x} is not allowed in YAML"
+        raise YamlSyntaxError(message, line) from exc
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(str(exc), None) from exc
     source = SourceMap(filename)

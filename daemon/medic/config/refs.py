@@ -24,6 +24,7 @@ def check_references(
     found += _service_cycles(config, issue)
     found += _check_targets(config, issue)
     found += _webhook_events(config, playbooks, issue)
+    found += _open_api(config, issue)
     for workflow_id, workflow in config.workflows.items():
         found += step_graph_issues(("workflows", workflow_id, "steps"), workflow.steps, issue)
         found += step_timeout_issues(
@@ -35,6 +36,18 @@ def check_references(
                 for error in schedule_errors(workflow.schedule)
             ]
     return found
+
+
+def _open_api(config: Config, issue: IssueMaker) -> list[ConfigIssue]:
+    """medic never listens beyond this host with nothing to check a caller against."""
+    api = config.api
+    if not api.enabled or api.loopback or api.has_token:
+        return []
+    message = (
+        f"{api.host} is not a loopback address and no API token is configured:"
+        " set api.token_env, api.token_file or api.tokens (or listen on 127.0.0.1)"
+    )
+    return [issue(("api", "listen"), message)]
 
 
 def _hint(name: str, known: Iterable[str]) -> str:

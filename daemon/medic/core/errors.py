@@ -38,11 +38,26 @@ class ConfigIssue:
     def dotted_path(self) -> str:
         out = ""
         for elem in self.path:
-            out += f"[{elem}]" if isinstance(elem, int) else (f".{elem}" if out else str(elem))
+            if isinstance(elem, int):
+                out += f"[{elem}]"
+            elif not _plain_key(elem):
+                out += f"[{elem!r}]"  # '', ' x', 'a.b': quoted, so the path reads one way
+            else:
+                out += f".{elem}" if out else elem
         return out or "(top level)"
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.dotted_path}: {self.message}"
+        # One issue, one line: a key or value with a newline or a control
+        # character in it is shown escaped.
+        return f"{self.file}:{self.line}: {_one_line(self.dotted_path)}: {_one_line(self.message)}"
+
+
+def _plain_key(key: str) -> bool:
+    return bool(key) and key.strip() == key and key.isprintable() and not set(key) & set(".[]'")
+
+
+def _one_line(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class ConfigInvalid(MedicError):

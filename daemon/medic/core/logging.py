@@ -31,7 +31,9 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
 import structlog
-from structlog.typing import EventDict, Processor, WrappedLogger
+from structlog.typing import EventDict, WrappedLogger
+
+from medic.core.redact import redact_urls
 
 LogFormat = Literal["auto", "console", "json"]
 
@@ -124,7 +126,13 @@ def _is_tty(stream: TextIO) -> bool:
 
 
 def _formatter(json_lines: bool) -> structlog.stdlib.ProcessorFormatter:
-    renderer: Processor = _render_json if json_lines else _render_console
+    render = _render_json if json_lines else _render_console
+
+    def renderer(logger: WrappedLogger, name: str, event_dict: EventDict) -> str:
+        # Whatever a line names (a library's error quoting a URL, a step's
+        # target), a password in a URL never reaches the log.
+        return redact_urls(render(logger, name, event_dict))
+
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[structlog.contextvars.merge_contextvars],
         processors=[

@@ -239,11 +239,11 @@ class RecoveryEngine:
 
     # an operator's calls ----------------------------------------------------------
 
-    def reset(self, name: str, who: str = "operator") -> None:
+    def reset(self, name: str, who: str = "operator", token: str | None = None) -> None:
         """An operator closes the circuit, gives the service its attempts back and
         lifts the hold of a rejected recovery."""
         heal = self.heal_state(name)
-        self.recorder.reset(name, who)  # recorded: the attempts stay given back after a restart
+        self.recorder.reset(name, who, token)  # so a restart does not count them again
         heal.forget_attempts()
         heal.rejected = None
         self.circuits.close(name, heal, f"reset by {who}")

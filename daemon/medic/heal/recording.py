@@ -190,9 +190,10 @@ class HealRecorder:
         self.bus.publish("circuit.closed", service=service, reason=reason)
         log.info("circuit.closed", message="Circuit closed", service=service, reason=reason)
 
-    def reset(self, service: str, who: str) -> None:
-        """An operator's reset, recorded so that a restart does not count the attempts again."""
-        self.journal.audit("operator.reset", service, who=who)
+    def reset(self, service: str, who: str, token: str | None = None) -> None:
+        """An operator's reset, recorded so that a restart does not count the attempts again
+        (``token``: the name of the API token used, never its value)."""
+        self.journal.audit("operator.reset", service, who=who, token=token)
 
     # recoveries -------------------------------------------------------------------
 

@@ -65,6 +65,7 @@ from medic.core.errors import (
     WorkflowsClosedError,
 )
 from medic.core.logging import get_logger
+from medic.core.redact import redact_config
 from medic.host.resources import Resources
 from medic.workflows.pacing import PriorityGate
 from medic.workflows.ports import NO_RUNS, RunCounts, RunJournal, RunRecord, WorkflowMetrics
@@ -247,7 +248,7 @@ class WorkflowManager:
         run = entry.active
         return {
             "id": workflow_id,
-            "config": entry.config.model_dump(mode="json"),
+            "config": redact_config(entry.config.model_dump(mode="json")),
             "status": self._status_of(entry),
             "next_run_at": self._next_run_at(workflow_id),
             "run_id": run.run_id if run else None,

@@ -12,6 +12,7 @@ import aiohttp
 
 from medic.config.actions import HttpRequestOptions
 from medic.config.checks import status_matches
+from medic.core.redact import redact_urls
 from medic.heal.actions.base import Action, ActionContext, ActionResult
 
 OUTPUT_TAIL_BYTES = 4 * 1024
@@ -27,7 +28,7 @@ class HttpRequest(Action[HttpRequestOptions]):
     default_timeout_s = 30.0
 
     def describe(self, ctx: ActionContext) -> str:
-        return f"{self.options.method} {self.options.url}"
+        return f"{self.options.method} {redact_urls(self.options.url)}"
 
     async def run(self, ctx: ActionContext) -> ActionResult:
         opts = self.options
