@@ -119,7 +119,6 @@ class ControlPlaneOrchestrator:
         self.monitor = SelfHealingMonitor(
             services=config.services,
             runner=CheckRunner(self.resources, self.metrics),
-            scheduler=self.scheduler,
             bus=self.bus,
             recovery=self.engine,
             gates=[ContainerStopGate(self._intent)],

@@ -4,8 +4,10 @@ of the last window (so a daemon that crashes and restarts cannot exceed
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator, Mapping
 
+from medic.core.clock import mono_of
 from medic.heal.admission import Guardrails, counts_against_guardrails
 from medic.heal.circuits import Circuits, still_open
 from medic.heal.recording import AuditRecord, RecoveryJournal
@@ -22,12 +24,14 @@ def restore_history(
     guardrails: Guardrails,
     circuits: Circuits,
     states: Mapping[str, ServiceState],
-    now: float,
 ) -> int:
-    """Restore attempts and open circuits; returns how many attempts count again."""
-    recent = journal.recovery_starts(now - guardrails.policy.window)
+    """Restore attempts and open circuits; returns how many attempts count again.
+
+    The history keeps wall-clock times; each is taken back as the monotonic
+    time it was, as the wall clock reads now."""
+    recent = journal.recovery_starts(time.time() - guardrails.policy.window)
     counted = [
-        (start.service, start.at)
+        (start.service, mono_of(start.at))
         for start in recent
         if counts_against_guardrails(start.trigger, start.dry_run)
     ]
@@ -38,7 +42,7 @@ def restore_history(
     entries = journal.audit_entries("circuit.*", limit=_CIRCUIT_HISTORY_ROWS)
     for before in still_open(_circuit_words(entries)):
         if before.service in states:
-            circuits.reopen(book.of(states[before.service]), before, now)
+            circuits.reopen(book.of(states[before.service]), before, time.monotonic())
     return len(counted)
 
 
@@ -47,4 +51,5 @@ def _circuit_words(
 ) -> Iterator[tuple[str, str, float, str | None]]:
     for entry in entries:
         if entry.service is not None:
-            yield entry.kind, entry.service, entry.at.timestamp(), entry.data.get("detail")
+            at = mono_of(entry.at.timestamp())
+            yield entry.kind, entry.service, at, entry.data.get("detail")
