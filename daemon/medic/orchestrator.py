@@ -101,6 +101,8 @@ class ControlPlaneOrchestrator:
         )
         self._lifecycle: Lifecycle | None = None
         self._grace_s: float | None = None
+        self._cut_off_runs: list[int] = []
+        """Workflow runs the last crash cut off: resumed once the workflows are applied."""
 
     def _wire_watch_and_heal(self, config: LoadedConfig) -> None:
         """The monitor tells the engine (its listener); the engine heals the monitor's
@@ -176,6 +178,7 @@ class ControlPlaneOrchestrator:
         """End what a crash left running, mark cut-off runs, catch up on pruning,
         count recent attempts again."""
         ended = await self._end_left_step_commands()
+        self._cut_off_runs = self.store.unfinished_run_ids()
         interrupted = self.store.mark_interrupted()
         if interrupted:
             log.warning(
@@ -254,6 +257,8 @@ class ControlPlaneOrchestrator:
 
     async def _apply_workflows(self) -> None:
         await self.workflows.apply(self.config.model.workflows)
+        cut_off, self._cut_off_runs = self._cut_off_runs, []
+        self.workflows.resume_cut_off(cut_off)
 
     async def _shutdown_workflows(self) -> None:
         await self.workflows.shutdown(self._grace())

@@ -49,6 +49,7 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("POST", "/api/v1/workflows/{id}/stop", workflows.workflow_stop),
     ("POST", "/api/v1/workflows/{id}/run", workflows.workflow_run),
     ("GET", "/api/v1/workflows/{id}/runs", workflows.workflow_runs),
+    ("POST", "/api/v1/workflows/{id}/runs/{run}/resume", workflows.workflow_run_resume),
     ("GET", "/api/v1/events", events),
     ("GET", OPENAPI_PATH, daemon.openapi_document),
     ("POST", "/api/v1/reload", daemon.reload),
