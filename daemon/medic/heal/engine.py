@@ -120,7 +120,10 @@ class RecoveryEngine:
         result = state.last_check.result if state.last_check else None
         if state.status is ServiceStatus.HEALTHY and not state.recovering:
             self.circuits.on_healthy_check(state, self.book.of(state), time.monotonic())
-        if result is not None and not result.healthy:
+        # A check that cannot tell (the Docker engine is away) is no reason to act:
+        # a recovery now would fail against the same absent engine and use up an
+        # attempt. The engine's return brings a check of its own.
+        if result is not None and not result.healthy and result.failure_type is not None:
             self.evaluate(state)
 
     def on_transition(self, transition: Transition) -> None:
