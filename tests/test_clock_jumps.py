@@ -1,5 +1,5 @@
 """Wall-clock jumps: only monotonic time drives check intervals, backoff, the
-attempt window and the circuit's cooldown.
+attempt window and the circuit's cooldown; interval schedules keep their wait.
 
 Debian's ``faketime`` (libfaketime) moves the wall clock of medic's process
 alone, an hour forward and then two hours back while it runs; its monotonic
@@ -27,6 +27,7 @@ LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
 BACKOFF_S = 3.0
 COOLDOWN_S = 5.0
 INTERVAL_S = 1.0
+WORKFLOW_EVERY_S = 3.0
 
 
 class Hits:
@@ -102,6 +103,11 @@ services:
   flaky:
     check: {{type: tcp, host: 127.0.0.1, port: {free_port()}}}
     recovery: {{service_crash: poke}}
+workflows:
+  tick:
+    schedule: {{interval: {WORKFLOW_EVERY_S:g}s}}
+    steps:
+      - {{name: ping, action: http_request, method: POST, url: "{hits.url}/wf", timeout: 5s}}
 """
 
 
@@ -176,4 +182,12 @@ def test_wall_clock_jumps_change_no_interval_backoff_window_or_cooldown(
     assert len(steady) >= (time.monotonic() - since) / INTERVAL_S - 2
     assert max(gaps) < INTERVAL_S + 0.6, gaps
     assert min(gaps) > INTERVAL_S - 0.6, gaps
+    # And so did the scheduled workflow (APScheduler's interval job).
+    runs = hits.of("/wf")
+    gaps = [b - a for a, b in itertools.pairwise(runs)]
+    assert len(runs) >= (runs[-1] - runs[0]) / WORKFLOW_EVERY_S and len(runs) >= 4, runs
+    assert max(gaps) < WORKFLOW_EVERY_S + 1.5, gaps
+    assert min(gaps) > WORKFLOW_EVERY_S - 1.5, gaps
+    assert not daemon.find_logs(event="workflow.skipped")
+    assert daemon.find_logs(event="clock.jumped")
     assert daemon.running

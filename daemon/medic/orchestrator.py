@@ -12,7 +12,8 @@ The long-lived parts start in this order and stop in reverse
 3. HTTP session, 4. Docker gateway, 5. PostgreSQL pools: closed here, made on
    first use;
 6. notifications: the webhook workers;
-7. scheduler: APScheduler starts ticking;
+7. scheduler: APScheduler starts ticking (and its interval jobs are kept on
+   time when the wall clock jumps: ``medic.host.wall_clock``);
 8. processes: the services' ``process:`` programs are started or adopted;
 9. the API runner (the daemon's slot: it listens before the first check, so a
    service that probes medic itself, the default config's medic-api, is not
@@ -49,6 +50,7 @@ from medic.heal.run import RecoveryResult
 from medic.host.docker_events import DockerEventListener
 from medic.host.resources import Resources
 from medic.host.subprocesses import end_left_session
+from medic.host.wall_clock import WallClockWatch
 from medic.store import SessionRecord, Store
 from medic.store.recorder import BusRecorder
 from medic.tell.metrics import Metrics
@@ -83,6 +85,7 @@ class ControlPlaneOrchestrator:
         )
         self.bus.add_listener(self.notifications)
         self.scheduler = AsyncIOScheduler(job_defaults={"coalesce": True})
+        self.clock_watch = WallClockWatch(self.scheduler)
         self._wire_watch_and_heal(config)
         self.resources.processes.on_exit = self._on_process_exit
         self.workflows = WorkflowManager(
@@ -162,7 +165,7 @@ class ControlPlaneOrchestrator:
         yield Part("docker gateway", pair(None, self.resources.docker.close))
         yield Part("postgres pools", pair(None, self.resources.postgres.close))
         yield Part("notifications", pair(self.notifications.start, self.notifications.stop))
-        yield Part("scheduler", pair(self.scheduler.start, self._shutdown_scheduler))
+        yield Part("scheduler", pair(self._start_scheduler, self._shutdown_scheduler))
         yield Part("processes", pair(self._start_processes, self.resources.processes.shutdown))
         if api is not None:
             yield api
@@ -242,7 +245,12 @@ class ControlPlaneOrchestrator:
         self.store.forget_sessions()
         return ended
 
+    def _start_scheduler(self) -> None:
+        self.scheduler.start()
+        self.clock_watch.start()
+
     def _shutdown_scheduler(self) -> None:
+        self.clock_watch.stop()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
 
