@@ -1,15 +1,11 @@
-"""Periodic checks: one APScheduler job per interval, each service at its own phase."""
+"""Periodic checks: one tick per interval on the loop's monotonic clock, each service
+at its own phase."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
-
-import pytest
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from medic.watch.periodic import SLOT_S, PeriodicChecks, check_phase, slot_of
 
@@ -22,7 +18,7 @@ class Starts:
         self.changed = asyncio.Event()
 
     def __call__(self, name: str, due: float) -> None:
-        self.by_service[name].append((time.time(), due))
+        self.by_service[name].append((asyncio.get_running_loop().time(), due))
         self.changed.set()
 
     async def until(self, done: object, deadline_s: float) -> None:
@@ -33,26 +29,16 @@ class Starts:
                 await self.changed.wait()
 
 
-@pytest.fixture
-async def scheduler() -> AsyncIterator[AsyncIOScheduler]:
-    scheduler = AsyncIOScheduler()
-    scheduler.start()
-    yield scheduler
-    scheduler.shutdown(wait=False)
-
-
-async def test_each_service_runs_once_per_interval_at_its_own_phase(
-    scheduler: AsyncIOScheduler,
-) -> None:
+async def test_each_service_runs_once_per_interval_at_its_own_phase() -> None:
     starts = Starts()
-    periodic = PeriodicChecks(scheduler, starts)
+    periodic = PeriodicChecks(starts)
     names = [f"svc{i}" for i in range(40)]
     for name in names:
         periodic.add(name, 0.4)
 
     await starts.until(lambda: all(len(starts.by_service[n]) >= 4 for n in names), 10)
 
-    assert [job.id for job in scheduler.get_jobs()] == ["checks:0.4s"]
+    assert periodic.intervals == [0.4]
     for name in names:
         runs = starts.by_service[name]
         dues = [due for _started, due in runs]
@@ -70,11 +56,9 @@ async def test_each_service_runs_once_per_interval_at_its_own_phase(
         assert 0 <= check_phase(name, 0.4) - offset < SLOT_S
 
 
-async def test_removed_service_is_no_longer_started_and_its_job_goes(
-    scheduler: AsyncIOScheduler,
-) -> None:
+async def test_removed_service_is_no_longer_started_and_its_job_goes() -> None:
     starts = Starts()
-    periodic = PeriodicChecks(scheduler, starts)
+    periodic = PeriodicChecks(starts)
     periodic.add("keep", 0.3)
     periodic.add("drop", 0.3)
     periodic.add("slow", 5)
@@ -84,26 +68,24 @@ async def test_removed_service_is_no_longer_started_and_its_job_goes(
     dropped_at = len(starts.by_service["drop"])
     await starts.until(lambda: len(starts.by_service["keep"]) >= 4, 5)
     assert len(starts.by_service["drop"]) == dropped_at
-    assert sorted(job.id for job in scheduler.get_jobs()) == ["checks:0.3s", "checks:5s"]
+    assert sorted(periodic.intervals) == [0.3, 5]
 
     periodic.remove("slow")
-    assert [job.id for job in scheduler.get_jobs()] == ["checks:0.3s"]
+    assert periodic.intervals == [0.3]
 
 
-async def test_a_service_whose_interval_changes_moves_to_the_new_group(
-    scheduler: AsyncIOScheduler,
-) -> None:
+async def test_a_service_whose_interval_changes_moves_to_the_new_group() -> None:
     starts = Starts()
-    periodic = PeriodicChecks(scheduler, starts)
+    periodic = PeriodicChecks(starts)
     periodic.add("web", 30)
     periodic.add("web", 0.2)
-    assert [job.id for job in scheduler.get_jobs()] == ["checks:0.2s"]
+    assert periodic.intervals == [0.2]
     await starts.until(lambda: len(starts.by_service["web"]) >= 3, 5)
 
 
-async def test_stop_starts_no_more_checks(scheduler: AsyncIOScheduler) -> None:
+async def test_stop_starts_no_more_checks() -> None:
     starts = Starts()
-    periodic = PeriodicChecks(scheduler, starts)
+    periodic = PeriodicChecks(starts)
     for i in range(10):
         periodic.add(f"svc{i}", 0.2)
     await starts.until(lambda: sum(map(len, starts.by_service.values())) >= 10, 5)
@@ -114,14 +96,12 @@ async def test_stop_starts_no_more_checks(scheduler: AsyncIOScheduler) -> None:
     assert sum(map(len, starts.by_service.values())) == count
 
 
-async def test_intervals_that_print_alike_keep_jobs_of_their_own(
-    scheduler: AsyncIOScheduler,
-) -> None:
+async def test_intervals_that_print_alike_keep_jobs_of_their_own() -> None:
     starts = Starts()
-    periodic = PeriodicChecks(scheduler, starts)
+    periodic = PeriodicChecks(starts)
     periodic.add("a", 0.3)
     periodic.add("b", 0.3000001)
-    assert len(scheduler.get_jobs()) == 2
+    assert len(periodic.intervals) == 2
     await starts.until(
         lambda: len(starts.by_service["a"]) >= 2 and len(starts.by_service["b"]) >= 2, 5
     )

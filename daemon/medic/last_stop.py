@@ -17,10 +17,12 @@ log = get_logger("ControlPlaneOrchestrator")
 
 async def settle_last_stop(
     store: Store, engine: RecoveryEngine, *, dry_run: bool, prune: Callable[[], None]
-) -> None:
+) -> list[int]:
     """End what a crash left running, mark cut-off runs, catch up on pruning,
-    count recent attempts again."""
+    count recent attempts again; the ids of the workflow runs a crash cut off
+    (their resumable steps go on)."""
     ended = await end_left_step_commands(store, dry_run=dry_run)
+    cut_off_runs = store.unfinished_run_ids()
     interrupted = store.mark_interrupted()
     if interrupted:
         log.warning(
@@ -42,6 +44,7 @@ async def settle_last_stop(
             message="Recent recovery attempts count against the guardrails",
             count=restored,
         )
+    return cut_off_runs
 
 
 async def end_left_step_commands(store: Store, *, dry_run: bool) -> list[SessionRecord]:

@@ -14,7 +14,8 @@ The long-lived parts start in this order and stop in reverse
 3. HTTP session, 4. Docker gateway, 5. PostgreSQL pools: closed here, made on
    first use;
 6. notifications: the webhook workers;
-7. scheduler: APScheduler starts ticking;
+7. scheduler: APScheduler starts ticking (and its interval jobs are kept on
+   time when the wall clock jumps: ``medic.host.wall_clock``);
 8. processes: the services' ``process:`` programs are started or adopted;
 9. the API runner (the daemon's slot: it listens before the first check, so a
    service that probes medic itself, the default config's medic-api, is not
@@ -53,6 +54,7 @@ from medic.heal.engine import RecoveryEngine
 from medic.heal.run import RecoveryResult
 from medic.host.docker_events import DockerEventListener
 from medic.host.resources import Resources
+from medic.host.wall_clock import WallClockWatch
 from medic.last_stop import settle_last_stop
 from medic.store import StateDirLock, Store
 from medic.store.recorder import BusRecorder
@@ -92,6 +94,7 @@ class ControlPlaneOrchestrator:
         )
         self.bus.add_listener(self.notifications)
         self.scheduler = AsyncIOScheduler(job_defaults={"coalesce": True})
+        self.clock_watch = WallClockWatch(self.scheduler)
         self._wire_watch_and_heal(config)
         self.resources.processes.on_exit = self._on_process_exit
         self.workflows = WorkflowManager(
@@ -110,6 +113,8 @@ class ControlPlaneOrchestrator:
         )
         self._lifecycle: Lifecycle | None = None
         self._grace_s: float | None = None
+        self._cut_off_runs: list[int] = []
+        """Workflow runs the last crash cut off: resumed once the workflows are applied."""
 
     def _wire_watch_and_heal(self, config: LoadedConfig) -> None:
         """The monitor tells the engine (its listener); the engine heals the monitor's
@@ -128,7 +133,6 @@ class ControlPlaneOrchestrator:
         self.monitor = SelfHealingMonitor(
             services=config.services,
             runner=CheckRunner(self.resources, self.metrics),
-            scheduler=self.scheduler,
             bus=self.bus,
             recovery=self.engine,
             gates=[ContainerStopGate(self._intent)],
@@ -170,7 +174,7 @@ class ControlPlaneOrchestrator:
         yield Part("docker gateway", pair(None, self.resources.docker.close))
         yield Part("postgres pools", pair(None, self.resources.postgres.close))
         yield Part("notifications", pair(self.notifications.start, self.notifications.stop))
-        yield Part("scheduler", pair(self.scheduler.start, self._shutdown_scheduler))
+        yield Part("scheduler", pair(self._start_scheduler, self._shutdown_scheduler))
         yield Part("processes", pair(self._start_processes, self.resources.processes.shutdown))
         if api is not None:
             yield api
@@ -195,9 +199,16 @@ class ControlPlaneOrchestrator:
         return self.config.model.daemon.shutdown_grace if self._grace_s is None else self._grace_s
 
     async def _settle_last_stop(self) -> None:
-        await settle_last_stop(self.store, self.engine, dry_run=self.dry_run, prune=self._prune)
+        self._cut_off_runs = await settle_last_stop(
+            self.store, self.engine, dry_run=self.dry_run, prune=self._prune
+        )
+
+    def _start_scheduler(self) -> None:
+        self.scheduler.start()
+        self.clock_watch.start()
 
     def _shutdown_scheduler(self) -> None:
+        self.clock_watch.stop()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
 
@@ -212,6 +223,8 @@ class ControlPlaneOrchestrator:
 
     async def _apply_workflows(self) -> None:
         await self.workflows.apply(self.config.model.workflows)
+        cut_off, self._cut_off_runs = self._cut_off_runs, []
+        self.workflows.resume_cut_off(cut_off)
 
     async def _shutdown_workflows(self) -> None:
         await self.workflows.shutdown(self._grace())

@@ -209,6 +209,23 @@ OPERATIONS: tuple[Operation, ...] = (
         errors={**_WF_404, 400: "INVALID_QUERY"},
     ),
     _post(
+        "/api/v1/workflows/{id}/runs/{run}/resume",
+        "Resume a failed or interrupted run at its first unfinished step",
+        "workflows",
+        "WorkflowStarted",
+        status=202,
+        params=("WorkflowId", "RunId"),
+        errors={
+            404: "RUN_NOT_FOUND",
+            409: "RUN_NOT_RESUMABLE",
+            503: "SHUTTING_DOWN",
+        },
+        description="The run keeps its id and the steps that ended well; the step that"
+        " failed or was cut off, and every step after it, run again. 404 codes:"
+        " WORKFLOW_NOT_FOUND, RUN_NOT_FOUND. 409 codes: RUN_NOT_RESUMABLE (the run"
+        " succeeded, was cancelled or still runs), WORKFLOW_ALREADY_RUNNING.",
+    ),
+    _post(
         "/api/v1/alerts",
         "Alertmanager webhook receiver: labels `service` and `failure_type`",
         "recoveries",

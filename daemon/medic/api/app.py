@@ -64,6 +64,7 @@ ROUTES: tuple[tuple[str, str, Handler, Scope], ...] = (
     ("POST", "/api/v1/workflows/{id}/stop", workflows.workflow_stop, ADMIN),
     ("POST", "/api/v1/workflows/{id}/run", workflows.workflow_run, ADMIN),
     ("GET", "/api/v1/workflows/{id}/runs", workflows.workflow_runs, READ),
+    ("POST", "/api/v1/workflows/{id}/runs/{run}/resume", workflows.workflow_run_resume, ADMIN),
     ("GET", "/api/v1/events", events, READ),
     ("GET", OPENAPI_PATH, daemon.openapi_document, READ),
     ("POST", "/api/v1/reload", daemon.reload, ADMIN),

@@ -13,9 +13,11 @@ from medic.core.errors import (
     InvalidWorkflowError,
     MedicError,
     RecoveryNotFoundError,
+    RunNotResumableError,
     ServiceNotFoundError,
     WorkflowAlreadyRunningError,
     WorkflowNotFoundError,
+    WorkflowRunNotFoundError,
     WorkflowsClosedError,
 )
 from medic.core.logging import get_logger
@@ -37,6 +39,8 @@ def error_response(status: int, code: str, message: str) -> web.Response:
 _KNOWN_ERRORS: list[tuple[type[Exception], int, str]] = [
     (ServiceNotFoundError, 404, "SERVICE_NOT_FOUND"),
     (WorkflowNotFoundError, 404, "WORKFLOW_NOT_FOUND"),
+    (WorkflowRunNotFoundError, 404, "RUN_NOT_FOUND"),
+    (RunNotResumableError, 409, "RUN_NOT_RESUMABLE"),
     (WorkflowAlreadyRunningError, 409, "WORKFLOW_ALREADY_RUNNING"),
     (InvalidWorkflowError, 422, "INVALID_WORKFLOW"),
     (WorkflowsClosedError, 503, "SHUTTING_DOWN"),

@@ -34,6 +34,9 @@ ERROR_EXAMPLES: dict[str, str] = {
     "SERVICE_NOT_FOUND": "no service named 'nope'",
     "WORKFLOW_NOT_FOUND": "no workflow registered as 'nope'",
     "RECOVERY_NOT_FOUND": "no recovery with id 99",
+    "RUN_NOT_FOUND": "workflow 'revenue-automation' has no run 99",
+    "RUN_NOT_RESUMABLE": "run 42 of 'revenue-automation' has outcome succeeded; only a"
+    " failed, timed-out or interrupted run can be resumed",
     "NOT_FOUND": "no such endpoint: GET /api/v1/nope",
     "RECOVERY_IN_PROGRESS": "a recovery of 'web' is already running",
     "NOT_WAITING_FOR_APPROVAL": "recovery 7 is not waiting for approval",
@@ -85,6 +88,7 @@ def _path_parameters() -> dict[str, Schema]:
         "ServiceName": _param("name", "path", "A service's name.", STR, "web"),
         "WorkflowId": _param("id", "path", "A workflow's id.", STR, "revenue-automation"),
         "RecoveryId": _param("id", "path", "A recovery's id.", recovery_id, 7),
+        "RunId": _param("run", "path", "A workflow run's id.", recovery_id, 42),
     }
 
 

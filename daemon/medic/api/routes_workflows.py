@@ -1,11 +1,12 @@
 """The routes about workflows: their state and run history, and the
-operator's controls (start, stop, run once and wait)."""
+operator's controls (start, stop, run once and wait, resume a run)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from medic.api.inputs import caller, int_query
+from medic.api.errors import ApiError
+from medic.api.inputs import caller, int_query, operator
 from medic.api.state import orchestrator
 
 
@@ -38,6 +39,22 @@ async def workflow_run(request: web.Request) -> web.Response:
     return web.json_response(record.as_json())
 
 
+async def workflow_run_resume(request: web.Request) -> web.Response:
+    orch, wid = orchestrator(request), request.match_info["id"]
+    run_id = _run_id(request)
+    who = operator(request)
+    orch.store.audit("operator.workflow_resume", None, who=who, workflow=wid, run_id=run_id)
+    await orch.workflows.resume(wid, run_id, who)
+    return web.json_response({"workflow": wid, "run_id": run_id, "status": "running"}, status=202)
+
+
+def _run_id(request: web.Request) -> int:
+    raw = request.match_info["run"]
+    if not raw.isdigit() or not 0 < int(raw) < 2**63:  # SQLite's integer range
+        raise ApiError(404, "RUN_NOT_FOUND", "run ids are integers from 1")
+    return int(raw)
+
+
 async def workflow_runs(request: web.Request) -> web.Response:
     limit = int_query(request, "limit", 20, 1000)
     wid = request.match_info["id"]
@@ -48,6 +65,7 @@ async def workflow_runs(request: web.Request) -> web.Response:
 __all__ = [
     "workflow",
     "workflow_run",
+    "workflow_run_resume",
     "workflow_runs",
     "workflow_start",
     "workflow_stop",

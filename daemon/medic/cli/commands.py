@@ -142,8 +142,11 @@ def _workflows(url: str, args: argparse.Namespace) -> int:
             render.workflow_table(data["workflows"])
         return 0
     if not args.id:
-        print(f"medic: workflows {args.action} needs a workflow ID", file=sys.stderr)
+        what = "run ID" if args.action == "resume" else "workflow ID"
+        print(f"medic: workflows {args.action} needs a {what}", file=sys.stderr)
         return 2
+    if args.action == "resume":
+        return _resume(url, args)
     result = request(
         f"{url}/api/v1/workflows/{quote(args.id)}/{args.action}",
         "POST",
@@ -160,6 +163,37 @@ def _workflows(url: str, args: argparse.Namespace) -> int:
     else:
         render.print_run(result)
     return 0 if result.get("outcome", "succeeded") == "succeeded" else 1
+
+
+def _resume(url: str, args: argparse.Namespace) -> int:
+    if not args.id.isdigit():
+        print(
+            f"medic: workflows resume needs a run ID (a number), not {args.id!r}", file=sys.stderr
+        )
+        return 2
+    run_id = int(args.id)
+    workflow = args.workflow or _workflow_of_run(url, run_id)
+    if workflow is None:
+        print(f"medic: no workflow has a run {run_id} (give --workflow ID)", file=sys.stderr)
+        return 1
+    result = request(
+        f"{url}/api/v1/workflows/{quote(workflow)}/runs/{run_id}/resume", "POST", wait=READ_WAIT
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"workflow {workflow}: resumed run {run_id} at its first unfinished step")
+    return 0
+
+
+def _workflow_of_run(url: str, run_id: int) -> str | None:
+    """The workflow whose recent runs (the last 1,000) include ``run_id``."""
+    for item in request(f"{url}/api/v1/workflows")["workflows"]:
+        wid = str(item["id"])
+        runs = request(f"{url}/api/v1/workflows/{quote(wid)}/runs?limit=1000")["runs"]
+        if any(run["id"] == run_id for run in runs):
+            return wid
+    return None
 
 
 def _status(url: str, as_json: bool) -> int:

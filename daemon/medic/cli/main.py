@@ -104,11 +104,16 @@ def _add_service_commands(sub: _Commands) -> None:
 
 
 def _add_workflows(sub: _Commands) -> None:
-    workflows = sub.add_parser("workflows", help="list, start, stop or run workflows")
+    workflows = sub.add_parser(
+        "workflows", help="list, start, stop or run workflows; resume a failed or cut-off run"
+    )
     _client_args(workflows)
     _wait_arg(workflows, "`workflows run`")
-    workflows.add_argument("action", choices=["list", "start", "stop", "run"])
-    workflows.add_argument("id", nargs="?")
+    workflows.add_argument("action", choices=["list", "start", "stop", "run", "resume"])
+    workflows.add_argument("id", nargs="?", help="a workflow ID (resume: a run ID)")
+    workflows.add_argument(
+        "--workflow", help="resume: the run's workflow (found from the run ID when not given)"
+    )
     workflows.add_argument("--json", action="store_true", help="print the raw JSON")
 
 

@@ -49,6 +49,9 @@ class ActionOptions(BaseModel):
     depends_on: list[str] = Field(default_factory=list)
     retry: StepRetry | None = None
     continue_on_failure: bool = False
+    resumable: bool = False
+    """Workflow steps: safe to start over, so a run cut off by a crash while this
+    step may have been running continues here on the next start."""
 
     service_target: ClassVar[ServiceTargetKey | None] = None
     """What the step acts on unless it names a target of its own: the service's

@@ -228,6 +228,9 @@ class WorkflowConfig(Section):
     retry_policy: RetryPolicy = RetryPolicy()
     schedule: ScheduleConfig | None = None
     enabled: bool = True
+    resumable: bool = False
+    """A run cut off by a crash continues at its first unfinished step on the next
+    start (as if every step said ``resumable: true``)."""
     steps: list[StepSpec] = Field(default_factory=list)
 
 

@@ -49,6 +49,7 @@ PUBLISHED_EVENTS = frozenset(
         "workflow.failed",
         "workflow.cancelled",
         "workflow.skipped",
+        "workflow.resumed",
         "config.reloaded",
         "config.reload_failed",
     }

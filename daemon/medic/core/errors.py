@@ -108,6 +108,19 @@ class WorkflowsClosedError(MedicError):
     """The daemon is shutting down and starts no more workflow runs."""
 
 
+class WorkflowRunNotFoundError(MedicError, KeyError):
+    def __init__(self, workflow_id: str, run_id: int) -> None:
+        super().__init__(run_id)
+        self.workflow_id, self.run_id = workflow_id, run_id
+
+    def __str__(self) -> str:
+        return f"workflow {self.workflow_id!r} has no run {self.run_id}"
+
+
+class RunNotResumableError(MedicError):
+    """Only a failed or interrupted run can be resumed."""
+
+
 class RecoveryNotFoundError(MedicError, KeyError):
     def __init__(self, recovery_id: int) -> None:
         super().__init__(recovery_id)

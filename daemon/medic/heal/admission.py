@@ -20,7 +20,7 @@ The rules, in the order they are applied (design.md, guardrails):
 6. backoff with jitter between attempts (wait, not held);
 7. a host-wide budget of recoveries per window (``budget``).
 
-``Guardrails.decide`` is a pure function of the states and the clock: it
+``Guardrails.decide`` is a pure function of the states and the (monotonic) clock: it
 changes nothing, so each rule is tested without running anything. Attempts
 are counted (and old ones forgotten) by ``record_attempt``.
 """
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from medic.config.models import RecoveryPolicy
-from medic.core.clock import iso
+from medic.core.clock import iso_mono
 from medic.core.vocabulary import (
     CircuitState,
     FailureType,
@@ -94,7 +94,7 @@ def held_because(decision: Decision) -> tuple[HoldReason, str]:
     reason = decision.reason or HoldReason.BACKOFF  # every verdict but "run" names its reason
     detail = decision.detail or reason.value
     if decision.wake_at is not None:
-        detail = f"{detail}; next attempt allowed at {iso(decision.wake_at)}"
+        detail = f"{detail}; next attempt allowed at {iso_mono(decision.wake_at)}"
     return reason, detail
 
 
@@ -102,7 +102,7 @@ class Guardrails:
     def __init__(self, policy: RecoveryPolicy) -> None:
         self.policy = policy
         self.host_attempts: deque[float] = deque()
-        """Wall-clock times of the host's counted recoveries, oldest first (``budget``)."""
+        """Monotonic times of the host's counted recoveries, oldest first (``budget``)."""
 
     def decide(
         self,

@@ -20,7 +20,7 @@ from medic.heal.state import HealState
 from medic.watch.state import ServiceState
 
 WakeAt = Callable[[str, float], None]
-"""Asks for a check of the named service at a wall-clock time."""
+"""Asks for a check of the named service at a monotonic time."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class OpenedBefore:
 
     service: str
     opened_at: float
+    """Monotonic, as the wall clock read at start."""
     detail: str | None
 
 

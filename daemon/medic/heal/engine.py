@@ -19,13 +19,7 @@ from pathlib import Path
 from medic.config.models import Playbook, RecoveryPolicy
 from medic.core.bus import EventBus
 from medic.core.errors import MedicError
-from medic.core.vocabulary import (
-    FailureType,
-    HoldReason,
-    RecoveryOutcome,
-    ServiceStatus,
-    Trigger,
-)
+from medic.core.vocabulary import FailureType, HoldReason, RecoveryOutcome, ServiceStatus, Trigger
 from medic.heal.admission import (
     MIN_SERVICES_FOR_BLAST_RADIUS,
     NEVER_ACTED,
@@ -120,8 +114,11 @@ class RecoveryEngine:
     def on_result(self, state: ServiceState) -> None:
         result = state.last_check.result if state.last_check else None
         if state.status is ServiceStatus.HEALTHY and not state.recovering:
-            self.circuits.on_healthy_check(state, self.book.of(state), time.time())
-        if result is not None and not result.healthy:
+            self.circuits.on_healthy_check(state, self.book.of(state), time.monotonic())
+        # A check that cannot tell (the Docker engine is away) is no reason to act:
+        # a recovery now would fail against the same absent engine and use up an
+        # attempt. The engine's return brings a check of its own.
+        if result is not None and not result.healthy and result.failure_type is not None:
             self.evaluate(state)
 
     def on_transition(self, transition: Transition) -> None:
@@ -141,7 +138,7 @@ class RecoveryEngine:
         heal.held_reason = None
         heal.rejected = None
         heal.next_attempt_at = None
-        self.circuits.on_healthy_check(state, heal, time.time())
+        self.circuits.on_healthy_check(state, heal, time.monotonic())
         for other in self.services.states().values():
             if state.name in other.spec.depends_on and other.status is ServiceStatus.HELD:
                 self.services.request_check(other.name)
@@ -159,7 +156,7 @@ class RecoveryEngine:
             return
         if state.status not in (ServiceStatus.UNHEALTHY, ServiceStatus.HELD):
             return
-        now = time.time()
+        now = time.monotonic()
         settle_until = self._settle_until(state)
         if settle_until is not None and now < settle_until:
             self.holds.wake_at(state.name, settle_until)
@@ -289,7 +286,7 @@ class RecoveryEngine:
         ft = failure_type or state.failure_type or FailureType.UNHEALTHY_RESPONSE
         refusal = self._refusal(state)
         if refusal is None:
-            now = time.time()
+            now = time.monotonic()
             decision = self.guardrails.decide(state, heal, self.services.states(), now)
             if decision.verdict is Verdict.RUN:
                 run = self._spawn(
@@ -338,7 +335,7 @@ class RecoveryEngine:
             started_healthy=state.status is ServiceStatus.HEALTHY,
         )
         if counts_against_guardrails(trigger, dry_run):
-            run.counted_at = time.time()
+            run.counted_at = time.monotonic()
             self.guardrails.record_attempt(heal, run.counted_at)
         # Recorded before the task starts, so whoever asked has the id at once.
         run.rec_id = self.journal.start_recovery(
@@ -375,7 +372,7 @@ class RecoveryEngine:
             self.guardrails.forget_attempt(heal, run.counted_at)
         if healthy or outcome is RecoveryOutcome.INTERRUPTED:
             return
-        now = time.time()
+        now = time.monotonic()
         if outcome is RecoveryOutcome.REJECTED:
             # The operator said no: asking again at every backoff would only
             # page them again. Held until healthy again, or a reset.
@@ -395,12 +392,11 @@ class RecoveryEngine:
 
     # start and stop ---------------------------------------------------------------
 
-    def restore(self, now: float | None = None) -> int:
+    def restore(self) -> int:
         """Take back what the history says about the last window (attempts that
         count, circuits left open); returns how many attempts were restored."""
-        now = time.time() if now is None else now
         return restore_history(
-            self.journal, self.book, self.guardrails, self.circuits, self.services.states(), now
+            self.journal, self.book, self.guardrails, self.circuits, self.services.states()
         )
 
     async def shutdown(self, grace_s: float) -> None:

@@ -79,11 +79,11 @@ class Holds:
                 services.request_check(name)
 
     def wake_at(self, name: str, when: float) -> None:
-        """Check ``name`` at wall-clock ``when`` (the earliest of the wake-ups asked for)."""
+        """Check ``name`` at monotonic ``when`` (the earliest of the wake-ups asked for)."""
         loop = asyncio.get_running_loop()
         existing = self._wakeups.get(name)
         if existing is not None:
-            if existing.when() <= loop.time() + max(0.0, when - time.time()):
+            if existing.when() <= loop.time() + max(0.0, when - time.monotonic()):
                 return
             existing.cancel()
 
@@ -91,7 +91,7 @@ class Holds:
             self._wakeups.pop(name, None)
             self._services().request_check(name)
 
-        self._wakeups[name] = loop.call_later(max(0.0, when - time.time()), wake)
+        self._wakeups[name] = loop.call_later(max(0.0, when - time.monotonic()), wake)
 
     def cancel_wakeups(self) -> None:
         for handle in self._wakeups.values():

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from medic.core.bus import EventBus
-from medic.core.clock import iso
+from medic.core.clock import iso_mono
 from medic.core.logging import get_logger
 from medic.core.records import RecoveryStepEntry
 from medic.core.vocabulary import FailureType, HoldReason, RecoveryOutcome
@@ -160,7 +160,7 @@ class HealRecorder:
             service=service,
             detail=detail,
             failure_type=failure_type,
-            probation_at=iso(probation_at),
+            probation_at=iso_mono(probation_at),
         )
         log.warning(
             "circuit.opened",

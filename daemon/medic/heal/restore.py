@@ -8,8 +8,10 @@ that never acted (rejected, expired) never counted."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator, Mapping
 
+from medic.core.clock import mono_of
 from medic.heal.admission import Guardrails, counts_against_guardrails
 from medic.heal.circuits import Circuits, still_open
 from medic.heal.recording import AuditRecord, RecoveryJournal
@@ -28,10 +30,12 @@ def restore_history(
     guardrails: Guardrails,
     circuits: Circuits,
     states: Mapping[str, ServiceState],
-    now: float,
 ) -> int:
-    """Restore attempts and open circuits; returns how many attempts count again."""
-    since = now - guardrails.policy.window
+    """Restore attempts and open circuits; returns how many attempts count again.
+
+    The history keeps wall-clock times; each is taken back as the monotonic
+    time it was, as the wall clock reads now."""
+    since = time.time() - guardrails.policy.window
     reset_at = _latest_resets(journal.audit_entries("operator.reset", limit=_RESET_ROWS), since)
     recent = journal.recovery_starts(since)
     counted = [
@@ -42,12 +46,12 @@ def restore_history(
     for service, at in counted:
         # A reset gives the service its attempts back; the host's budget keeps them.
         if service in states and at > reset_at.get(service, float("-inf")):
-            book.of(states[service]).attempts.append(at)
-        guardrails.host_attempts.append(at)
+            book.of(states[service]).attempts.append(mono_of(at))
+        guardrails.host_attempts.append(mono_of(at))
     entries = journal.audit_entries("circuit.*", limit=_CIRCUIT_HISTORY_ROWS)
     for before in still_open(_circuit_words(entries)):
         if before.service in states:
-            circuits.reopen(book.of(states[before.service]), before, now)
+            circuits.reopen(book.of(states[before.service]), before, time.monotonic())
     return len(counted)
 
 
@@ -56,7 +60,8 @@ def _circuit_words(
 ) -> Iterator[tuple[str, str, float, str | None]]:
     for entry in entries:
         if entry.service is not None:
-            yield entry.kind, entry.service, entry.at.timestamp(), entry.data.get("detail")
+            at = mono_of(entry.at.timestamp())
+            yield entry.kind, entry.service, at, entry.data.get("detail")
 
 
 def _latest_resets(latest_first: Iterable[AuditRecord], since: float) -> dict[str, float]:

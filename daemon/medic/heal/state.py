@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from medic.core.clock import iso
+from medic.core.clock import iso_mono
 from medic.core.vocabulary import CircuitState
 
 if TYPE_CHECKING:
@@ -24,11 +24,11 @@ if TYPE_CHECKING:
 class HealState:
     circuit: CircuitState = CircuitState.CLOSED
     attempts: deque[float] = field(default_factory=deque)
-    """Wall-clock times of the automatic recoveries that count, oldest first."""
+    """Monotonic times of the automatic recoveries that count, oldest first."""
     next_attempt_at: float | None = None
-    """The end of the backoff after a failed attempt."""
+    """The end of the backoff after a failed attempt (monotonic)."""
     probation_due_at: float | None = None
-    """When an open circuit allows its next probation attempt; None = never."""
+    """When an open circuit allows its next probation attempt (monotonic); None = never."""
     failed_probations: int = 0
     held_reason: str | None = None
     rejected: str | None = None
@@ -50,8 +50,8 @@ class HealState:
         return {
             "circuit": self.circuit.value,
             "held_reason": self.held_reason,
-            "next_attempt_at": iso(self.next_attempt()),
-            "probation_at": iso(self.probation_due_at),
+            "next_attempt_at": iso_mono(self.next_attempt()),
+            "probation_at": iso_mono(self.probation_due_at),
             "attempts_in_window": len(self.attempts),
         }
 

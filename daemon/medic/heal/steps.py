@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from medic.config.actions import ActionOptions
+from medic.core.errors import MedicError
 from medic.core.vocabulary import StepOutcome
 from medic.heal.actions import ACTION_TYPES
 from medic.heal.actions.base import Action, ActionContext
@@ -84,9 +85,10 @@ async def run_step(
             t0,
         )
     except Exception as exc:  # noqa: BLE001 - a failing action must never take the daemon down
-        return _outcome(
-            action, description, StepOutcome.FAILED, f"{type(exc).__name__}: {exc}", "", started, t0
-        )
+        # medic's own errors say what happened ("Docker engine unreachable: ...");
+        # anything else is named by its type.
+        detail = str(exc) if isinstance(exc, MedicError) else f"{type(exc).__name__}: {exc}"
+        return _outcome(action, description, StepOutcome.FAILED, detail, "", started, t0)
     outcome = StepOutcome.SUCCEEDED if result.ok else StepOutcome.FAILED
     return _outcome(
         action, description, outcome, result.detail, result.output, started, t0, result.data

@@ -52,6 +52,20 @@ class WorkflowRuns(Database):
             ),
         )
 
+    def resume_run(self, run_id: int, note: str) -> None:
+        """A failed or interrupted run goes on: ``running`` again, its first start
+        and its finished steps kept, ``note`` saying why."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE workflow_runs SET status='running', ended_at=NULL, detail=? WHERE id=?",
+                (note[:DETAIL_CHARS], run_id),
+            )
+
+    def unfinished_run_ids(self) -> list[int]:
+        """Runs still ``running`` in the history: at start, those a crash cut off."""
+        rows = self._rows("SELECT id FROM workflow_runs WHERE status='running' ORDER BY id")
+        return [int(row[0]) for row in rows]
+
     def add_workflow_step(self, run_id: int, step: WorkflowStepEntry) -> None:
         own = ("name", "action", "outcome", "attempts")
         values = (step.name, step.action, step.outcome, step.attempts)

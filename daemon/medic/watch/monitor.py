@@ -13,13 +13,10 @@ and the result gates.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from typing import Any, Protocol
-
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from medic.config.models import ServiceSpec
 from medic.core.bus import EventBus
@@ -69,13 +66,12 @@ class SelfHealingMonitor:
         *,
         services: Mapping[str, ServiceSpec],
         runner: CheckRunner,
-        scheduler: AsyncIOScheduler,
         bus: EventBus,
         recovery: RecoveryListener,
         gates: Sequence[ResultGate] = (),
     ) -> None:
         self.runner = runner
-        self.periodic = PeriodicChecks(scheduler, self._start_scheduled)
+        self.periodic = PeriodicChecks(self._start_scheduled)
         self.bus = bus
         self._recovery = recovery
         self._gates = tuple(gates)
@@ -215,7 +211,7 @@ class SelfHealingMonitor:
         state = self._states.get(name)
         if state is None or name in self._in_flight:
             return
-        self.runner.observer.start_lag(max(0.0, time.time() - due))
+        self.runner.observer.start_lag(max(0.0, asyncio.get_running_loop().time() - due))
         self._spawn_check(state)
 
     def _spawn_check(self, state: ServiceState) -> asyncio.Task[CheckResult]:

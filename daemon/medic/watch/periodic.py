@@ -1,35 +1,33 @@
 """When each service's periodic check is due.
 
-Checks run on APScheduler, one job per distinct interval rather than one per
-service: at each tick of its interval's job a service's check starts at the
-service's own phase within the interval (a stable offset from a CRC of its
-name), through a timer on the event loop. A thousand services at 1 s are then
-one APScheduler job a second and a thousand loop timers, instead of a thousand
-jobs for APScheduler to look up, reschedule, submit and wrap in a task each
-(about a seventh of the daemon's CPU in ``bench/scale.py``), and they are not
-all due in the same instant. Phases are rounded to 20 ms slots: the services
-of one slot start together, so the loop wakes up once for a handful of checks
-(and their answers tend to come back in one poll) rather than once for each.
+Checks run on the event loop's own clock (monotonic: a wall clock that jumps
+an hour back or forward changes nothing), one tick per distinct interval
+rather than one timer per service: at each tick of its interval a service's
+check starts at the service's own phase within the interval (a stable offset
+from a CRC of its name), through a timer on the event loop. A thousand
+services at 1 s are then one tick a second and a thousand loop timers, and
+they are not all due in the same instant. Phases are rounded to 20 ms slots:
+the services of one slot start together, so the loop wakes up once for a
+handful of checks (and their answers tend to come back in one poll) rather
+than once for each.
+
+A loop that was blocked past a whole round runs that round once, late, and
+goes on from the next due time (as a coalescing scheduler would).
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-import time
 import zlib
 from collections.abc import Callable
-from datetime import datetime
 
-from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
-from apscheduler.schedulers.base import BaseScheduler
-
-JOB_PREFIX = "checks:"
 SLOT_S = 0.02
 """Phases are multiples of this: the checks of one slot start in one loop turn."""
 
 StartCheck = Callable[[str, float], None]
-"""Starts the named service's check; the float is when it was due (epoch seconds)."""
+"""Starts the named service's check; the float is when it was due (the loop's
+monotonic ``time()``)."""
 
 
 def check_phase(name: str, interval_s: float) -> float:
@@ -43,29 +41,31 @@ def slot_of(phase: float) -> float:
 
 
 class PeriodicChecks:
-    def __init__(self, scheduler: BaseScheduler, start_check: StartCheck) -> None:
-        self._scheduler = scheduler
+    def __init__(self, start_check: StartCheck) -> None:
         self._start_check = start_check
         self._groups: dict[float, dict[float, list[str]]] = {}
         """interval -> slot -> the services starting in it."""
         self._placed: dict[str, tuple[float, float]] = {}
         """service -> (interval, slot)."""
-        self._tick_due: dict[str, float] = {}
-        """job id -> when its submitted tick was due, until the tick runs."""
+        self._ticks: dict[float, asyncio.TimerHandle] = {}
+        """interval -> the timer of its next tick."""
         self._timers: dict[tuple[float, float], asyncio.TimerHandle] = {}
-        self._listening = False
         self._stopped = False
+
+    @property
+    def intervals(self) -> list[float]:
+        """The intervals that have a tick of their own, in the order they were added."""
+        return list(self._ticks)
 
     def add(self, name: str, interval_s: float) -> None:
         """Check ``name`` every ``interval_s`` from the next tick of its interval on."""
         self.remove(name)
-        if not self._listening:
-            self._scheduler.add_listener(self._note_due, EVENT_JOB_SUBMITTED)
-            self._listening = True
         group = self._groups.get(interval_s)
         if group is None:
             group = self._groups[interval_s] = {}
-            self._add_job(interval_s)
+            if not self._stopped:
+                loop = asyncio.get_running_loop()
+                self._arm_tick(loop, interval_s, loop.time() + interval_s)
         slot = slot_of(check_phase(name, interval_s))
         group.setdefault(slot, []).append(name)
         self._placed[name] = (interval_s, slot)
@@ -85,65 +85,39 @@ class PeriodicChecks:
             timer.cancel()
         if not group:
             del self._groups[interval_s]
-            job = self._scheduler.get_job(_job_id(interval_s))
-            if job is not None:
-                job.remove()
+            tick = self._ticks.pop(interval_s, None)
+            if tick is not None:
+                tick.cancel()
 
     def stop(self) -> None:
-        """Start no more checks (the scheduler's ticks are paused by its owner)."""
+        """Start no more checks."""
         self._stopped = True
-        for timer in self._timers.values():
-            timer.cancel()
+        for handle in [*self._timers.values(), *self._ticks.values()]:
+            handle.cancel()
         self._timers.clear()
+        self._ticks.clear()
 
-    def _add_job(self, interval_s: float) -> None:
-        self._scheduler.add_job(
-            self._tick,
-            "interval",
-            seconds=interval_s,
-            start_date=datetime.now().astimezone(),
-            args=[interval_s],
-            id=_job_id(interval_s),
-            name=f"checks every {interval_s:g}s",
-            replace_existing=True,
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=max(1, int(interval_s)),
-        )
+    def _arm_tick(self, loop: asyncio.AbstractEventLoop, interval_s: float, due: float) -> None:
+        self._ticks[interval_s] = loop.call_at(due, self._tick, interval_s, due)
 
-    def _note_due(self, event: JobSubmissionEvent) -> None:
-        # APScheduler hands the job function no due time; this event carries it
-        # and is dispatched before the job's coroutine first runs.
-        job_id: str = event.job_id
-        if job_id.startswith(JOB_PREFIX):
-            self._tick_due[job_id] = event.scheduled_run_times[-1].timestamp()
-
-    async def _tick(self, interval_s: float) -> None:
+    def _tick(self, interval_s: float, due: float) -> None:
         """Arm one timer per slot of the group for this round of the interval."""
-        if self._stopped:
+        if self._stopped or interval_s not in self._groups:
             return
-        due = self._tick_due.pop(_job_id(interval_s), None)
-        wall_now = time.time()
-        if due is None:
-            due = wall_now
         loop = asyncio.get_running_loop()
-        loop_offset = loop.time() - wall_now
-        for slot in self._groups.get(interval_s, {}):
+        now = loop.time()
+        for slot in self._groups[interval_s]:
             key = (interval_s, slot)
             late = self._timers.get(key)
             if late is not None:  # the loop was blocked for a whole round: one check will do
                 late.cancel()
             when = due + slot
-            self._timers[key] = loop.call_at(when + loop_offset, self._fire, key, when)
+            self._timers[key] = loop.call_at(when, self._fire, key, when)
+        rounds = max(1, math.ceil((now - due) / interval_s))
+        self._arm_tick(loop, interval_s, due + rounds * interval_s)
 
     def _fire(self, key: tuple[float, float], due: float) -> None:
         self._timers.pop(key, None)
         interval_s, slot = key
         for name in list(self._groups.get(interval_s, {}).get(slot, ())):
             self._start_check(name, due)
-
-
-def _job_id(interval_s: float) -> str:
-    short = f"{interval_s:g}"
-    # Two intervals must never share a job: ':g' keeps 6 digits, repr all of them.
-    return f"{JOB_PREFIX}{short if float(short) == interval_s else repr(interval_s)}s"

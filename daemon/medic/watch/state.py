@@ -66,12 +66,13 @@ class ServiceState:
     grace_until: float = 0.0
     """Monotonic time before which ordinary failures do not count (start_period)."""
     healthy_since: float | None = None
-    """Start of the current healthy spell; None while not healthy."""
+    """Start of the current healthy spell (monotonic); None while not healthy."""
     unhealthy_since: float | None = None
-    """Start of the current failure episode; None while healthy."""
+    """Start of the current failure episode (monotonic); None while healthy."""
     recovering: bool = False
     """A recovery owns the status while it runs: single checks do not change it."""
     status_since: float = field(default_factory=time.time)
+    """Wall-clock time of the last status change (shown, never measured)."""
 
     @property
     def name(self) -> str:
@@ -129,10 +130,10 @@ class ServiceState:
         self, status: ServiceStatus, failure_type: FailureType | None, detail: str
     ) -> Transition:
         old = self.status
-        now = time.time()
+        now = time.monotonic()
         spell = now - self.healthy_since if self.healthy_since is not None else None
         self.status = status
-        self.status_since = now
+        self.status_since = time.time()
         self.healthy_since = now if status is ServiceStatus.HEALTHY else None
         if status is ServiceStatus.HEALTHY:
             self.unhealthy_since = None

@@ -2,8 +2,9 @@
 
 Owns the workflow manager (registration, schedules, priorities, stop and
 resume: ``manager``), one run's step graph (``run``), the checks a workflow
-passes before it is registered (``validation``) and the pacing of step
-retries (``pacing``). Steps are the heal side's actions.
+passes before it is registered (``validation``), the pacing of step
+retries (``pacing``) and how a cut-off or failed run goes on (``resume``).
+Steps are the heal side's actions.
 
 Runs are kept and counted through the ports in ``ports`` (``RunJournal``,
 ``WorkflowMetrics``), which the store and the metrics implement; the

@@ -35,10 +35,12 @@ Stop and reload
     the host); a changed one is rescheduled, and its run in progress finishes
     under the definition it started with. Cancelled commands are torn down
     with their whole process group before the run is recorded.
+Resume
+    A failed, timed-out or interrupted run goes on at its first unfinished
+    step (by hand, or at start after a crash: ``medic.workflows.resume``).
 
-The manager keeps runs through the ``RunJournal`` port and counts them through
-``WorkflowMetrics`` (``medic.workflows.ports``); the run records it returns are
-the journal's, handed on as they are.
+The manager keeps runs through the ``RunJournal`` port, counts them through
+``WorkflowMetrics`` (``medic.workflows.ports``) and hands on the journal's records.
 """
 
 from __future__ import annotations
@@ -60,8 +62,10 @@ from medic.config.schedules import build_trigger
 from medic.core.bus import EventBus
 from medic.core.errors import (
     InvalidWorkflowError,
+    RunNotResumableError,
     WorkflowAlreadyRunningError,
     WorkflowNotFoundError,
+    WorkflowRunNotFoundError,
     WorkflowsClosedError,
 )
 from medic.core.logging import get_logger
@@ -69,6 +73,7 @@ from medic.core.redact import redact_config
 from medic.host.resources import Resources
 from medic.workflows.pacing import PriorityGate
 from medic.workflows.ports import NO_RUNS, RunCounts, RunJournal, RunRecord, WorkflowMetrics
+from medic.workflows.resume import RESUMABLE_OUTCOMES, continues_by_itself, plan_resume
 from medic.workflows.run import COMPONENT, RunDeps, WorkflowRun
 from medic.workflows.validation import parse_workflow, validate_workflow
 
@@ -190,6 +195,50 @@ class WorkflowManager:
         assert record is not None
         return record
 
+    async def resume(self, workflow_id: str, run_id: int, who: str = "an operator") -> int:
+        """Resume a failed, timed-out or interrupted run at its first unfinished step."""
+        entry = self._entry(workflow_id)
+        run = self._run_json(workflow_id, run_id)
+        if entry.active is not None:
+            raise WorkflowAlreadyRunningError(workflow_id)
+        if run["outcome"] not in RESUMABLE_OUTCOMES:
+            raise RunNotResumableError(
+                f"run {run_id} of {workflow_id!r} has outcome {run['outcome']}; only a"
+                " failed, timed-out or interrupted run can be resumed"
+            )
+        self._startable(workflow_id)
+        self._resume(workflow_id, entry, run, f"resumed by {who}")
+        return run_id
+
+    def resume_cut_off(self, run_ids: Sequence[int]) -> list[int]:
+        """At start: resume the runs the last crash cut off, where that is safe."""
+        resumed = []
+        for run_id in run_ids:
+            record = self.journal.workflow_run(run_id)
+            run: dict[str, Any] = record.as_json() if record is not None else {}
+            wid = str(run.get("workflow"))
+            entry = self._entries.get(wid)
+            if entry is None or entry.stopped or entry.active is not None:
+                continue
+            if continues_by_itself(entry.config, run):
+                self._resume(wid, entry, run, "resumed after the daemon restarted")
+                resumed.append(run_id)
+        return resumed
+
+    def _run_json(self, workflow_id: str, run_id: int) -> dict[str, Any]:
+        record = self.journal.workflow_run(run_id)
+        if record is None or record.as_json()["workflow"] != workflow_id:
+            raise WorkflowRunNotFoundError(workflow_id, run_id)
+        return record.as_json()
+
+    def _resume(
+        self, workflow_id: str, entry: _Entry, run: Mapping[str, Any], why: str
+    ) -> WorkflowRun:
+        plan = plan_resume(entry.config, run, why)
+        self.journal.resume_run(plan.run_id, plan.note)
+        plan.tell(self.bus)
+        return self._launch(workflow_id, entry, plan.trigger, run_id=plan.run_id, kept=plan.kept)
+
     async def stop(self, workflow_id: str) -> bool:
         """Cancel the run in progress and pause the schedule; True if a run was cancelled."""
         entry = self._entry(workflow_id)
@@ -285,9 +334,19 @@ class WorkflowManager:
             raise WorkflowAlreadyRunningError(workflow_id)
         return entry
 
-    def _launch(self, workflow_id: str, entry: _Entry, trigger: str) -> WorkflowRun:
-        run_id = self.journal.start_run(workflow_id, trigger)
-        run = WorkflowRun(workflow_id, entry.config, run_id, trigger, self._deps)
+    def _launch(
+        self,
+        workflow_id: str,
+        entry: _Entry,
+        trigger: str,
+        *,
+        run_id: int | None = None,
+        kept: Mapping[str, str] | None = None,
+    ) -> WorkflowRun:
+        """Start a new run, or go on with ``run_id`` (resumed) with its ``kept`` steps."""
+        if run_id is None:
+            run_id = self.journal.start_run(workflow_id, trigger)
+        run = WorkflowRun(workflow_id, entry.config, run_id, trigger, self._deps, kept)
         run.task = asyncio.create_task(run.execute(self._gate), name=f"workflow:{workflow_id}")
         run.task.add_done_callback(lambda _task: _settle(run))
         entry.run = run

@@ -54,6 +54,9 @@ class RunJournal(Protocol):
 
     def add_workflow_step(self, run_id: int, step: WorkflowStepEntry) -> None: ...
 
+    def resume_run(self, run_id: int, note: str) -> None:
+        """A failed or interrupted run is ``running`` again (its steps kept)."""
+
     def finish_run(self, run_id: int, status: str, detail: str) -> None: ...
 
     def set_workflow_paused(self, workflow: str, paused: bool) -> None:

@@ -21,6 +21,9 @@ Timeouts
     cut shorter than its duration by a default (``medic.heal.steps.step_timeout``).
 Dry run
     Every step is recorded as ``dry_run`` and nothing is executed.
+Resumed runs
+    A run resumed (``medic.workflows.resume``) keeps its id, its start and the
+    steps it ``kept``; those are not run again and count as they ended.
 
 The run records through the ``RunJournal`` and counts through the
 ``WorkflowMetrics`` ports (``medic.workflows.ports``).
@@ -31,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,7 +88,13 @@ class WorkflowRun:
     """One run of one workflow: its step graph under the workflow timeout."""
 
     def __init__(
-        self, workflow_id: str, config: WorkflowConfig, run_id: int, trigger: str, deps: RunDeps
+        self,
+        workflow_id: str,
+        config: WorkflowConfig,
+        run_id: int,
+        trigger: str,
+        deps: RunDeps,
+        kept: Mapping[str, str] | None = None,
     ) -> None:
         self.workflow_id = workflow_id
         self.config = config
@@ -98,7 +107,8 @@ class WorkflowRun:
         self.admitted_t0: float | None = None
         self.finished = False
         self._steps = {_name(s): s for s in config.steps}
-        self._done: dict[str, str] = {}
+        self._done: dict[str, str] = dict(kept or {})
+        self.resumed = kept is not None
         self._in_flight: dict[str, _InFlight] = {}
         self._log = get_logger(COMPONENT, workflow=workflow_id, run_id=run_id)
         self._ctx = ActionContext(
@@ -140,6 +150,8 @@ class WorkflowRun:
 
     def _admit(self) -> None:
         self.admitted_t0 = time.monotonic()
+        if self.resumed:
+            return  # its start is the first one; the manager told of the resume
         self.deps.journal.mark_run_started(self.run_id)
         self._log.info(
             "workflow.started",
@@ -179,6 +191,8 @@ class WorkflowRun:
         await self._step(step)
 
     async def _step(self, step: ActionOptions) -> None:
+        if _name(step) in self._done:
+            return  # kept from before the run was resumed
         blocker = next((d for d in step.depends_on if self._blocks(d)), None)
         if blocker is not None:
             detail = f"not run: step {blocker!r} did not succeed"
