@@ -23,6 +23,9 @@ they are defined: ``tests.helpers`` (polling, ports, ``REPO_ROOT``),
     medic_daemon       function  tests.plugins.daemon
     resources          function  tests.plugins.inprocess
     orchestrator       function  tests.plugins.inprocess
+    plain_image        session   tests.plugins.labelled (containers whose labels medic reads)
+    labelled           function  tests.plugins.labelled
+    compose_project    function  tests.plugins.labelled (Debian's docker-compose v1)
 """
 
 pytest_plugins = [
@@ -32,5 +35,6 @@ pytest_plugins = [
     "tests.plugins.processes",
     "tests.plugins.daemon",
     "tests.plugins.inprocess",
+    "tests.plugins.labelled",
     "tests.dockerwatch",
 ]

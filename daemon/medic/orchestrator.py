@@ -19,7 +19,8 @@ The long-lived parts start in this order and stop in reverse
    refused);
 10. monitor: every service's check is scheduled;
 11. workflows: registered and scheduled;
-12. Docker events: listened to when a service uses Docker;
+12. Docker events: listened to when a service uses Docker or discovery is on
+    (``docker.discover``; ``medic.watch.discovery`` adds and removes services);
 13. work: the hourly prune job; stopping starts here: the scheduler pauses, no
     check is scheduled any more, running recoveries get ``shutdown_grace``.
 
@@ -30,6 +31,7 @@ logged and the others still close. ``start()``/``stop()`` enter the same list
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -46,6 +48,7 @@ from medic.core.logging import get_logger
 from medic.core.vocabulary import FailureType, Trigger
 from medic.heal.engine import RecoveryEngine
 from medic.heal.run import RecoveryResult
+from medic.host.docker import DockerEvent
 from medic.host.docker_events import DockerEventListener
 from medic.host.resources import Resources
 from medic.host.subprocesses import end_left_session
@@ -54,6 +57,8 @@ from medic.store.recorder import BusRecorder
 from medic.tell.metrics import Metrics
 from medic.tell.webhooks import WebhookDispatcher
 from medic.watch.containers import ContainerEvents, ContainerStopGate, DockerIntent
+from medic.watch.discovery.docker_labels import DiscoverySettings, DockerLabelDiscovery
+from medic.watch.discovery.services import WatchedServices
 from medic.watch.monitor import SelfHealingMonitor
 from medic.watch.runner import CheckRunner
 from medic.workflows.manager import WorkflowManager
@@ -96,8 +101,12 @@ class ControlPlaneOrchestrator:
             dry_run=self.dry_run,
         )
         self.containers = ContainerEvents(self.monitor, self._intent)
+        self.watched = WatchedServices(self.monitor, self.bus, config.services)
+        self.discovery = DockerLabelDiscovery(
+            self.resources.docker, _discovery_settings(config), self.watched.apply_discovered
+        )
         self.docker_events = DockerEventListener(
-            self.resources.docker, self.containers.on_event, self.containers.on_connected
+            self.resources.docker, self._on_docker_event, self._on_docker_connected
         )
         self._lifecycle: Lifecycle | None = None
         self._grace_s: float | None = None
@@ -167,7 +176,7 @@ class ControlPlaneOrchestrator:
             yield api
         yield Part("monitor", pair(self.monitor.start, self._close_monitor))
         yield Part("workflows", pair(self._apply_workflows, self._shutdown_workflows))
-        yield Part("docker events", pair(self._listen_to_docker, self.docker_events.stop))
+        yield Part("docker events", pair(self._listen_to_docker, self._stop_docker))
         yield Part("work", pair(self._take_work, self._stop_taking_work))
 
     def _grace(self) -> float:
@@ -260,8 +269,26 @@ class ControlPlaneOrchestrator:
         await self.workflows.shutdown(self._grace())
 
     def _listen_to_docker(self) -> None:
-        if self.containers.wanted():
+        if self.discovery.settings.enabled:
+            self.discovery.start()
+        if self.containers.wanted() or self.discovery.settings.enabled:
             self.docker_events.start()
+
+    async def _stop_docker(self) -> None:
+        await self.docker_events.stop()
+        await self.discovery.stop()
+
+    def _on_docker_event(self, event: DockerEvent) -> None:
+        self.containers.on_event(event)  # the watched services first; then discovery
+        self.discovery.on_event(event)
+
+    def _on_docker_connected(self) -> None:
+        self.containers.on_connected()
+        self.discovery.rescan()
+
+    def discovery_errors(self) -> list[dict[str, str]]:
+        """Containers that are not watched because of a label, and why."""
+        return [error.as_json() for error in self.watched.errors]
 
     def _take_work(self) -> None:
         self.scheduler.add_job(self._prune, "interval", seconds=_PRUNE_INTERVAL_S, id="medic:prune")
@@ -287,7 +314,7 @@ class ControlPlaneOrchestrator:
         # anything, so a refusal leaves the services as they were too.
         workflows = await self.workflows.apply(config.model.workflows)
         self.workflows.set_max_concurrent(config.model.daemon.workflow_concurrency)
-        services = await self.monitor.apply_services(config.services)
+        services = await self.watched.apply_yaml(config.services)
         processes = await self.resources.processes.apply(
             _processes(config), start=not (self.dry_run or config.dry_run)
         )
@@ -296,8 +323,8 @@ class ControlPlaneOrchestrator:
         )
         webhooks = self.notifications.apply(config.model.notifications)
         self.config = config
-        if self.containers.wanted():
-            self.docker_events.start()
+        self.discovery.reconfigure(_discovery_settings(config))
+        self._listen_to_docker()
         changes = {
             "services": services,
             "workflows": workflows,
@@ -382,6 +409,10 @@ class ControlPlaneOrchestrator:
 
 def _log_stopped() -> None:
     log.info("orchestrator.stopped", message="Orchestrator stopped")
+
+
+def _discovery_settings(config: LoadedConfig) -> DiscoverySettings:
+    return DiscoverySettings.from_config(config.model, config.playbooks, os.environ)
 
 
 def _processes(config: LoadedConfig) -> dict[str, ProcessConfig]:

@@ -103,6 +103,54 @@ class RecoveryPolicy(Section):
     (blast radius) before the first recovery starts."""
 
 
+HOST_WIDE_POLICY_KEYS = (
+    "concurrency",
+    "budget",
+    "max_failing_fraction",
+    "correlation_window",
+)
+"""Keys of ``monitoring.recovery`` that speak of the whole host, not one service."""
+
+
+class BackoffOverride(Section):
+    initial: Duration | None = None
+    factor: float | None = Field(default=None, ge=1.0, le=10.0)
+    max: Duration | None = None
+    jitter: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class ServicePolicy(Section):
+    """``services.X.recovery_policy``: any per-service key of ``monitoring.recovery``
+    for this service alone; what it leaves out comes from ``monitoring.recovery``."""
+
+    max_attempts: int | None = Field(default=None, ge=1, le=1000)
+    window: Duration | None = None
+    backoff: BackoffOverride | None = None
+    reset_after: Duration | None = None
+    circuit_cooldown: Duration | None = None
+    circuit_cooldown_max: Duration | None = None
+    respect_manual_stop: bool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_host_wide(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            host_wide = [k for k in HOST_WIDE_POLICY_KEYS if k in data]
+            if host_wide:
+                raise ValueError(
+                    f"{', '.join(host_wide)} is host-wide: set it in monitoring.recovery"
+                )
+        return data
+
+    def over(self, policy: RecoveryPolicy) -> RecoveryPolicy:
+        """``policy`` with this service's keys put over it."""
+        update: dict[str, Any] = self.model_dump(exclude_none=True, exclude={"backoff"})
+        if self.backoff is not None:
+            backoff = self.backoff.model_dump(exclude_none=True)
+            update["backoff"] = policy.backoff.model_copy(update=backoff)
+        return policy.model_copy(update=update)
+
+
 class MonitoringConfig(Section):
     health_check_interval: Duration = Field(default=10.0, gt=0)
     timeout: Duration = Field(default=5.0, gt=0)
@@ -147,6 +195,10 @@ class ServiceConfig(Section):
     depends_on: list[str] = Field(default_factory=list)
     recovery: dict[FailureType, str] = Field(default_factory=dict)
     """Failure type -> playbook name; overrides matching by ``failure_types``."""
+    recovery_policy: ServicePolicy | None = None
+    stop_timeout: Duration | None = None
+    """How long a container or program gets to stop before it is killed; the
+    default of ``restart_container`` steps that give none."""
     enabled: bool = True
 
 
@@ -209,6 +261,16 @@ class NotificationsConfig(Section):
         return hooks
 
 
+class DockerConfig(Section):
+    """``docker:``: services found from the labels of the engine's containers."""
+
+    discover: Literal["off", "labeled", "all"] = "off"
+    """``labeled``: containers labelled ``medic.enable=true``; ``all``: every
+    container unless labelled ``medic.enable=false``."""
+    autoheal_labels: bool = False
+    """Honour autoheal's ``autoheal=true`` and ``autoheal.stop.timeout`` labels."""
+
+
 class Config(Section):
     daemon: DaemonConfig = DaemonConfig()
     api: ApiConfig = ApiConfig()
@@ -217,6 +279,7 @@ class Config(Section):
     services: dict[str, ServiceConfig] = Field(default_factory=dict)
     workflows: dict[str, WorkflowConfig] = Field(default_factory=dict)
     notifications: NotificationsConfig = NotificationsConfig()
+    docker: DockerConfig = DockerConfig()
 
     @model_validator(mode="before")
     @classmethod
@@ -256,9 +319,21 @@ class ServiceSpec:
     depends_on: tuple[str, ...] = ()
     recovery: dict[FailureType, str] = field(default_factory=dict)
     description: str = ""
+    stop_timeout_s: float | None = None
+    source: Literal["yaml", "docker"] = "yaml"
+    """Where the service was declared: the config file or a container's labels."""
 
     @classmethod
-    def resolve(cls, name: str, svc: ServiceConfig, mon: MonitoringConfig) -> ServiceSpec:
+    def resolve(
+        cls,
+        name: str,
+        svc: ServiceConfig,
+        mon: MonitoringConfig,
+        source: Literal["yaml", "docker"] = "yaml",
+    ) -> ServiceSpec:
+        policy = (
+            mon.recovery if svc.recovery_policy is None else svc.recovery_policy.over(mon.recovery)
+        )
         return cls(
             name=name,
             check=svc.check,
@@ -267,7 +342,7 @@ class ServiceSpec:
             failure_threshold=_first(svc.failure_threshold, mon.failure_threshold),
             success_threshold=_first(svc.success_threshold, mon.success_threshold),
             start_period_s=_start_period(svc, mon),
-            policy=mon.recovery,
+            policy=policy,
             container=svc.container,
             unit=svc.unit,
             process=svc.process,
@@ -275,6 +350,8 @@ class ServiceSpec:
             depends_on=tuple(svc.depends_on),
             recovery=dict(svc.recovery),
             description=svc.description,
+            stop_timeout_s=svc.stop_timeout,
+            source=source,
         )
 
 

@@ -332,7 +332,7 @@ class RecoveryEngine:
             started_healthy=state.status is ServiceStatus.HEALTHY,
         )
         if counts_against_guardrails(trigger, dry_run):
-            self.guardrails.record_attempt(heal, time.time())
+            self.guardrails.record_attempt(heal, time.time(), state.spec.policy)
         # Recorded before the task starts, so whoever asked has the id at once.
         run.rec_id = self.journal.start_recovery(
             state.name,
@@ -380,8 +380,9 @@ class RecoveryEngine:
             detail = f"probation attempt {run.rec_id} did not heal it"
             self.circuits.probation_failed(state, heal, detail, now)
         else:
-            attempts = self.guardrails.attempts_in_window(heal, now)
-            heal.next_attempt_at = now + self.guardrails.backoff_delay(attempts)
+            policy = state.spec.policy
+            attempts = self.guardrails.attempts_in_window(heal, now, policy)
+            heal.next_attempt_at = now + self.guardrails.backoff_delay(attempts, policy)
             self.holds.wake_at(state.name, heal.next_attempt_at)
 
     # start and stop ---------------------------------------------------------------

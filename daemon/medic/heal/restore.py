@@ -25,21 +25,27 @@ def restore_history(
     now: float,
 ) -> int:
     """Restore attempts and open circuits; returns how many attempts count again."""
-    recent = journal.recovery_starts(now - guardrails.policy.window)
+    host_window = guardrails.policy.window
+    # A service's own window may be longer than the host's.
+    longest = max([host_window, *(s.spec.policy.window for s in states.values())])
+    recent = journal.recovery_starts(now - longest)
     counted = [
         (start.service, start.at)
         for start in recent
         if counts_against_guardrails(start.trigger, start.dry_run)
     ]
     for service, at in counted:
-        if service in states:
-            book.of(states[service]).attempts.append(at)
-        guardrails.host_attempts.append(at)
+        state = states.get(service)
+        if state is not None and at >= now - state.spec.policy.window:
+            book.of(state).attempts.append(at)
+        if at >= now - host_window:
+            guardrails.host_attempts.append(at)
     entries = journal.audit_entries("circuit.*", limit=_CIRCUIT_HISTORY_ROWS)
     for before in still_open(_circuit_words(entries)):
         if before.service in states:
-            circuits.reopen(book.of(states[before.service]), before, now)
-    return len(counted)
+            state = states[before.service]
+            circuits.reopen(state, book.of(state), before, now)
+    return sum(1 for _service, at in counted if at >= now - host_window)
 
 
 def _circuit_words(

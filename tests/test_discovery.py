@@ -1,0 +1,151 @@
+"""Docker label discovery on the real engine: containers labelled
+``medic.enable=true`` become services at start and live, are healed like YAML
+services, and go when they are removed; a bad label (or one that asks for a
+host command) keeps only its own container out, and says which label and why;
+a YAML service wins over a labelled container of the same name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from medic.orchestrator import ControlPlaneOrchestrator
+from tests.helpers import REPO_ROOT, free_port
+from tests.plugins.inprocess import BusWatch, OrchestratorFactory
+from tests.plugins.labelled import LabelledFactory
+
+PLAYBOOKS = REPO_ROOT / "recovery_playbooks"
+
+
+def config(extra: str = "", *, services: str = "") -> str:
+    return f"""
+monitoring:
+  health_check_interval: 1s
+  timeout: 1s
+  failure_threshold: 1
+  recovery: {{max_attempts: 5, backoff: {{initial: 100ms}}}}
+playbooks_dir: {PLAYBOOKS}
+docker: {{discover: labeled}}
+{extra}
+services:
+{services or "  {}"}
+"""
+
+
+def service(orch: ControlPlaneOrchestrator, name: str) -> dict[str, Any]:
+    return orch.service_status(name)
+
+
+async def test_labelled_containers_are_found_at_start_and_live_and_go_when_removed(
+    orchestrator: OrchestratorFactory, labelled: LabelledFactory
+) -> None:
+    web = labelled({"medic.enable": "true", "medic.name": "lbl-web"}, name="web")
+    labelled({"medic.name": "not-enabled"}, name="other")  # no medic.enable: not a service
+    orch = await orchestrator(config())
+    events = BusWatch(orch.bus, after=0)
+    await events.next("service.state", service="lbl-web", new="healthy")
+    state = service(orch, "lbl-web")
+    assert (state["source"], state["container"], state["check_type"]) == (
+        "docker",
+        web.name,
+        "container",
+    )
+    assert "not-enabled" not in orch.monitor.states()
+
+    late = labelled(
+        {"medic.enable": "true", "medic.name": "lbl-late", "medic.interval": "7s"}, name="late"
+    )
+    await events.next("service.state", service="lbl-late", new="healthy")
+    assert service(orch, "lbl-late")["interval_seconds"] == 7.0
+
+    late.container.remove(force=True)
+    await events.next("discovery.changed", removed=["lbl-late"])
+    assert "lbl-late" not in orch.monitor.states()
+    assert orch.store.uptime_percentage("lbl-late", 3600) is not None, "its history stays"
+
+
+async def test_a_labelled_container_that_crashes_is_healed(
+    orchestrator: OrchestratorFactory, labelled: LabelledFactory
+) -> None:
+    web = labelled(
+        {
+            "medic.enable": "true",
+            "medic.name": "crashy",
+            "medic.recovery.service_crash": "restart-container",
+        },
+        name="crashy",
+    )
+    orch = await orchestrator(config())
+    events = BusWatch(orch.bus, after=0)
+    await events.next("service.state", service="crashy", new="healthy")
+    web.kill_process()
+    done = await events.next("recovery.succeeded", service="crashy")
+    assert done.data["playbook"] == "restart-container"
+    web.wait_status("running")
+
+
+async def test_a_bad_label_keeps_only_its_container_out_and_names_the_label(
+    orchestrator: OrchestratorFactory, labelled: LabelledFactory
+) -> None:
+    good = labelled({"medic.enable": "true", "medic.name": "good"}, name="good")
+    bad = labelled(
+        {"medic.enable": "true", "medic.name": "bad", "medic.interval": "soon"}, name="bad"
+    )
+    orch = await orchestrator(config())
+    events = BusWatch(orch.bus, after=0)
+    error = await events.next("discovery.error", container=bad.name)
+    assert error.data["label"] == "medic.interval"
+    assert "invalid duration 'soon'" in error.data["message"]
+    await events.next("service.state", service="good", new="healthy")
+    assert "bad" not in orch.monitor.states()
+    assert {"container": bad.name, "label": "medic.interval"}.items() <= (
+        orch.discovery_errors()[0].items()
+    )
+    assert good.status == "running"
+
+
+async def test_labels_that_would_run_host_commands_are_refused(
+    orchestrator: OrchestratorFactory, labelled: LabelledFactory, tmp_path: Path
+) -> None:
+    marker = tmp_path / "pwned"
+    tries = {
+        "check": {"medic.check.type": "command", "medic.check.command": f"touch,{marker}"},
+        "start": {"medic.start_command": f"touch,{marker}"},
+        "process": {"medic.process.command": f"touch,{marker}"},
+        "unit": {"medic.unit": "ssh.service"},
+        "hook": {"medic.recovery.service_crash": "disk-full"},  # runs journalctl on the host
+    }
+    made = {
+        key: labelled({"medic.enable": "true", "medic.name": key, **labels}, name=key)
+        for key, labels in tries.items()
+    }
+    orch = await orchestrator(config())
+    events = BusWatch(orch.bus, after=0)
+    seen = [(await events.next("discovery.error")).data for _ in made]
+    refused = {key: next(e for e in seen if e["container"] == h.name) for key, h in made.items()}
+    assert refused["check"]["label"] == "medic.check.type"
+    assert "runs a command on the host" in refused["check"]["message"]
+    assert refused["start"]["label"] == "medic.start_command"
+    assert refused["process"]["label"] == "medic.process"
+    assert refused["unit"]["label"] == "medic.unit"
+    assert refused["hook"]["label"] == "medic.recovery.service_crash"
+    assert "acts on the host (run_command)" in refused["hook"]["message"]
+    assert not set(tries) & set(orch.monitor.states())
+    assert not marker.exists()
+
+
+async def test_a_yaml_service_wins_over_a_labelled_container_of_its_name(
+    orchestrator: OrchestratorFactory, labelled: LabelledFactory
+) -> None:
+    labelled({"medic.enable": "true", "medic.name": "shared", "medic.interval": "3s"}, name="s")
+    yaml_service = f"  shared:\n    check: {{type: tcp, port: {free_port()}}}\n    interval: 30s"
+    orch = await orchestrator(config(services=yaml_service))
+    events = BusWatch(orch.bus, after=0)
+    labelled({"medic.enable": "true", "medic.name": "other"}, name="o")
+    await events.next("service.state", service="other", new="healthy")
+    state = service(orch, "shared")
+    assert (state["source"], state["check_type"], state["interval_seconds"]) == (
+        "yaml",
+        "tcp",
+        30.0,
+    )
