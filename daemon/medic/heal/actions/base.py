@@ -37,6 +37,9 @@ class ServiceTarget:
     check: CheckOptions | None = None
     """The service's check options: ``reconnect`` takes its database from a postgres check."""
     start_command: tuple[str, ...] | None = None
+    stop_timeout_s: float | None = None
+    """The service's ``stop_timeout`` (its labels' ``medic.stop_timeout`` or
+    ``autoheal.stop.timeout``): the default of ``restart_container``."""
 
 
 @dataclass
