@@ -13,6 +13,7 @@ from medic.orchestrator import ControlPlaneOrchestrator
 from tests.helpers import REPO_ROOT, free_port
 from tests.plugins.inprocess import BusWatch, OrchestratorFactory
 from tests.plugins.labelled import LabelledFactory
+from tests.test_validate_cli import medic_validate
 
 PLAYBOOKS = REPO_ROOT / "recovery_playbooks"
 
@@ -149,3 +150,22 @@ async def test_a_yaml_service_wins_over_a_labelled_container_of_its_name(
         "tcp",
         30.0,
     )
+
+
+def test_medic_validate_asks_the_engine_and_names_each_bad_label(
+    labelled: LabelledFactory, tmp_path: Path
+) -> None:
+    bad = labelled(
+        {"medic.enable": "true", "medic.name": "v-bad", "medic.check.type": "command"},
+        name="vbad",
+    )
+    labelled({"medic.enable": "true", "medic.name": "v-good"}, name="vgood")
+    path = tmp_path / "config.yaml"
+    path.write_text(config())
+    done = medic_validate("--config", str(path))
+    assert done.returncode == 1, done.stderr
+    assert f"docker:{bad.name}: medic.check.type: a `command` check runs" in done.stderr
+    bad.container.remove(force=True)
+    done = medic_validate("--config", str(path))
+    assert done.returncode == 0, done.stderr
+    assert "discovered from container labels" in done.stdout
