@@ -169,3 +169,24 @@ def test_medic_validate_asks_the_engine_and_names_each_bad_label(
     done = medic_validate("--config", str(path))
     assert done.returncode == 0, done.stderr
     assert "discovered from container labels" in done.stdout
+
+
+async def test_when_the_event_stream_comes_back_the_containers_are_read_again(
+    orchestrator: OrchestratorFactory, labelled: LabelledFactory
+) -> None:
+    gone = labelled({"medic.enable": "true", "medic.name": "gone-meanwhile"}, name="gone")
+    orch = await orchestrator(config())
+    events = BusWatch(orch.bus, after=0)
+    await events.next("service.state", service="gone-meanwhile", new="healthy")
+    await orch.docker_events.stop()  # the engine (its event stream) is away
+    gone.container.remove(force=True)
+    labelled({"medic.enable": "true", "medic.name": "came-meanwhile"}, name="came")
+    await events.none("discovery.changed", within=1.0)
+    assert "came-meanwhile" not in orch.monitor.states()
+    orch.docker_events.start()  # back: what happened meanwhile is read from the list
+    changed = await events.next("discovery.changed")
+    assert (changed.data["added"], changed.data["removed"]) == (
+        ["came-meanwhile"],
+        ["gone-meanwhile"],
+    )
+    await events.next("service.state", service="came-meanwhile", new="healthy")

@@ -251,6 +251,11 @@ class DockerLabelDiscovery:
         cid = event.container_id
         if event.action == "destroy":
             return self._containers.pop(cid, None) is not None
+        # The event carries the container's labels: one that is no service
+        # costs no inspect (on a busy engine, those would queue before ours).
+        preview = ContainerInfo(cid, event.container, event.attributes, "", "")
+        if cid not in self._containers and not self.settings.choice(preview)[0]:
+            return False
         try:
             info = await self._gateway.describe(cid)
         except ContainerNotFound:
