@@ -121,3 +121,34 @@ async def test_an_autoheal_compose_file_is_healed_when_its_healthcheck_fails(
     app.reload()
     assert app.attrs["RestartCount"] == 0 and app.status == "running"
     assert app.exec_run(["test", "-f", "/run/flag/sick"]).exit_code == 1, "restarted: tmpfs empty"
+
+
+RECREATE = """
+version: "2.4"
+services:
+  app:
+    image: {image}
+    init: true
+    labels:
+      medic.enable: "true"
+      medic.interval: INTERVAL
+      org.medic-tests.owner-pid: "{owner}"
+"""
+
+
+async def test_a_container_recreated_with_other_labels_gets_them(
+    orchestrator: OrchestratorFactory, compose_project: Any
+) -> None:
+    project = compose_project(RECREATE.replace("INTERVAL", "3s"))
+    orch = await orchestrator(config("{discover: labeled}"))
+    events = BusWatch(orch.bus, after=0)
+    await events.next("service.state", service="app", new="healthy")
+    assert status(orch, "app")["interval_seconds"] == 3.0
+    compose_file = project.directory / "docker-compose.yml"
+    compose_file.write_text(compose_file.read_text().replace("3s", "7s"))
+    project.run("up", "-d")  # Compose v1 recreates it: new container, old one removed
+    await events.next("discovery.changed", changed=["app"])
+    await events.next("service.state", service="app", new="healthy")
+    assert status(orch, "app")["interval_seconds"] == 7.0
+    assert orch.discovery_errors() == []
+    assert events.count("discovery.error") == 0

@@ -122,10 +122,14 @@ def read_containers(containers: Iterable[ContainerInfo], settings: DiscoverySett
     names = service_names(infos)
     services: dict[str, ServiceSpec] = {}
     errors: list[DiscoveryError] = []
-    for info, autoheal in sorted(chosen, key=lambda pair: pair[0].name):
+    # Running ones first: a container Compose is replacing (stopped, renamed)
+    # yields its name to the new one.
+    for info, autoheal in sorted(chosen, key=lambda pair: (_stopped(pair[0]), pair[0].name)):
         spec = _read_one(info, autoheal, infos, names, settings)
         if isinstance(spec, list):
             errors += [DiscoveryError(info.name, p.label, p.message) for p in spec]
+        elif spec.name in services and _stopped(info):
+            continue
         elif spec.name in services:
             taken = services[spec.name].container
             message = f"the service name {spec.name!r} is taken by container {taken}"
@@ -133,6 +137,10 @@ def read_containers(containers: Iterable[ContainerInfo], settings: DiscoverySett
         elif info.status not in _NOT_STARTED:
             services[spec.name] = spec
     return Discovered(services, tuple(errors))
+
+
+def _stopped(info: ContainerInfo) -> bool:
+    return info.status in _GONE | _NOT_STARTED
 
 
 def _read_one(
