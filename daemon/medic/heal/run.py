@@ -178,6 +178,7 @@ def _context(run: Recovery, deps: RunDeps) -> ActionContext:
         run_check=run_check,
         emit=emit,
         facts=run.facts,
+        recovery_id=run.rec_id,
         sessions=deps.recorder.journal.step_sessions(recovery_id=run.rec_id),
     )
 
