@@ -143,3 +143,16 @@ def test_autoheal_labels_watch_the_healthcheck_and_restart_when_unhealthy() -> N
     custom = settings({"autoheal_labels": True}, {"AUTOHEAL_CONTAINER_LABEL": "heal-me"})
     chosen = read_containers([info("x", {"heal-me": "true"}), healing], custom)
     assert set(chosen.services) == {"x"}
+
+
+def test_a_dependency_cycle_leaves_one_of_its_containers_out_and_says_so() -> None:
+    containers = [
+        info("a", {"medic.enable": "true", "medic.depends_on": "b"}),
+        info("b", {"medic.enable": "true", "medic.depends_on": "a"}),
+        info("c", {"medic.enable": "true", "medic.depends_on": "a"}),
+    ]
+    found = read_containers(containers, settings())
+    assert set(found.services) == {"b", "c"}
+    [error] = found.errors
+    assert (error.container, error.label) == ("a", "medic.depends_on")
+    assert error.message == "dependency cycle: a -> b -> a"

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from medic.config.labels import ENABLE, LabelProblem, is_false, is_true, service_from_labels
 from medic.config.models import Config, MonitoringConfig, Playbook, ServiceSpec
+from medic.config.refs import find_cycle
 from medic.core.logging import get_logger
 from medic.host.docker import (
     ContainerInfo,
@@ -136,7 +137,27 @@ def read_containers(containers: Iterable[ContainerInfo], settings: DiscoverySett
             errors.append(DiscoveryError(info.name, "medic.name", message))
         elif info.status not in _NOT_STARTED:
             services[spec.name] = spec
+    for name in _in_a_cycle(services):
+        spec = services.pop(name)
+        message = "dependency cycle: " + " -> ".join(find_cycle(_graph(services, spec)))
+        errors.append(DiscoveryError(spec.container or name, "medic.depends_on", message))
     return Discovered(services, tuple(errors))
+
+
+def _graph(services: Mapping[str, ServiceSpec], *more: ServiceSpec) -> dict[str, list[str]]:
+    specs = [*services.values(), *more]
+    return {s.name: list(s.depends_on) for s in specs}
+
+
+def _in_a_cycle(services: dict[str, ServiceSpec]) -> list[str]:
+    """Services to leave out, one per dependency cycle, until none is left: a
+    cycle would hold each of its services until the others recover."""
+    out: list[str] = []
+    left = dict(services)
+    while cycle := find_cycle(_graph(left)):
+        out.append(cycle[0])
+        left.pop(cycle[0])
+    return out
 
 
 def _stopped(info: ContainerInfo) -> bool:
