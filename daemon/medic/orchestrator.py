@@ -48,8 +48,6 @@ from medic.core.logging import get_logger
 from medic.core.vocabulary import FailureType, Trigger
 from medic.heal.engine import RecoveryEngine
 from medic.heal.run import RecoveryResult
-from medic.host.docker import DockerEvent
-from medic.host.docker_events import DockerEventListener
 from medic.host.resources import Resources
 from medic.host.subprocesses import end_left_session
 from medic.store import SessionRecord, Store
@@ -59,6 +57,7 @@ from medic.tell.webhooks import WebhookDispatcher
 from medic.watch.containers import ContainerEvents, ContainerStopGate, DockerIntent
 from medic.watch.discovery.docker_labels import DiscoverySettings, DockerLabelDiscovery
 from medic.watch.discovery.services import WatchedServices
+from medic.watch.discovery.stream import DockerStream
 from medic.watch.monitor import SelfHealingMonitor
 from medic.watch.runner import CheckRunner
 from medic.workflows.manager import WorkflowManager
@@ -105,9 +104,7 @@ class ControlPlaneOrchestrator:
         self.discovery = DockerLabelDiscovery(
             self.resources.docker, _discovery_settings(config), self.watched.apply_discovered
         )
-        self.docker_events = DockerEventListener(
-            self.resources.docker, self._on_docker_event, self._on_docker_connected
-        )
+        self.docker_events = DockerStream(self.resources.docker, self.containers, self.discovery)
         self._lifecycle: Lifecycle | None = None
         self._grace_s: float | None = None
 
@@ -176,7 +173,7 @@ class ControlPlaneOrchestrator:
             yield api
         yield Part("monitor", pair(self.monitor.start, self._close_monitor))
         yield Part("workflows", pair(self._apply_workflows, self._shutdown_workflows))
-        yield Part("docker events", pair(self._listen_to_docker, self._stop_docker))
+        yield Part("docker events", pair(self.docker_events.start, self.docker_events.stop))
         yield Part("work", pair(self._take_work, self._stop_taking_work))
 
     def _grace(self) -> float:
@@ -268,24 +265,6 @@ class ControlPlaneOrchestrator:
     async def _shutdown_workflows(self) -> None:
         await self.workflows.shutdown(self._grace())
 
-    def _listen_to_docker(self) -> None:
-        if self.discovery.settings.enabled:
-            self.discovery.start()
-        if self.containers.wanted() or self.discovery.settings.enabled:
-            self.docker_events.start()
-
-    async def _stop_docker(self) -> None:
-        await self.docker_events.stop()
-        await self.discovery.stop()
-
-    def _on_docker_event(self, event: DockerEvent) -> None:
-        self.containers.on_event(event)  # the watched services first; then discovery
-        self.discovery.on_event(event)
-
-    def _on_docker_connected(self) -> None:
-        self.containers.on_connected()
-        self.discovery.rescan()
-
     def discovery_errors(self) -> list[dict[str, str]]:
         """Containers that are not watched because of a label, and why."""
         return [error.as_json() for error in self.watched.errors]
@@ -324,7 +303,7 @@ class ControlPlaneOrchestrator:
         webhooks = self.notifications.apply(config.model.notifications)
         self.config = config
         self.discovery.reconfigure(_discovery_settings(config))
-        self._listen_to_docker()
+        self.docker_events.start()
         changes = {
             "services": services,
             "workflows": workflows,
