@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from medic.config.load import load_config
 from medic.orchestrator import ControlPlaneOrchestrator
 from tests.helpers import REPO_ROOT, free_port
 from tests.plugins.inprocess import BusWatch, OrchestratorFactory
@@ -190,3 +191,25 @@ async def test_when_the_event_stream_comes_back_the_containers_are_read_again(
         ["gone-meanwhile"],
     )
     await events.next("service.state", service="came-meanwhile", new="healthy")
+
+
+async def test_a_reload_keeps_the_discovered_services_and_a_new_yaml_name_wins(
+    orchestrator: OrchestratorFactory, labelled: LabelledFactory
+) -> None:
+    labelled({"medic.enable": "true", "medic.name": "kept"}, name="kept")
+    labelled({"medic.enable": "true", "medic.name": "taken"}, name="taken")
+    orch = await orchestrator(config())
+    events = BusWatch(orch.bus, after=0)
+    for _ in range(2):
+        await events.next("service.state", new="healthy")
+    assert service(orch, "taken")["source"] == "docker"
+    yaml_service = f"  taken:\n    check: {{type: tcp, port: {free_port()}}}"
+    orchestrator.config_path.write_text(config(services=yaml_service))
+    changes = await orch.reload(
+        load_config(orchestrator.config_path, state_dir=orch.config.state_dir)
+    )
+    assert changes["services"]["changed"] == ["taken"]
+    assert (service(orch, "taken")["source"], service(orch, "kept")["source"]) == ("yaml", "docker")
+    orchestrator.config_path.write_text(config())
+    await orch.reload(load_config(orchestrator.config_path, state_dir=orch.config.state_dir))
+    assert service(orch, "taken")["source"] == "docker", "the container's own service is back"
