@@ -9,9 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from medic.api.openapi import OPENAPI_PATH
 from medic.config.load import load_config
 from medic.orchestrator import ControlPlaneOrchestrator
-from tests.helpers import REPO_ROOT, free_port
+from tests.apischema import response_schema, schema_errors
+from tests.helpers import REPO_ROOT, free_port, wait_for
+from tests.plugins.daemon import DaemonFactory
 from tests.plugins.inprocess import BusWatch, OrchestratorFactory
 from tests.plugins.labelled import LabelledFactory
 from tests.test_validate_cli import medic_validate
@@ -213,3 +216,32 @@ async def test_a_reload_keeps_the_discovered_services_and_a_new_yaml_name_wins(
     orchestrator.config_path.write_text(config())
     await orch.reload(load_config(orchestrator.config_path, state_dir=orch.config.state_dir))
     assert service(orch, "taken")["source"] == "docker", "the container's own service is back"
+
+
+def test_the_api_lists_the_bad_label_and_each_services_source_as_documented(
+    medic_daemon: DaemonFactory, labelled: LabelledFactory
+) -> None:
+    bad = labelled(
+        {"medic.enable": "true", "medic.name": "api-bad", "medic.check.type": "command"},
+        name="apibad",
+    )
+    labelled({"medic.enable": "true", "medic.name": "api-good"}, name="apigood")
+    yaml_service = f"  local:\n    check: {{type: tcp, port: {free_port()}}}"
+    daemon = medic_daemon(
+        f"api: {{listen: 127.0.0.1:{free_port()}}}\n" + config(services=yaml_service)
+    )
+
+    def listed() -> dict[str, Any] | None:
+        status, body = daemon.get("/api/v1/services")
+        names = {s["name"] for s in body["services"]} if status == 200 else set()
+        return body if "api-good" in names and body["discovery_errors"] else None
+
+    body = wait_for(listed, 20, interval=0.1, message="api-good listed, api-bad refused")
+    sources = {s["name"]: s["source"] for s in body["services"]}
+    assert (sources["api-good"], sources["local"]) == ("docker", "yaml")
+    assert "api-bad" not in sources
+    [error] = [e for e in body["discovery_errors"] if e["container"] == bad.name]
+    assert error["label"] == "medic.check.type"
+    _, document = daemon.get(OPENAPI_PATH)
+    schema = response_schema(document, "GET", "/api/v1/services", 200)
+    assert schema_errors(document, schema, body) == []
