@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from medic.config.labels import ENABLE, LabelProblem, is_false, is_true, service_from_labels
-from medic.config.models import Config, MonitoringConfig, Playbook, ServiceSpec
+from medic.config.models import Config, MonitoringConfig, Playbook, ServiceConfig, ServiceSpec
 from medic.config.refs import find_cycle
 from medic.core.logging import get_logger
 from medic.host.docker import (
@@ -34,8 +34,8 @@ from medic.host.docker import (
 )
 from medic.watch.discovery.naming import (
     COMPOSE_DEPENDS_ON,
+    Neighbours,
     compose_depends_on,
-    implied_dependencies,
     service_names,
 )
 
@@ -113,20 +113,31 @@ class DiscoverySettings:
         return autoheal, autoheal
 
 
-def read_containers(containers: Iterable[ContainerInfo], settings: DiscoverySettings) -> Discovered:
+LabelCache = dict[tuple[str, tuple[tuple[str, str], ...], bool], ServiceConfig | list[LabelProblem]]
+"""What a container's labels say, by its name, labels and autoheal choice:
+reading them through the models is the dearest part of a pass."""
+
+
+def read_containers(
+    containers: Iterable[ContainerInfo],
+    settings: DiscoverySettings,
+    cache: LabelCache | None = None,
+) -> Discovered:
     """The services and the errors of ``containers`` (those not yet started only
-    say their errors)."""
+    say their errors); ``cache`` keeps what labels said for the next pass."""
     chosen = [
         (info, autoheal) for info in containers for ok, autoheal in [settings.choice(info)] if ok
     ]
     infos = [info for info, _ in chosen]
     names = service_names(infos)
+    neighbours = Neighbours(infos, names)
+    cache = {} if cache is None else cache
     services: dict[str, ServiceSpec] = {}
     errors: list[DiscoveryError] = []
     # Running ones first: a container Compose is replacing (stopped, renamed)
     # yields its name to the new one.
     for info, autoheal in sorted(chosen, key=lambda pair: (_stopped(pair[0]), pair[0].name)):
-        spec = _read_one(info, autoheal, infos, names, settings)
+        spec = _read_one(info, autoheal, neighbours, names[info.id], settings, cache)
         if isinstance(spec, list):
             errors += [DiscoveryError(info.name, p.label, p.message) for p in spec]
         elif spec.name in services and _stopped(info):
@@ -167,23 +178,26 @@ def _stopped(info: ContainerInfo) -> bool:
 def _read_one(
     info: ContainerInfo,
     autoheal: bool,
-    infos: list[ContainerInfo],
-    names: Mapping[str, str],
+    neighbours: Neighbours,
+    name: str,
     settings: DiscoverySettings,
+    cache: LabelCache,
 ) -> ServiceSpec | list[LabelProblem]:
-    read = service_from_labels(
-        info.labels, container=info.name, playbooks=settings.playbooks, autoheal=autoheal
-    )
+    key = (info.name, tuple(sorted(info.labels.items())), autoheal)
+    read = cache.get(key)
+    if read is None:
+        read = cache[key] = service_from_labels(
+            info.labels, container=info.name, playbooks=settings.playbooks, autoheal=autoheal
+        )
     if isinstance(read, list):
         return read
     try:
         compose = compose_depends_on(info.labels.get(COMPOSE_DEPENDS_ON, ""))
     except ValueError as exc:
         return [LabelProblem(COMPOSE_DEPENDS_ON, str(exc))]
-    name = names[info.id]
     if name in read.depends_on:
         return [LabelProblem("medic.depends_on", "a service cannot depend on itself")]
-    implied = implied_dependencies(info, compose, infos, names)
+    implied = neighbours.dependencies(info, compose)
     depends_on = list(dict.fromkeys([*read.depends_on, *(d for d in implied if d != name)]))
     svc = read.model_copy(update={"depends_on": depends_on})
     return ServiceSpec.resolve(name, svc, settings.monitoring, source="docker")
@@ -201,6 +215,7 @@ class DockerLabelDiscovery:
         self._sink = sink
         self._containers: dict[str, ContainerInfo] = {}
         self._queue: asyncio.Queue[DockerEvent | str] = asyncio.Queue()
+        self._cache: LabelCache = {}
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -219,6 +234,7 @@ class DockerLabelDiscovery:
     def reconfigure(self, settings: DiscoverySettings) -> None:
         """New settings (a reload): every container is read again."""
         self.settings = settings
+        self._cache = {}  # playbooks and defaults may have changed
         self.rescan()
 
     def rescan(self) -> None:
@@ -254,7 +270,10 @@ class DockerLabelDiscovery:
 
     async def _publish(self) -> None:
         try:
-            await self._sink(read_containers(self._containers.values(), self.settings))
+            if len(self._cache) > 2 * len(self._containers) + 64:
+                self._cache = {}  # containers come and go: start the memo afresh
+            found = read_containers(self._containers.values(), self.settings, self._cache)
+            await self._sink(found)
         except Exception as exc:  # noqa: BLE001 - discovery must outlive a failed apply
             log.error(
                 "discovery.apply_failed",

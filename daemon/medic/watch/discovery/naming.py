@@ -80,35 +80,46 @@ def compose_depends_on(value: str) -> list[str]:
     return services
 
 
-def implied_dependencies(
-    info: ContainerInfo,
-    compose_services: list[str],
-    containers: Iterable[ContainerInfo],
-    names: Mapping[str, str],
-) -> list[str]:
-    """The service names ``info`` depends on by Compose and by its network mode.
+class Neighbours:
+    """The discovered containers, indexed once for ``dependencies`` (each
+    container's dependencies would otherwise cost a pass over all of them)."""
 
-    ``compose_services`` are Compose service names of ``info``'s own project;
-    each becomes the name that service's container goes by (number 1).
-    """
-    compose = _compose(info)
-    by_service = {}
-    parent = None
-    mode = info.network_mode
-    for other in containers:
-        other_compose = _compose(other)
-        if compose and other_compose and other_compose[0] == compose[0]:
-            number = other.labels.get(COMPOSE_NUMBER, "1").strip() or "1"
-            if number == "1":
-                by_service[other_compose[1]] = names[other.id]
-        if mode.startswith("container:"):
-            target = mode.removeprefix("container:")
-            if other.id.startswith(target) or other.name == target:
-                parent = names[other.id]
-    found = [by_service.get(service, service) for service in compose_services]
-    if parent is not None:
-        found.append(parent)
-    return found
+    def __init__(self, containers: Iterable[ContainerInfo], names: Mapping[str, str]) -> None:
+        self._compose: dict[tuple[str, str], str] = {}
+        self._by_ref: dict[str, str] = {}
+        self._ids: list[str] = []
+        for info in containers:
+            compose = _compose(info)
+            number = info.labels.get(COMPOSE_NUMBER, "1").strip() or "1"
+            if compose is not None and number == "1":
+                self._compose[compose] = names[info.id]
+            self._by_ref[info.id] = self._by_ref[info.name] = names[info.id]
+            self._ids.append(info.id)
+
+    def dependencies(self, info: ContainerInfo, compose_services: list[str]) -> list[str]:
+        """The service names ``info`` depends on by Compose and by its network mode.
+
+        ``compose_services`` are Compose service names of ``info``'s own
+        project; each becomes the name that service's container goes by.
+        """
+        compose = _compose(info)
+        project = compose[0] if compose else None
+        found = [
+            self._compose.get((project, service), service) if project else service
+            for service in compose_services
+        ]
+        if info.network_mode.startswith("container:"):
+            parent = self._parent(info.network_mode.removeprefix("container:"))
+            if parent is not None:
+                found.append(parent)
+        return found
+
+    def _parent(self, ref: str) -> str | None:
+        if ref in self._by_ref:
+            return self._by_ref[ref]
+        # Docker may write a short id.
+        full = next((cid for cid in self._ids if cid.startswith(ref)), None)
+        return None if full is None else self._by_ref[full]
 
 
 def shared_names(names: Mapping[str, str]) -> set[str]:
