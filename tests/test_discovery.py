@@ -119,6 +119,11 @@ async def test_labels_that_would_run_host_commands_are_refused(
         "process": {"medic.process.command": f"touch,{marker}"},
         "unit": {"medic.unit": "ssh.service"},
         "hook": {"medic.recovery.service_crash": "disk-full"},  # runs journalctl on the host
+        "post": {
+            "medic.check.type": "http",
+            "medic.check.url": "http://127.0.0.1:2375/containers/x/start",
+            "medic.check.method": "POST",
+        },
     }
     made = {
         key: labelled({"medic.enable": "true", "medic.name": key, **labels}, name=key)
@@ -135,6 +140,7 @@ async def test_labels_that_would_run_host_commands_are_refused(
     assert refused["unit"]["label"] == "medic.unit"
     assert refused["hook"]["label"] == "medic.recovery.service_crash"
     assert "acts on the host (run_command)" in refused["hook"]["message"]
+    assert refused["post"]["label"] == "medic.check.method"
     assert not set(tries) & set(orch.monitor.states())
     assert not marker.exists()
 

@@ -13,8 +13,9 @@ start a container must not get a command run on the host through medic. So
 ``process``, ``start_command``, ``unit`` and ``container`` (set to the
 container itself), the ``command``, ``process`` and ``unit`` checks, a
 check's ``container``, ``dsn_env`` and ``dsn_file`` (medic's own secrets and
-files), and a playbook that runs host commands are refused, each with its
-reason. Playbooks come only from ``playbooks_dir``; a label names one.
+files), an http check's ``method`` other than GET or HEAD, and a playbook
+with host actions are refused, each with its reason. Playbooks come only
+from ``playbooks_dir``; a label names one.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ _REFUSED_CHECK_KEYS = {
     "dsn_env": "a label cannot read medic's environment; give `dsn`",
     "dsn_file": "a label cannot read medic's files; give `dsn`",
 }
+_SAFE_METHODS = ("GET", "HEAD")
 _HOST_ACTIONS = frozenset({"run_command", "start_service", "restart_unit", "signal_process"})
 """Playbook steps that act on the host rather than on the service's container."""
 
@@ -175,6 +177,11 @@ def _refused(
         for key, why in _REFUSED_CHECK_KEYS.items()
         if key in check
     ]
+    method = str(check.get("method", "GET")).upper()
+    if method not in _SAFE_METHODS:
+        # A POST to some local service without auth would act, not probe.
+        why = f"a label's http check only reads ({', '.join(_SAFE_METHODS)}), not {method}"
+        found.append(LabelProblem(_label_of(("check", "method"), origins), why))
     policy = data.get("recovery_policy")
     found += [
         LabelProblem(_label_of(("recovery_policy", key), origins), f"{key} is host-wide")
