@@ -11,6 +11,9 @@ from medic.host.docker_events import DockerEventListener
 from medic.watch.containers import ContainerEvents
 from medic.watch.discovery.docker_labels import DockerLabelDiscovery
 
+DISCOVERY_ONLY = frozenset({"create", "destroy", "rename"})
+"""Events only discovery reads: the services' own events stay as they were."""
+
 
 class DockerStream:
     def __init__(
@@ -33,7 +36,8 @@ class DockerStream:
         await self.discovery.stop()
 
     def _on_event(self, event: DockerEvent) -> None:
-        self.containers.on_event(event)
+        if event.action not in DISCOVERY_ONLY:
+            self.containers.on_event(event)
         self.discovery.on_event(event)
 
     def _on_connected(self) -> None:
