@@ -251,3 +251,19 @@ def test_the_api_lists_the_bad_label_and_each_services_source_as_documented(
     _, document = daemon.get(OPENAPI_PATH)
     schema = response_schema(document, "GET", "/api/v1/services", 200)
     assert schema_errors(document, schema, body) == []
+
+
+async def test_discover_all_takes_every_container_but_those_that_opt_out(
+    orchestrator: OrchestratorFactory, labelled: LabelledFactory
+) -> None:
+    # A dry run: on this shared engine, `all` also finds other people's containers.
+    unlabelled = labelled({}, name="bare", publish=False)
+    opted_out = labelled({"medic.enable": "false"}, name="optout", publish=False)
+    orch = await orchestrator(
+        config().replace("{discover: labeled}", "{discover: all}"), dry_run=True
+    )
+    events = BusWatch(orch.bus, after=0)
+    await events.next("service.state", service=unlabelled.name, new="healthy")
+    state = service(orch, unlabelled.name)
+    assert (state["source"], state["container"]) == ("docker", unlabelled.name)
+    assert opted_out.name not in orch.monitor.states()
