@@ -24,6 +24,9 @@ they are defined: ``tests.helpers`` (polling, ports, ``REPO_ROOT``),
     resources          function  tests.plugins.inprocess
     orchestrator       function  tests.plugins.inprocess
     full_disk          function  tests.plugins.fulldisk (a small tmpfs to fill up)
+    plain_image        session   tests.plugins.labelled (containers whose labels medic reads)
+    labelled           function  tests.plugins.labelled
+    compose_project    function  tests.plugins.labelled (Debian's docker-compose v1)
 """
 
 pytest_plugins = [
@@ -34,5 +37,6 @@ pytest_plugins = [
     "tests.plugins.daemon",
     "tests.plugins.inprocess",
     "tests.plugins.fulldisk",
+    "tests.plugins.labelled",
     "tests.dockerwatch",
 ]

@@ -58,7 +58,7 @@ def test_a_failing_service_is_recovered() -> None:
 def test_max_attempts_in_the_window_opens_the_circuit() -> None:
     rails = Guardrails(RecoveryPolicy(max_attempts=2, window=60))
     heal = HealState(attempts=deque([NOW - 30, NOW - 10]))
-    decision = decide(rails, failing("web"), heal=heal)
+    decision = decide(rails, failing("web", max_attempts=2, window=60), heal=heal)
     assert decision.verdict == "open_circuit"
     assert "after 2 automatic recoveries within 60s" in decision.detail
 
@@ -105,7 +105,7 @@ def test_a_long_healthy_spell_gives_the_attempts_back() -> None:
 
 
 def test_a_short_healthy_spell_keeps_the_attempts() -> None:
-    web = failing("web", reset_after=600)
+    web = failing("web", max_attempts=1, reset_after=600)
     web.set_status(ServiceStatus.HEALTHY)
     left = web.set_status(ServiceStatus.UNHEALTHY, failure_type=FailureType.SERVICE_CRASH)
     assert left is not None and left.healthy_for_s is not None and left.healthy_for_s < 600

@@ -23,7 +23,8 @@ The long-lived parts start in this order and stop in reverse
    part closes, so the port is free at once);
 10. monitor: every service's check is scheduled;
 11. workflows: registered and scheduled;
-12. Docker events: listened to when a service uses Docker;
+12. Docker events: listened to when a service uses Docker or discovery is on
+    (``docker.discover``; ``medic.watch.discovery`` adds and removes services);
 13. work: the hourly prune job and the retry of history writes that wait
     (disk full) every few seconds; stopping starts here: the scheduler pauses, no
     check is scheduled any more, running recoveries and workflow runs share
@@ -36,6 +37,7 @@ logged and the others still close. ``start()``/``stop()`` enter the same list
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -52,7 +54,6 @@ from medic.core.logging import get_logger
 from medic.core.vocabulary import FailureType, Trigger
 from medic.heal.engine import RecoveryEngine
 from medic.heal.run import RecoveryResult
-from medic.host.docker_events import DockerEventListener
 from medic.host.resources import Resources
 from medic.host.wall_clock import WallClockWatch
 from medic.last_stop import settle_last_stop
@@ -61,6 +62,9 @@ from medic.store.recorder import BusRecorder
 from medic.tell.metrics import Metrics
 from medic.tell.webhooks import WebhookDispatcher
 from medic.watch.containers import ContainerEvents, ContainerStopGate, DockerIntent
+from medic.watch.discovery.docker_labels import DiscoverySettings, DockerLabelDiscovery
+from medic.watch.discovery.services import WatchedServices
+from medic.watch.discovery.stream import DockerStream
 from medic.watch.monitor import SelfHealingMonitor
 from medic.watch.runner import CheckRunner
 from medic.workflows.manager import WorkflowManager
@@ -108,9 +112,11 @@ class ControlPlaneOrchestrator:
             dry_run=self.dry_run,
         )
         self.containers = ContainerEvents(self.monitor, self._intent)
-        self.docker_events = DockerEventListener(
-            self.resources.docker, self.containers.on_event, self.containers.on_connected
+        self.watched = WatchedServices(self.monitor, self.bus, config.services)
+        self.discovery = DockerLabelDiscovery(
+            self.resources.docker, _discovery_settings(config), self.watched.apply_discovered
         )
+        self.docker_events = DockerStream(self.resources.docker, self.containers, self.discovery)
         self._lifecycle: Lifecycle | None = None
         self._grace_s: float | None = None
         self._cut_off_runs: list[int] = []
@@ -180,7 +186,7 @@ class ControlPlaneOrchestrator:
             yield api
         yield Part("monitor", pair(self.monitor.start, self._close_monitor))
         yield Part("workflows", pair(self._apply_workflows, self._shutdown_workflows))
-        yield Part("docker events", pair(self._listen_to_docker, self.docker_events.stop))
+        yield Part("docker events", pair(self.docker_events.start, self.docker_events.stop))
         yield Part("work", pair(self._take_work, self._stop_taking_work))
 
     def _open_store(self) -> None:
@@ -229,9 +235,9 @@ class ControlPlaneOrchestrator:
     async def _shutdown_workflows(self) -> None:
         await self.workflows.shutdown(self._grace())
 
-    def _listen_to_docker(self) -> None:
-        if self.containers.wanted():
-            self.docker_events.start()
+    def discovery_errors(self) -> list[dict[str, str]]:
+        """Containers that are not watched because of a label, and why."""
+        return [error.as_json() for error in self.watched.errors]
 
     def _take_work(self) -> None:
         # Coroutines, so that they run on the loop like every other use of the
@@ -269,7 +275,7 @@ class ControlPlaneOrchestrator:
         # anything, so a refusal leaves the services as they were too.
         workflows = await self.workflows.apply(config.model.workflows)
         self.workflows.set_max_concurrent(config.model.daemon.workflow_concurrency)
-        services = await self.monitor.apply_services(config.services)
+        services = await self.watched.apply_yaml(config.services)
         processes = await self.resources.processes.apply(
             _processes(config), start=not (self.dry_run or config.dry_run)
         )
@@ -278,8 +284,8 @@ class ControlPlaneOrchestrator:
         )
         webhooks = self.notifications.apply(config.model.notifications)
         self.config = config
-        if self.containers.wanted():
-            self.docker_events.start()
+        self.discovery.reconfigure(_discovery_settings(config))
+        self.docker_events.start()
         changes = {
             "services": services,
             "workflows": workflows,
@@ -370,6 +376,10 @@ class ControlPlaneOrchestrator:
 
 def _log_stopped() -> None:
     log.info("orchestrator.stopped", message="Orchestrator stopped")
+
+
+def _discovery_settings(config: LoadedConfig) -> DiscoverySettings:
+    return DiscoverySettings.from_config(config.model, config.playbooks, os.environ)
 
 
 def _processes(config: LoadedConfig) -> dict[str, ProcessConfig]:

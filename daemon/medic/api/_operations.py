@@ -77,7 +77,8 @@ OPERATIONS: tuple[Operation, ...] = (
         errors={400: "INVALID_QUERY", 503: "TOO_MANY_EVENT_CLIENTS"},
         description="Each event: `id`, `event` (its name, e.g. `service.state`,"
         " `recovery.step`, `workflow.succeeded`, `config.reloaded`,"
-        " `config.reload_failed`) and `data` (JSON: id, event, timestamp, data)."
+        " `config.reload_failed`, `discovery.changed`, `discovery.error`) and `data`"
+        " (JSON: id, event, timestamp, data)."
         " The stream starts with `retry: 2000` (reconnect after 2 s). A client"
         " that reconnects with `Last-Event-ID: N` (or `?last_event_id=N`) first"
         " gets the events after N that the daemon still keeps (the last 1,000;"

@@ -52,6 +52,7 @@ SERVICE_EXAMPLE = {
     "container": "web",
     "unit": None,
     "depends_on": ["database"],
+    "source": "yaml",
     "uptime_percentage": 99.82,
     "recovery_running": True,
 }
@@ -96,6 +97,11 @@ def service() -> Schema:
         "container": OPT_STR,
         "unit": OPT_STR,
         "depends_on": NAMES,
+        "source": {
+            "enum": ["yaml", "docker"],
+            "description": "Where the service is declared: the config file, or a"
+            " container's labels (`docker.discover`).",
+        },
         "uptime_percentage": {
             **nullable({"type": "number", "minimum": 0, "maximum": 100}),
             "description": "Healthy share of the last 7 days; null when nothing is known.",
@@ -146,10 +152,35 @@ def service_list() -> Schema:
                     "description": "Why automatic recovery is held host-wide (too many"
                     " services failing at once), or null.",
                 },
+                "discovery_errors": {
+                    "type": "array",
+                    "items": discovery_error(),
+                    "description": "Containers that `docker.discover` leaves unwatched"
+                    " because of a bad label (empty when discovery is off).",
+                },
             },
             optional=("recovery_hold",),
         ),
-        "example": {"services": [SERVICE_EXAMPLE], "recovery_hold": None},
+        "example": {
+            "services": [SERVICE_EXAMPLE],
+            "recovery_hold": None,
+            "discovery_errors": [DISCOVERY_ERROR_EXAMPLE],
+        },
+    }
+
+
+DISCOVERY_ERROR_EXAMPLE = {
+    "container": "shop-web-1",
+    "label": "medic.interval",
+    "message": "invalid duration 'soon': use a number of seconds or a string like '30s'",
+}
+
+
+def discovery_error() -> Schema:
+    return {
+        **obj({"container": STR, "label": STR, "message": STR}),
+        "description": "A container that is not watched, the label that is why, and why.",
+        "example": DISCOVERY_ERROR_EXAMPLE,
     }
 
 

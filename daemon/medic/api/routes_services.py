@@ -19,6 +19,7 @@ async def services(request: web.Request) -> web.Response:
         {
             "services": [orch.service_status(n) for n in orch.monitor.states()],
             "recovery_hold": orch.engine.blast_hold,
+            "discovery_errors": orch.discovery_errors(),
         }
     )
 

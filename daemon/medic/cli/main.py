@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 from medic.cli import commands
 from medic.cli import install as install_unit
+from medic.cli.discovered import validate_labels
 from medic.config.load import load_config
 from medic.config.models import LoadedConfig
 from medic.config.types import parse_duration
@@ -198,7 +199,12 @@ def _validate(path: Path) -> int:
         return loaded
     for warning in loaded.warnings:
         print(warning, file=sys.stderr)
-    print(loaded.summary())
+    labels = validate_labels(loaded)
+    if labels is not None and labels[1]:
+        print(f"{labels[1]} bad container label(s) (docker.discover)", file=sys.stderr)
+        return EXIT_INVALID
+    found = f", {labels[0]} discovered from container labels" if labels is not None else ""
+    print(loaded.summary() + found)
     return EXIT_OK
 
 

@@ -79,6 +79,8 @@ def validate_status_spec(spec: StatusSpec) -> StatusSpec:
             raise ValueError(f"HTTP status {spec} is not between 100 and 599")
         return spec
     spec = spec.strip().lower()
+    if spec.isdigit():  # "200" from a label or a quoted YAML value
+        return validate_status_spec(int(spec))
     if _STATUS_CLASS.match(spec):
         return spec
     if (match := _STATUS_RANGE.match(spec)) and int(match.group(1)) <= int(match.group(2)):

@@ -234,6 +234,17 @@ def _validation_issues(
     return issues
 
 
+def schema_problems(
+    exc: ValidationError, data: Any, root: type[BaseModel]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """Each problem of ``exc`` (validating ``data`` as ``root``) as the path of
+    the key in ``data`` and the message ``medic validate`` prints for it."""
+    return [
+        (_data_path(tuple(error["loc"]), data), _message(error, root, tuple(error["loc"])))
+        for error in exc.errors(include_url=False)
+    ]
+
+
 def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[str | int, ...]:
     """The loc without pydantic's union tags and key markers: a path in the YAML."""
     path: list[str | int] = []

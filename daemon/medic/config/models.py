@@ -7,16 +7,23 @@ problem) live in ``medic.config.load``.
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from medic.config.actions import ACTION_OPTIONS, ActionOptions, StepRetry
+from medic.config.api import ApiConfig as ApiConfig
+from medic.config.api import ApiToken as ApiToken
+from medic.config.api import Scope as Scope
 from medic.config.checks import CHECK_OPTIONS, CheckOptions
+from medic.config.policy import HOST_WIDE_POLICY_KEYS as HOST_WIDE_POLICY_KEYS
+from medic.config.policy import BackoffConfig as BackoffConfig
+from medic.config.policy import BackoffOverride as BackoffOverride
+from medic.config.policy import RecoveryPolicy as RecoveryPolicy
+from medic.config.policy import ServicePolicy as ServicePolicy
+from medic.config.section import Section as Section
 from medic.config.types import Argv, Duration, RelPath
 from medic.core.errors import ConfigIssue
 from medic.core.vocabulary import FailureType
@@ -27,10 +34,6 @@ if TYPE_CHECKING:
 else:
     CheckSpec = Annotated[Union[CHECK_OPTIONS], Field(discriminator="type")]  # noqa: UP007
     StepSpec = Annotated[Union[ACTION_OPTIONS], Field(discriminator="action")]  # noqa: UP007
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class RetentionConfig(Section):
@@ -48,109 +51,6 @@ class DaemonConfig(Section):
     workflow_concurrency: int = Field(default=4, ge=1)
     """Workflow runs executing at once on the host; more wait, by priority."""
     retention: RetentionConfig = RetentionConfig()
-
-
-_LISTEN = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[^:\s]+):(?P<port>\d{1,5})$")
-
-
-Scope = Literal["read", "operate", "admin"]
-"""What a token may do: GET, then check/recover/reset/approve, then everything."""
-
-
-class ApiToken(Section):
-    """One entry of ``api.tokens``: a named bearer token and what it may do."""
-
-    name: str = Field(min_length=1)
-    token_env: str | None = None
-    token_file: RelPath | None = None
-    scopes: tuple[Scope, ...] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _one_source(self) -> ApiToken:
-        if (self.token_env is None) == (self.token_file is None):
-            raise ValueError("give exactly one of token_env and token_file")
-        return self
-
-
-class ApiConfig(Section):
-    enabled: bool = True
-    listen: str = "127.0.0.1:8321"
-    token_env: str | None = None
-    """The single token of old: it has every scope (named ``default`` in the audit)."""
-    token_file: RelPath | None = None
-    tokens: tuple[ApiToken, ...] = ()
-    auth_reads: bool = False
-    allow_unauthenticated_reads: bool = False
-    """On a non-loopback ``listen``, GETs need a ``read`` token unless this is on."""
-    max_body_bytes: int = Field(default=1 << 20, ge=1024)
-    max_event_clients: int = Field(default=100, ge=1)
-    """Open event streams at once; one more is answered 503."""
-
-    @field_validator("tokens")
-    @classmethod
-    def _unique_names(cls, value: tuple[ApiToken, ...]) -> tuple[ApiToken, ...]:
-        names = [t.name for t in value]
-        doubled = sorted({n for n in names if names.count(n) > 1} | ({"default"} & set(names)))
-        if doubled:
-            raise ValueError(f"token names must be unique and not 'default': {doubled}")
-        return value
-
-    @field_validator("listen")
-    @classmethod
-    def _host_port(cls, value: str) -> str:
-        match = _LISTEN.match(value)
-        if not match or not 0 < int(match.group("port")) < 65536:
-            raise ValueError(f"listen must be HOST:PORT, e.g. 127.0.0.1:8321 (got {value!r})")
-        return value
-
-    @property
-    def host(self) -> str:
-        match = _LISTEN.match(self.listen)
-        assert match is not None
-        return match.group("host").strip("[]")
-
-    @property
-    def port(self) -> int:
-        return int(self.listen.rsplit(":", 1)[1])
-
-    @property
-    def loopback(self) -> bool:
-        """Whether ``listen`` is reachable from this host only."""
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False  # a name: it may resolve to anything
-
-    @property
-    def has_token(self) -> bool:
-        return bool(self.token_env or self.token_file or self.tokens)
-
-
-class BackoffConfig(Section):
-    initial: Duration = 5.0
-    factor: float = Field(default=2.0, ge=1.0, le=10.0)
-    max: Duration = 300.0
-    jitter: float = Field(default=0.1, ge=0.0, le=1.0)
-    """Each delay is spread by up to this fraction either way."""
-
-
-class RecoveryPolicy(Section):
-    max_attempts: int = Field(default=3, ge=1, le=1000)
-    window: Duration = 600.0
-    backoff: BackoffConfig = BackoffConfig()
-    reset_after: Duration = 600.0
-    circuit_cooldown: Duration = 1800.0
-    circuit_cooldown_max: Duration = 86400.0
-    concurrency: int = Field(default=2, ge=1, le=64)
-    budget: int | None = Field(default=None, ge=1)
-    """Host-wide recoveries allowed per ``window``; unset = no host-wide budget."""
-    max_failing_fraction: float = Field(default=0.5, gt=0.0, le=1.0)
-    respect_manual_stop: bool = True
-    correlation_window: Duration = 0.1
-    """Failures that start within this long of each other are judged together
-    (blast radius) before the first recovery starts."""
 
 
 class MonitoringConfig(Section):
@@ -197,6 +97,10 @@ class ServiceConfig(Section):
     depends_on: list[str] = Field(default_factory=list)
     recovery: dict[FailureType, str] = Field(default_factory=dict)
     """Failure type -> playbook name; overrides matching by ``failure_types``."""
+    recovery_policy: ServicePolicy | None = None
+    stop_timeout: Duration | None = None
+    """How long a container or program gets to stop before it is killed; the
+    default of ``restart_container`` steps that give none."""
     enabled: bool = True
 
 
@@ -262,6 +166,16 @@ class NotificationsConfig(Section):
         return hooks
 
 
+class DockerConfig(Section):
+    """``docker:``: services found from the labels of the engine's containers."""
+
+    discover: Literal["off", "labeled", "all"] = "off"
+    """``labeled``: containers labelled ``medic.enable=true``; ``all``: every
+    container unless labelled ``medic.enable=false``."""
+    autoheal_labels: bool = False
+    """Honour autoheal's ``autoheal=true`` and ``autoheal.stop.timeout`` labels."""
+
+
 class Config(Section):
     daemon: DaemonConfig = DaemonConfig()
     api: ApiConfig = ApiConfig()
@@ -270,6 +184,7 @@ class Config(Section):
     services: dict[str, ServiceConfig] = Field(default_factory=dict)
     workflows: dict[str, WorkflowConfig] = Field(default_factory=dict)
     notifications: NotificationsConfig = NotificationsConfig()
+    docker: DockerConfig = DockerConfig()
 
     @model_validator(mode="before")
     @classmethod
@@ -309,9 +224,21 @@ class ServiceSpec:
     depends_on: tuple[str, ...] = ()
     recovery: dict[FailureType, str] = field(default_factory=dict)
     description: str = ""
+    stop_timeout_s: float | None = None
+    source: Literal["yaml", "docker"] = "yaml"
+    """Where the service was declared: the config file or a container's labels."""
 
     @classmethod
-    def resolve(cls, name: str, svc: ServiceConfig, mon: MonitoringConfig) -> ServiceSpec:
+    def resolve(
+        cls,
+        name: str,
+        svc: ServiceConfig,
+        mon: MonitoringConfig,
+        source: Literal["yaml", "docker"] = "yaml",
+    ) -> ServiceSpec:
+        policy = (
+            mon.recovery if svc.recovery_policy is None else svc.recovery_policy.over(mon.recovery)
+        )
         return cls(
             name=name,
             check=svc.check,
@@ -320,7 +247,7 @@ class ServiceSpec:
             failure_threshold=_first(svc.failure_threshold, mon.failure_threshold),
             success_threshold=_first(svc.success_threshold, mon.success_threshold),
             start_period_s=_start_period(svc, mon),
-            policy=mon.recovery,
+            policy=policy,
             container=svc.container,
             unit=svc.unit,
             process=svc.process,
@@ -328,6 +255,8 @@ class ServiceSpec:
             depends_on=tuple(svc.depends_on),
             recovery=dict(svc.recovery),
             description=svc.description,
+            stop_timeout_s=svc.stop_timeout,
+            source=source,
         )
 
 

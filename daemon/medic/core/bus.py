@@ -52,6 +52,8 @@ PUBLISHED_EVENTS = frozenset(
         "workflow.resumed",
         "config.reloaded",
         "config.reload_failed",
+        "discovery.error",
+        "discovery.changed",
     }
 )
 """Every event name the daemon publishes itself; ``notify`` steps add their own

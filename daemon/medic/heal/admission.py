@@ -20,6 +20,10 @@ The rules, in the order they are applied (design.md, guardrails):
 6. backoff with jitter between attempts (wait, not held);
 7. a host-wide budget of recoveries per window (``budget``).
 
+Rules 4 to 6 follow the service's own policy (``spec.policy``:
+``monitoring.recovery`` under the service's ``recovery_policy``); the
+host-wide ones (3, 7, ``concurrency``) follow ``monitoring.recovery``.
+
 ``Guardrails.decide`` is a pure function of the states and the (monotonic) clock: it
 changes nothing, so each rule is tested without running anything. Attempts
 are counted (and old ones forgotten) by ``record_attempt``.
@@ -127,12 +131,11 @@ class Guardrails:
         return self._attempts_decision(state, heal, now)
 
     def _attempts_decision(self, state: ServiceState, heal: HealState, now: float) -> Decision:
+        policy = state.spec.policy
         given_back = self.attempts_given_back(state, now)
-        counted = 0 if given_back else self.attempts_in_window(heal, now)
-        if counted >= self.policy.max_attempts:
-            detail = (
-                f"failing again after {counted} automatic recoveries within {self.policy.window:g}s"
-            )
+        counted = 0 if given_back else self.attempts_in_window(heal, now, policy)
+        if counted >= policy.max_attempts:
+            detail = f"failing again after {counted} automatic recoveries within {policy.window:g}s"
             return Decision(Verdict.OPEN_CIRCUIT, HoldReason.CIRCUIT_OPEN, detail)
         backoff_until = None if given_back else heal.next_attempt_at
         if backoff_until is not None and now < backoff_until:
@@ -163,20 +166,30 @@ class Guardrails:
         wake = recent[0] + self.policy.window
         return Decision(Verdict.HOLD, HoldReason.BUDGET, detail, wake_at=wake)
 
-    def attempts_in_window(self, heal: HealState, now: float) -> int:
-        window_start = now - self.policy.window
+    def attempts_in_window(
+        self, heal: HealState, now: float, policy: RecoveryPolicy | None = None
+    ) -> int:
+        """The service's counted attempts within its window (``policy``: the
+        service's own, ``spec.policy``; the host's without one)."""
+        window_start = now - (policy or self.policy).window
         return sum(1 for at in heal.attempts if at >= window_start)
 
     def attempts_given_back(self, state: ServiceState, now: float) -> bool:
         """Healthy for ``reset_after``: the attempts and the backoff start over."""
         since = state.healthy_since
-        return since is not None and now - since >= self.policy.reset_after
+        return since is not None and now - since >= state.spec.policy.reset_after
 
-    def record_attempt(self, heal: HealState, now: float) -> None:
-        """Count an attempt (service and host), forgetting those outside the window."""
-        window_start = now - self.policy.window
-        for attempts in (heal.attempts, self.host_attempts):
-            while attempts and attempts[0] < window_start:
+    def record_attempt(
+        self, heal: HealState, now: float, policy: RecoveryPolicy | None = None
+    ) -> None:
+        """Count an attempt (service and host), forgetting those outside each one's
+        window (the service's own ``policy``, the host's)."""
+        windows = (
+            (heal.attempts, (policy or self.policy).window),
+            (self.host_attempts, self.policy.window),
+        )
+        for attempts, window in windows:
+            while attempts and attempts[0] < now - window:
                 attempts.popleft()
             attempts.append(now)
 
@@ -204,18 +217,21 @@ class Guardrails:
             " automatic recovery is held until it passes"
         )
 
-    def backoff_delay(self, attempt: int) -> float:
-        b = self.policy.backoff
+    def backoff_delay(self, attempt: int, policy: RecoveryPolicy | None = None) -> float:
+        b = (policy or self.policy).backoff
         delay = min(b.max, b.initial * b.factor ** max(0, attempt - 1))
         spread = delay * b.jitter
         return max(0.0, delay + random.uniform(-spread, spread))
 
-    def cooldown_after(self, failed_probations: int) -> float | None:
+    def cooldown_after(
+        self, failed_probations: int, policy: RecoveryPolicy | None = None
+    ) -> float | None:
         """The wait before the next probation; None when the circuit stays open."""
-        base = self.policy.circuit_cooldown
+        policy = policy or self.policy
+        base = policy.circuit_cooldown
         if base <= 0:
             return None
-        return float(min(self.policy.circuit_cooldown_max, base * 2**failed_probations))
+        return float(min(policy.circuit_cooldown_max, base * 2**failed_probations))
 
 
 def counts_against_guardrails(trigger: str, dry_run: bool, outcome: str | None = None) -> bool:

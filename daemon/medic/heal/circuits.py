@@ -40,7 +40,7 @@ class Circuits:
         self._wake_at = wake_at
 
     def open(self, state: ServiceState, heal: HealState, detail: str, now: float) -> None:
-        cooldown = self._mark_open(heal, now)
+        cooldown = self._mark_open(state, heal, now)
         self._recorder.circuit_opened(
             state.name, detail, state.failure_type, heal.probation_due_at, cooldown
         )
@@ -48,11 +48,11 @@ class Circuits:
         if heal.probation_due_at is not None:
             self._wake_at(state.name, heal.probation_due_at)
 
-    def _mark_open(self, heal: HealState, opened_at: float) -> float | None:
+    def _mark_open(self, state: ServiceState, heal: HealState, opened_at: float) -> float | None:
         """The circuit is open since ``opened_at``; returns the cooldown."""
         heal.circuit = CircuitState.OPEN
         heal.next_attempt_at = None
-        cooldown = self._guardrails.cooldown_after(heal.failed_probations)
+        cooldown = self._guardrails.cooldown_after(heal.failed_probations, state.spec.policy)
         heal.probation_due_at = None if cooldown is None else opened_at + cooldown
         return cooldown
 
@@ -80,11 +80,13 @@ class Circuits:
             return
         if self._guardrails.attempts_given_back(state, now):
             heal.forget_attempts()
-            self.close(state.name, heal, f"healthy for {self._guardrails.policy.reset_after:g}s")
+            self.close(state.name, heal, f"healthy for {state.spec.policy.reset_after:g}s")
 
-    def reopen(self, heal: HealState, before: OpenedBefore, now: float) -> None:
+    def reopen(
+        self, state: ServiceState, heal: HealState, before: OpenedBefore, now: float
+    ) -> None:
         """A circuit that was open when the daemon stopped is open again."""
-        self._mark_open(heal, before.opened_at)
+        self._mark_open(state, heal, before.opened_at)
         if heal.probation_due_at is not None:
             heal.probation_due_at = max(now, heal.probation_due_at)
         self._recorder.circuit_reopened(before.service, before.detail)

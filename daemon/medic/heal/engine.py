@@ -336,7 +336,7 @@ class RecoveryEngine:
         )
         if counts_against_guardrails(trigger, dry_run):
             run.counted_at = time.monotonic()
-            self.guardrails.record_attempt(heal, run.counted_at)
+            self.guardrails.record_attempt(heal, run.counted_at, state.spec.policy)
         # Recorded before the task starts, so whoever asked has the id at once.
         run.rec_id = self.journal.start_recovery(
             state.name,
@@ -386,8 +386,9 @@ class RecoveryEngine:
             detail = f"probation attempt {run.rec_id} did not heal it"
             self.circuits.probation_failed(state, heal, detail, now)
         else:
-            attempts = self.guardrails.attempts_in_window(heal, now)
-            heal.next_attempt_at = now + self.guardrails.backoff_delay(attempts)
+            policy = state.spec.policy
+            attempts = self.guardrails.attempts_in_window(heal, now, policy)
+            heal.next_attempt_at = now + self.guardrails.backoff_delay(attempts, policy)
             self.holds.wake_at(state.name, heal.next_attempt_at)
 
     # start and stop ---------------------------------------------------------------

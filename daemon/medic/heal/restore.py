@@ -35,24 +35,32 @@ def restore_history(
 
     The history keeps wall-clock times; each is taken back as the monotonic
     time it was, as the wall clock reads now."""
-    since = time.time() - guardrails.policy.window
-    reset_at = _latest_resets(journal.audit_entries("operator.reset", limit=_RESET_ROWS), since)
-    recent = journal.recovery_starts(since)
+    now = time.time()
+    host_window = guardrails.policy.window
+    # A service's own window may be longer than the host's.
+    longest = max([host_window, *(s.spec.policy.window for s in states.values())])
+    resets = journal.audit_entries("operator.reset", limit=_RESET_ROWS)
+    reset_at = _latest_resets(resets, now - longest)
+    recent = journal.recovery_starts(now - longest)
     counted = [
         (start.service, start.at)
         for start in recent
         if counts_against_guardrails(start.trigger, start.dry_run, start.outcome)
     ]
     for service, at in counted:
+        state = states.get(service)
         # A reset gives the service its attempts back; the host's budget keeps them.
-        if service in states and at > reset_at.get(service, float("-inf")):
-            book.of(states[service]).attempts.append(mono_of(at))
-        guardrails.host_attempts.append(mono_of(at))
+        reset = reset_at.get(service, float("-inf"))
+        if state is not None and at >= now - state.spec.policy.window and at > reset:
+            book.of(state).attempts.append(mono_of(at))
+        if at >= now - host_window:
+            guardrails.host_attempts.append(mono_of(at))
     entries = journal.audit_entries("circuit.*", limit=_CIRCUIT_HISTORY_ROWS)
     for before in still_open(_circuit_words(entries)):
         if before.service in states:
-            circuits.reopen(book.of(states[before.service]), before, time.monotonic())
-    return len(counted)
+            state = states[before.service]
+            circuits.reopen(state, book.of(state), before, time.monotonic())
+    return sum(1 for _service, at in counted if at >= now - host_window)
 
 
 def _circuit_words(

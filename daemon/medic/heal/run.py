@@ -173,12 +173,14 @@ def _context(run: Recovery, deps: RunDeps) -> ActionContext:
             unit=spec.unit,
             check=spec.check,
             start_command=spec.start_command,
+            stop_timeout_s=spec.stop_timeout_s,
         ),
         failure_type=run.failure_type.value if run.failure_type else None,
         dry_run=run.dry_run,
         run_check=run_check,
         emit=emit,
         facts=run.facts,
+        recovery_id=run.rec_id,
         sessions=deps.recorder.journal.step_sessions(recovery_id=run.rec_id),
     )
 

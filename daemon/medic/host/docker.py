@@ -24,7 +24,20 @@ from medic.host import HostError
 
 T = TypeVar("T")
 
-WATCHED_EVENTS = ("start", "die", "oom", "kill", "stop", "pause", "unpause", "health_status")
+WATCHED_EVENTS = (
+    "start",
+    "die",
+    "oom",
+    "kill",
+    "stop",
+    "pause",
+    "unpause",
+    "health_status",
+    # Discovery: a container comes, goes, or changes its name.
+    "create",
+    "destroy",
+    "rename",
+)
 
 
 class DockerUnavailable(HostError):
@@ -72,6 +85,40 @@ class ContainerState:
             finished_at=str(state.get("FinishedAt", "")),
             restart_count=int(data.get("RestartCount") or 0),
             health_output=_last_health_output(health),
+        )
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    """What discovery reads of a container: who it is, its labels, its network."""
+
+    id: str
+    name: str
+    labels: dict[str, str]
+    status: str
+    network_mode: str
+    """``HostConfig.NetworkMode``: bridge, host, none, ``container:<id>``, a network."""
+
+    @classmethod
+    def from_inspect(cls, data: dict[str, Any]) -> ContainerInfo:
+        config = data.get("Config") or {}
+        return cls(
+            id=str(data.get("Id", "")),
+            name=str(data.get("Name", "")).lstrip("/"),
+            labels={str(k): str(v) for k, v in (config.get("Labels") or {}).items()},
+            status=str((data.get("State") or {}).get("Status", "unknown")),
+            network_mode=str((data.get("HostConfig") or {}).get("NetworkMode") or ""),
+        )
+
+    @classmethod
+    def from_listing(cls, row: dict[str, Any]) -> ContainerInfo:
+        names = row.get("Names") or [""]
+        return cls(
+            id=str(row.get("Id", "")),
+            name=str(names[0]).lstrip("/"),
+            labels={str(k): str(v) for k, v in (row.get("Labels") or {}).items()},
+            status=str(row.get("State", "unknown")),
+            network_mode=str((row.get("HostConfig") or {}).get("NetworkMode") or ""),
         )
 
 
@@ -181,6 +228,15 @@ class DockerGateway:
     async def inspect(self, container: str) -> ContainerState:
         data = await self._run(lambda api: api.inspect_container(container))
         return ContainerState.from_inspect(data)
+
+    async def describe(self, container: str) -> ContainerInfo:
+        data = await self._run(lambda api: api.inspect_container(container))
+        return ContainerInfo.from_inspect(data)
+
+    async def containers(self) -> list[ContainerInfo]:
+        """Every container of the engine, running or not."""
+        rows = await self._run(lambda api: api.containers(all=True))
+        return [ContainerInfo.from_listing(row) for row in rows]
 
     async def start(self, container: str) -> None:
         await self._run(lambda api: api.start(container))

@@ -166,6 +166,7 @@ class ServiceState:
             "container": spec.container,
             "unit": spec.unit,
             "depends_on": list(spec.depends_on),
+            "source": spec.source,
         }
 
 

@@ -37,6 +37,9 @@ class ServiceTarget:
     check: CheckOptions | None = None
     """The service's check options: ``reconnect`` takes its database from a postgres check."""
     start_command: tuple[str, ...] | None = None
+    stop_timeout_s: float | None = None
+    """The service's ``stop_timeout`` (its labels' ``medic.stop_timeout`` or
+    ``autoheal.stop.timeout``): the default of ``restart_container``."""
 
 
 @dataclass
@@ -52,6 +55,8 @@ class ActionContext:
     """Publish an event (log, history, webhooks): used by ``notify``."""
     facts: dict[str, Any] = field(default_factory=dict)
     """What the failure looked like (the check's detail and data) for notify/records."""
+    recovery_id: int | None = None
+    """The recovery the step belongs to (None for a workflow's step)."""
     sessions: SessionTracker | None = None
     """Records the sessions of the commands a step runs (``run_command``), so that
     the next start ends those a crash left running."""

@@ -24,21 +24,30 @@ class RestartContainer(Action[RestartContainerOptions]):
 
     def describe(self, ctx: ActionContext) -> str:
         target = describe_target(self.options.container, ctx)
-        return f"restart container {target} (stop timeout {self.options.stop_timeout:g}s)"
+        return f"restart container {target} (stop timeout {self._stop_timeout_s(ctx):g}s)"
+
+    def _stop_timeout_s(self, ctx: ActionContext) -> float:
+        """The step's ``stop_timeout``, else the service's (``stop_timeout``,
+        ``medic.stop_timeout``, ``autoheal.stop.timeout``), else 10 s."""
+        own = "stop_timeout" in self.options.model_fields_set
+        service = ctx.service.stop_timeout_s if ctx.service is not None else None
+        return self.options.stop_timeout if own or service is None else service
 
     async def run(self, ctx: ActionContext) -> ActionResult:
         name = require_container(self.options.container, ctx, self.yaml_name)
         docker = ctx.resources.docker
         state = await inspect_existing(docker, name)
-        detail = await self._bring_back(docker, name, state)
+        detail = await self._bring_back(docker, name, state, self._stop_timeout_s(ctx))
         return ActionResult(
             ok=True,
             detail=detail,
             data={"container": name, "was": state.status, "exit_code": state.exit_code},
         )
 
-    async def _bring_back(self, docker: DockerGateway, name: str, state: ContainerState) -> str:
-        stop_timeout_s = math.ceil(self.options.stop_timeout)
+    async def _bring_back(
+        self, docker: DockerGateway, name: str, state: ContainerState, stop_timeout: float
+    ) -> str:
+        stop_timeout_s = math.ceil(stop_timeout)
         if state.status == "paused":
             await docker.unpause(name)
             await docker.restart(name, stop_timeout_s)

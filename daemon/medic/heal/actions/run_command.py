@@ -5,7 +5,10 @@ shutdown), the whole tree it started is terminated, see ``medic.host.subprocesse
 Its session is recorded while it runs (``ActionContext.sessions``): if the
 daemon is killed meanwhile, the next start ends it (``medic.orchestrator``).
 It inherits the daemon's environment plus ``MEDIC_STATE_DIR`` (the daemon's
-state dir, absolute) and the step's ``env``. A relative ``cwd`` is relative to
+state dir, absolute), in a recovery ``MEDIC_SERVICE``, ``MEDIC_FAILURE_TYPE``,
+``MEDIC_RECOVERY_ID`` and, where the service has them, ``MEDIC_CONTAINER``,
+``MEDIC_UNIT`` and ``MEDIC_PID`` (so one hook script serves every service),
+and the step's ``env``. A relative ``cwd`` is relative to
 the file the step is written in, like every path in the config, and a step
 without ``cwd`` runs in that file's folder (the config file's for a workflow,
 the playbook's for a playbook), never in the daemon's working directory
@@ -40,7 +43,7 @@ class RunCommand(Action[RunCommandOptions]):
             completed = await run_captured(
                 argv,
                 cwd=self.options.cwd,
-                env={STATE_DIR_ENV: str(ctx.state_dir), **self.options.env},
+                env={**hook_env(ctx), **self.options.env},
                 kill_grace_s=self.options.kill_grace,
                 tracker=ctx.sessions,
             )
@@ -61,6 +64,27 @@ class RunCommand(Action[RunCommandOptions]):
             output=completed.output_tail,
             data={"exit_code": code, "duration_s": round(completed.duration_s, 3)},
         )
+
+
+def hook_env(ctx: ActionContext) -> dict[str, str]:
+    """What a step's command is told about the recovery it runs in."""
+    env = {STATE_DIR_ENV: str(ctx.state_dir)}
+    service = ctx.service
+    if service is None:
+        return env
+    env["MEDIC_SERVICE"] = service.name
+    facts = {
+        "MEDIC_FAILURE_TYPE": ctx.failure_type,
+        "MEDIC_RECOVERY_ID": None if ctx.recovery_id is None else str(ctx.recovery_id),
+        "MEDIC_CONTAINER": service.container,
+        "MEDIC_UNIT": service.unit,
+    }
+    env.update({key: value for key, value in facts.items() if value})
+    if service.name in ctx.resources.processes:
+        pid = ctx.resources.processes.info(service.name).pid
+        if pid is not None:
+            env["MEDIC_PID"] = str(pid)
+    return env
 
 
 def _exit_detail(code: int) -> str:
