@@ -54,6 +54,7 @@ from medic.store.recorder import BusRecorder
 from medic.tell.metrics import Metrics
 from medic.tell.webhooks import WebhookDispatcher
 from medic.watch.containers import ContainerEvents, ContainerStopGate, DockerIntent
+from medic.watch.docker_restarts import DockerRestartGate, DockerRestarts
 from medic.watch.monitor import SelfHealingMonitor
 from medic.watch.runner import CheckRunner
 from medic.workflows.manager import WorkflowManager
@@ -95,7 +96,7 @@ class ControlPlaneOrchestrator:
             max_concurrent=config.model.daemon.workflow_concurrency,
             dry_run=self.dry_run,
         )
-        self.containers = ContainerEvents(self.monitor, self._intent)
+        self.containers = ContainerEvents(self.monitor, self._intent, self._restarts)
         self.docker_events = DockerEventListener(
             self.resources.docker, self.containers.on_event, self.containers.on_connected
         )
@@ -104,7 +105,8 @@ class ControlPlaneOrchestrator:
 
     def _wire_watch_and_heal(self, config: LoadedConfig) -> None:
         """The monitor tells the engine (its listener); the engine heals the monitor's
-        services. Docker's events and the stop gate share one reading of intent."""
+        services. Docker's events and the stop gate share one reading of intent;
+        Docker's restart policies are read once per start."""
         self.engine = RecoveryEngine(
             policy=config.model.monitoring.recovery,
             playbooks=config.playbooks,
@@ -116,13 +118,14 @@ class ControlPlaneOrchestrator:
             dry_run=self.dry_run,
         )
         self._intent = DockerIntent()
+        self._restarts = DockerRestarts(self.resources.docker.inspect)
         self.monitor = SelfHealingMonitor(
             services=config.services,
             runner=CheckRunner(self.resources, self.metrics),
             scheduler=self.scheduler,
             bus=self.bus,
             recovery=self.engine,
-            gates=[ContainerStopGate(self._intent)],
+            gates=[ContainerStopGate(self._intent), DockerRestartGate()],
         )
         self.engine.attach(self.monitor)
 

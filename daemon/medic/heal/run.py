@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from medic.config.actions import ActionOptions
-from medic.config.models import Playbook
+from medic.config.models import Playbook, ServiceSpec
 from medic.core.vocabulary import FailureType, RecoveryOutcome, ServiceStatus, Trigger
 from medic.heal.actions.base import ActionContext, ServiceTarget
 from medic.heal.approval import Approvals, refusal_detail
@@ -171,6 +171,7 @@ def _context(run: Recovery, deps: RunDeps) -> ActionContext:
             unit=spec.unit,
             check=spec.check,
             start_command=spec.start_command,
+            stop_timeout=_service_stop_timeout(spec),
         ),
         failure_type=run.failure_type.value if run.failure_type else None,
         dry_run=run.dry_run,
@@ -205,6 +206,12 @@ async def _finish(
     deps.services.apply_transition(state.set_status(new_status, detail))
     deps.recorder.recovery_told(payload, outcome)
     deps.ended(run, outcome, healthy)
+
+
+def _service_stop_timeout(spec: ServiceSpec) -> float | None:
+    """A service-wide container stop timeout (``medic.stop_timeout``), where the config has one."""
+    value = getattr(spec, "stop_timeout", None)
+    return float(value) if isinstance(value, int | float) else None
 
 
 def facts_of(state: ServiceState) -> dict[str, Any]:

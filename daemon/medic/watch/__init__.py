@@ -4,7 +4,8 @@ Owns the periodic scheduling (``periodic``), one check run with timeout and
 refinement (``runner``), per-service status and thresholds (``state``),
 exception classification (``classify``), the monitor that ties them together
 and tells its listeners (``monitor``), what Docker's container events mean
-(``containers``) and the check plugins (``checks/``, one module per ``type:``).
+(``containers``), Docker's own restart policy (``docker_restarts``) and the
+check plugins (``checks/``, one module per ``type:``).
 
 Watch knows nothing of recovery: it tells whoever listens (``MonitorListener``).
 

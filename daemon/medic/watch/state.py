@@ -95,6 +95,7 @@ class ServiceState:
         self.consecutive_failures = 0
         self.consecutive_successes += 1
         if self.status is ServiceStatus.HEALTHY:
+            self.failure_type = None
             return None
         enough = self.consecutive_successes >= self.spec.success_threshold
         if self.status is ServiceStatus.UNKNOWN or (enough and self._may_change()):
@@ -107,11 +108,18 @@ class ServiceState:
             return None  # stopped on purpose: failing checks are expected
         if now_mono < self.grace_until and not result.definitive:
             return None
+        if self.recovering:
+            # medic's own restart passing through: it neither changes the status
+            # nor the failure type the recovery was started for.
+            return None
         self.consecutive_failures += 1
-        self.failure_type = result.failure_type
         tripped = result.definitive or self.consecutive_failures >= self.spec.failure_threshold
-        if tripped and self.status in (ServiceStatus.UNKNOWN, ServiceStatus.HEALTHY):
-            return self._move(ServiceStatus.UNHEALTHY, result.failure_type, result.detail)
+        if self.status in (ServiceStatus.UNKNOWN, ServiceStatus.HEALTHY):
+            if tripped:
+                return self._move(ServiceStatus.UNHEALTHY, result.failure_type, result.detail)
+            if self.status is ServiceStatus.HEALTHY:
+                return None  # below the threshold: a healthy service has no failure type
+        self.failure_type = result.failure_type
         return None
 
     def _may_change(self) -> bool:

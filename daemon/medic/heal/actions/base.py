@@ -37,6 +37,8 @@ class ServiceTarget:
     check: CheckOptions | None = None
     """The service's check options: ``reconnect`` takes its database from a postgres check."""
     start_command: tuple[str, ...] | None = None
+    stop_timeout: float | None = None
+    """The service's own stop timeout for its container, if its config has one."""
 
 
 @dataclass
