@@ -68,6 +68,8 @@ NAME_PREFIX = "medic-bench"
 LABEL = "medic-bench.run"
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = REPO / ".venv" / "bin" / "python"
+if not PYTHON.exists():  # a worktree without its own venv: the interpreter running this
+    PYTHON = Path(sys.executable)
 
 PORT_RANGE = (20000, 32000)
 """Below Linux's default ephemeral range (32768-60999)."""
@@ -207,8 +209,10 @@ class Containers:
     def others_on_bridge(self) -> list[str]:
         """Running containers on the default bridge that this run did not start."""
         mine = f"{NAME_PREFIX}-{self.run_id}-"
-        bridge = self.client.networks.get("bridge")
-        names = [c.name or "" for c in bridge.containers]
+        # The low-level inspect: the high-level list inspects each container, and
+        # one that someone else removes meanwhile would end the run.
+        attached = self.client.api.inspect_network("bridge").get("Containers") or {}
+        names = [str(c.get("Name") or "") for c in attached.values()]
         return sorted(n for n in names if not n.startswith(mine))
 
 
@@ -718,6 +722,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="the host-process case instead: SIGKILL a process service, medic vs supervisord",
     )
+    parser.add_argument(
+        "--faults",
+        action="store_true",
+        help="wrong answers (404) and hangs (docker pause) instead: medic vs Monit",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds = 3
@@ -751,6 +760,11 @@ def main(argv: list[str] | None = None) -> int:
         import mttr_process  # beside this file; sys.path[0] when run as a script
 
         return mttr_process.main(["--rounds", str(args.rounds)] + ["--json"] * args.json)
+    if args.faults:
+        import mttr_faults  # beside this file
+
+        flags = ["--json"] * args.json + ["--keep"] * args.keep
+        return mttr_faults.main(["--rounds", str(args.rounds), *flags])
     signal.signal(signal.SIGTERM, _on_sigterm)
     workdir = Path(tempfile.mkdtemp(prefix="medic-bench-"))
     try:

@@ -215,6 +215,9 @@ def _service_stop_timeout(spec: ServiceSpec) -> float | None:
 
 
 def facts_of(state: ServiceState) -> dict[str, Any]:
-    if state.last_check is None:
+    last = state.last_check
+    if last is None:
         return {}
-    return {**state.last_check.result.data, "detail": state.last_check.result.detail}
+    # When the failing check ran and how long it took: where a recovery's time went.
+    timing = {"checked_at": last.at.isoformat(), "check_seconds": round(last.duration_s, 4)}
+    return {**last.result.data, "detail": last.result.detail, **timing}
