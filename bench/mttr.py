@@ -764,7 +764,9 @@ def main(argv: list[str] | None = None) -> int:
         import mttr_faults  # beside this file
 
         flags = ["--json"] * args.json + ["--keep"] * args.keep
-        return mttr_faults.main(["--rounds", str(args.rounds), *flags])
+        return mttr_faults.main(
+            ["--rounds", str(args.rounds), "--source", str(args.source), *flags]
+        )
     signal.signal(signal.SIGTERM, _on_sigterm)
     workdir = Path(tempfile.mkdtemp(prefix="medic-bench-"))
     try:

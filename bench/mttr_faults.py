@@ -290,7 +290,10 @@ def _at(iso: Any, wall: float) -> float | None:
 
 
 class Bench:
-    def __init__(self, client: docker.DockerClient, workdir: Path, rounds: int) -> None:
+    def __init__(
+        self, client: docker.DockerClient, workdir: Path, rounds: int, source: Path = Path()
+    ) -> None:
+        self.source = source if source != Path() else REPO
         self.client = client
         self.workdir = workdir
         self.rounds = rounds
@@ -320,7 +323,7 @@ class Bench:
         web_monit = self.container("monit-web", monit_port)
         for port in (medic_port, monit_port):
             wait_until("the web containers answer", lambda p=port: answers_200(p), 30)
-        medic = FaultMedic(self._dir("medic"), REPO, web_medic.name or "", medic_port)
+        medic = FaultMedic(self._dir("medic"), self.source, web_medic.name or "", medic_port)
         monit = Monit(self._dir("monit"), web_monit.name or "", monit_port)
         try:
             medic.start()
@@ -449,7 +452,8 @@ def main(argv: list[str]) -> int:
         return 2
     client = connect_docker()
     workdir = Path(tempfile.mkdtemp(prefix="medic-faults-"))
-    bench = Bench(client, workdir, rounds)
+    source = Path(argv[argv.index("--source") + 1]) if "--source" in argv else REPO
+    bench = Bench(client, workdir, rounds, source)
     try:
         bench.run()
         report(bench, "--json" in argv)
