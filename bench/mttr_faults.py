@@ -4,7 +4,7 @@
 Each tool watches its own copy of the same container (busybox httpd, its
 ``/www/healthz`` written by the container's command at every start, Docker's
 ``--init`` so that SIGTERM stops it), with an idle companion container on the
-default bridge:
+same bridge (a network of the run's own, see ``mttr.bench_network``):
 
     medic   1 s check interval, 1 s timeout, failure_threshold 1, the shipped
             ``restart-container`` playbook (a 404 is restarted, a pause unpaused)
@@ -61,9 +61,11 @@ from mttr import (
     Medic,
     _p90,
     answers_200,
+    bench_network,
     connect_docker,
     free_port,
     machine,
+    remove_run,
     time_to_200,
     wait_until,
 )
@@ -298,6 +300,7 @@ class Bench:
         self.workdir = workdir
         self.rounds = rounds
         self.run_id = os.urandom(4).hex()
+        self.network = bench_network(client, self.run_id)
         self.events = EventLog(client, self.run_id)
         self.scenarios = [Scenario(tool, fault) for fault in FAULTS for tool in TOOLS]
 
@@ -311,6 +314,7 @@ class Bench:
             detach=True,
             init=True,
             labels={LABEL: self.run_id},
+            network=self.network,
             **kwargs,
         )
         return container
@@ -354,10 +358,7 @@ class Bench:
                     print_round(scenario, index, rnd)
 
     def cleanup(self) -> None:
-        found = self.client.containers.list(all=True, filters={"label": f"{LABEL}={self.run_id}"})
-        for container in found:
-            with contextlib.suppress(docker.errors.DockerException):
-                container.remove(force=True)
+        remove_run(self.client, self.run_id)
         self.events.close()
 
 

@@ -6,6 +6,7 @@ loop that reaches its open circuit quickly, and no stale ``failure_type`` or
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -19,7 +20,7 @@ from medic.host.resources import Resources
 from tests.dockerwatch import StartCounter
 from tests.helpers import free_port, wait_for
 from tests.plugins.daemon import DaemonFactory, DaemonProcess
-from tests.plugins.docker import ContainerFactory, ContainerHandle
+from tests.plugins.docker import ContainerFactory, ContainerHandle, test_labels
 from tests.plugins.http import http_request
 
 REPO_PLAYBOOKS = Path(__file__).resolve().parent.parent / "recovery_playbooks"
@@ -261,3 +262,27 @@ def test_an_operators_recovery_leaves_no_stale_failure_type(
     assert service(daemon)["failure_type"] is None
     health = daemon.get("/api/v1/status")[1]["health_status"]["web"]
     assert (health["status"], health["failure_type"]) == ("healthy", None)
+
+
+async def test_restart_container_uses_the_containers_own_stop_timeout(
+    docker_client: Any, test_image: str, resources: Resources, tmp_path: Path
+) -> None:
+    # busybox httpd as PID 1 (no --init) ignores SIGTERM: a restart takes the
+    # whole stop timeout. The container's own (1 s) wins over the step's 30 s.
+    name = f"medic-test-stoptimeout-{secrets.token_hex(3)}"
+    created = docker_client.api.create_container(
+        test_image, name=name, stop_timeout=1, labels=test_labels()
+    )
+    try:
+        docker_client.api.start(created["Id"])
+        options = RestartContainerOptions(action="restart_container", stop_timeout=30)
+        ctx = ActionContext(
+            resources=resources, state_dir=tmp_path, service=ServiceTarget("web", name)
+        )
+        began = time.monotonic()
+        result = await RestartContainer(options).run(ctx)
+        took = time.monotonic() - began
+        assert result.ok and result.detail == f"restarted running container {name}", result
+        assert 0.8 < took < 6.0, f"the restart took {took:.1f}s: not the container's 1 s"
+    finally:
+        docker_client.api.remove_container(created["Id"], force=True)
