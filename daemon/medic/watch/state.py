@@ -113,13 +113,13 @@ class ServiceState:
             # nor the failure type the recovery was started for.
             return None
         self.consecutive_failures += 1
-        tripped = result.definitive or self.consecutive_failures >= self.spec.failure_threshold
-        if self.status in (ServiceStatus.UNKNOWN, ServiceStatus.HEALTHY):
-            if tripped:
-                return self._move(ServiceStatus.UNHEALTHY, result.failure_type, result.detail)
-            if self.status is ServiceStatus.HEALTHY:
-                return None  # below the threshold: a healthy service has no failure type
+        # Below the threshold too: the blast-radius rule tells a service failing
+        # on its own from one failing for its dependency by this; the next
+        # passing check clears it.
         self.failure_type = result.failure_type
+        tripped = result.definitive or self.consecutive_failures >= self.spec.failure_threshold
+        if tripped and self.status in (ServiceStatus.UNKNOWN, ServiceStatus.HEALTHY):
+            return self._move(ServiceStatus.UNHEALTHY, result.failure_type, result.detail)
         return None
 
     def _may_change(self) -> bool:
