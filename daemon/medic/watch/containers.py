@@ -21,7 +21,8 @@ will not bring the container back (``docker_restarts``), the ``die`` itself is
 the verdict (a definitive ``service_crash`` with the exit code), with no probe
 and no ``inspect`` first; the recovery then goes through every guardrail as
 any failed check would. When Docker will restart it, medic waits for Docker.
-While medic's own recovery runs, a ``die`` is its restart passing through.
+While medic's own recovery runs, its ``kill``, ``die`` and ``stop`` are its
+restart passing through: they ask for nothing (the recovery probes the service).
 A ``pause`` marks the service at once (a frozen container answers nothing).
 """
 
@@ -188,6 +189,11 @@ class ContainerEvents:
 
     def _act(self, spec: ServiceSpec, meaning: Meaning, event: DockerEvent) -> None:
         respect = spec.policy.respect_manual_stop
+        if meaning not in ("started", "updated") and self._services.is_recovering(spec.name):
+            # medic's own restart passing through (its kill, die, stop): the
+            # recovery probes the service itself, and a check now would only
+            # queue an inspect behind Docker's own work on the container.
+            return
         if meaning == "operator_stop" and respect:
             self._services.mark_stopped_by_operator(spec.name, "stopped with docker stop")
         elif meaning == "started":
@@ -196,7 +202,7 @@ class ContainerEvents:
             self._services.request_check(spec.name, delay_s=DIE_DEFER_S)
         elif meaning == "crash_suspect":
             self._on_crash(spec, event)
-        elif meaning == "paused" and not self._services.is_recovering(spec.name):
+        elif meaning == "paused":
             detail = f"container {event.container} was paused (frozen): Docker's pause event"
             self._services.report_result(spec.name, _event_result(event, detail, "paused"))
         elif meaning != "updated":
@@ -204,9 +210,6 @@ class ContainerEvents:
 
     def _on_crash(self, spec: ServiceSpec, event: DockerEvent) -> None:
         """A ``die`` that no operator's signal preceded."""
-        if self._services.is_recovering(spec.name):
-            self._services.request_check(spec.name)  # medic's own restart passing through
-            return
         exit_code = _exit_code(event)
         docker_will = self._restarts.will_restart(event.container, exit_code)
         if self._intent.killed_through_api(event.container):

@@ -170,7 +170,8 @@ class SelfHealingMonitor:
         if state.status is ServiceStatus.STOPPED_BY_OPERATOR:
             self.apply_transition(state.set_status(ServiceStatus.UNKNOWN, detail))
         state.start_grace()
-        self.request_check(name)
+        if not state.recovering:  # medic's own start: its recovery probes the service
+            self.request_check(name)
 
     def is_recovering(self, name: str) -> bool:
         state = self._states.get(name)
