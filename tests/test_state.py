@@ -106,3 +106,12 @@ def test_medics_own_restart_changes_neither_status_nor_failure_type() -> None:
     s.recovering = True
     assert s.observe(fail(definitive=True)) is None
     assert (s.status, s.failure_type) == (ServiceStatus.HEALTHY, None)
+
+
+def test_a_probe_that_overlapped_medics_restart_is_known_as_such() -> None:
+    s = state()
+    s.recovering = True
+    assert s.began_during_recovery(started_mono=100.0)
+    s.end_recovery(now_mono=105.0)
+    assert s.began_during_recovery(started_mono=104.0)
+    assert not s.began_during_recovery(started_mono=105.5)

@@ -200,7 +200,7 @@ async def _finish(
         "duration_seconds": round(duration, 3),
     }
     deps.recorder.recovery_ended(payload, outcome, duration)
-    state.recovering = False
+    state.end_recovery()
     run.heal.held_reason = None
     new_status = ServiceStatus.HEALTHY if healthy else ServiceStatus.UNHEALTHY
     deps.services.apply_transition(state.set_status(new_status, detail))

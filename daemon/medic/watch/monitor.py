@@ -250,9 +250,16 @@ class SelfHealingMonitor:
             self.request_check(name)
 
     async def _check(self, state: ServiceState) -> CheckResult:
+        started = time.monotonic()
         probe = await self.runner.run(state.spec, self._checks[state.name])
         if self._states.get(state.name) is not state:
             return probe.result  # the service was removed or replaced meanwhile
+        overlapped = not state.recovering and state.began_during_recovery(started)
+        if overlapped and not probe.result.healthy:
+            # It probed medic's own restart (e.g. timed out on the old
+            # container): ask again rather than judge the service by it.
+            self.request_check(state.name)
+            return probe.result
         return self._judge(state, probe.result, probe.at, probe.duration_s)
 
     def _judge(

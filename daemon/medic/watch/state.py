@@ -71,6 +71,9 @@ class ServiceState:
     """Start of the current failure episode; None while healthy."""
     recovering: bool = False
     """A recovery owns the status while it runs: single checks do not change it."""
+    recovery_ended_mono: float = 0.0
+    """Monotonic time the last recovery ended: a check that began before it
+    probed medic's own restart, not the service as it is now."""
     status_since: float = field(default_factory=time.time)
 
     @property
@@ -81,6 +84,14 @@ class ServiceState:
         """Begin the service's start_period (at daemon start and after each restart)."""
         now_mono = time.monotonic() if now_mono is None else now_mono
         self.grace_until = now_mono + self.spec.start_period_s
+
+    def end_recovery(self, now_mono: float | None = None) -> None:
+        self.recovering = False
+        self.recovery_ended_mono = time.monotonic() if now_mono is None else now_mono
+
+    def began_during_recovery(self, started_mono: float) -> bool:
+        """Whether a probe that started at ``started_mono`` overlapped a recovery."""
+        return self.recovering or started_mono < self.recovery_ended_mono
 
     def observe(self, result: CheckResult, now_mono: float | None = None) -> Transition | None:
         """Count one check result; return the status change it causes, if any."""
