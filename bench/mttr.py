@@ -7,10 +7,11 @@ interval) with Docker's own ``--restart=always`` in the same run:
     medic, host SIGKILL           (``os.kill(State.Pid, SIGKILL)`` from the host)
     docker --restart=always, host SIGKILL
 
-first with a second idle container on the default bridge (rounds of the three
-taking turns), then without it, each target alone (the last container on the
-bridge restarts slower: the bridge goes down). Containers that other people
-run on the default bridge keep it up too; the report names them.
+first with a second idle container on the bench's bridge (rounds of the three
+taking turns), then without it, each target alone (the last container on a
+bridge restarts slower: the bridge goes down). The bridge is a network of the
+run's own (``bench_network``); containers that others attach to it would keep
+it up too, and the report names them.
 
 The clock starts just before the kill and stops at the first HTTP 200 on the
 published port, polled from here every 5 ms. Between rounds the bench waits
@@ -68,6 +69,8 @@ NAME_PREFIX = "medic-bench"
 LABEL = "medic-bench.run"
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = REPO / ".venv" / "bin" / "python"
+if not PYTHON.exists():  # a worktree without its own venv: the interpreter running this
+    PYTHON = Path(sys.executable)
 
 PORT_RANGE = (20000, 32000)
 """Below Linux's default ephemeral range (32768-60999)."""
@@ -175,6 +178,7 @@ class Containers:
     def __init__(self, client: docker.DockerClient) -> None:
         self.client = client
         self.run_id = uuid.uuid4().hex[:8]
+        self.network = bench_network(client, self.run_id)
 
     def name(self, role: str) -> str:
         return f"{NAME_PREFIX}-{self.run_id}-{role}"
@@ -188,7 +192,12 @@ class Containers:
 
     def _run(self, role: str, **kwargs: Any) -> Container:
         container: Container = self.client.containers.run(
-            IMAGE, name=self.name(role), detach=True, labels={LABEL: self.run_id}, **kwargs
+            IMAGE,
+            name=self.name(role),
+            detach=True,
+            labels={LABEL: self.run_id},
+            network=self.network,
+            **kwargs,
         )
         return container
 
@@ -199,17 +208,38 @@ class Containers:
             container.remove(force=True)
 
     def remove_all(self) -> None:
-        found = self.client.containers.list(all=True, filters={"label": f"{LABEL}={self.run_id}"})
-        for container in found:
-            with contextlib.suppress(docker.errors.DockerException):
-                container.remove(force=True)
+        remove_run(self.client, self.run_id)
 
     def others_on_bridge(self) -> list[str]:
-        """Running containers on the default bridge that this run did not start."""
+        """Running containers on the bench's bridge that this run did not start."""
         mine = f"{NAME_PREFIX}-{self.run_id}-"
-        bridge = self.client.networks.get("bridge")
-        names = [c.name or "" for c in bridge.containers]
+        # The low-level inspect: the high-level list inspects each container, and
+        # one that someone else removes meanwhile would end the run.
+        attached = self.client.api.inspect_network(self.network).get("Containers") or {}
+        names = [str(c.get("Name") or "") for c in attached.values()]
         return sorted(n for n in names if not n.startswith(mine))
+
+
+def bench_network(client: docker.DockerClient, run_id: str) -> str:
+    """A bridge network of the run's own: on this shared machine, a private
+    ``dockerd --bridge=none`` started by someone else deletes the host's
+    ``docker0`` (moby removes the default bridge interface at start), which
+    breaks every container on the default bridge; a user-defined bridge is
+    left alone. It behaves as the default bridge for what is measured here."""
+    name = f"{NAME_PREFIX}-{run_id}"
+    client.networks.create(name, driver="bridge", labels={LABEL: run_id})
+    return name
+
+
+def remove_run(client: docker.DockerClient, run_id: str) -> None:
+    """Remove the run's containers, then its network."""
+    found = client.containers.list(all=True, filters={"label": f"{LABEL}={run_id}"})
+    for container in found:
+        with contextlib.suppress(docker.errors.DockerException):
+            container.remove(force=True)
+    for network in client.networks.list(filters={"label": f"{LABEL}={run_id}"}):
+        with contextlib.suppress(docker.errors.DockerException):
+            network.remove()
 
 
 def container_state(container: Container) -> dict[str, Any]:
@@ -718,6 +748,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="the host-process case instead: SIGKILL a process service, medic vs supervisord",
     )
+    parser.add_argument(
+        "--faults",
+        action="store_true",
+        help="wrong answers (404) and hangs (docker pause) instead: medic vs Monit",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds = 3
@@ -751,6 +786,13 @@ def main(argv: list[str] | None = None) -> int:
         import mttr_process  # beside this file; sys.path[0] when run as a script
 
         return mttr_process.main(["--rounds", str(args.rounds)] + ["--json"] * args.json)
+    if args.faults:
+        import mttr_faults  # beside this file
+
+        flags = ["--json"] * args.json + ["--keep"] * args.keep
+        return mttr_faults.main(
+            ["--rounds", str(args.rounds), "--source", str(args.source), *flags]
+        )
     signal.signal(signal.SIGTERM, _on_sigterm)
     workdir = Path(tempfile.mkdtemp(prefix="medic-bench-"))
     try:

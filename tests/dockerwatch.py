@@ -14,10 +14,13 @@ import pytest
 class StartCounter:
     """Counts a container's ``start`` events from Docker's own event stream."""
 
-    def __init__(self, client: docker.DockerClient, container_id: str) -> None:
+    def __init__(
+        self, client: docker.DockerClient, container_id: str, event: str = "start"
+    ) -> None:
         self.starts: list[float] = []
+        """When each event came (``start`` unless told otherwise)."""
         self._stream = client.api.events(
-            decode=True, filters={"container": container_id, "event": "start"}
+            decode=True, filters={"container": container_id, "event": event}
         )
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -37,8 +40,8 @@ class StartCounter:
 def start_counter(docker_client: docker.DockerClient) -> Iterator[Any]:
     counters: list[StartCounter] = []
 
-    def make(container_id: str) -> StartCounter:
-        counter = StartCounter(docker_client, container_id)
+    def make(container_id: str, event: str = "start") -> StartCounter:
+        counter = StartCounter(docker_client, container_id, event)
         counters.append(counter)
         return counter
 

@@ -87,3 +87,31 @@ def test_failures_of_a_service_stopped_by_an_operator_are_expected() -> None:
     assert s.observe(fail(definitive=True)) is None
     t = s.observe(CheckResult.ok())
     assert t is not None and t.new is ServiceStatus.HEALTHY
+
+
+def test_a_healthy_service_keeps_no_failure_type_once_a_check_passes() -> None:
+    s = state(failure_threshold=3)
+    s.observe(CheckResult.ok())
+    s.observe(fail())
+    assert (s.status, s.failure_type) == (ServiceStatus.HEALTHY, CRASH)
+    s.observe(CheckResult.ok())
+    assert (s.status, s.failure_type) == (ServiceStatus.HEALTHY, None)
+
+
+def test_medics_own_restart_changes_neither_status_nor_failure_type() -> None:
+    # An operator's recovery of a healthy service: its restart's failed checks
+    # (even a definitive exit) are the restart passing through.
+    s = state(failure_threshold=1)
+    s.observe(CheckResult.ok())
+    s.recovering = True
+    assert s.observe(fail(definitive=True)) is None
+    assert (s.status, s.failure_type) == (ServiceStatus.HEALTHY, None)
+
+
+def test_a_probe_that_overlapped_medics_restart_is_known_as_such() -> None:
+    s = state()
+    s.recovering = True
+    assert s.began_during_recovery(started_mono=100.0)
+    s.end_recovery(now_mono=105.0)
+    assert s.began_during_recovery(started_mono=104.0)
+    assert not s.began_during_recovery(started_mono=105.5)

@@ -65,6 +65,7 @@ from medic.watch.containers import ContainerEvents, ContainerStopGate, DockerInt
 from medic.watch.discovery.docker_labels import DiscoverySettings, DockerLabelDiscovery
 from medic.watch.discovery.services import WatchedServices
 from medic.watch.discovery.stream import DockerStream
+from medic.watch.docker_restarts import DockerRestartGate, DockerRestarts
 from medic.watch.monitor import SelfHealingMonitor
 from medic.watch.runner import CheckRunner
 from medic.workflows.manager import WorkflowManager
@@ -111,7 +112,7 @@ class ControlPlaneOrchestrator:
             max_concurrent=config.model.daemon.workflow_concurrency,
             dry_run=self.dry_run,
         )
-        self.containers = ContainerEvents(self.monitor, self._intent)
+        self.containers = ContainerEvents(self.monitor, self._intent, self._restarts)
         self.watched = WatchedServices(self.monitor, self.bus, config.services)
         self.discovery = DockerLabelDiscovery(
             self.resources.docker, _discovery_settings(config), self.watched.apply_discovered
@@ -124,7 +125,8 @@ class ControlPlaneOrchestrator:
 
     def _wire_watch_and_heal(self, config: LoadedConfig) -> None:
         """The monitor tells the engine (its listener); the engine heals the monitor's
-        services. Docker's events and the stop gate share one reading of intent."""
+        services. Docker's events and the stop gate share one reading of intent;
+        Docker's restart policies are read once per start."""
         self.engine = RecoveryEngine(
             policy=config.model.monitoring.recovery,
             playbooks=config.playbooks,
@@ -136,12 +138,13 @@ class ControlPlaneOrchestrator:
             dry_run=self.dry_run,
         )
         self._intent = DockerIntent()
+        self._restarts = DockerRestarts(self.resources.docker.inspect)
         self.monitor = SelfHealingMonitor(
             services=config.services,
             runner=CheckRunner(self.resources, self.metrics),
             bus=self.bus,
             recovery=self.engine,
-            gates=[ContainerStopGate(self._intent)],
+            gates=[ContainerStopGate(self._intent), DockerRestartGate()],
         )
         self.engine.attach(self.monitor)
 

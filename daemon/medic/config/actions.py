@@ -139,8 +139,10 @@ class RestartContainerOptions(ActionOptions):
 
     container: str | None = None
     """Name or id; defaults to the service's ``container:``."""
-    stop_timeout: Duration = 10.0
-    """Seconds Docker waits after SIGTERM before it kills a running container."""
+    stop_timeout: Duration | None = None
+    """Seconds Docker waits after SIGTERM before it kills a running container.
+    The container's own ``StopTimeout`` wins; without either, the service's
+    stop timeout, else 10 s."""
 
 
 class RestartProcessOptions(ActionOptions):

@@ -323,6 +323,7 @@ class RecoveryEngine:
     ) -> Recovery:
         state.recovering = True
         heal = self.book.of(state)
+        heal.next_attempt_at = None  # this is that attempt: the page must not show it as due
         run = Recovery(
             state=state,
             heal=heal,

@@ -203,7 +203,7 @@ async def _finish(
         "duration_seconds": round(duration, 3),
     }
     deps.recorder.recovery_ended(payload, outcome, duration)
-    state.recovering = False
+    state.end_recovery()
     run.heal.held_reason = None
     new_status = ServiceStatus.HEALTHY if healthy else ServiceStatus.UNHEALTHY
     deps.services.apply_transition(state.set_status(new_status, detail))
@@ -212,6 +212,9 @@ async def _finish(
 
 
 def facts_of(state: ServiceState) -> dict[str, Any]:
-    if state.last_check is None:
+    last = state.last_check
+    if last is None:
         return {}
-    return {**state.last_check.result.data, "detail": state.last_check.result.detail}
+    # When the failing check ran and how long it took: where a recovery's time went.
+    timing = {"checked_at": last.at.isoformat(), "check_seconds": round(last.duration_s, 4)}
+    return {**last.result.data, "detail": last.result.detail, **timing}

@@ -37,6 +37,7 @@ WATCHED_EVENTS = (
     "create",
     "destroy",
     "rename",
+    "update",
 )
 
 
@@ -64,6 +65,12 @@ class ContainerState:
     restart_count: int
     health_output: str = ""
     """Output of the last HEALTHCHECK probe (``State.Health.Log[-1].Output``), if any."""
+    restart_policy: str = "no"
+    """Docker's own restart policy: no, always, unless-stopped or on-failure."""
+    restart_max: int = 0
+    """``on-failure``'s maximum retry count; 0 = no limit."""
+    stop_timeout_s: int | None = None
+    """The container's own stop timeout (``Config.StopTimeout``), if it has one."""
 
     @property
     def running(self) -> bool:
@@ -73,6 +80,8 @@ class ContainerState:
     def from_inspect(cls, data: dict[str, Any]) -> ContainerState:
         state = data.get("State") or {}
         health = state.get("Health") or {}
+        policy = (data.get("HostConfig") or {}).get("RestartPolicy") or {}
+        stop_timeout = (data.get("Config") or {}).get("StopTimeout")
         return cls(
             name=str(data.get("Name", "")).lstrip("/"),
             id=str(data.get("Id", "")),
@@ -85,6 +94,9 @@ class ContainerState:
             finished_at=str(state.get("FinishedAt", "")),
             restart_count=int(data.get("RestartCount") or 0),
             health_output=_last_health_output(health),
+            restart_policy=str(policy.get("Name") or "no"),
+            restart_max=int(policy.get("MaximumRetryCount") or 0),
+            stop_timeout_s=int(stop_timeout) if stop_timeout is not None else None,
         )
 
 

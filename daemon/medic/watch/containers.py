@@ -15,6 +15,15 @@ with SIGKILL only and no ``stop``. So a ``die`` that follows a gentler signal
 is judged a moment later, once Docker has had the chance to say ``stop``; a
 check that finds such a container exited before the events arrive waits the
 same way (``ContainerStopGate``).
+
+A crash nobody asked for is acted on at once: when Docker's restart policy
+will not bring the container back (``docker_restarts``), the ``die`` itself is
+the verdict (a definitive ``service_crash`` with the exit code), with no probe
+and no ``inspect`` first; the recovery then goes through every guardrail as
+any failed check would. When Docker will restart it, medic waits for Docker.
+While medic's own recovery runs, its ``kill``, ``die`` and ``stop`` are its
+restart passing through: they ask for nothing (the recovery probes the service).
+A ``pause`` marks the service at once (a frozen container answers nothing).
 """
 
 from __future__ import annotations
@@ -26,11 +35,12 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from medic.core.logging import get_logger
 from medic.core.vocabulary import FailureType
+from medic.watch.checks.base import CheckResult
+from medic.watch.docker_restarts import DockerRestarts
 
 if TYPE_CHECKING:
     from medic.config.models import ServiceSpec
     from medic.host.docker import DockerEvent
-    from medic.watch.checks.base import CheckResult
 
 log = get_logger("DockerEvents")
 
@@ -41,7 +51,16 @@ STOP_TIMEOUT_BOUND_S = 30.0
 """How long after a gentle signal a ``die`` is still expected (docker stop's
 timeout is 10 s by default)."""
 
-Meaning = Literal["crash_suspect", "defer", "operator_stop", "started", "other"]
+Meaning = Literal[
+    "crash_suspect", "defer", "operator_stop", "started", "paused", "unpaused", "updated", "other"
+]
+
+_SIMPLE: dict[str, Meaning] = {
+    "stop": "operator_stop",
+    "pause": "paused",
+    "unpause": "unpaused",
+    "update": "updated",
+}
 
 _SIGKILL = ("9", "KILL", "SIGKILL")
 
@@ -76,9 +95,13 @@ class DockerIntent:
         if action == "die":
             seen.died_at = now
             return "defer" if seen.gentle_at is not None else "crash_suspect"
-        if action == "stop":
-            return "operator_stop"
-        return "other"
+        return _SIMPLE.get(action, "other")
+
+    def killed_through_api(self, container: str) -> bool:
+        """Whether a ``kill`` reached ``container`` through Docker's API since it
+        last started (Docker's restart policy then leaves it down)."""
+        seen = self._containers.get(container)
+        return seen is not None and bool(seen.signals)
 
     def stop_may_follow(self, container: str, now: float | None = None) -> bool:
         """Whether an exited ``container`` may still turn out to be an operator's stop."""
@@ -126,13 +149,20 @@ class ServiceControl(Protocol):
 
     def mark_started_again(self, name: str, detail: str) -> None: ...
 
+    def report_result(self, name: str, result: CheckResult) -> None: ...
+
+    def is_recovering(self, name: str) -> bool: ...
+
 
 class ContainerEvents:
     """Routes Docker's container events to the services that run in those containers."""
 
-    def __init__(self, services: ServiceControl, intent: DockerIntent) -> None:
+    def __init__(
+        self, services: ServiceControl, intent: DockerIntent, restarts: DockerRestarts
+    ) -> None:
         self._services = services
         self._intent = intent
+        self._restarts = restarts
 
     def wanted(self) -> bool:
         """Whether any watched service names a container (so the stream is worth reading)."""
@@ -142,6 +172,8 @@ class ContainerEvents:
         meaning = self._intent.observe(event)
         if not event.container:
             return
+        if meaning in ("started", "updated") and self._watched(event.container):
+            self._restarts.learn(event.container)
         for spec in list(self._services.specs()):
             if event.container in containers_of(spec):
                 log.debug(
@@ -150,21 +182,75 @@ class ContainerEvents:
                     service=spec.name,
                     docker_event=event.action,
                 )
-                self._act(spec, meaning)
+                self._act(spec, meaning, event)
 
-    def _act(self, spec: ServiceSpec, meaning: Meaning) -> None:
+    def _watched(self, container: str) -> bool:
+        return any(container in containers_of(spec) for spec in self._services.specs())
+
+    def _act(self, spec: ServiceSpec, meaning: Meaning, event: DockerEvent) -> None:
         respect = spec.policy.respect_manual_stop
+        if meaning not in ("started", "updated") and self._services.is_recovering(spec.name):
+            # medic's own restart passing through (its kill, die, stop): the
+            # recovery probes the service itself, and a check now would only
+            # queue an inspect behind Docker's own work on the container.
+            return
         if meaning == "operator_stop" and respect:
             self._services.mark_stopped_by_operator(spec.name, "stopped with docker stop")
         elif meaning == "started":
             self._services.mark_started_again(spec.name, "started again")
         elif meaning == "defer" and respect:
             self._services.request_check(spec.name, delay_s=DIE_DEFER_S)
+        elif meaning == "crash_suspect":
+            self._on_crash(spec, event)
+        elif meaning == "paused":
+            detail = f"container {event.container} was paused (frozen): Docker's pause event"
+            self._services.report_result(spec.name, _event_result(event, detail, "paused"))
+        elif meaning != "updated":
+            self._services.request_check(spec.name)
+
+    def _on_crash(self, spec: ServiceSpec, event: DockerEvent) -> None:
+        """A ``die`` that no operator's signal preceded."""
+        exit_code = _exit_code(event)
+        docker_will = self._restarts.will_restart(event.container, exit_code)
+        if self._intent.killed_through_api(event.container):
+            docker_will = False  # docker kill: a manual stop for Docker's policy
+        if docker_will is False:
+            detail = f"container {event.container} exited with code {exit_code}: Docker's die event"
+            result = _event_result(event, detail, "exited", exit_code=exit_code, definitive=True)
+            self._services.report_result(spec.name, result)
         else:
+            # Docker restarts it (or its policy is not known yet): the check and
+            # the restart gate judge what the engine says once its exit is handled.
             self._services.request_check(spec.name)
 
     def on_connected(self) -> None:
         """The stream is (back) up: what happened meanwhile is only seen by checking."""
         for spec in list(self._services.specs()):
+            for container in containers_of(spec):
+                self._restarts.learn(container)
             if containers_of(spec):
                 self._services.request_check(spec.name)
+
+
+def _exit_code(event: DockerEvent) -> int:
+    raw = event.attributes.get("exitCode", "")
+    return int(raw) if raw.lstrip("-").isdigit() else -1
+
+
+def _event_result(
+    event: DockerEvent,
+    detail: str,
+    status: str,
+    *,
+    exit_code: int | None = None,
+    definitive: bool = True,
+) -> CheckResult:
+    failure = FailureType.SERVICE_CRASH if status == "exited" else FailureType.CONNECTION_TIMEOUT
+    data: dict[str, object] = {
+        "container": event.container,
+        "status": status,
+        "source": "docker_event",
+    }
+    if exit_code is not None:
+        data["exit_code"] = exit_code
+    return CheckResult.fail(failure, detail, definitive=definitive, **data)

@@ -13,8 +13,10 @@ and the result gates.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Protocol
 
@@ -158,14 +160,30 @@ class SelfHealingMonitor:
         self._mark_stopped(state, how)
 
     def mark_started_again(self, name: str, detail: str) -> None:
-        """A service an operator had stopped runs again: watch it afresh."""
+        """The service was started (by medic, Docker's policy or an operator): its
+        ``start_period`` begins again; one an operator had stopped is watched afresh."""
         state = self._states.get(name)
         if state is None:
             return
         if state.status is ServiceStatus.STOPPED_BY_OPERATOR:
             self.apply_transition(state.set_status(ServiceStatus.UNKNOWN, detail))
-            state.start_grace()
-        self.request_check(name)
+        state.start_grace()
+        if not state.recovering:  # medic's own start: its recovery probes the service
+            self.request_check(name)
+
+    def is_recovering(self, name: str) -> bool:
+        state = self._states.get(name)
+        return state is not None and state.recovering
+
+    def report_result(self, name: str, result: CheckResult) -> None:
+        """Judge what a plugin knows for certain (Docker's ``die``) as a check result,
+        now, without a probe: it goes the same way as a probe's result."""
+        state = self._states.get(name)
+        if state is None:
+            return
+        failure = None if result.healthy else result.failure_type
+        self.runner.observer.check_done(name, state.spec.check.type, 0.0, failure)
+        self._judge(state, result, datetime.now(UTC), 0.0)
 
     def _mark_stopped(self, state: ServiceState, how: str) -> None:
         if state.status is ServiceStatus.STOPPED_BY_OPERATOR:
@@ -230,14 +248,26 @@ class SelfHealingMonitor:
             self.request_check(name)
 
     async def _check(self, state: ServiceState) -> CheckResult:
+        started = time.monotonic()
         probe = await self.runner.run(state.spec, self._checks[state.name])
         if self._states.get(state.name) is not state:
             return probe.result  # the service was removed or replaced meanwhile
-        result = self._with_dependency_context(state, probe.result)
+        overlapped = not state.recovering and state.began_during_recovery(started)
+        if overlapped and not probe.result.healthy:
+            # It probed medic's own restart (e.g. timed out on the old
+            # container): ask again rather than judge the service by it.
+            self.request_check(state.name)
+            return probe.result
+        return self._judge(state, probe.result, probe.at, probe.duration_s)
+
+    def _judge(
+        self, state: ServiceState, raw: CheckResult, at: datetime, duration_s: float
+    ) -> CheckResult:
+        result = self._with_dependency_context(state, raw)
         if self._deferred(state, result):
             return result  # judged again once the plugin's moment has passed
         self._follow_operator_intent(state, result)
-        state.last_check = LastCheck(probe.at, probe.duration_s, result)
+        state.last_check = LastCheck(at, duration_s, result)
         self.apply_transition(state.observe(result))
         if state.status is ServiceStatus.HEALTHY and not state.recovering:
             self.runner.observer.set_up(state.name, True)

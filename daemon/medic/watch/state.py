@@ -71,6 +71,9 @@ class ServiceState:
     """Start of the current failure episode (monotonic); None while healthy."""
     recovering: bool = False
     """A recovery owns the status while it runs: single checks do not change it."""
+    recovery_ended_mono: float = 0.0
+    """Monotonic time the last recovery ended: a check that began before it
+    probed medic's own restart, not the service as it is now."""
     status_since: float = field(default_factory=time.time)
     """Wall-clock time of the last status change (shown, never measured)."""
 
@@ -82,6 +85,14 @@ class ServiceState:
         """Begin the service's start_period (at daemon start and after each restart)."""
         now_mono = time.monotonic() if now_mono is None else now_mono
         self.grace_until = now_mono + self.spec.start_period_s
+
+    def end_recovery(self, now_mono: float | None = None) -> None:
+        self.recovering = False
+        self.recovery_ended_mono = time.monotonic() if now_mono is None else now_mono
+
+    def began_during_recovery(self, started_mono: float) -> bool:
+        """Whether a probe that started at ``started_mono`` overlapped a recovery."""
+        return self.recovering or started_mono < self.recovery_ended_mono
 
     def observe(self, result: CheckResult, now_mono: float | None = None) -> Transition | None:
         """Count one check result; return the status change it causes, if any."""
@@ -96,6 +107,7 @@ class ServiceState:
         self.consecutive_failures = 0
         self.consecutive_successes += 1
         if self.status is ServiceStatus.HEALTHY:
+            self.failure_type = None
             return None
         enough = self.consecutive_successes >= self.spec.success_threshold
         if self.status is ServiceStatus.UNKNOWN or (enough and self._may_change()):
@@ -108,7 +120,14 @@ class ServiceState:
             return None  # stopped on purpose: failing checks are expected
         if now_mono < self.grace_until and not result.definitive:
             return None
+        if self.recovering:
+            # medic's own restart passing through: it neither changes the status
+            # nor the failure type the recovery was started for.
+            return None
         self.consecutive_failures += 1
+        # Below the threshold too: the blast-radius rule tells a service failing
+        # on its own from one failing for its dependency by this; the next
+        # passing check clears it.
         self.failure_type = result.failure_type
         tripped = result.definitive or self.consecutive_failures >= self.spec.failure_threshold
         if tripped and self.status in (ServiceStatus.UNKNOWN, ServiceStatus.HEALTHY):

@@ -3,7 +3,10 @@
 Probes start 50 ms apart and back off (x1.5) up to ``interval``, so a fast
 recovery is seen at once and a slow one is not hammered. The action keeps its
 own deadline and reports running out of time as a failed result with the last
-probe's detail, rather than being cut off by the step runner.
+probe's detail, rather than being cut off by the step runner. It ends at once,
+failed, when the failure is definitive: the container exited (or died) again
+after the restart, so waiting out the timeout would only delay the next attempt
+(and a crash loop's open circuit).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from medic.config.actions import WaitHealthyOptions
 from medic.heal.actions.base import Action, ActionContext, ActionError, ActionResult
 from medic.watch.checks.base import CheckResult
 
+_GONE = frozenset({"exited", "dead"})
 FIRST_DELAY_S = 0.05
 DELAY_FACTOR = 1.5
 
@@ -47,6 +51,11 @@ class WaitHealthy(Action[WaitHealthyOptions]):
             detail = f"still unhealthy after {self.timeout_s:g}s: {poller.summary()}"
             return ActionResult(ok=False, detail=detail, data={"probes": poller.probes})
         elapsed = time.monotonic() - started
+        if poller.gone:
+            detail = (
+                f"gave up after {elapsed:.1f}s, the failure is definitive: {poller.last_detail}"
+            )
+            return ActionResult(ok=False, detail=detail, data={"probes": poller.probes})
         return ActionResult(
             ok=True,
             detail=f"healthy after {elapsed:.1f}s ({poller.probes} probes): {poller.last_detail}",
@@ -61,13 +70,15 @@ class _Poller:
         self.probes = 0
         self.streak = 0
         self.last_detail = "no probe finished"
+        self.gone = False
+        """The last probe found the container exited or dead: no point waiting."""
 
     async def until_healthy(self, ctx: ActionContext) -> None:
         assert ctx.run_check is not None
         delay = min(FIRST_DELAY_S, self.max_delay_s)
         while True:
             self._record(await ctx.run_check())
-            if self.streak >= self.consecutive:
+            if self.streak >= self.consecutive or self.gone:
                 return
             await asyncio.sleep(delay)
             delay = min(delay * DELAY_FACTOR, self.max_delay_s)
@@ -81,3 +92,9 @@ class _Poller:
         self.probes += 1
         self.last_detail = result.detail
         self.streak = self.streak + 1 if result.healthy else 0
+        self.gone = _definitively_gone(result)
+
+
+def _definitively_gone(result: CheckResult) -> bool:
+    status = result.data.get("status")
+    return not result.healthy and result.definitive and status in _GONE

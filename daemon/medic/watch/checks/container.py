@@ -49,8 +49,8 @@ class ContainerRefiner(Refiner):
         self, spec: ServiceSpec, result: CheckResult, resources: Resources
     ) -> CheckResult:
         container = spec.container
-        if not container:
-            return result
+        if not container or result.failure_type is FailureType.UNHEALTHY_RESPONSE:
+            return result  # a wrong answer came from a running server: nothing to inspect
         try:
             async with asyncio.timeout(REFINE_TIMEOUT_S):
                 state = await resources.docker.inspect(container)
