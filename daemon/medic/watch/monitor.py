@@ -29,7 +29,7 @@ from medic.core.vocabulary import FailureType, ServiceStatus
 from medic.watch.checks import Check
 from medic.watch.checks.base import CheckResult
 from medic.watch.periodic import PeriodicChecks
-from medic.watch.runner import CheckRunner, build_check
+from medic.watch.runner import CheckRunner, Probe, build_check
 from medic.watch.state import LastCheck, ServiceState, Transition
 
 log = get_logger("SelfHealingMonitor")
@@ -83,6 +83,8 @@ class SelfHealingMonitor:
         self._checks: dict[str, Check[Any]] = {}
         self._in_flight: dict[str, asyncio.Task[CheckResult]] = {}
         self._recheck: set[str] = set()
+        self._asked_at: dict[str, float] = {}
+        """When a check was last asked for (news: a reset, a start); wall clock."""
         self._started = False
         for spec in services.values():
             self._add(spec)
@@ -204,6 +206,7 @@ class SelfHealingMonitor:
         if delay_s > 0:
             loop.call_later(delay_s, self.request_check, name)
             return
+        self._asked_at[name] = time.time()
         if name in self._in_flight:
             self._recheck.add(name)  # the running probe may predate the news
             return
@@ -236,6 +239,9 @@ class SelfHealingMonitor:
         probe = await self.runner.run(state.spec, self._checks[state.name])
         if self._states.get(state.name) is not state:
             return probe.result  # the service was removed or replaced meanwhile
+        if _overtaken(state, probe, self._asked_at.get(state.name, 0.0)):
+            self.request_check(state.name)  # judge the service as it is now, not as it was
+            return probe.result
         result = self._with_dependency_context(state, probe.result)
         if self._deferred(state, result):
             return result  # judged again once the plugin's moment has passed
@@ -301,6 +307,7 @@ class SelfHealingMonitor:
     async def _remove(self, name: str) -> None:
         self.periodic.remove(name)
         self._states.pop(name, None)
+        self._asked_at.pop(name, None)
         check = self._checks.pop(name, None)
         if check is not None:
             await check.close()
@@ -365,6 +372,24 @@ def _log_transition(t: Transition) -> None:
             failure_type=failure,
             detail=t.detail,
         )
+
+
+def _overtaken(state: ServiceState, probe: Probe, asked_at: float) -> bool:
+    """A failed probe that began before news it could not see: a check asked
+    for since (an operator's reset, a container started), or the service seen
+    healthy since (by ``wait_healthy`` after a restart).
+
+    Such a probe (one that reached the old container while it was restarted
+    and hung until its timeout) would otherwise end a hold or start another
+    recovery of a service that is healthy now; a fresh probe decides instead.
+    """
+    if probe.result.healthy:
+        return False
+    began = probe.at.timestamp()
+    if began < asked_at:
+        return True
+    since = state.healthy_since if state.status is ServiceStatus.HEALTHY else None
+    return since is not None and since > began
 
 
 def _consume_result(task: asyncio.Task[Any]) -> None:
