@@ -35,7 +35,7 @@ def soak_module() -> Any:
 
 @pytest.mark.docker
 @pytest.mark.postgres
-@pytest.mark.timeout(330)
+@pytest.mark.timeout(480)  # 3 min of faults, set-up, quiet samples, a failing fault's 2 min
 def test_three_minutes_of_random_faults(
     soak_module: Any, tmp_path: Path, docker_client: Any, test_image: str
 ) -> None:
