@@ -328,8 +328,9 @@ def health() -> Schema:
                 "uptime_seconds": SECONDS,
                 "dry_run": BOOL,
                 "config": STR,
+                "asyncio_tasks": INT,
             },
-            optional=("history", "uptime_seconds", "dry_run", "config"),
+            optional=("history", "uptime_seconds", "dry_run", "config", "asyncio_tasks"),
         ),
         "example": {
             "status": "healthy",
@@ -338,5 +339,6 @@ def health() -> Schema:
             "uptime_seconds": 3600.5,
             "dry_run": False,
             "config": "/etc/medic/config.yaml",
+            "asyncio_tasks": 42,
         },
     }

@@ -48,6 +48,8 @@ async def health(request: web.Request) -> web.Response:
             "uptime_seconds": round(time.monotonic() - request.app[SETTINGS].started, 3),
             "dry_run": orch.dry_run,
             "config": str(orch.config.path),
+            # Tasks on the daemon's event loop: flat in a steady state, so a leak shows here.
+            "asyncio_tasks": len(asyncio.all_tasks()),
         }
     )
 

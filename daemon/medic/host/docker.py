@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import docker
 import docker.errors
 import requests.exceptions
+from docker.transport.unixconn import UnixHTTPAdapter, UnixHTTPConnectionPool
 
 from medic.host import HostError
 
@@ -178,6 +179,29 @@ _UNREACHABLE = (
 )
 
 
+class _OnePoolAdapter(UnixHTTPAdapter):
+    """The engine's unix socket with one connection pool, whatever the URL.
+
+    docker-py keys its pools by the whole request URL (``/containers/web/json``,
+    ``/containers/db/restart``...), each keeping an idle connection, up to 25:
+    watching ten containers, medic held 25 connections to dockerd (found by
+    the soak, ``bench/soak.py``). One pool keeps at most ``max_pool_size``.
+    """
+
+    def get_connection(self, url: bytes | str, proxies: Any = None) -> UnixHTTPConnectionPool:
+        return super().get_connection("http+docker://localhost", proxies)
+
+
+def _one_pool(client: docker.APIClient) -> docker.APIClient:
+    adapter = client.adapters.get("http+docker://")
+    if isinstance(adapter, UnixHTTPAdapter):
+        socket_url = "http+unix://" + adapter.socket_path
+        shared = _OnePoolAdapter(socket_url, adapter.timeout, max_pool_size=adapter.max_pool_size)
+        client.mount("http+docker://", shared)
+        adapter.close()
+    return client
+
+
 class DockerGateway:
     """Async facade over the docker SDK's low-level client."""
 
@@ -195,9 +219,10 @@ class DockerGateway:
             if self._client is None:
                 try:
                     if self._base_url:
-                        self._client = docker.APIClient(base_url=self._base_url, timeout=30)
+                        client = docker.APIClient(base_url=self._base_url, timeout=30)
                     else:
-                        self._client = docker.from_env(timeout=30).api
+                        client = docker.from_env(timeout=30).api
+                    self._client = _one_pool(client)
                 except _UNREACHABLE as exc:
                     raise DockerUnavailable(f"Docker engine unreachable: {exc}") from exc
             return self._client

@@ -29,7 +29,9 @@ from medic.watch.checks import Check
 from medic.watch.checks.base import CheckResult
 from medic.watch.periodic import PeriodicChecks
 from medic.watch.runner import CheckRunner, build_check
+from medic.watch.stale_probes import overtaken
 from medic.watch.state import LastCheck, ServiceState, Transition
+from medic.watch.transition_log import log_transition
 
 log = get_logger("SelfHealingMonitor")
 
@@ -81,6 +83,8 @@ class SelfHealingMonitor:
         self._checks: dict[str, Check[Any]] = {}
         self._in_flight: dict[str, asyncio.Task[CheckResult]] = {}
         self._recheck: set[str] = set()
+        self._asked_at: dict[str, float] = {}
+        """When a check was last asked for (news: a reset, a start); wall clock."""
         self._started = False
         self._stopping = False
         for spec in services.values():
@@ -141,7 +145,7 @@ class SelfHealingMonitor:
             self.bus.publish("service.unhealthy", **payload)
         elif t.new is ServiceStatus.HEALTHY and t.old is not ServiceStatus.UNKNOWN:
             self.bus.publish("service.recovered", **payload)
-        _log_transition(t, stopping=self._stopping)
+        log_transition(t, stopping=self._stopping)
         self.runner.observer.set_up(t.service, t.new is ServiceStatus.HEALTHY)
         self._recovery.on_transition(t)
 
@@ -219,6 +223,7 @@ class SelfHealingMonitor:
         if delay_s > 0:
             loop.call_later(delay_s, self.request_check, name)
             return
+        self._asked_at[name] = time.time()
         if name in self._in_flight:
             self._recheck.add(name)  # the running probe may predate the news
             return
@@ -257,6 +262,9 @@ class SelfHealingMonitor:
             # It probed medic's own restart (e.g. timed out on the old
             # container): ask again rather than judge the service by it.
             self.request_check(state.name)
+            return probe.result
+        if overtaken(state, probe, self._asked_at.get(state.name, 0.0)):
+            self.request_check(state.name)  # judge the service as it is now, not as it was
             return probe.result
         return self._judge(state, probe.result, probe.at, probe.duration_s)
 
@@ -328,6 +336,7 @@ class SelfHealingMonitor:
     async def _remove(self, name: str) -> None:
         self.periodic.remove(name)
         self._states.pop(name, None)
+        self._asked_at.pop(name, None)
         check = self._checks.pop(name, None)
         if check is not None:
             await check.close()
@@ -366,38 +375,6 @@ class SelfHealingMonitor:
             await asyncio.wait(tasks, timeout=5)
         for check in self._checks.values():
             await check.close()
-
-
-def _log_transition(t: Transition, *, stopping: bool) -> None:
-    failure = t.failure_type.value if t.failure_type else None
-    if t.new is ServiceStatus.UNHEALTHY and t.old in (ServiceStatus.HEALTHY, ServiceStatus.UNKNOWN):
-        # Stopping, medic starts nothing: it must not say that it does.
-        then = (
-            "medic is stopping; no recovery starts" if stopping else "Initiating auto-remediation"
-        )
-        log.warning(
-            "service.unhealthy",
-            message=f"{t.service} is UNHEALTHY. {then}.",
-            service=t.service,
-            failure_type=failure,
-            detail=t.detail,
-        )
-    elif t.new is ServiceStatus.HEALTHY:
-        log.info(
-            "service.healthy",
-            message=f"{t.service} is healthy",
-            service=t.service,
-            previous=t.old.value,
-        )
-    else:
-        log.info(
-            "service.state",
-            message=f"{t.service} is {t.new.value}",
-            service=t.service,
-            status=t.new.value,
-            failure_type=failure,
-            detail=t.detail,
-        )
 
 
 def _consume_result(task: asyncio.Task[Any]) -> None:

@@ -3,10 +3,15 @@
 Probes start 50 ms apart and back off (x1.5) up to ``interval``, so a fast
 recovery is seen at once and a slow one is not hammered. The action keeps its
 own deadline and reports running out of time as a failed result with the last
-probe's detail, rather than being cut off by the step runner. It ends at once,
-failed, when the failure is definitive: the container exited (or died) again
-after the restart, so waiting out the timeout would only delay the next attempt
-(and a crash loop's open circuit).
+probe's detail, rather than being cut off by the step runner.
+
+A probe that finds the service crashed for certain (a definitive
+``service_crash``: its container exited, its process is gone) ends the wait
+at once as a failure: nothing in this step brings it back, and waiting out the
+timeout would leave it down meanwhile (a playbook that only waits, chosen for a
+network blip, while the container has died) when the next recovery would
+restart it. The same holds when the container exited (or died) again after
+the restart: a crash loop reaches its open circuit without waiting.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import asyncio
 import time
 
 from medic.config.actions import WaitHealthyOptions
+from medic.core.vocabulary import FailureType
 from medic.heal.actions.base import Action, ActionContext, ActionError, ActionResult
 from medic.watch.checks.base import CheckResult
 
@@ -44,18 +50,16 @@ class WaitHealthy(Action[WaitHealthyOptions]):
         deadline = asyncio.timeout(self.timeout_s)
         try:
             async with deadline:
-                await poller.until_healthy(ctx)
+                healthy = await poller.until_healthy(ctx)
         except TimeoutError:
             if not deadline.expired():
                 raise
             detail = f"still unhealthy after {self.timeout_s:g}s: {poller.summary()}"
             return ActionResult(ok=False, detail=detail, data={"probes": poller.probes})
-        elapsed = time.monotonic() - started
-        if poller.gone:
-            detail = (
-                f"gave up after {elapsed:.1f}s, the failure is definitive: {poller.last_detail}"
-            )
+        if not healthy:
+            detail = f"the service crashed while waiting: {poller.last_detail}"
             return ActionResult(ok=False, detail=detail, data={"probes": poller.probes})
+        elapsed = time.monotonic() - started
         return ActionResult(
             ok=True,
             detail=f"healthy after {elapsed:.1f}s ({poller.probes} probes): {poller.last_detail}",
@@ -73,13 +77,19 @@ class _Poller:
         self.gone = False
         """The last probe found the container exited or dead: no point waiting."""
 
-    async def until_healthy(self, ctx: ActionContext) -> None:
+    async def until_healthy(self, ctx: ActionContext) -> bool:
+        """True once healthy; False when a probe finds it crashed for certain."""
         assert ctx.run_check is not None
         delay = min(FIRST_DELAY_S, self.max_delay_s)
         while True:
-            self._record(await ctx.run_check())
-            if self.streak >= self.consecutive or self.gone:
-                return
+            result = await ctx.run_check()
+            self._record(result)
+            if self.streak >= self.consecutive:
+                return True
+            if self.gone or (
+                result.definitive and result.failure_type is FailureType.SERVICE_CRASH
+            ):
+                return False
             await asyncio.sleep(delay)
             delay = min(delay * DELAY_FACTOR, self.max_delay_s)
 

@@ -1,0 +1,25 @@
+"""Probes overtaken by news: a failed result that must not judge the service."""
+
+from __future__ import annotations
+
+from medic.core.vocabulary import ServiceStatus
+from medic.watch.runner import Probe
+from medic.watch.state import ServiceState
+
+
+def overtaken(state: ServiceState, probe: Probe, asked_at: float) -> bool:
+    """A failed probe that began before news it could not see: a check asked
+    for since (an operator's reset, a container started), or the service seen
+    healthy since (by ``wait_healthy`` after a restart).
+
+    Such a probe (one that reached the old container while it was restarted
+    and hung until its timeout) would otherwise end a hold or start another
+    recovery of a service that is healthy now; a fresh probe decides instead.
+    """
+    if probe.result.healthy:
+        return False
+    began = probe.at.timestamp()
+    if began < asked_at:
+        return True
+    since = state.healthy_since if state.status is ServiceStatus.HEALTHY else None
+    return since is not None and since > began
