@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from aiohttp import web
 from medic.api.app import build_app
 from medic.api.state import ApiSettings
 from medic.config.load import load_config
+from medic.config.models import LoadedConfig
 from medic.core.errors import ConfigFileError, ConfigInvalid, InvalidWorkflowError, MedicError
 from medic.core.lifecycle import Lifecycle, Part
 from medic.core.logging import get_logger
@@ -26,6 +28,30 @@ from medic.host.sdnotify import SystemdNotifier
 from medic.orchestrator import ControlPlaneOrchestrator
 
 log = get_logger("Daemon")
+
+EVENT_LOOP_ENV = "MEDIC_EVENT_LOOP"
+"""``asyncio`` runs the daemon on asyncio's own loop instead of uvloop (for
+comparing the two; bench/checks_cpu.py and bench/scale.py use it)."""
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """uvloop's event loop, or asyncio's when uvloop cannot load (one log line says so).
+
+    uvloop (libuv, as uvicorn uses it) runs the same checks for less CPU: the
+    figures are in docs/benchmarks.md, "Check CPU".
+    """
+    if os.environ.get(EVENT_LOOP_ENV, "").strip().lower() == "asyncio":
+        return asyncio.new_event_loop
+    try:
+        import uvloop
+    except ImportError as exc:
+        log.warning(
+            "daemon.uvloop_unavailable",
+            message="uvloop cannot load; running on asyncio's own event loop",
+            error=str(exc),
+        )
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop
 
 
 class StartupError(MedicError):
@@ -40,6 +66,7 @@ class Daemon:
         state_dir: Path | None = None,
         dry_run: bool = False,
         notifier: SystemdNotifier | None = None,
+        loaded: LoadedConfig | None = None,
     ) -> None:
         self.config_path = config_path
         self.state_dir = state_dir
@@ -49,12 +76,14 @@ class Daemon:
         self._reload_lock = asyncio.Lock()
         self.orchestrator: ControlPlaneOrchestrator | None = None
         self.settings: ApiSettings | None = None
+        self._preloaded = loaded
+        """The config as ``medic run`` already loaded it: start-up reads it once."""
 
-    def _load(self) -> Any:
+    def _load(self) -> LoadedConfig:
         return load_config(self.config_path, state_dir=self.state_dir)
 
     async def run(self) -> int:
-        loaded = self._load()
+        loaded, self._preloaded = self._preloaded or self._load(), None
         orch = ControlPlaneOrchestrator(loaded, dry_run=True if self.dry_run_flag else None)
         self.orchestrator = orch
         self.settings = ApiSettings(loaded.model.api)

@@ -209,7 +209,8 @@ def _run(args: argparse.Namespace) -> int:
     daemon_cfg = loaded.model.daemon
     configure_logging(args.log_format or daemon_cfg.log_format, daemon_cfg.log_level.upper())
     _log_config_warnings(loaded.warnings)
-    return _run_daemon(Daemon(Path(path), state_dir=args.state_dir, dry_run=args.dry_run))
+    daemon = Daemon(Path(path), state_dir=args.state_dir, dry_run=args.dry_run, loaded=loaded)
+    return _run_daemon(daemon)
 
 
 def _log_config_warnings(warnings: Sequence[ConfigIssue]) -> None:
@@ -227,7 +228,7 @@ def _log_config_warnings(warnings: Sequence[ConfigIssue]) -> None:
 def _run_daemon(daemon: Daemon) -> int:
     """Run the daemon until it stops; what went wrong becomes a message and exit code."""
     from medic.core.lifecycle import TeardownError
-    from medic.daemon import StartupError
+    from medic.daemon import StartupError, event_loop_factory
     from medic.store import StateDirUnusable
 
     # While a worker thread runs Python (rendering /metrics, Docker SDK calls),
@@ -237,7 +238,8 @@ def _run_daemon(daemon: Daemon) -> int:
     # 0.5 ms, none of 293 (bench/scale.py).
     sys.setswitchinterval(LOOP_SWITCH_INTERVAL_S)
     try:
-        return asyncio.run(daemon.run())
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            return runner.run(daemon.run())
     except StartupError as exc:
         print(f"medic: {exc}", file=sys.stderr)
         return EXIT_INVALID
