@@ -1,15 +1,21 @@
-"""Prometheus metrics, on a registry owned by the daemon (no global state)."""
+"""Prometheus metrics, on a registry owned by the daemon (no global state).
+
+The families updated on every check (per service, and the start lag) are kept
+and written by ``medic.tell.per_service``: at 1,000 services prometheus-client
+took 1.4-1.8 s to render them. The rest stay on prometheus-client's registry.
+"""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4 as CONTENT_TYPE
 
 from medic.core.bus import Event
 from medic.core.vocabulary import FailureType
+from medic.tell.per_service import HistogramFamily, ValueFamily
+from medic.tell.per_service import render as render_families
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 # The classic text format (0.0.4) every scraper reads; all names here are legacy-safe,
@@ -24,36 +30,48 @@ _WORKFLOW_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self._add_check_series(self.registry)
+        self._add_check_series()
         self._add_recovery_series(self.registry)
         self._add_outbound_series(self.registry)
 
-    def _add_check_series(self, r: CollectorRegistry) -> None:
-        self.service_up = Gauge(
+    def _add_check_series(self) -> None:
+        self.service_up = ValueFamily(
             "medic_service_up",
             "1 if the service's last state is healthy, else 0.",
             ["service"],
-            registry=r,
+            "gauge",
         )
-        self.check_duration = Histogram(
+        self.check_duration = HistogramFamily(
             "medic_check_duration_seconds",
             "Time taken by each health check.",
             ["service", "type"],
-            buckets=_CHECK_BUCKETS,
-            registry=r,
+            _CHECK_BUCKETS,
         )
-        self.check_start_lag = Histogram(
+        self.check_start_lag = HistogramFamily(
             "medic_check_start_lag_seconds",
             "Delay between a scheduled check's due time and its actual start"
             " (runs skipped because the previous check is still running are not counted).",
-            buckets=_LAG_BUCKETS,
-            registry=r,
+            [],
+            _LAG_BUCKETS,
         )
-        self.check_failures = Counter(
-            "medic_check_failures_total",
+        self.check_failures = ValueFamily(
+            "medic_check_failures",
             "Failed health checks by failure type.",
             ["service", "failure_type"],
-            registry=r,
+            "counter",
+        )
+        self.circuit_open = ValueFamily(
+            "medic_circuit_open",
+            "1 while the service's recovery circuit is open.",
+            ["service"],
+            "gauge",
+        )
+        self._own = (
+            self.service_up,
+            self.check_duration,
+            self.check_start_lag,
+            self.check_failures,
+            self.circuit_open,
         )
 
     def _add_recovery_series(self, r: CollectorRegistry) -> None:
@@ -74,12 +92,6 @@ class Metrics:
             "medic_recoveries_held_total",
             "Automatic recoveries held back, by reason.",
             ["reason"],
-            registry=r,
-        )
-        self.circuit_open = Gauge(
-            "medic_circuit_open",
-            "1 while the service's recovery circuit is open.",
-            ["service"],
             registry=r,
         )
 
@@ -116,25 +128,24 @@ class Metrics:
     def check_done(
         self, service: str, check_type: str, duration_s: float, failure: FailureType | None
     ) -> None:
-        self.check_duration.labels(service, check_type).observe(duration_s)
+        self.check_duration.observe((service, check_type), duration_s)
         if failure is not None:
-            self.check_failures.labels(service, failure.value).inc()
+            self.check_failures.inc((service, failure.value))
 
     def start_lag(self, seconds: float) -> None:
-        self.check_start_lag.observe(seconds)
+        self.check_start_lag.observe((), seconds)
 
     def set_up(self, service: str, up: bool) -> None:
-        self.service_up.labels(service).set(1 if up else 0)
+        self.service_up.set((service,), 1.0 if up else 0.0)
 
     def service_added(self, service: str) -> None:
-        self.service_up.labels(service).set(0)
-        self.circuit_open.labels(service).set(0)
+        self.service_up.set((service,), 0.0)
+        self.circuit_open.set((service,), 0.0)
 
     def service_removed(self, service: str) -> None:
         """Drop a removed service's series so /metrics does not report ghosts."""
         for gauge in (self.service_up, self.circuit_open):
-            with contextlib.suppress(KeyError):
-                gauge.remove(service)
+            gauge.remove((service,))
 
     # what the heal side does (medic.heal.recording.HealMetrics) --------------------
 
@@ -146,7 +157,7 @@ class Metrics:
         self.recoveries_held.labels(reason).inc()
 
     def set_circuit_open(self, service: str, is_open: bool) -> None:
-        self.circuit_open.labels(service).set(1 if is_open else 0)
+        self.circuit_open.set((service,), 1.0 if is_open else 0.0)
 
     # what the workflows do (medic.workflows.ports.WorkflowMetrics) -------------------
 
@@ -163,6 +174,7 @@ class Metrics:
 
     def render(self, names: Sequence[str] = ()) -> bytes:
         """The text exposition; only the samples named in ``names`` when it is not empty."""
+        own = render_families(self._own, names).encode()
         if names:
-            return generate_latest(self.registry.restricted_registry(names))
-        return generate_latest(self.registry)
+            return own + generate_latest(self.registry.restricted_registry(names))
+        return own + generate_latest(self.registry)
