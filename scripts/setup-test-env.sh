@@ -21,7 +21,7 @@ readonly PG_ROLE="medic" PG_PASSWORD="medic" PG_DB="medic"
 # Packages the tests need; chromium is handled apart (Ubuntu only ships a snap).
 readonly PACKAGES=(
     docker.io busybox-static postgresql python3-venv python3-dev gcc
-    supervisor debootstrap systemd curl procps ca-certificates
+    supervisor monit debootstrap systemd curl procps ca-certificates
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
