@@ -3,8 +3,9 @@
 The Docker engine (``docker``, its event stream in ``docker_events``),
 supervised programs (``processes``), subprocess sessions (``subprocesses``),
 systemd units (``systemd``) and the notify socket (``sdnotify``), medic's own
-PostgreSQL pools (``postgres``), and ``resources``, the long-lived clients the
-checks and actions share. Heavy clients are imported where first used.
+PostgreSQL pools (``postgres``), the lean client of the common http probe
+(``http_probe``), and ``resources``, the long-lived clients the checks and
+actions share. Heavy clients are imported where first used.
 
 May import: ``medic.core``, ``medic.config``.
 """
