@@ -74,8 +74,7 @@ class _Target(asyncio.Protocol):
         self.buffer = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no asyncio.Transport
 
     def data_received(self, data: bytes) -> None:
         assert self.transport is not None
@@ -182,7 +181,20 @@ def start_medic(
     log = (workdir / "medic.log").open("ab")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
     wait_http(f"http://127.0.0.1:{api}/api/v1/health", proc)
-    return proc
+    return proc, f"http://127.0.0.1:{api}"
+
+
+def medic_failures(api: str) -> Counter[str]:
+    """medic's failed checks so far, by failure type."""
+    url = api + "/metrics?name[]=medic_check_failures_total"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        text = response.read().decode()
+    counts: Counter[str] = Counter()
+    for line in text.splitlines():
+        if line.startswith("medic_check_failures_total{"):
+            failure = line.split('failure_type="', 1)[1].split('"', 1)[0]
+            counts[failure] += round(float(line.rsplit(" ", 1)[1]))
+    return counts
 
 
 MONIT_HEAD = """set daemon 1
@@ -234,28 +246,35 @@ class Phase:
     checks_per_s: float
     cpu_percent: float
     cpu_ms_per_check: float
+    system_share: float
+    """Of that CPU, the share spent in the kernel (sockets): what no user-space lever moves."""
     host_busy_percent: float
+    failures: dict[str, int]
+    """medic's failed checks in the window, by type (Monit's are not counted)."""
 
 
 def measure(phase: str, args: argparse.Namespace, workdir: Path) -> Phase:
     checker, _, kind = phase.rpartition("-")
     targets = Targets(kind, args.ports)
     try:
+        api = None
         if checker == "monit":
             proc = start_monit(workdir, targets.ports, args.services)
             path = "monit"
         else:
             loop = "asyncio" if checker.endswith("/asyncio") else "uvloop"
-            proc = start_medic(workdir, targets.ports, args.services, loop)
+            proc, api = start_medic(workdir, targets.ports, args.services, loop)
             path = "medic"
         try:
             time.sleep(args.warmup)
             ps = psutil.Process(proc.pid)
+            failed0 = medic_failures(api) if api else Counter[str]()
             before, cpu0, host0 = targets.counts()[path], ps.cpu_times(), psutil.cpu_times()
             t0 = time.monotonic()
             time.sleep(args.duration)
             cpu1, host1, wall = ps.cpu_times(), psutil.cpu_times(), time.monotonic() - t0
             checks = targets.counts()[path] - before
+            failed = (medic_failures(api) if api else Counter[str]()) - failed0
         finally:
             stop(proc)
     finally:
@@ -268,19 +287,24 @@ def measure(phase: str, args: argparse.Namespace, workdir: Path) -> Phase:
         checks_per_s=checks / wall,
         cpu_percent=100 * used / wall,
         cpu_ms_per_check=1000 * used / checks if checks else float("nan"),
+        system_share=(cpu1.system - cpu0.system) / used if used else 0.0,
         host_busy_percent=100 * (total - idle) / total if total else 0.0,
+        failures=dict(failed),
     )
 
 
 def render(phases: list[Phase], args: argparse.Namespace) -> str:
     lines = [
-        "| phase | checks/s | CPU, % of one core | CPU per check | host busy |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| phase | checks/s | CPU, % of one core | CPU per check | of it, kernel | host busy"
+        " | medic's failures |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for p in phases:
         lines.append(
             f"| {p.name} | {p.checks_per_s:.0f} | {p.cpu_percent:.1f}% |"
-            f" {p.cpu_ms_per_check:.3f} ms | {p.host_busy_percent:.0f}% |"
+            f" {p.cpu_ms_per_check:.3f} ms | {100 * p.system_share:.0f}% |"
+            f" {p.host_busy_percent:.0f}% |"
+            f" {', '.join(f'{k} {v}' for k, v in p.failures.items()) or '-'} |"
         )
     lines.append("")
     lines.append(
@@ -303,7 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serve-targets", choices=("close", "keepalive"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_targets:
-        asyncio.run(_serve(args.ports, args.serve_targets == "close"))
+        import uvloop  # the targets must not be what limits the rate
+
+        uvloop.run(_serve(args.ports, args.serve_targets == "close"))
         return 0
     phases: list[Phase] = []
     with tempfile.TemporaryDirectory(prefix="medic-checks-cpu-") as tmp:

@@ -79,9 +79,7 @@ class _Exchange(asyncio.Protocol):
     def start(self, request: bytes, read_body: ReadBody, limit: int) -> None:
         """Send ``request``; the answer comes through ``answer()``."""
         assert self.transport is not None
-        loop = asyncio.get_running_loop()
-        self._waiter = loop.create_future()
-        self._parser = httptools.HttpResponseParser(self)
+        self._waiter = self._loop.create_future()
         self._read_body, self._body_limit = read_body, limit
         self._reason, self._content_type, self._body = b"", b"", None
         self.complete = self.answered = False
@@ -90,10 +88,12 @@ class _Exchange(asyncio.Protocol):
     # transport callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # a stream transport
+        self._loop = asyncio.get_running_loop()
+        self._parser = httptools.HttpResponseParser(self)  # one per connection, as llhttp
 
     def data_received(self, data: bytes) -> None:
-        if self._parser is None:
-            return
+        if self._waiter is None:
+            return  # nothing asked: a server talking out of turn is ignored
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:

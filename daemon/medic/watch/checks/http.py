@@ -47,6 +47,11 @@ class HttpCheck(Check[HttpCheckOptions]):
         self._body_regex = re.compile(options.body_regex) if options.body_regex else None
         self._matches_body = options.body_contains is not None or self._body_regex is not None
         self._lean = self._lean_request()
+        self._address = (self._url.host or "", self._url.port or 80)
+        self._expected: dict[int, bool] = {}
+        """Status -> expected, as the statuses come (a check sees one or two)."""
+        self._last_ok: CheckResult | None = None
+        """The last healthy result: the next one like it is this same (frozen) object."""
 
     def _lean_request(self) -> bytes | None:
         """The request the lean client sends, when this check's probe can take it."""
@@ -61,14 +66,17 @@ class HttpCheck(Check[HttpCheckOptions]):
         return HttpProbes.request_bytes("GET", host_header, target, opts.headers)
 
     def _unexpected(self, status: int) -> bool:
-        return not any(status_matches(status, spec) for spec in self.options.expect_status)
+        expected = self._expected.get(status)
+        if expected is None:
+            specs = self.options.expect_status
+            expected = self._expected[status] = any(status_matches(status, s) for s in specs)
+        return not expected
 
     async def probe(self) -> CheckResult:
         if self._lean is not None:
-            url = self._url
-            assert url.host is not None and url.port is not None
+            host, port = self._address
             answer = await self.resources.http_probes.probe(
-                url.host, url.port, self._lean, self._unexpected, MAX_BODY_BYTES
+                host, port, self._lean, self._unexpected, MAX_BODY_BYTES
             )
             if not (self.options.follow_redirects and 300 <= answer.status < 400):
                 body = "" if answer.body is None else _decode(answer.body, answer.content_type)
@@ -110,7 +118,11 @@ class HttpCheck(Check[HttpCheckOptions]):
         if self._body_regex is not None and not self._body_regex.search(body):
             detail = f"{head} but the body does not match /{opts.body_regex}/" + _excerpt(body)
             return CheckResult.fail(FailureType.UNHEALTHY_RESPONSE, detail, status=status)
-        return CheckResult.ok(head, status=status)
+        last = self._last_ok
+        if last is not None and last.detail == head:
+            return last
+        self._last_ok = CheckResult.ok(head, status=status)
+        return self._last_ok
 
 
 async def _read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes:
