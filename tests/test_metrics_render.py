@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.parser import text_string_to_metric_families
 
 from medic.core.vocabulary import FailureType
-from medic.tell.metrics import _CHECK_BUCKETS, _LAG_BUCKETS, Metrics
+from medic.tell.metrics import _CHECK_BUCKETS, _LAG_BUCKETS, _RECOVERY_BUCKETS, Metrics
 
 # Label values an operator may write (quotes, a backslash) and durations on,
 # between and past the bucket bounds.
@@ -33,6 +33,13 @@ class Reference:
             "medic_check_failures_total", "f", ["service", "failure_type"], registry=r
         )
         self.circuit = Gauge("medic_circuit_open", "c", ["service"], registry=r)
+        self.recoveries = Counter(
+            "medic_recoveries_total", "r", ["service", "playbook", "outcome"], registry=r
+        )
+        self.recovery_duration = Histogram(
+            "medic_recovery_duration_seconds", "rd", ["service"], buckets=_RECOVERY_BUCKETS,
+            registry=r,
+        )  # fmt: skip
 
 
 def feed(metrics: Metrics, ref: Reference) -> None:
@@ -52,6 +59,10 @@ def feed(metrics: Metrics, ref: Reference) -> None:
     ref.up.labels("web").set(1)
     metrics.set_circuit_open("db", True)
     ref.circuit.labels("db").set(1)
+    for outcome, seconds in (("succeeded", 1.5), ("failed", 600.0), ("succeeded", 0.1)):
+        metrics.recovery_ended("web", "restart-container", outcome, seconds)
+        ref.recoveries.labels("web", "restart-container", outcome).inc()
+        ref.recovery_duration.labels("web").observe(seconds)
     metrics.service_removed("db")
     ref.up.remove("db")
     ref.circuit.remove("db")
@@ -103,3 +114,13 @@ def test_a_family_without_series_still_says_what_it_is() -> None:
     assert "# TYPE medic_check_duration_seconds histogram" in text
     assert "# TYPE medic_check_failures_total counter" in text
     assert "# HELP medic_service_up " in text
+
+
+async def test_rendering_on_the_loop_gives_the_same_text() -> None:
+    metrics, ref = Metrics(), Reference()
+    feed(metrics, ref)
+    for i in range(350):  # several chunks
+        metrics.check_done(f"svc-{i}", "tcp", 0.01, None)
+    assert await metrics.render_async() == metrics.render()
+    names = ["medic_check_duration_seconds_sum"]
+    assert await metrics.render_async(names) == metrics.render(names)

@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Callable, Iterable, Sequence
-from typing import cast
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, cast
 
 from prometheus_client import utils
 
 go_number = cast(Callable[[float], str], utils.floatToGoString)
 """prometheus-client's number format (``+Inf``, ``1e+06``), untyped there."""
+
+CHUNK_SERIES = 100
+"""Series per chunk of ``render_chunks``: a few milliseconds of work at most."""
 
 LabelValues = tuple[str, ...]
 Wanted = Callable[[str], bool]
@@ -68,16 +71,21 @@ class _Family:
     def sample_names(self) -> tuple[str, ...]:
         return (self.name,)
 
-    def render(self, wanted: Wanted | None) -> list[str]:
-        """Its lines; with ``wanted``, only the samples it names (none: no header either)."""
+    def chunks(self, wanted: Wanted | None) -> Iterator[list[str]]:
+        """Its lines, ``CHUNK_SERIES`` series at a time; with ``wanted``, only the
+        samples it names (none: no header either)."""
         names = self.sample_names()
         if wanted is not None and not any(wanted(n) for n in names):
-            return []
-        lines = self.header()
-        lines += self._samples(wanted)
-        return lines
+            return
+        items = self._items()  # the series as they are now; later ones wait for the next scrape
+        yield self.header()
+        for start in range(0, len(items), CHUNK_SERIES):
+            yield self._samples(wanted, items[start : start + CHUNK_SERIES])
 
-    def _samples(self, wanted: Wanted | None) -> list[str]:
+    def _items(self) -> list[tuple[LabelValues, Any]]:
+        raise NotImplementedError
+
+    def _samples(self, wanted: Wanted | None, items: list[tuple[LabelValues, Any]]) -> list[str]:
         raise NotImplementedError
 
 
@@ -107,13 +115,13 @@ class ValueFamily(_Family):
         self._values.pop(values, None)
         self._labels.pop(values, None)
 
-    def _samples(self, wanted: Wanted | None) -> list[str]:
+    def _items(self) -> list[tuple[LabelValues, Any]]:
+        return list(self._values.items())
+
+    def _samples(self, wanted: Wanted | None, items: list[tuple[LabelValues, Any]]) -> list[str]:
         sample = self.sample_names()[0]
         label = self._label
-        return [
-            f"{sample}{_braces(label(values))} {go_number(value)}"
-            for values, value in list(self._values.items())
-        ]
+        return [f"{sample}{_braces(label(values))} {go_number(value)}" for values, value in items]
 
 
 class HistogramFamily(_Family):
@@ -158,15 +166,18 @@ class HistogramFamily(_Family):
         series = self._series.get(values)
         return 0.0 if series is None else sum(series[:-1])
 
-    def _samples(self, wanted: Wanted | None) -> list[str]:
+    def _items(self) -> list[tuple[LabelValues, Any]]:
+        return list(self._series.items())
+
+    def _samples(self, wanted: Wanted | None, items: list[tuple[LabelValues, Any]]) -> list[str]:
         if wanted is None and self.label_names:
-            return self._whole_samples()
+            return self._whole_samples(items)
         bucket, count, total = self.sample_names()
         keep_bucket = wanted is None or wanted(bucket)
         keep_count = wanted is None or wanted(count)
         keep_sum = wanted is None or wanted(total)
         lines: list[str] = []
-        for values, live in list(self._series.items()):
+        for values, live in items:
             series = tuple(live)  # one copy: counts and sum of the same moment
             label = self._label(values)
             cumulative = 0.0
@@ -184,22 +195,30 @@ class HistogramFamily(_Family):
                 lines.append(f"{total}{braces} {go_number(series[-1])}")
         return lines
 
-    def _whole_samples(self) -> list[str]:
+    def _whole_samples(self, items: list[tuple[LabelValues, Any]]) -> list[str]:
         # repr: counts and sums are finite floats; Prometheus reads "1234567.0" as
         # well as prometheus-client's "1.234567e+06", and repr is 3x cheaper.
         template, label = self._whole.format, self._label
         lines = []
-        for values, live in list(self._series.items()):
+        for values, live in items:
             series = tuple(live)  # one copy: counts and sum of the same moment
             cumulative = list(itertools.accumulate(series[:-1]))
             lines.append(template(label(values), *cumulative, cumulative[-1], series[-1]))
         return lines
 
 
-def render(families: Iterable[_Family], names: Sequence[str]) -> str:
-    """The text of ``families``; only the samples named in ``names`` when it is not empty."""
+def render_chunks(families: Iterable[_Family], names: Sequence[str]) -> Iterator[list[str]]:
+    """The lines of ``families``, a few series at a time; only the samples named in
+    ``names`` when it is not empty."""
     wanted: Wanted | None = frozenset(names).__contains__ if names else None
-    lines: list[str] = []
     for family in families:
-        lines += family.render(wanted)
+        yield from family.chunks(wanted)
+
+
+def render(families: Iterable[_Family], names: Sequence[str]) -> str:
+    """The text of ``families`` in one go (see ``render_chunks``)."""
+    return text([line for chunk in render_chunks(families, names) for line in chunk])
+
+
+def text(lines: list[str]) -> str:
     return "\n".join(lines) + "\n" if lines else ""
