@@ -48,6 +48,8 @@ import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = Path(sys.executable)
+SOURCE = [REPO]
+"""The tree whose daemon/ runs (``--source``: e.g. a ``git archive`` of an older commit)."""
 
 _KEEP = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
 _CLOSE = (
@@ -173,7 +175,7 @@ def start_medic(
     config = workdir / "medic.yaml"
     config.write_text("\n".join(lines) + "\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIC_")}
-    env["PYTHONPATH"] = str(REPO / "daemon")
+    env["PYTHONPATH"] = str(SOURCE[0] / "daemon")
     if loop == "asyncio":
         env["MEDIC_EVENT_LOOP"] = "asyncio"
     cmd = [str(PYTHON), "-m", "medic", "run", "--config", str(config)]
@@ -324,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--phases", default=",".join(PHASES))
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--source", type=Path, default=REPO, help="tree whose daemon/ to run")
     parser.add_argument("--serve-targets", choices=("close", "keepalive"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_targets:
@@ -331,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
 
         uvloop.run(_serve(args.ports, args.serve_targets == "close"))
         return 0
+    SOURCE[0] = args.source
     phases: list[Phase] = []
     with tempfile.TemporaryDirectory(prefix="medic-checks-cpu-") as tmp:
         for phase in args.phases.split(","):

@@ -49,6 +49,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = Path(sys.executable)
+SOURCE = [REPO]
+"""The tree whose daemon/ runs (``--source``: e.g. a ``git archive`` of an older commit)."""
 DEFAULT_CONFIG = REPO / "control-plane" / "config.yaml"
 SETTLE_S = 3.0
 START_TIMEOUT_S = 30.0
@@ -122,7 +124,7 @@ def run_medic(workdir: Path, who: str) -> Sample:
     notify.bind(str(sock_path))
     notify.setblocking(False)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIC_")}
-    env |= {"PYTHONPATH": str(REPO / "daemon"), "NOTIFY_SOCKET": str(sock_path)}
+    env |= {"PYTHONPATH": str(SOURCE[0] / "daemon"), "NOTIFY_SOCKET": str(sock_path)}
     head = [str(PYTHON), "-m", "medic"]
     if who == "medic, asyncio loop":
         env["MEDIC_EVENT_LOOP"] = "asyncio"
@@ -191,12 +193,12 @@ def run_monit(workdir: Path) -> Sample:
 WHO = ("medic", "medic, asyncio loop", "medic, no rich", "monit")
 
 
-def run(rounds: int) -> list[Sample]:
+def run(rounds: int, who_runs: tuple[str, ...] = WHO) -> list[Sample]:
     samples = []
     with tempfile.TemporaryDirectory(prefix="medic-footprint-") as tmp:
         workdir = Path(tmp)
         for _ in range(rounds):
-            for who in WHO:
+            for who in who_runs:
                 sample = run_monit(workdir) if who == "monit" else run_medic(workdir, who)
                 samples.append(sample)
     return samples
@@ -216,7 +218,7 @@ def render(samples: list[Sample], rounds: int) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     monit_rss = _median([s.rss_mib for s in samples if s.who == "monit"])
-    for who in WHO:
+    for who in dict.fromkeys(s.who for s in samples):
         mine = [s for s in samples if s.who == who]
         rss = [s.rss_mib for s in mine]
         ready = _median([s.ready_s for s in mine])
@@ -242,9 +244,13 @@ def render(samples: list[Sample], rounds: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--source", type=Path, default=REPO, help="tree whose daemon/ to run")
+    parser.add_argument("--who", default=",".join(WHO), help="variants to run, comma-separated")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    samples = run(args.rounds)
+    SOURCE[0] = args.source
+    who = tuple(w for w in WHO if w in args.who.split(","))
+    samples = run(args.rounds, who)
     if args.json:
         print(json.dumps([asdict(s) for s in samples], indent=2))
     else:
