@@ -245,11 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--source", type=Path, default=REPO, help="tree whose daemon/ to run")
-    parser.add_argument("--who", default=",".join(WHO), help="variants to run, comma-separated")
+    parser.add_argument("--who", default=";".join(WHO), help="variants to run, ';'-separated")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     SOURCE[0] = args.source
-    who = tuple(w for w in WHO if w in args.who.split(","))
+    who = tuple(w for w in WHO if w in args.who.split(";"))
     samples = run(args.rounds, who)
     if args.json:
         print(json.dumps([asdict(s) for s in samples], indent=2))
