@@ -18,7 +18,8 @@ requests the targets answered for that checker in the window (each checker
 asks its own paths), so a checker that cannot keep its 1 s cycle shows it.
 
     .venv/bin/python bench/checks_cpu.py [--services 1000] [--duration 30] [--warmup 10]
-                                         [--phases medic-close,monit-close,...] [--json]
+                                         [--phases medic-close,monit-close,...]
+                                         [--source TREE] [--json]
 """
 
 from __future__ import annotations

@@ -34,7 +34,8 @@ What is measured, on medic's process only, over ``--duration`` seconds after a
 Run from the repository root:
 
     .venv/bin/python bench/scale.py [--services N] [--duration S] [--hang-fraction F]
-                                    [--ports P] [--warmup S] [--quick] [--json]
+                                    [--ports P] [--warmup S] [--interval 1s] [--quick]
+                                    [--source TREE] [--nice N] [--json]
 """
 
 from __future__ import annotations
