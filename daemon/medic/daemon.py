@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import signal
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,30 @@ API_IDLE_TIMEOUT_S = 15.0
 """A connection that sends no complete request for this long is closed: slow
 or half-open clients cannot pile up (aiohttp's default keeps them an hour)."""
 
+EVENT_LOOP_ENV = "MEDIC_EVENT_LOOP"
+"""``asyncio`` runs the daemon on asyncio's own loop instead of uvloop (for
+comparing the two; bench/checks_cpu.py and bench/scale.py use it)."""
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """uvloop's event loop, or asyncio's when uvloop cannot load (one log line says so).
+
+    uvloop (libuv, as uvicorn uses it) runs the same checks for less CPU: the
+    figures are in docs/benchmarks.md, "Check CPU".
+    """
+    if os.environ.get(EVENT_LOOP_ENV, "").strip().lower() == "asyncio":
+        return asyncio.new_event_loop
+    try:
+        import uvloop
+    except ImportError as exc:
+        log.warning(
+            "daemon.uvloop_unavailable",
+            message="uvloop cannot load; running on asyncio's own event loop",
+            error=str(exc),
+        )
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop
+
 
 class StartupError(MedicError):
     """The daemon cannot start (e.g. its API address is taken)."""
@@ -51,6 +76,7 @@ class Daemon:
         state_dir: Path | None = None,
         dry_run: bool = False,
         notifier: SystemdNotifier | None = None,
+        loaded: LoadedConfig | None = None,
     ) -> None:
         self.config_path = config_path
         self.state_dir = state_dir
@@ -61,6 +87,8 @@ class Daemon:
         self.orchestrator: ControlPlaneOrchestrator | None = None
         self.settings: ApiSettings | None = None
         self._runner: web.AppRunner | None = None
+        self._preloaded = loaded
+        """The config as ``medic run`` already loaded it: start-up reads it once."""
 
     def _load(self) -> LoadedConfig:
         """Load the config and log its warnings: the same at start and at each reload."""
@@ -68,8 +96,16 @@ class Daemon:
         _log_config_warnings(loaded.warnings)
         return loaded
 
+    def _first_load(self) -> LoadedConfig:
+        """The config ``medic run`` loaded already (its warnings logged here), else read now."""
+        loaded, self._preloaded = self._preloaded, None
+        if loaded is None:
+            return self._load()
+        _log_config_warnings(loaded.warnings)
+        return loaded
+
     async def run(self) -> int:
-        loaded = self._load()
+        loaded = self._first_load()
         orch = ControlPlaneOrchestrator(loaded, dry_run=True if self.dry_run_flag else None)
         self.orchestrator = orch
         self.settings = ApiSettings(loaded.model.api)

@@ -219,15 +219,16 @@ def _run(args: argparse.Namespace) -> int:
         return loaded
     daemon_cfg = loaded.model.daemon
     configure_logging(args.log_format or daemon_cfg.log_format, daemon_cfg.log_level.upper())
-    # The daemon logs the config's warnings (missing secrets) as it loads it,
+    # The daemon logs the config's warnings (missing secrets) as it takes it,
     # at start and at every reload alike.
-    return _run_daemon(Daemon(Path(path), state_dir=args.state_dir, dry_run=args.dry_run))
+    daemon = Daemon(Path(path), state_dir=args.state_dir, dry_run=args.dry_run, loaded=loaded)
+    return _run_daemon(daemon)
 
 
 def _run_daemon(daemon: Daemon) -> int:
     """Run the daemon until it stops; what went wrong becomes a message and exit code."""
     from medic.core.lifecycle import TeardownError
-    from medic.daemon import StartupError
+    from medic.daemon import StartupError, event_loop_factory
     from medic.store import StateDirInUse, StateDirUnusable
 
     # While a worker thread runs Python (rendering /metrics, Docker SDK calls),
@@ -237,7 +238,8 @@ def _run_daemon(daemon: Daemon) -> int:
     # 0.5 ms, none of 293 (bench/scale.py).
     sys.setswitchinterval(LOOP_SWITCH_INTERVAL_S)
     try:
-        return asyncio.run(daemon.run())
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            return runner.run(daemon.run())
     except StartupError as exc:
         print(f"medic: {exc}", file=sys.stderr)
         return EXIT_INVALID

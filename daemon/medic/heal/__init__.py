@@ -2,7 +2,8 @@
 
 Owns the heal side's state of each service (``state``), admission under the
 guardrails (``admission``, a pure decision), holds and wake-ups (``holds``),
-circuits and probation (``circuits``), approval (``approval``), the choice of
+circuits and probation (``circuits``), the fresh probe of a dependent's
+dependencies before it is healed (``dependencies``), approval (``approval``), the choice of
 playbook (``playbooks``), running a step (``steps``) and one recovery
 (``run``), what the heal side records and the ports it records through
 (``recording``), what a restart takes back from the history (``restore``),

@@ -4,24 +4,27 @@ The docker SDK is synchronous, so every call runs on a small dedicated thread
 pool; the daemon's event loop never blocks on the engine. An unreachable engine
 raises ``DockerUnavailable`` and the next call simply tries again, so medic
 keeps running and picks the engine up when it is back.
+
+The SDK (with ``requests`` and ``urllib3`` under it: about 7 MiB and 60 ms of
+start-up) is imported by the first call, not with this module: a daemon whose
+config names no container never loads it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-import docker
-import docker.errors
-import requests.exceptions
-from docker.transport.unixconn import UnixHTTPAdapter, UnixHTTPConnectionPool
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from medic.host import HostError
+
+if TYPE_CHECKING:
+    import docker
 
 T = TypeVar("T")
 
@@ -171,32 +174,48 @@ class DockerEvent:
         )
 
 
-_UNREACHABLE = (
-    docker.errors.DockerException,
-    requests.exceptions.ConnectionError,
-    ConnectionError,
-    FileNotFoundError,
-)
+@functools.cache
+def _unreachable() -> tuple[type[BaseException], ...]:
+    """What the SDK raises when the engine cannot be reached (imports the SDK)."""
+    import docker.errors
+    import requests.exceptions
+
+    return (
+        docker.errors.DockerException,
+        requests.exceptions.ConnectionError,
+        ConnectionError,
+        FileNotFoundError,
+    )
 
 
-class _OnePoolAdapter(UnixHTTPAdapter):
+@functools.cache
+def _one_pool_adapter() -> type[Any]:
     """The engine's unix socket with one connection pool, whatever the URL.
 
     docker-py keys its pools by the whole request URL (``/containers/web/json``,
     ``/containers/db/restart``...), each keeping an idle connection, up to 25:
     watching ten containers, medic held 25 connections to dockerd (found by
     the soak, ``bench/soak.py``). One pool keeps at most ``max_pool_size``.
+    Made on first use: the SDK is imported only when a service uses Docker.
     """
+    from docker.transport.unixconn import UnixHTTPAdapter
 
-    def get_connection(self, url: bytes | str, proxies: Any = None) -> UnixHTTPConnectionPool:
-        return super().get_connection("http+docker://localhost", proxies)
+    class OnePoolAdapter(UnixHTTPAdapter):
+        def get_connection(self, url: bytes | str, proxies: Any = None) -> Any:
+            return super().get_connection("http+docker://localhost", proxies)
+
+    return OnePoolAdapter
 
 
 def _one_pool(client: docker.APIClient) -> docker.APIClient:
+    from docker.transport.unixconn import UnixHTTPAdapter
+
     adapter = client.adapters.get("http+docker://")
     if isinstance(adapter, UnixHTTPAdapter):
         socket_url = "http+unix://" + adapter.socket_path
-        shared = _OnePoolAdapter(socket_url, adapter.timeout, max_pool_size=adapter.max_pool_size)
+        shared = _one_pool_adapter()(
+            socket_url, adapter.timeout, max_pool_size=adapter.max_pool_size
+        )
         client.mount("http+docker://", shared)
         adapter.close()
     return client
@@ -215,6 +234,8 @@ class DockerGateway:
         self._closed = False
 
     def _api(self) -> docker.APIClient:
+        import docker  # here, not at the top: see the module's docstring
+
         with self._client_lock:
             if self._client is None:
                 try:
@@ -223,7 +244,7 @@ class DockerGateway:
                     else:
                         client = docker.from_env(timeout=30).api
                     self._client = _one_pool(client)
-                except _UNREACHABLE as exc:
+                except _unreachable() as exc:
                     raise DockerUnavailable(f"Docker engine unreachable: {exc}") from exc
             return self._client
 
@@ -235,13 +256,15 @@ class DockerGateway:
 
     def _call(self, fn: Callable[[docker.APIClient], T]) -> T:
         api = self._api()
+        import docker.errors  # loaded by _api already
+
         try:
             return fn(api)
         except docker.errors.NotFound as exc:
             raise ContainerNotFound(str(exc.explanation or exc)) from exc
         except docker.errors.APIError:
             raise
-        except _UNREACHABLE as exc:
+        except _unreachable() as exc:
             self._forget_client()
             raise DockerUnavailable(f"Docker engine unreachable: {exc}") from exc
 
@@ -313,7 +336,7 @@ class EventStream:
             raise StopIteration
         try:
             raw = next(self._stream)
-        except _UNREACHABLE as exc:
+        except _unreachable() as exc:
             if self._closed.is_set():
                 raise StopIteration from exc
             raise DockerUnavailable(f"Docker event stream lost: {exc}") from exc

@@ -11,22 +11,29 @@ Also here: reading a DSN from where the options say it is (``dsn`` /
 ``dsn_env`` / ``dsn_file``, the keys the check and the action share, see
 ``medic.config.checks``), a label for it that never shows the password, and
 what a connection error means in words.
+
+asyncpg (about 4 MiB and 20 ms of start-up) is imported when the first pool is
+made, not with this module: a daemon whose config names no database never loads
+it, and no exception of asyncpg's can exist before then.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import os
 import socket
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
-
-import asyncpg
 
 from medic.config.checks import DsnSource
 from medic.host import HostError
+
+if TYPE_CHECKING:
+    import asyncpg
 
 MAX_CONNECTIONS = 2
 """A check and a workflow step at once; medic never needs more per database."""
@@ -98,6 +105,8 @@ class PostgresPools:
         async with self._lock:
             pool = self._pools.get(dsn)
             if pool is None:
+                import asyncpg  # here, not at the top: see the module's docstring
+
                 pool = await asyncpg.create_pool(
                     dsn,
                     min_size=0,
@@ -133,45 +142,79 @@ class PostgresPools:
         for pool in pools:
             try:
                 await asyncio.wait_for(pool.close(), CLOSE_TIMEOUT_S)
-            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except connect_errors():
                 pool.terminate()
 
 
 # -- what a connection error means ------------------------------------------------
 
-CONNECT_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    OSError,
-    TimeoutError,
-)
-"""What acquiring a connection (connecting, logging in) may raise."""
+
+@functools.cache
+def connect_errors() -> tuple[type[BaseException], ...]:
+    """What acquiring a connection (connecting, logging in) may raise (imports asyncpg)."""
+    import asyncpg
+
+    return (
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        asyncpg.InternalClientError,
+        OSError,
+        TimeoutError,
+    )
+
+
+def database_connection_errors() -> tuple[type[BaseException], ...]:
+    """The driver's "cannot connect / lost the connection / cannot log in" errors.
+
+    Empty while asyncpg is not imported: no exception of its can exist yet, and
+    classifying a probe error must not load the driver.
+    """
+    if "asyncpg" not in sys.modules:
+        return ()
+    return _database_connection_errors()
+
+
+@functools.cache
+def _database_connection_errors() -> tuple[type[BaseException], ...]:
+    import asyncpg
+
+    return (
+        asyncpg.PostgresConnectionError,
+        asyncpg.InvalidAuthorizationSpecificationError,
+        asyncpg.CannotConnectNowError,
+        asyncpg.ConnectionDoesNotExistError,
+        asyncpg.TooManyConnectionsError,
+    )
+
 
 _NETWORK_ERRNOS = frozenset(
     {errno.ENETUNREACH, errno.ENETDOWN, errno.EHOSTUNREACH, errno.EHOSTDOWN}
 )
 
-_DROPPED: tuple[type[BaseException], ...] = (
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.ConnectionFailureError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    ConnectionResetError,
-    ConnectionAbortedError,
-    BrokenPipeError,
-)
 
-_REASONS: tuple[tuple[tuple[type[BaseException], ...], str], ...] = (
-    ((asyncpg.InvalidAuthorizationSpecificationError,), "authentication failed"),
-    ((ConnectionRefusedError,), "connection refused"),
-    (_DROPPED, "connection dropped"),
-    ((asyncpg.CannotConnectNowError,), "not accepting connections (starting or stopping)"),
-    ((asyncpg.TooManyConnectionsError,), "too many connections"),
-    ((asyncpg.InvalidCatalogNameError,), "no such database"),
-    ((TimeoutError,), "timeout"),
-    ((asyncpg.PostgresConnectionError, asyncpg.ProtocolError), "protocol error"),
-)
+@functools.cache
+def _reasons() -> tuple[tuple[tuple[type[BaseException], ...], str], ...]:
+    import asyncpg
+
+    dropped: tuple[type[BaseException], ...] = (
+        asyncpg.ConnectionDoesNotExistError,
+        asyncpg.ConnectionFailureError,
+        asyncpg.AdminShutdownError,
+        asyncpg.CrashShutdownError,
+        ConnectionResetError,
+        ConnectionAbortedError,
+        BrokenPipeError,
+    )
+    return (
+        ((asyncpg.InvalidAuthorizationSpecificationError,), "authentication failed"),
+        ((ConnectionRefusedError,), "connection refused"),
+        (dropped, "connection dropped"),
+        ((asyncpg.CannotConnectNowError,), "not accepting connections (starting or stopping)"),
+        ((asyncpg.TooManyConnectionsError,), "too many connections"),
+        ((asyncpg.InvalidCatalogNameError,), "no such database"),
+        ((TimeoutError,), "timeout"),
+        ((asyncpg.PostgresConnectionError, asyncpg.ProtocolError), "protocol error"),
+    )
 
 
 def is_network_error(exc: BaseException) -> bool:
@@ -186,7 +229,9 @@ def connection_failure_reason(exc: BaseException) -> str | None:
 
     A query's own error (a syntax error, a missing table) is not a connection failure.
     """
-    for types, reason in _REASONS:
+    import asyncpg  # a connection error came from a pool: asyncpg is loaded
+
+    for types, reason in _reasons():
         if isinstance(exc, types):
             return reason
     if isinstance(exc, asyncpg.InterfaceError) and not isinstance(

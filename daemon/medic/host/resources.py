@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 
 from medic.host.docker import DockerGateway
+from medic.host.http_probe import HttpProbes
 from medic.host.postgres import PostgresPools
 from medic.host.processes.supervisor import ProcessSupervisor
 
@@ -23,6 +24,8 @@ class Resources:
     def __init__(self, *, http_connection_limit: int = 256, state_dir: Path | None = None) -> None:
         self._http: aiohttp.ClientSession | None = None
         self._http_limit = http_connection_limit
+        self.http_probes = HttpProbes()
+        """The lean client of the common ``http`` probe (plain http, GET, status only)."""
         self.docker = DockerGateway()
         self.postgres = PostgresPools()
         """One asyncpg pool per DSN: the ``postgres`` check's and ``reconnect``'s."""
@@ -55,6 +58,7 @@ class Resources:
         return self._http
 
     async def close_http(self) -> None:
+        self.http_probes.close()
         if self._http is not None:
             await self._http.close()
 

@@ -15,10 +15,10 @@ import socket
 from collections.abc import Iterator
 
 import aiohttp
-import asyncpg
 
 from medic.core.vocabulary import FailureType
 from medic.host.docker import ContainerNotFound, DockerUnavailable
+from medic.host.postgres import database_connection_errors
 
 Classification = tuple[FailureType | None, str]
 
@@ -33,16 +33,6 @@ _ERRNO_MEANINGS: dict[int, tuple[FailureType, str]] = {
     errno.ECONNABORTED: (FailureType.NETWORK_FAILURE, "connection aborted"),
     errno.EPIPE: (FailureType.NETWORK_FAILURE, "broken pipe"),
 }
-
-# The database driver's "cannot connect / lost the connection / cannot log in"
-# errors. Query errors (syntax, constraint) deliberately stay unclassified.
-_DATABASE_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.InvalidAuthorizationSpecificationError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.TooManyConnectionsError,
-)
 
 _NO_SUCH_CONTAINER = re.compile(r"No such container:\s*(\S+)")
 
@@ -76,7 +66,7 @@ def _classify_one(exc: BaseException) -> Classification | None:
         return _docker_unavailable(exc)
     if isinstance(exc, ContainerNotFound):
         return FailureType.SERVICE_CRASH, _missing_container(exc)
-    if isinstance(exc, _DATABASE_CONNECTION_ERRORS):
+    if isinstance(exc, database_connection_errors()):
         return FailureType.DATABASE_CONNECTION, f"database connection: {_describe(exc)}"
     if isinstance(exc, aiohttp.ClientConnectorDNSError | socket.gaierror):
         return FailureType.NETWORK_FAILURE, f"DNS lookup failed: {_strerror(exc)}"

@@ -19,9 +19,9 @@ from medic.config.actions import ReconnectOptions
 from medic.config.checks import DsnSource, PostgresCheckOptions, dsn_sources_given
 from medic.heal.actions.base import Action, ActionContext, ActionError, ActionResult
 from medic.host.postgres import (
-    CONNECT_ERRORS,
     DsnUnavailable,
     PostgresPools,
+    connect_errors,
     connection_failure_reason,
     describe_error,
     dsn_label,
@@ -119,7 +119,7 @@ class _Attempts:
         await self.pools.drop(self.dsn)
         try:
             await self.pools.fetchval(self.dsn, PROBE_QUERY)
-        except CONNECT_ERRORS as exc:
+        except connect_errors() as exc:
             reason = connection_failure_reason(exc) or "error"
             self.last_error = f"{reason}: {describe_error(exc)}"
             return False

@@ -25,6 +25,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 from medic.host.processes import ProcessStartError
 from medic.host.processes.pidfiles import pid_alive
@@ -70,9 +71,10 @@ class Child(Watch, asyncio.SubprocessProtocol):
         self.transport: asyncio.SubprocessTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.SubprocessTransport)
-        self.transport = transport
-        self.pid = transport.get_pid()
+        # A subprocess protocol is only ever given a subprocess transport; uvloop's
+        # (UVProcessTransport) has its methods without deriving from asyncio's class.
+        self.transport = cast(asyncio.SubprocessTransport, transport)
+        self.pid = self.transport.get_pid()
 
     def process_exited(self) -> None:
         if self.transport is not None:

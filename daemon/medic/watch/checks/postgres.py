@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
-
-import asyncpg
+from typing import TYPE_CHECKING, Any
 
 from medic.config.checks import PostgresCheckOptions
 from medic.core.vocabulary import FailureType
 from medic.host.postgres import (
-    CONNECT_ERRORS,
     DsnUnavailable,
+    connect_errors,
     connection_failure_reason,
     describe_error,
     dsn_label,
@@ -28,6 +26,9 @@ from medic.host.postgres import (
     resolve_dsn,
 )
 from medic.watch.checks.base import Check, CheckResult
+
+if TYPE_CHECKING:
+    import asyncpg
 
 OWN_DEADLINE_SHARE = 0.9
 """The check gives up at this share of the runner's timeout, so that a silent
@@ -61,11 +62,11 @@ class PostgresCheck(Check[PostgresCheckOptions]):
         pool = await self.resources.postgres.pool(dsn)
         try:
             conn = await pool.acquire()
-        except CONNECT_ERRORS as exc:
+        except connect_errors() as exc:
             return _cannot_connect(exc, label)
         try:
             value = await conn.fetchval(self.options.query)
-        except CONNECT_ERRORS as exc:
+        except connect_errors() as exc:
             return _query_failed(exc, label, self.options.query)
         finally:
             await _release(pool, conn)
@@ -82,7 +83,7 @@ class PostgresCheck(Check[PostgresCheckOptions]):
 
 async def _release(pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
     # asyncpg terminates a connection it cannot reset in time; nothing more to do.
-    with contextlib.suppress(*CONNECT_ERRORS):
+    with contextlib.suppress(*connect_errors()):
         await pool.release(conn, timeout=RELEASE_TIMEOUT_S)
 
 
@@ -102,6 +103,8 @@ def _query_failed(exc: BaseException, label: str, query: str) -> CheckResult:
     if reason is not None:
         detail = f"{label}: {reason} during the query: {describe_error(exc)}"
         return _connection_failed(detail, reason, label)
+    import asyncpg  # the query ran on an asyncpg connection: loaded already
+
     if isinstance(exc, asyncpg.PostgresError):
         detail = f"{label}: {query} failed: {describe_error(exc)}"
         data: dict[str, Any] = {"database": label, "sqlstate": exc.sqlstate}
