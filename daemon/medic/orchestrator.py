@@ -10,7 +10,7 @@ The long-lived parts start in this order and stop in reverse
    (``StateDirUnusable`` if it cannot be);
 2. last stop: what a crash left is settled: step commands still running are
    ended, cut-off runs marked interrupted, old history pruned, recent recovery
-   attempts counted again;
+   attempts counted again, the pauses in force taken back (maintenance);
 3. HTTP session, 4. Docker gateway, 5. PostgreSQL pools: closed here, made on
    first use;
 6. notifications: the webhook workers;
@@ -23,10 +23,11 @@ The long-lived parts start in this order and stop in reverse
 10. monitor: every service's check is scheduled;
 11. workflows: registered and scheduled;
 12. Docker events: listened to when a service uses Docker;
-13. work: the hourly prune job and the retry of history writes that wait
-    (disk full) every few seconds; stopping starts here: the scheduler pauses, no
-    check is scheduled any more, running recoveries and workflow runs share
-    one ``shutdown_grace``, then are cancelled (``interrupted``).
+13. work: the hourly prune job, the retry of history writes that wait
+    (disk full) every few seconds and the ``maintenance:`` windows; stopping
+    starts here: the scheduler pauses, no check is scheduled any more,
+    running recoveries and workflow runs share one ``shutdown_grace``, then
+    are cancelled (``interrupted``).
 
 A part that fails to start closes those before it; one that fails to close is
 logged and the others still close. ``start()``/``stop()`` enter the same list
@@ -50,11 +51,11 @@ from medic.core.lifecycle import Lifecycle, Part, pair
 from medic.core.logging import get_logger
 from medic.core.vocabulary import FailureType, Trigger
 from medic.heal.engine import RecoveryEngine
+from medic.heal.maintenance import Maintenance
 from medic.heal.run import RecoveryResult
 from medic.host.docker_events import DockerEventListener
 from medic.host.resources import Resources
-from medic.host.subprocesses import end_left_session
-from medic.store import SessionRecord, StateDirLock, Store
+from medic.store import StateDirLock, Store
 from medic.store.recorder import BusRecorder
 from medic.tell.metrics import Metrics
 from medic.tell.webhooks import WebhookDispatcher
@@ -90,7 +91,9 @@ class ControlPlaneOrchestrator:
         self.notifications = WebhookDispatcher(
             config.model.notifications, session=lambda: self.resources.http, metrics=self.metrics
         )
-        self.bus.add_listener(self.notifications)
+        self.maintenance = Maintenance(self.store, self.bus, self.metrics)
+        # Nothing about a paused service is sent but its maintenance.* events.
+        self.bus.add_listener(self.maintenance.quiet(self.notifications))
         self.scheduler = AsyncIOScheduler(job_defaults={"coalesce": True})
         self._wire_watch_and_heal(config)
         self.resources.processes.on_exit = self._on_process_exit
@@ -134,6 +137,8 @@ class ControlPlaneOrchestrator:
             gates=[ContainerStopGate(self._intent)],
         )
         self.engine.attach(self.monitor)
+        self.engine.holds.maintenance = self.maintenance
+        self.maintenance.attach(self.monitor)
 
     @classmethod
     def from_config(
@@ -197,7 +202,7 @@ class ControlPlaneOrchestrator:
     async def _settle_last_stop(self) -> None:
         """End what a crash left running, mark cut-off runs, catch up on pruning,
         count recent attempts again."""
-        ended = await self._end_left_step_commands()
+        ended = await self.store.end_left_step_commands(dry_run=self.dry_run)
         interrupted = self.store.mark_interrupted()
         if interrupted:
             log.warning(
@@ -212,6 +217,7 @@ class ControlPlaneOrchestrator:
                 run_id=record.run_id,
             )
         self._prune()  # a daemon that was down for long catches up before it writes more
+        self.maintenance.restore()  # pauses survive a restart
         restored = self.engine.restore()
         if restored:
             log.info(
@@ -219,47 +225,6 @@ class ControlPlaneOrchestrator:
                 message="Recent recovery attempts count against the guardrails",
                 count=restored,
             )
-
-    async def _end_left_step_commands(self) -> list[SessionRecord]:
-        """End the step commands a crashed daemon left running; the records that were.
-
-        A session counts only if its leader still runs with the recorded start
-        time (pids get reused). ``process:`` services are not step commands:
-        the supervisor adopts those. A dry run leaves them, and their records.
-        """
-        records = self.store.recorded_sessions()
-        if not records:
-            return []
-        if self.dry_run:
-            log.warning(
-                "step_command.left_alone",
-                message=(
-                    "Step commands left running by the previous daemon are left alone (dry run)"
-                ),
-                count=len(records),
-            )
-            return []
-        results = await asyncio.gather(
-            *(end_left_session(r.pid, r.start_time, r.kill_grace) for r in records)
-        )
-        ended = [
-            record for record, was_running in zip(records, results, strict=True) if was_running
-        ]
-        for record in ended:
-            owner = (
-                {"recovery_id": record.recovery_id}
-                if record.recovery_id is not None
-                else {"run_id": record.run_id}
-            )
-            log.warning(
-                "step_command.ended",
-                message="Ended a step command left running by the previous daemon",
-                pid=record.pid,
-                command=record.command,
-                **owner,
-            )
-        self.store.forget_sessions()
-        return ended
 
     def _shutdown_scheduler(self) -> None:
         if self.scheduler.running:
@@ -296,6 +261,7 @@ class ControlPlaneOrchestrator:
             seconds=HISTORY_RETRY_INTERVAL_S,
             id="medic:history-retry",
         )
+        self.maintenance.apply_windows(self.config.model.maintenance)
         log.info(
             "orchestrator.started",
             message="Orchestrator started",
@@ -310,6 +276,7 @@ class ControlPlaneOrchestrator:
         if self.scheduler.running:
             self.scheduler.pause()
         self.monitor.stop_scheduling()
+        self.maintenance.close()
         # One grace for both, not one after the other.
         grace = self._grace()
         await asyncio.gather(self.engine.shutdown(grace), self.workflows.shutdown(grace))
@@ -328,6 +295,7 @@ class ControlPlaneOrchestrator:
             config.model.monitoring.recovery, config.playbooks, self.dry_run or config.dry_run
         )
         webhooks = self.notifications.apply(config.model.notifications)
+        self.maintenance.apply_windows(config.model.maintenance)
         self.config = config
         if self.containers.wanted():
             self.docker_events.start()
@@ -396,7 +364,7 @@ class ControlPlaneOrchestrator:
             "workflows": self.workflows.status(),
             "health_status": {
                 name: {
-                    "status": state.status.value,
+                    "status": self.maintenance.shown(name, state.status.value),
                     "uptime_percentage": self.store.uptime_percentage(name, UPTIME_WINDOW_S),
                     "failure_type": state.failure_type,
                     "circuit": self.engine.heal_state(name).circuit.value,
@@ -411,6 +379,9 @@ class ControlPlaneOrchestrator:
         state = self.monitor.state(name)
         data = {**state.as_dict(), **self.engine.heal_state(name).as_dict()}
         data["uptime_percentage"] = self.store.uptime_percentage(name, UPTIME_WINDOW_S)
+        data.update(
+            self.maintenance.fields(name), status=self.maintenance.shown(name, str(data["status"]))
+        )
         data["recovery_running"] = name in self.engine.running
         holds = self.store.audit_entries("recovery.held", limit=5, service=name)
         data["recent_holds"] = [entry.as_json() for entry in holds]

@@ -128,6 +128,27 @@ OPERATIONS: tuple[Operation, ...] = (
         params=("ServiceName",),
         errors=_SVC_404,
     ),
+    _post(
+        "/api/v1/services/{name}/pause",
+        "Maintenance: keep checking the service, never heal it (until `for` ends or a resume)",
+        "services",
+        "Service",
+        params=("ServiceName",),
+        body="PauseRequest",
+        errors={**_BODY_ERRORS, **_SVC_404},
+        description="Answers with the service, `status: paused`. No automatic recovery"
+        " starts, Alertmanager alerts for it are held (reason `maintenance`) and no"
+        " notification is sent about it but `maintenance.started`/`maintenance.ended`."
+        " Pausing a paused service replaces its pause. The pause survives a restart.",
+    ),
+    _post(
+        "/api/v1/services/{name}/resume",
+        "End the service's maintenance: it is checked at once and healed if it fails",
+        "services",
+        "Service",
+        params=("ServiceName",),
+        errors={**_BODY_ERRORS, **_SVC_404},
+    ),
     _get(
         "/api/v1/recoveries",
         "Recovery history, newest first, each with its steps",

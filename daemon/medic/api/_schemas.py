@@ -256,6 +256,7 @@ def components() -> dict[str, Schema]:
         "ServiceList": svc.service_list(),
         "CheckResult": svc.check_result(),
         "RecoverRequest": svc.recover_request(),
+        "PauseRequest": svc.pause_request(),
         "RecoveryStep": typed["RecoveryStep"],
         "Recovery": typed["Recovery"],
         "RecoveryList": _recovery_list(),

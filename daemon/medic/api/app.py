@@ -37,6 +37,8 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("POST", "/api/v1/services/{name}/check", services.check_service),
     ("POST", "/api/v1/services/{name}/recover", services.recover_service),
     ("POST", "/api/v1/services/{name}/reset", services.reset_service),
+    ("POST", "/api/v1/services/{name}/pause", services.pause_service),
+    ("POST", "/api/v1/services/{name}/resume", services.resume_service),
     ("GET", "/api/v1/recoveries", recoveries.recoveries),
     ("GET", "/api/v1/audit", daemon.audit),
     ("POST", "/api/v1/alerts", recoveries.alerts),

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
-from medic.cli import commands
+from medic.cli import commands, operate
 from medic.cli import install as install_unit
 from medic.config.load import load_config
 from medic.config.models import LoadedConfig
@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check the config and playbooks")
     _config_arg(validate)
     _add_service_commands(sub)
+    operate.add_arguments(sub, _client_args)
     _add_workflows(sub)
     install = sub.add_parser("install-unit", help="install medic as a systemd service")
     install_unit.add_arguments(install)

@@ -210,6 +210,17 @@ class NotificationsConfig(Section):
         return hooks
 
 
+class MaintenanceWindow(Section):
+    """A scheduled window: from each ``cron`` time, for ``duration``, the
+    services are watched but never healed (``maintenance:``)."""
+
+    services: list[str] | Literal["*"] = "*"
+    cron: str
+    duration: Duration = Field(gt=0)
+    reason: str = "maintenance window"
+    timezone: str | None = None
+
+
 class Config(Section):
     daemon: DaemonConfig = DaemonConfig()
     api: ApiConfig = ApiConfig()
@@ -218,6 +229,7 @@ class Config(Section):
     services: dict[str, ServiceConfig] = Field(default_factory=dict)
     workflows: dict[str, WorkflowConfig] = Field(default_factory=dict)
     notifications: NotificationsConfig = NotificationsConfig()
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod

@@ -51,6 +51,8 @@ PUBLISHED_EVENTS = frozenset(
         "workflow.skipped",
         "config.reloaded",
         "config.reload_failed",
+        "maintenance.started",
+        "maintenance.ended",
     }
 )
 """Every event name the daemon publishes itself; ``notify`` steps add their own

@@ -32,6 +32,9 @@ class ServiceStatus(StrEnum):
     RECOVERING = "recovering"
     HELD = "held"
     STOPPED_BY_OPERATOR = "stopped_by_operator"
+    PAUSED = "paused"
+    """In maintenance (``medic pause``, a ``maintenance:`` window): checked, never healed.
+    Shown by the API; the checks' own status goes on underneath."""
 
 
 class CircuitState(StrEnum):
@@ -119,3 +122,4 @@ class HoldReason(StrEnum):
     BUDGET = "budget"
     ALREADY_RECOVERING = "already_recovering"
     SHUTTING_DOWN = "shutting_down"
+    MAINTENANCE = "maintenance"

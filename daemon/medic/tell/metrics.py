@@ -83,6 +83,12 @@ class Metrics:
             ["service"],
             registry=r,
         )
+        self.service_paused = Gauge(
+            "medic_service_paused",
+            "1 while the service is in maintenance (paused: checked, never healed).",
+            ["service"],
+            registry=r,
+        )
 
     def _add_outbound_series(self, r: CollectorRegistry) -> None:
         """Workflows, webhooks and the event bus."""
@@ -149,10 +155,11 @@ class Metrics:
     def service_added(self, service: str) -> None:
         self.service_up.labels(service).set(0)
         self.circuit_open.labels(service).set(0)
+        self.service_paused.labels(service).set(0)
 
     def service_removed(self, service: str) -> None:
         """Drop a removed service's series so /metrics does not report ghosts."""
-        for gauge in (self.service_up, self.circuit_open):
+        for gauge in (self.service_up, self.circuit_open, self.service_paused):
             with contextlib.suppress(KeyError):
                 gauge.remove(service)
 
@@ -167,6 +174,9 @@ class Metrics:
 
     def set_circuit_open(self, service: str, is_open: bool) -> None:
         self.circuit_open.labels(service).set(1 if is_open else 0)
+
+    def set_paused(self, service: str, paused: bool) -> None:
+        self.service_paused.labels(service).set(1 if paused else 0)
 
     # what the workflows do (medic.workflows.ports.WorkflowMetrics) -------------------
 
