@@ -196,12 +196,13 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     _post(
         "/api/v1/workflows/{id}/start",
-        "Start a run now (and resume the schedule)",
+        "Start a run now (and resume the schedule); `run: false` only resumes the schedule",
         "workflows",
         "WorkflowStarted",
         status=202,
         params=("WorkflowId",),
-        errors={**_WF_404, 409: "WORKFLOW_ALREADY_RUNNING", 503: "SHUTTING_DOWN"},
+        body="WorkflowStartRequest",
+        errors={**_BODY_ERRORS, **_WF_404, 409: "WORKFLOW_ALREADY_RUNNING", 503: "SHUTTING_DOWN"},
     ),
     _post(
         "/api/v1/workflows/{id}/stop",

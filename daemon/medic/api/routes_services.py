@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from medic.api import listing
 from medic.api._service_schemas import MAX_PAUSE_S
 from medic.api.errors import ApiError
 from medic.api.inputs import json_body, operator
@@ -19,14 +20,15 @@ async def services(request: web.Request) -> web.Response:
     orch = orchestrator(request)
     return web.json_response(
         {
-            "services": [orch.service_status(n) for n in orch.monitor.states()],
+            "services": [listing.service_status(orch, n) for n in listing.service_names(orch)],
             "recovery_hold": orch.engine.blast_hold,
         }
     )
 
 
 async def service(request: web.Request) -> web.Response:
-    return web.json_response(orchestrator(request).service_status(request.match_info["name"]))
+    orch = orchestrator(request)
+    return web.json_response(listing.service_status(orch, request.match_info["name"]))
 
 
 async def check_service(request: web.Request) -> web.Response:

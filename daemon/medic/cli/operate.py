@@ -1,17 +1,25 @@
 """The control commands beyond one check or recovery: ``medic pause`` and
 ``resume`` (maintenance), ``reload``, ``history`` and ``logs``. Each calls the
-running daemon's API through ``client`` (``logs`` reads what the daemon
-says where a service's output is)."""
+running daemon's API through ``client``; ``logs`` then reads the output where
+the daemon says it is (a ``process:`` service's log file, a container's
+``docker logs``)."""
 
 from __future__ import annotations
 
 import argparse
+import collections
+import os
+import subprocess
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
+from medic.cli import render
 from medic.cli.client import quote, request
 
-COMMANDS = ("pause", "resume", "reload")
+COMMANDS = ("pause", "resume", "reload", "history", "logs")
+FOLLOW_POLL_S = 0.25
 
 
 def add_arguments(sub: Any, client_args: Any) -> None:
@@ -39,6 +47,25 @@ def add_arguments(sub: Any, client_args: Any) -> None:
     _one_or_all(resume)
     reload = sub.add_parser("reload", help="re-read the config (same as SIGHUP)")
     client_args(reload)
+    history = sub.add_parser(
+        "history",
+        help="recent recoveries: duration and outcome",
+        epilog="examples:\n  medic history\n  medic history web -n 50",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    client_args(history)
+    history.add_argument("service", nargs="?", metavar="SERVICE")
+    history.add_argument("-n", "--limit", type=int, default=20, help="how many (default: 20)")
+    logs = sub.add_parser(
+        "logs",
+        help="a process: service's output, a container's docker logs",
+        epilog="examples:\n  medic logs api -n 50\n  medic logs web -f",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    client_args(logs)
+    logs.add_argument("service", metavar="SERVICE")
+    logs.add_argument("-n", "--lines", type=int, default=100, help="last N lines (default: 100)")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
 
 
 def _one_or_all(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +76,10 @@ def _one_or_all(parser: argparse.ArgumentParser) -> None:
 def dispatch(args: argparse.Namespace, url: str) -> int:
     if args.command == "reload":
         return _reload(url)
+    if args.command == "history":
+        return _history(url, args)
+    if args.command == "logs":
+        return _logs(url, args)
     names = _targets(args, url)
     if names is None:
         return 2
@@ -94,3 +125,72 @@ def _reload(url: str) -> int:
     ]
     print("config reloaded" + (f" ({'; '.join(changes)})" if changes else ": nothing changed"))
     return 0
+
+
+def _history(url: str, args: argparse.Namespace) -> int:
+    query = f"?limit={max(0, min(args.limit, 500))}"
+    if args.service:
+        query += f"&service={quote(args.service)}"
+    data = request(f"{url}/api/v1/recoveries{query}")
+    render.history(data["recoveries"], data["total"])
+    return 0
+
+
+def _logs(url: str, args: argparse.Namespace) -> int:
+    svc = request(f"{url}/api/v1/services/{quote(args.service)}")
+    log_file = (svc.get("process") or {}).get("log")
+    lines = max(0, args.lines)
+    if log_file:
+        return _tail(Path(log_file), lines, args.follow)
+    if svc.get("container"):
+        argv = ["docker", "logs", "--tail", str(lines), *(["-f"] if args.follow else [])]
+        try:
+            return subprocess.call([*argv, str(svc["container"])])
+        except FileNotFoundError:
+            print("medic: the docker command is not installed here", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return 0
+    print(
+        f"medic: {args.service} has no output medic keeps: it has neither a process:"
+        " (whose output medic writes to a log file) nor a container:",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def _tail(path: Path, lines: int, follow: bool) -> int:
+    """The file's last ``lines`` lines; with ``follow``, then what is added (a
+    file cut back or replaced is read again from its start)."""
+    try:
+        with path.open("rb") as f:
+            for line in collections.deque(f, maxlen=lines) if lines else ():
+                sys.stdout.buffer.write(line)
+            sys.stdout.flush()
+            position = f.tell()
+    except OSError as exc:
+        print(f"medic: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    try:
+        while follow:
+            position = _print_new(path, position)
+            time.sleep(FOLLOW_POLL_S)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _print_new(path: Path, position: int) -> int:
+    try:
+        size = os.stat(path).st_size
+        if size < position:
+            position = 0  # rotated or truncated: the new file from its start
+        if size == position:
+            return position
+        with path.open("rb") as f:
+            f.seek(position)
+            sys.stdout.buffer.write(f.read())
+            sys.stdout.flush()
+            return f.tell()
+    except FileNotFoundError:
+        return 0  # between a rotation's rename and the new file

@@ -3,7 +3,8 @@
 Owns the models of every section, the plugins' option models (a check's
 ``type:`` and a step's ``action:`` options, so that config never imports a
 plugin), loading with ``FILE:LINE: path: message`` errors, the cross-reference
-checks and the workflow schedule parsing.
+checks, the workflow schedule parsing and what ``medic run`` flags override
+(``overrides``).
 
 May import: ``medic.core``.
 """

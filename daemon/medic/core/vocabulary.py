@@ -32,6 +32,8 @@ class ServiceStatus(StrEnum):
     RECOVERING = "recovering"
     HELD = "held"
     STOPPED_BY_OPERATOR = "stopped_by_operator"
+    DISABLED = "disabled"
+    """``enabled: false`` in the config: listed, never checked."""
     PAUSED = "paused"
     """In maintenance (``medic pause``, a ``maintenance:`` window): checked, never healed.
     Shown by the API; the checks' own status goes on underneath."""

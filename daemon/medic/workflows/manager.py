@@ -174,11 +174,18 @@ class WorkflowManager:
     async def start(self, workflow_id: str) -> int:
         """Start a run now and return its id; resumes the schedule after ``stop``."""
         entry = self._startable(workflow_id)
-        if entry.stopped:
-            self.journal.set_workflow_paused(workflow_id, False)
-            entry.stopped = False
-            self._job_call("resume_job", workflow_id)
+        self.resume(workflow_id)
         return self._launch(workflow_id, entry, "manual").run_id
+
+    def resume(self, workflow_id: str) -> bool:
+        """Resume the schedule after ``stop`` without starting a run; False if not stopped."""
+        entry = self._entry(workflow_id)
+        if not entry.stopped:
+            return False
+        self.journal.set_workflow_paused(workflow_id, False)
+        entry.stopped = False
+        self._job_call("resume_job", workflow_id)
+        return True
 
     async def run(self, workflow_id: str) -> RunRecord:
         """Run once now and wait for the end; returns the run record."""
