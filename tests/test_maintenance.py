@@ -189,6 +189,12 @@ services:
     code, body = daemon.post("/api/v1/services/web/pause", token=TOKEN)
     assert code == 200 and body["paused_until"] is None
     assert body["pause_reason"] == "paused by an operator"
+    # An Alertmanager alert for a paused service is held, reason maintenance.
+    alert = {"status": "firing", "labels": {"service": "web", "failure_type": "service_crash"}}
+    code, answer = daemon.post("/api/v1/alerts", {"alerts": [alert]}, token=TOKEN)
+    assert code == 200 and answer["accepted"] == [], answer
+    assert [(h["service"], h["reason"]) for h in answer["held"]] == [("web", "maintenance")]
+    assert daemon.get("/api/v1/recoveries")[1]["total"] == 0
     statuses = daemon.get("/api/v1/status")[1]["health_status"]
     assert statuses["web"]["status"] == "paused" and statuses["db"]["status"] != "paused"
     done = medic_cli(daemon, "pause", "--all", "--for", "90s")
