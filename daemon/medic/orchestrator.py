@@ -138,6 +138,7 @@ class ControlPlaneOrchestrator:
         )
         self.engine.attach(self.monitor)
         self.engine.holds.maintenance = self.maintenance
+        self.engine.guardrails.paused = lambda name: self.maintenance.paused(name) is not None
         self.maintenance.attach(self.monitor)
 
     @classmethod
