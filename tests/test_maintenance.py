@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from tests.dockerwatch import StartCounter
 from tests.helpers import free_port, wait_for
 from tests.plugins.daemon import DaemonFactory, DaemonProcess
 from tests.plugins.docker import ContainerFactory, ContainerHandle
+from tests.plugins.inprocess import BusWatch, OrchestratorFactory
 from tests.test_guardrails_docker import QUICK_RESTART, no_new_starts, service, wait_status
 from tests.webhook_receiver import Receiver, running_receiver
 
@@ -233,3 +235,27 @@ maintenance:
     path.write_text(path.read_text() + '  - {services: "*", cron: "0 3 * * *", duration: 0s}\n')
     done = medic_validate("--config", str(path))
     assert done.returncode == 1 and f"{path}:8: maintenance[2].duration" in done.stderr
+
+
+async def test_a_pause_for_a_while_ends_by_itself_and_its_events_are_published(
+    orchestrator: OrchestratorFactory, listening_port: int
+) -> None:
+    orch = await orchestrator(
+        f"""
+monitoring: {{health_check_interval: 200ms}}
+services:
+  web:
+    check: {{type: tcp, host: 127.0.0.1, port: {listening_port}}}
+"""
+    )
+    with closing(BusWatch(orch.bus)) as events:
+        orch.maintenance.pause("web", for_s=0.5, reason="swap disk", by="tester")
+        started = await events.next("maintenance.started", service="web")
+        assert (started.data["by"], started.data["reason"]) == ("tester", "swap disk")
+        assert orch.service_status("web")["status"] == "paused"
+        ended = await events.next("maintenance.ended", service="web", timeout=5)
+        assert (ended.data["by"], ended.data["paused_by"]) == ("timer", "tester")
+    assert orch.service_status("web")["paused_by"] is None
+    assert orch.store.recorded_pauses() == []
+    kinds = [e.kind for e in orch.store.audit_entries("maintenance.*", service="web")]
+    assert kinds == ["maintenance.ended", "maintenance.started"]
