@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install medic into ./.venv and run it on the default config, in the foreground.
-#   ./scripts/run.sh [extra `medic run` arguments, e.g. --log-format json]
+#   ./scripts/run.sh [extra `medic run` arguments, e.g. --listen 127.0.0.1:9000]
 # Works on a fresh Debian 12 / Ubuntu 24.04: installs python3-venv if it is
 # missing (as root, or through sudo), never touches the system's Python.
 set -euo pipefail
@@ -24,6 +24,25 @@ if [ ! -x .venv/bin/medic ] || [ pyproject.toml -nt .venv/.medic-installed ]; th
     touch .venv/.medic-installed
 fi
 
-.venv/bin/medic validate --config control-plane/config.yaml
-echo "medic: status page and API on http://127.0.0.1:8321/ (Ctrl-C stops)" >&2
+config=control-plane/config.yaml listen=
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+    case "${args[i]}" in
+        --config) config="${args[i + 1]:-}" ;;
+        --config=*) config="${args[i]#--config=}" ;;
+        --listen) listen="${args[i + 1]:-}" ;;
+        --listen=*) listen="${args[i]#--listen=}" ;;
+    esac
+done
+.venv/bin/medic validate --config "$config"
+# The address the daemon will listen on: the config's api.listen, or --listen.
+address=$(.venv/bin/python - "$config" "$listen" <<'PY'
+import sys
+from medic.config.load import load_config
+api = load_config(sys.argv[1], listen=sys.argv[2] or None).model.api
+host = "127.0.0.1" if api.host in ("0.0.0.0", "::") else api.host
+print(f"[{host}]:{api.port}" if ":" in host else f"{host}:{api.port}")
+PY
+) || address=
+echo "medic: status page and API on http://${address:-127.0.0.1:8321}/ (Ctrl-C stops)" >&2
 exec .venv/bin/medic run --config control-plane/config.yaml "$@"

@@ -84,7 +84,7 @@ workflows:
 
 def test_status_is_a_table_of_services_workflows_and_recoveries(daemon: DaemonProcess) -> None:
     result = run_cli("status", "--url", daemon.url)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 3, result.stderr  # "gone" is not healthy
     lines = result.stdout.splitlines()
     header = next(line for line in lines if line.startswith("SERVICE"))
     assert header.split() == ["SERVICE", "STATUS", "FAILURE", "CIRCUIT", "UPTIME", "LAST", "CHECK"]
@@ -99,18 +99,20 @@ def test_status_is_a_table_of_services_workflows_and_recoveries(daemon: DaemonPr
     assert "service_crash" in recovery and f" {recs['recoveries'][0]['outcome']} " in recovery
 
 
-def test_status_json_is_the_api_data(daemon: DaemonProcess) -> None:
+def test_status_json_is_the_api_status_document(daemon: DaemonProcess) -> None:
     result = run_cli("status", "--json", "--url", daemon.url)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 3, result.stderr  # "gone" is not healthy
     data = json.loads(result.stdout)
-    assert {s["name"] for s in data["services"]} == {"up", "gone"}
-    assert [w["id"] for w in data["workflows"]] == ["hello"]
-    assert data["recoveries"][0]["service"] == "gone"
+    assert set(data) == set(daemon.get("/api/v1/status")[1])
+    assert data["health_status"]["up"]["status"] == "healthy"
+    assert data["health_status"]["gone"]["status"] != "healthy"
+    assert list(data["workflows"]) == ["hello"]
+    assert data["recovery_history"][0]["service"] == "gone"
 
 
 def test_the_address_comes_from_the_config(daemon: DaemonProcess, tmp_path: Path) -> None:
     by_flag = run_cli("status", "--config", str(daemon.config_path))
-    assert by_flag.returncode == 0, by_flag.stderr
+    assert by_flag.returncode == 3, by_flag.stderr  # reached; "gone" is not healthy
     assert any(line.startswith("up ") for line in by_flag.stdout.splitlines())
     by_env = run_cli(
         "check", "up", env={"MEDIC_CONFIG": str(daemon.config_path), "MEDIC_API_TOKEN": TOKEN}
@@ -188,9 +190,16 @@ def test_workflows_list_run_start_stop(daemon: DaemonProcess) -> None:
     assert ran.returncode == 0, ran.stderr
     assert "succeeded" in ran.stdout and "| hello from hello" in ran.stdout
     started = run_cli("workflows", "start", "hello", "--url", daemon.url, env=env)
-    assert started.returncode == 0 and "started run" in started.stdout
+    assert started.returncode == 0 and "schedule was not stopped" in started.stdout
     stopped = run_cli("workflows", "stop", "hello", "--url", daemon.url, env=env)
     assert stopped.returncode == 0 and "stopped" in stopped.stdout
+    runs = daemon.get("/api/v1/workflows/hello")[1]["run_count"]
+    started = run_cli("workflows", "start", "hello", "--url", daemon.url, env=env)
+    assert started.returncode == 0 and "schedule resumed; no run started" in started.stdout
+    assert daemon.get("/api/v1/workflows/hello")[1]["run_count"] == runs  # resumed, not run
+    assert daemon.get("/api/v1/workflows/hello")[1]["status"] != "stopped"
+    started = run_cli("workflows", "start", "hello", "--run-now", "--url", daemon.url, env=env)
+    assert started.returncode == 0 and "started run" in started.stdout
     unknown = run_cli("workflows", "run", "nope", "--url", daemon.url, env=env)
     assert unknown.returncode == 1 and "no workflow registered as 'nope'" in unknown.stderr
 

@@ -166,6 +166,16 @@ def test_dependency_failures_do_not_count_towards_the_blast_radius() -> None:
     assert Guardrails(RecoveryPolicy()).blast_radius(states) is None
 
 
+def test_paused_services_do_not_count_towards_the_blast_radius() -> None:
+    # A database job pauses three services that fail meanwhile, as expected:
+    # a fourth failing for its own reason is not a host problem.
+    states = by_name(*(failing(f"job{i}") for i in range(3)), failing("web"), healthy("h0"))
+    guardrails = Guardrails(RecoveryPolicy(max_failing_fraction=0.5))
+    assert guardrails.blast_radius(states) is not None
+    guardrails.paused = lambda name: name.startswith("job")
+    assert guardrails.blast_radius(states) is None
+
+
 def test_operator_stopped_services_are_skipped_and_not_counted() -> None:
     web = failing("web")
     web.set_status(ServiceStatus.STOPPED_BY_OPERATOR)

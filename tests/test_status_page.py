@@ -259,3 +259,25 @@ def test_the_page_is_self_contained(medic_daemon: DaemonFactory) -> None:
     assert "@import" not in html
     assert not re.search(r"<(?:link|img|iframe|object|embed)\b", html, re.I)
     assert not re.search(r"<script[^>]*\bsrc=", html, re.I)
+
+
+async def test_a_paused_service_shows_its_maintenance(
+    page: Page, medic_daemon: DaemonFactory
+) -> None:
+    config = f"""
+api: {{listen: 127.0.0.1:{free_port()}, token_env: MEDIC_API_TOKEN}}
+monitoring: {{health_check_interval: 500ms}}
+services:
+  web:
+    check: {{type: tcp, host: 127.0.0.1, port: {free_port()}}}
+"""
+    daemon = medic_daemon(config, env={"MEDIC_API_TOKEN": "tok"})
+    await open_page(page, daemon)
+    body = {"for": "2h", "reason": "disk swap"}
+    code, _ = await asyncio.to_thread(daemon.post, "/api/v1/services/web/pause", body, "tok")
+    assert code == 200
+    note = await async_wait_for(
+        lambda: text_of(page, "#svc-web .note"), 15, message="web's maintenance on the page"
+    )
+    assert await row_status(page, "svc-web") == "paused"
+    assert note == "maintenance, ends in 2h: disk swap (by 127.0.0.1)"

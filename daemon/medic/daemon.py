@@ -77,9 +77,12 @@ class Daemon:
         dry_run: bool = False,
         notifier: SystemdNotifier | None = None,
         loaded: LoadedConfig | None = None,
+        listen: str | None = None,
     ) -> None:
         self.config_path = config_path
         self.state_dir = state_dir
+        self.listen = listen
+        """``medic run --listen``: overrides ``api.listen`` (at every reload too)."""
         self.dry_run_flag = dry_run
         self.notifier = notifier or SystemdNotifier.from_env(unset_environment=True)
         self._stop = asyncio.Event()
@@ -92,7 +95,7 @@ class Daemon:
 
     def _load(self) -> LoadedConfig:
         """Load the config and log its warnings: the same at start and at each reload."""
-        loaded = load_config(self.config_path, state_dir=self.state_dir)
+        loaded = load_config(self.config_path, state_dir=self.state_dir, listen=self.listen)
         _log_config_warnings(loaded.warnings)
         return loaded
 

@@ -10,7 +10,7 @@ The long-lived parts start in this order and stop in reverse
    (``StateDirUnusable`` if it cannot be);
 2. last stop: what a crash left is settled: step commands still running are
    ended, cut-off runs marked interrupted, old history pruned, recent recovery
-   attempts counted again;
+   attempts counted again, the pauses in force taken back (maintenance);
 3. HTTP session, 4. Docker gateway, 5. PostgreSQL pools: closed here, made on
    first use;
 6. notifications: the webhook workers;
@@ -25,10 +25,11 @@ The long-lived parts start in this order and stop in reverse
 11. workflows: registered and scheduled;
 12. Docker events: listened to when a service uses Docker or discovery is on
     (``docker.discover``; ``medic.watch.discovery`` adds and removes services);
-13. work: the hourly prune job and the retry of history writes that wait
-    (disk full) every few seconds; stopping starts here: the scheduler pauses, no
-    check is scheduled any more, running recoveries and workflow runs share
-    one ``shutdown_grace``, then are cancelled (``interrupted``).
+13. work: the hourly prune job, the retry of history writes that wait
+    (disk full) every few seconds and the ``maintenance:`` windows; stopping
+    starts here: the scheduler pauses, no check is scheduled any more,
+    running recoveries and workflow runs share one ``shutdown_grace``, then
+    are cancelled (``interrupted``).
 
 A part that fails to start closes those before it; one that fails to close is
 logged and the others still close. ``start()``/``stop()`` enter the same list
@@ -53,6 +54,7 @@ from medic.core.lifecycle import Lifecycle, Part, pair
 from medic.core.logging import get_logger
 from medic.core.vocabulary import FailureType, Trigger
 from medic.heal.engine import RecoveryEngine
+from medic.heal.maintenance import Maintenance
 from medic.heal.run import RecoveryResult
 from medic.host.resources import Resources
 from medic.host.wall_clock import WallClockWatch
@@ -97,7 +99,9 @@ class ControlPlaneOrchestrator:
         self.notifications = WebhookDispatcher(
             config.model.notifications, session=lambda: self.resources.http, metrics=self.metrics
         )
-        self.bus.add_listener(self.notifications)
+        self.maintenance = Maintenance(self.store, self.bus, self.metrics)
+        # Nothing about a paused service is sent but its maintenance.* events.
+        self.bus.add_listener(self.maintenance.quiet(self.notifications))
         self.scheduler = AsyncIOScheduler(job_defaults={"coalesce": True})
         self.clock_watch = WallClockWatch(self.scheduler)
         self._wire_watch_and_heal(config)
@@ -147,6 +151,9 @@ class ControlPlaneOrchestrator:
             gates=[ContainerStopGate(self._intent), DockerRestartGate()],
         )
         self.engine.attach(self.monitor)
+        self.engine.holds.maintenance = self.maintenance
+        self.engine.guardrails.paused = lambda name: self.maintenance.paused(name) is not None
+        self.maintenance.attach(self.monitor)
 
     @classmethod
     def from_config(
@@ -211,6 +218,7 @@ class ControlPlaneOrchestrator:
         self._cut_off_runs = await settle_last_stop(
             self.store, self.engine, dry_run=self.dry_run, prune=self._prune
         )
+        self.maintenance.restore()  # pauses survive a restart
 
     def _start_scheduler(self) -> None:
         self.scheduler.start()
@@ -254,6 +262,7 @@ class ControlPlaneOrchestrator:
             seconds=HISTORY_RETRY_INTERVAL_S,
             id="medic:history-retry",
         )
+        self.maintenance.apply_windows(self.config.model.maintenance)
         log.info(
             "orchestrator.started",
             message="Orchestrator started",
@@ -268,6 +277,7 @@ class ControlPlaneOrchestrator:
         if self.scheduler.running:
             self.scheduler.pause()
         self.monitor.stop_scheduling()
+        self.maintenance.close()
         # One grace for both, not one after the other.
         grace = self._grace()
         await asyncio.gather(self.engine.shutdown(grace), self.workflows.shutdown(grace))
@@ -286,6 +296,7 @@ class ControlPlaneOrchestrator:
             config.model.monitoring.recovery, config.playbooks, self.dry_run or config.dry_run
         )
         webhooks = self.notifications.apply(config.model.notifications)
+        self.maintenance.apply_windows(config.model.maintenance)
         self.config = config
         self.discovery.reconfigure(_discovery_settings(config))
         self.docker_events.start()
@@ -354,7 +365,7 @@ class ControlPlaneOrchestrator:
             "workflows": self.workflows.status(),
             "health_status": {
                 name: {
-                    "status": state.status.value,
+                    "status": self.maintenance.shown(name, state.status.value),
                     "uptime_percentage": self.store.uptime_percentage(name, UPTIME_WINDOW_S),
                     "failure_type": state.failure_type,
                     "circuit": self.engine.heal_state(name).circuit.value,
@@ -369,6 +380,9 @@ class ControlPlaneOrchestrator:
         state = self.monitor.state(name)
         data = {**state.as_dict(), **self.engine.heal_state(name).as_dict()}
         data["uptime_percentage"] = self.store.uptime_percentage(name, UPTIME_WINDOW_S)
+        data.update(
+            self.maintenance.fields(name), status=self.maintenance.shown(name, str(data["status"]))
+        )
         data["recovery_running"] = name in self.engine.running
         holds = self.store.audit_entries("recovery.held", limit=5, service=name)
         data["recent_holds"] = [entry.as_json() for entry in holds]

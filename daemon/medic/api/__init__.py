@@ -6,7 +6,8 @@ body size), then a handler: ``routes_daemon`` (status page, metrics, health,
 status, audit, reload, the OpenAPI document), ``routes_services``,
 ``routes_recoveries``, ``routes_workflows`` and ``events`` (server-sent
 events). The handlers share ``state`` (the app's typed keys and settings) and
-``inputs`` (the JSON body, query integers, the operator's name). Around them:
+``inputs`` (the JSON body, query integers, the operator's name) and
+``listing`` (the services as listed: watched, then disabled). Around them:
 the status page (``page`` and ``static/``), the Alertmanager receiver
 (``alerts``) and the OpenAPI document (``openapi``; its catalogue of
 operations in ``_operations``, its schemas in ``_schemas``,

@@ -131,6 +131,27 @@ OPERATIONS: tuple[Operation, ...] = (
         params=("ServiceName",),
         errors=_SVC_404,
     ),
+    _post(
+        "/api/v1/services/{name}/pause",
+        "Maintenance: keep checking the service, never heal it (until `for` ends or a resume)",
+        "services",
+        "Service",
+        params=("ServiceName",),
+        body="PauseRequest",
+        errors={**_BODY_ERRORS, **_SVC_404},
+        description="Answers with the service, `status: paused`. No automatic recovery"
+        " starts, Alertmanager alerts for it are held (reason `maintenance`) and no"
+        " notification is sent about it but `maintenance.started`/`maintenance.ended`."
+        " Pausing a paused service replaces its pause. The pause survives a restart.",
+    ),
+    _post(
+        "/api/v1/services/{name}/resume",
+        "End the service's maintenance: it is checked at once and healed if it fails",
+        "services",
+        "Service",
+        params=("ServiceName",),
+        errors={**_BODY_ERRORS, **_SVC_404},
+    ),
     _get(
         "/api/v1/recoveries",
         "Recovery history, newest first, each with its steps",
@@ -178,12 +199,13 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     _post(
         "/api/v1/workflows/{id}/start",
-        "Start a run now (and resume the schedule)",
+        "Start a run now (and resume the schedule); `run: false` only resumes the schedule",
         "workflows",
         "WorkflowStarted",
         status=202,
         params=("WorkflowId",),
-        errors={**_WF_404, 409: "WORKFLOW_ALREADY_RUNNING", 503: "SHUTTING_DOWN"},
+        body="WorkflowStartRequest",
+        errors={**_BODY_ERRORS, **_WF_404, 409: "WORKFLOW_ALREADY_RUNNING", 503: "SHUTTING_DOWN"},
     ),
     _post(
         "/api/v1/workflows/{id}/stop",

@@ -153,7 +153,17 @@ def _workflow_runs() -> Schema:
 
 def _workflow_started() -> Schema:
     return {
-        **obj({"workflow": STR, "run_id": {"type": "integer"}, "status": {"const": "running"}}),
+        **obj(
+            {
+                "workflow": STR,
+                "run_id": nullable({"type": "integer"}),
+                "status": {
+                    "enum": ["running", "resumed", "scheduled"],
+                    "description": "`running`: a run started (`run_id`); with `run: false`,"
+                    " `resumed` (the schedule was stopped) or `scheduled` (it was not).",
+                },
+            }
+        ),
         "example": {"workflow": "revenue-automation", "run_id": 43, "status": "running"},
     }
 
@@ -256,6 +266,7 @@ def components() -> dict[str, Schema]:
         "ServiceList": svc.service_list(),
         "CheckResult": svc.check_result(),
         "RecoverRequest": svc.recover_request(),
+        "PauseRequest": svc.pause_request(),
         "RecoveryStep": typed["RecoveryStep"],
         "Recovery": typed["Recovery"],
         "RecoveryList": _recovery_list(),
@@ -265,6 +276,14 @@ def components() -> dict[str, Schema]:
         "WorkflowRun": typed["WorkflowRun"],
         "WorkflowRuns": _workflow_runs(),
         "WorkflowStarted": _workflow_started(),
+        "WorkflowStartRequest": {
+            "type": "object",
+            "properties": {
+                "run": {**BOOL, "description": "Start a run now (default: true)."},
+            },
+            "additionalProperties": False,
+            "example": {"run": False},
+        },
         "WorkflowStopped": _workflow_stopped(),
         "SystemStatus": svc.system_status(typed["Recovery"], counts),
         "Health": svc.health(),

@@ -25,6 +25,9 @@ from medic.api._schema_base import (
 )
 from medic.store.records import RECOVERY_SUMMARY
 
+MAX_PAUSE_S = 366 * 86400
+"""The longest ``for`` of a pause (longer: pause without ``for``)."""
+
 LAST_CHECK_EXAMPLE = {
     "time": T0_ISO,
     "duration": 0.0021,
@@ -55,6 +58,9 @@ SERVICE_EXAMPLE = {
     "source": "yaml",
     "uptime_percentage": 99.82,
     "recovery_running": True,
+    "paused_until": None,
+    "pause_reason": None,
+    "paused_by": None,
 }
 
 
@@ -72,6 +78,16 @@ def last_check() -> Schema:
         ),
         "example": LAST_CHECK_EXAMPLE,
     }
+
+
+_PAUSE_PROPS: dict[str, Schema] = {
+    "paused_until": {**OPT_TIME, "description": "When the pause ends (null: at a resume)."},
+    "pause_reason": {**OPT_STR, "description": "Why the service is paused."},
+    "paused_by": {
+        **OPT_STR,
+        "description": "Who paused it: the operator (`X-Medic-Operator`), `cli`, `window`.",
+    },
+}
 
 
 def service() -> Schema:
@@ -107,6 +123,7 @@ def service() -> Schema:
             "description": "Healthy share of the last 7 days; null when nothing is known.",
         },
         "recovery_running": BOOL,
+        **_PAUSE_PROPS,
         "process": {**ref("ProcessInfo"), "description": "Only for a service with `process:`."},
         "recent_holds": {"type": "array", "items": ref("AuditEntry")},
     }
@@ -222,6 +239,32 @@ def recover_request() -> Schema:
         "description": "Unknown keys are refused (422): a misspelt ``dry_run`` must not"
         " turn into a real recovery.",
         "example": {"failure_type": "service_crash", "dry_run": True},
+    }
+
+
+def pause_request() -> Schema:
+    return {
+        "type": "object",
+        "properties": {
+            "for": {
+                **nullable(
+                    {
+                        "oneOf": [
+                            {"type": "number", "minimum": 0, "maximum": MAX_PAUSE_S},
+                            {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"},
+                        ]
+                    }
+                ),
+                "description": "How long: seconds or a duration like `30m` (at most 366 days);"
+                " default: until resumed.",
+            },
+            "reason": {
+                **nullable({"type": "string", "minLength": 1, "maxLength": 500}),
+                "description": "Shown with the pause; default: `paused by an operator`.",
+            },
+        },
+        "additionalProperties": False,
+        "example": {"for": "30m", "reason": "database vacuum"},
     }
 
 

@@ -52,6 +52,8 @@ ROUTES: tuple[tuple[str, str, Handler, Scope], ...] = (
     ("POST", "/api/v1/services/{name}/check", services.check_service, OPERATE),
     ("POST", "/api/v1/services/{name}/recover", services.recover_service, OPERATE),
     ("POST", "/api/v1/services/{name}/reset", services.reset_service, OPERATE),
+    ("POST", "/api/v1/services/{name}/pause", services.pause_service, OPERATE),
+    ("POST", "/api/v1/services/{name}/resume", services.resume_service, OPERATE),
     ("GET", "/api/v1/recoveries", recoveries.recoveries, READ),
     ("GET", "/api/v1/audit", daemon.audit, READ),
     ("POST", "/api/v1/alerts", recoveries.alerts, OPERATE),

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from medic.api import listing
 from medic.api.errors import error_response
 from medic.api.inputs import caller, int_query
 from medic.api.openapi import build_document
@@ -52,7 +53,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    return web.json_response(orchestrator(request).system_status())
+    return web.json_response(listing.system_status(orchestrator(request)))
 
 
 async def audit(request: web.Request) -> web.Response:

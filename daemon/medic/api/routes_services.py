@@ -1,5 +1,5 @@
 """The routes about watched services: their state, and the operator's
-controls (check now, recover now, reset the circuit)."""
+controls (check now, recover now, reset the circuit, pause and resume)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ from typing import Any
 
 from aiohttp import web
 
+from medic.api import listing
+from medic.api._service_schemas import MAX_PAUSE_S
 from medic.api.errors import ApiError
 from medic.api.inputs import caller, json_body, operator
 from medic.api.state import orchestrator
+from medic.config.types import parse_duration
 from medic.core.vocabulary import FailureType, Trigger
 
 
@@ -17,7 +20,7 @@ async def services(request: web.Request) -> web.Response:
     orch = orchestrator(request)
     return web.json_response(
         {
-            "services": [orch.service_status(n) for n in orch.monitor.states()],
+            "services": [listing.service_status(orch, n) for n in listing.service_names(orch)],
             "recovery_hold": orch.engine.blast_hold,
             "discovery_errors": orch.discovery_errors(),
         }
@@ -25,7 +28,8 @@ async def services(request: web.Request) -> web.Response:
 
 
 async def service(request: web.Request) -> web.Response:
-    return web.json_response(orchestrator(request).service_status(request.match_info["name"]))
+    orch = orchestrator(request)
+    return web.json_response(listing.service_status(orch, request.match_info["name"]))
 
 
 async def check_service(request: web.Request) -> web.Response:
@@ -91,4 +95,53 @@ async def reset_service(request: web.Request) -> web.Response:
     return web.json_response(orch.service_status(name))
 
 
-__all__ = ["check_service", "recover_service", "reset_service", "service", "services"]
+async def pause_service(request: web.Request) -> web.Response:
+    """Maintenance: checked and shown, never healed, until ``for`` ends or a resume."""
+    orch = orchestrator(request)
+    name = request.match_info["name"]
+    body = await json_body(request)
+    orch.monitor.state(name)
+    for_s, reason = _pause_request(body)
+    orch.maintenance.pause(name, for_s=for_s, reason=reason, by=operator(request))
+    return web.json_response(orch.service_status(name))
+
+
+def _pause_request(body: dict[str, Any]) -> tuple[float | None, str]:
+    unknown = sorted(set(body) - {"for", "reason"})
+    if unknown:
+        raise ApiError(422, "INVALID_BODY", f"unknown keys {unknown}; known: for, reason")
+    for_s = None
+    if body.get("for") is not None:
+        try:
+            for_s = parse_duration(body["for"])
+        except ValueError as exc:
+            raise ApiError(422, "INVALID_BODY", f"for: {exc}") from None
+        if for_s > MAX_PAUSE_S:
+            raise ApiError(422, "INVALID_BODY", "for: at most 366 days (or leave it out)")
+    reason = body.get("reason")
+    if reason is None:
+        return for_s, "paused by an operator"
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
+        raise ApiError(422, "INVALID_BODY", "reason must be a string of 1 to 500 characters")
+    return for_s, reason
+
+
+async def resume_service(request: web.Request) -> web.Response:
+    """End a pause (an operator's or a window's); not paused is not an error."""
+    orch = orchestrator(request)
+    name = request.match_info["name"]
+    await json_body(request)
+    orch.monitor.state(name)
+    orch.maintenance.resume(name, by=operator(request))
+    return web.json_response(orch.service_status(name))
+
+
+__all__ = [
+    "check_service",
+    "pause_service",
+    "recover_service",
+    "reset_service",
+    "resume_service",
+    "service",
+    "services",
+]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from medic.api.errors import ApiError
-from medic.api.inputs import caller, int_query, operator
+from medic.api.inputs import caller, int_query, json_body, operator
 from medic.api.state import orchestrator
 
 
@@ -19,8 +19,18 @@ async def workflow(request: web.Request) -> web.Response:
 
 
 async def workflow_start(request: web.Request) -> web.Response:
+    """Resume the schedule and start a run; with ``{"run": false}`` only resume it."""
     orch, wid = orchestrator(request), request.match_info["id"]
-    orch.store.audit("operator.workflow_start", None, **caller(request), workflow=wid)
+    body = await json_body(request)
+    unknown = sorted(set(body) - {"run"})
+    run = body.get("run", True)
+    if unknown or not isinstance(run, bool):
+        raise ApiError(422, "INVALID_BODY", "the body may only hold run: true or false")
+    orch.store.audit("operator.workflow_start", None, **caller(request), workflow=wid, run=run)
+    if not run:
+        resumed = orch.workflows.resume_schedule(wid)
+        answer = {"workflow": wid, "run_id": None, "status": "resumed" if resumed else "scheduled"}
+        return web.json_response(answer, status=202)
     run_id = await orch.start_workflow(wid)
     return web.json_response({"workflow": wid, "run_id": run_id, "status": "running"}, status=202)
 

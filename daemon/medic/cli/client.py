@@ -21,6 +21,7 @@ from medic.core.errors import ConfigFileError, ConfigInvalid
 
 DEFAULT_URL = "http://127.0.0.1:8321"
 TOKEN_ENV = "MEDIC_API_TOKEN"
+OPERATOR_ENV = "MEDIC_OPERATOR"
 CONNECT_TIMEOUT_S = 10.0
 """Making the connection; a daemon that cannot be reached in this long is not running."""
 READ_TIMEOUT_S = 60.0
@@ -124,7 +125,11 @@ def request(
         wait = READ_TIMEOUT_S
     parts = urllib.parse.urlsplit(url)
     data = json.dumps(body).encode() if body is not None else None
-    headers = {"Accept": "application/json"}
+    # Who calls, for the audit trail and ``paused_by``.
+    headers = {
+        "Accept": "application/json",
+        "X-Medic-Operator": os.environ.get(OPERATOR_ENV) or "cli",
+    }
     if data is not None:
         headers["Content-Type"] = "application/json"
     token = os.environ.get(TOKEN_ENV)

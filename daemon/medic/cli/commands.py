@@ -1,4 +1,5 @@
-"""The control commands, ``medic status|check|recover|reset|approve|reject|workflows``:
+"""The control commands, ``medic status|check|recover|reset|approve|reject|workflows``
+(and, through ``operate``, ``pause|resume|reload|history|logs``):
 each calls the running daemon's API through ``client`` and prints the answer
 (the tables through ``render``). A call that fails becomes one message on
 stderr, with a hint where one helps, and the command's exit code."""
@@ -9,11 +10,11 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from medic.cli import render
+from medic.cli import operate, render
 from medic.cli.client import (
     EXIT_UNREACHABLE,
     READ_WAIT,
@@ -26,6 +27,9 @@ from medic.cli.client import (
     quote,
     request,
 )
+
+EXIT_NOT_HEALTHY = 3
+"""``medic status``: some service is not healthy."""
 
 
 def main(args: argparse.Namespace, default_config: Callable[[], Path]) -> int:
@@ -106,6 +110,8 @@ def _dispatch(args: argparse.Namespace, url: str) -> int:
             f" status {state['status']} (a check runs now)"
         )
         return 0
+    if args.command in operate.COMMANDS:
+        return operate.dispatch(args, url)
     if args.command in ("approve", "reject"):
         rec = request(f"{url}/api/v1/recoveries/{args.recovery_id}/{args.command}", "POST")
         print(f"recovery {rec['id']} of {rec['service']} with {rec['playbook']}: {rec['outcome']}")
@@ -147,16 +153,21 @@ def _workflows(url: str, args: argparse.Namespace) -> int:
         return 2
     if args.action == "resume":
         return _resume(url, args)
+    body = {"run": bool(args.run_now)} if args.action == "start" else None
     result = request(
         f"{url}/api/v1/workflows/{quote(args.id)}/{args.action}",
         "POST",
+        body,
         wait=args.timeout if args.action == "run" else READ_WAIT,
         doing=f"workflow {args.id}" if args.action == "run" else None,
     )
     if args.json:
         print(json.dumps(result, indent=2))
+    elif args.action == "start" and result["run_id"] is not None:
+        print(f"workflow {args.id}: schedule resumed, started run {result['run_id']}")
     elif args.action == "start":
-        print(f"workflow {args.id}: started run {result['run_id']}")
+        what = "schedule resumed" if result["status"] == "resumed" else "schedule was not stopped"
+        print(f"workflow {args.id}: {what}; no run started (--run-now starts one)")
     elif args.action == "stop":
         what = "cancelled the run in progress" if result["cancelled_run"] else "no run in progress"
         print(f"workflow {args.id}: stopped ({what}); its schedule waits for `workflows start`")
@@ -197,20 +208,21 @@ def _workflow_of_run(url: str, run_id: int) -> str | None:
 
 
 def _status(url: str, as_json: bool) -> int:
+    """Exit 0 when every service is healthy (or disabled), 3 when any is not
+    (as ``systemctl is-active`` and ``supervisorctl status`` do)."""
+    if as_json:
+        document = request(f"{url}/api/v1/status")
+        print(json.dumps(document, indent=2))
+        return _status_code(s["status"] for s in document["health_status"].values())
     listing = request(f"{url}/api/v1/services")
     services = listing["services"]
     workflows = request(f"{url}/api/v1/workflows")["workflows"]
     recoveries = request(f"{url}/api/v1/recoveries?limit=10")["recoveries"]
     history = request(f"{url}/api/v1/health").get("history")
-    if as_json:
-        whole = {
-            "services": services,
-            "workflows": workflows,
-            "recoveries": recoveries,
-            "history": history,
-        }
-        print(json.dumps(whole, indent=2))
-        return 0
     render.history_line(history)
     render.status(services, listing.get("recovery_hold"), workflows, recoveries)
-    return 0
+    return _status_code(s["status"] for s in services)
+
+
+def _status_code(statuses: Iterable[str]) -> int:
+    return 0 if all(status in ("healthy", "disabled") for status in statuses) else EXIT_NOT_HEALTHY

@@ -13,11 +13,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
-from medic.cli import commands
+from medic.cli import commands, completion, operate
 from medic.cli import install as install_unit
 from medic.cli.discovered import validate_labels
 from medic.config.load import load_config
 from medic.config.models import LoadedConfig
+from medic.config.overrides import valid_listen
 from medic.config.types import parse_duration
 from medic.core.errors import ConfigFileError, ConfigInvalid
 from medic.core.logging import configure_logging
@@ -46,16 +47,45 @@ def default_config_path() -> Path:
     return _CONFIG_CANDIDATES[0]
 
 
+_EXAMPLES = """\
+examples:
+  medic validate                       check the config and the playbooks
+  medic run --listen 127.0.0.1:9000    run the daemon, its API on another port
+  medic status                         services, workflows, recent recoveries
+  medic check web                      run web's check now
+  medic pause database --for 2h --reason vacuum
+  medic logs web -f                    follow web's output
+  medic history web                    web's recent recoveries
+  source <(medic completion bash)      complete commands, options and service names
+
+exit codes: 0 ok; 1 failed; 2 unusable input; 3 `medic status`: a service is
+not healthy (or the daemon is not running); 4 still running at --timeout.
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="medic", description="A self-healing monitoring daemon.")
+    parser = argparse.ArgumentParser(
+        prog="medic",
+        description="A self-healing monitoring daemon.",
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run(sub)
     validate = sub.add_parser("validate", help="check the config and playbooks")
     _config_arg(validate)
     _add_service_commands(sub)
+    operate.add_arguments(sub, _client_args)
     _add_workflows(sub)
     install = sub.add_parser("install-unit", help="install medic as a systemd service")
     install_unit.add_arguments(install)
+    complete = sub.add_parser(
+        "completion",
+        help="print a shell completion script",
+        epilog="example:\n  medic completion bash > /etc/bash_completion.d/medic",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    complete.add_argument("shell", choices=["bash"])
     return parser
 
 
@@ -63,6 +93,12 @@ def _add_run(sub: _Commands) -> None:
     run = sub.add_parser("run", help="run the daemon in the foreground")
     _config_arg(run)
     run.add_argument("--state-dir", type=Path, help="override daemon.state_dir")
+    run.add_argument(
+        "--listen",
+        type=_listen,
+        metavar="HOST:PORT",
+        help="override api.listen (checks of medic's own API follow it)",
+    )
     run.add_argument(
         "--log-format", choices=["auto", "console", "json"], help="override daemon.log_format"
     )
@@ -106,7 +142,14 @@ def _add_service_commands(sub: _Commands) -> None:
 
 def _add_workflows(sub: _Commands) -> None:
     workflows = sub.add_parser(
-        "workflows", help="list, start, stop or run workflows; resume a failed or cut-off run"
+        "workflows",
+        help="list, start, stop or run workflows; resume a failed or cut-off run",
+        epilog="examples:\n  medic workflows list\n  medic workflows stop nightly\n"
+        "  medic workflows start nightly            resume its schedule\n"
+        "  medic workflows start nightly --run-now  resume it and run now\n"
+        "  medic workflows run nightly --timeout 10m\n"
+        "  medic workflows resume 42                resume run 42 at its failed step",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _client_args(workflows)
     _wait_arg(workflows, "`workflows run`")
@@ -116,6 +159,11 @@ def _add_workflows(sub: _Commands) -> None:
         "--workflow", help="resume: the run's workflow (found from the run ID when not given)"
     )
     workflows.add_argument("--json", action="store_true", help="print the raw JSON")
+    workflows.add_argument(
+        "--run-now",
+        action="store_true",
+        help="with `start`: also start a run now (default: only resume the schedule)",
+    )
 
 
 def _config_arg(parser: argparse.ArgumentParser) -> None:
@@ -142,6 +190,13 @@ def _wait_arg(parser: argparse.ArgumentParser, what: str = "it") -> None:
         help=f"stop waiting for {what} after this long (e.g. 90s, 10m; default: wait until"
         " it ends); the daemon goes on with it, and the command exits 4",
     )
+
+
+def _listen(text: str) -> str:
+    try:
+        return valid_listen(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _duration(text: str) -> float:
@@ -174,15 +229,18 @@ def _main(args: argparse.Namespace) -> int:
         return _validate(args.config or default_config_path())
     if args.command == "install-unit":
         return install_unit.main(args)
+    if args.command == "completion":
+        print(completion.bash(_parser()), end="")
+        return EXIT_OK
     return commands.main(args, default_config_path)
 
 
 def _load_or_say_why(
-    path: Path, state_dir: Path | None, summary: Callable[[int], str]
+    path: Path, state_dir: Path | None, summary: Callable[[int], str], listen: str | None = None
 ) -> LoadedConfig | int:
     """The loaded config, or the exit code after printing every problem to stderr."""
     try:
-        return load_config(path, state_dir=state_dir)
+        return load_config(path, state_dir=state_dir, listen=listen)
     except ConfigFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
@@ -213,7 +271,7 @@ def _run(args: argparse.Namespace) -> int:
 
     path = args.config or default_config_path()
     loaded = _load_or_say_why(
-        path, args.state_dir, lambda n: f"medic: not starting: {n} config error(s)"
+        path, args.state_dir, lambda n: f"medic: not starting: {n} config error(s)", args.listen
     )
     if isinstance(loaded, int):
         return loaded
@@ -221,7 +279,13 @@ def _run(args: argparse.Namespace) -> int:
     configure_logging(args.log_format or daemon_cfg.log_format, daemon_cfg.log_level.upper())
     # The daemon logs the config's warnings (missing secrets) as it takes it,
     # at start and at every reload alike.
-    daemon = Daemon(Path(path), state_dir=args.state_dir, dry_run=args.dry_run, loaded=loaded)
+    daemon = Daemon(
+        Path(path),
+        state_dir=args.state_dir,
+        dry_run=args.dry_run,
+        listen=args.listen,
+        loaded=loaded,
+    )
     return _run_daemon(daemon)
 
 

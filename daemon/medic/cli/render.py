@@ -103,11 +103,22 @@ def _recovery_table(recoveries: list[dict[str, Any]]) -> None:
     )
 
 
+def history(recoveries: list[dict[str, Any]], total: int) -> None:
+    """``medic history``: recent recoveries, newest first, with their duration and outcome."""
+    _recovery_table(recoveries)
+    if total > len(recoveries):
+        print(f"({len(recoveries)} of {total}; more with -n)")
+
+
 def _service_notes(services: list[dict[str, Any]], hold: str | None) -> None:
-    """What the table has no room for: holds and when recovery may try next."""
+    """What the table has no room for: pauses, holds and when recovery may try next."""
     if hold:
         print(f"! automatic recovery is held host-wide: {hold}")
     for s in services:
+        if s.get("status") == "paused":
+            until = _when(s.get("paused_until")) or "resumed"
+            why = f"{s.get('pause_reason')}; by {s.get('paused_by')}"
+            print(f"  {s['name']}: paused until {until} ({why})")
         if s.get("held_reason") and s["held_reason"] != hold:
             print(f"! {s['name']}: held: {s['held_reason']}")
         if s.get("next_attempt_at"):

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from medic.config import _yaml
 from medic.config.models import Config, LoadedConfig, Playbook, ServiceSpec
+from medic.config.overrides import with_listen
 from medic.config.refs import check_references
 from medic.core.errors import ConfigFileError, ConfigInvalid, ConfigIssue
 from medic.core.hints import did_you_mean
@@ -34,8 +35,10 @@ class _Document:
         )
 
 
-def load_config(path: str | Path, *, state_dir: str | Path | None = None) -> LoadedConfig:
-    """Load and validate ``path`` and its playbooks.
+def load_config(
+    path: str | Path, *, state_dir: str | Path | None = None, listen: str | None = None
+) -> LoadedConfig:
+    """Load and validate ``path`` and its playbooks (``listen``: ``medic run --listen``).
 
     Raises ``ConfigFileError`` when the file is missing or not YAML, and
     ``ConfigInvalid`` with every problem found otherwise.
@@ -61,6 +64,8 @@ def load_config(path: str | Path, *, state_dir: str | Path | None = None) -> Loa
     if state_dir is not None:
         daemon = config.daemon.model_copy(update={"state_dir": Path(state_dir).resolve()})
         config = config.model_copy(update={"daemon": daemon})
+    if listen is not None:
+        config = with_listen(config, listen)
     services = {
         name: ServiceSpec.resolve(name, svc, config.monitoring)
         for name, svc in config.services.items()

@@ -176,6 +176,17 @@ class DockerConfig(Section):
     """Honour autoheal's ``autoheal=true`` and ``autoheal.stop.timeout`` labels."""
 
 
+class MaintenanceWindow(Section):
+    """A scheduled window: from each ``cron`` time, for ``duration``, the
+    services are watched but never healed (``maintenance:``)."""
+
+    services: list[str] | Literal["*"] = "*"
+    cron: str
+    duration: Duration = Field(gt=0)
+    reason: str = "maintenance window"
+    timezone: str | None = None
+
+
 class Config(Section):
     daemon: DaemonConfig = DaemonConfig()
     api: ApiConfig = ApiConfig()
@@ -185,6 +196,7 @@ class Config(Section):
     workflows: dict[str, WorkflowConfig] = Field(default_factory=dict)
     notifications: NotificationsConfig = NotificationsConfig()
     docker: DockerConfig = DockerConfig()
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from medic.config.actions import ActionOptions
-from medic.config.models import Config, Playbook
+from medic.config.models import Config, Playbook, ScheduleConfig
 from medic.config.schedules import schedule_errors
 from medic.core.bus import PUBLISHED_EVENTS
 from medic.core.errors import ConfigIssue
@@ -25,6 +25,7 @@ def check_references(
     found += _check_targets(config, issue)
     found += _webhook_events(config, playbooks, issue)
     found += _open_api(config, issue)
+    found += _maintenance_windows(config, issue)
     for workflow_id, workflow in config.workflows.items():
         found += step_graph_issues(("workflows", workflow_id, "steps"), workflow.steps, issue)
         found += step_timeout_issues(
@@ -48,6 +49,24 @@ def _open_api(config: Config, issue: IssueMaker) -> list[ConfigIssue]:
         " set api.token_env, api.token_file or api.tokens (or listen on 127.0.0.1)"
     )
     return [issue(("api", "listen"), message)]
+
+
+def _maintenance_windows(config: Config, issue: IssueMaker) -> list[ConfigIssue]:
+    """Each window's cron line and timezone parse as a workflow schedule's do,
+    and its services exist."""
+    found = []
+    for index, window in enumerate(config.maintenance):
+        schedule = ScheduleConfig(cron=window.cron, timezone=window.timezone)
+        found += [
+            issue(("maintenance", index, error.key), str(error))
+            for error in schedule_errors(schedule)
+        ]
+        names = [] if window.services == "*" else window.services
+        for position, name in enumerate(names):
+            if name not in config.services:
+                loc: Loc = ("maintenance", index, "services", position)
+                found.append(issue(loc, f"unknown service {name!r}{_hint(name, config.services)}"))
+    return found
 
 
 def _hint(name: str, known: Iterable[str]) -> str:

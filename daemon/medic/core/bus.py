@@ -54,6 +54,8 @@ PUBLISHED_EVENTS = frozenset(
         "config.reload_failed",
         "discovery.error",
         "discovery.changed",
+        "maintenance.started",
+        "maintenance.ended",
     }
 )
 """Every event name the daemon publishes itself; ``notify`` steps add their own

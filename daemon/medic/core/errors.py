@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from medic.core.hints import did_you_mean
 
 __all__ = [
     "ConfigFileError",
@@ -69,12 +71,15 @@ class ConfigInvalid(MedicError):
 
 
 class ServiceNotFoundError(MedicError, KeyError):
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, known: Iterable[str] = ()) -> None:
         super().__init__(name)
         self.name = name
+        self.known = sorted(known)
 
     def __str__(self) -> str:
-        return f"no service named {self.name!r}"
+        close = did_you_mean(self.name, self.known)
+        hint = f" (did you mean {close!r}?)" if close else ""
+        return f"no service named {self.name!r}{hint}"
 
 
 class WorkflowNotFoundError(MedicError, KeyError):

@@ -34,3 +34,15 @@ class WorkflowStepEntry:
     output: str
     started_at: float | None
     duration_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """A service in maintenance: until when (None: until resumed), why and who
+    paused it (a token's or operator's name, ``cli``, ``window``)."""
+
+    service: str
+    until: float | None
+    reason: str
+    by: str
+    started_at: float

@@ -32,6 +32,11 @@ class ServiceStatus(StrEnum):
     RECOVERING = "recovering"
     HELD = "held"
     STOPPED_BY_OPERATOR = "stopped_by_operator"
+    DISABLED = "disabled"
+    """``enabled: false`` in the config: listed, never checked."""
+    PAUSED = "paused"
+    """In maintenance (``medic pause``, a ``maintenance:`` window): checked, never healed.
+    Shown by the API; the checks' own status goes on underneath."""
 
 
 class CircuitState(StrEnum):
@@ -119,3 +124,4 @@ class HoldReason(StrEnum):
     BUDGET = "budget"
     ALREADY_RECOVERING = "already_recovering"
     SHUTTING_DOWN = "shutting_down"
+    MAINTENANCE = "maintenance"

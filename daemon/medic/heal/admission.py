@@ -9,7 +9,8 @@ The rules, in the order they are applied (design.md, guardrails):
    recovered first (``dependency``);
 3. with at least 4 services watched, more than ``max_failing_fraction`` of
    them failing for reasons of their own is a host or network problem:
-   automatic recovery is held until the fraction drops (``blast_radius``);
+   automatic recovery is held until the fraction drops (``blast_radius``;
+   services in maintenance are not counted: their failures are expected);
 4. an open circuit allows one probation attempt after ``circuit_cooldown``
    (doubling after each failed probation, up to ``circuit_cooldown_max``);
    a cooldown of 0 keeps it open until an operator resets it (``circuit_open``).
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -107,6 +108,9 @@ class Guardrails:
         self.policy = policy
         self.host_attempts: deque[float] = deque()
         """Monotonic times of the host's counted recoveries, oldest first (``budget``)."""
+        self.paused: Callable[[str], bool] = lambda _name: False
+        """Whether a service is in maintenance: its failures are expected, so it
+        is not counted towards the blast radius (set by the orchestrator)."""
 
     def decide(
         self,
@@ -204,7 +208,7 @@ class Guardrails:
         # One pass, no lists: this runs on every failed check of every service.
         watched = own = 0
         for s in states.values():
-            if s.status is not ServiceStatus.STOPPED_BY_OPERATOR:
+            if s.status is not ServiceStatus.STOPPED_BY_OPERATOR and not self.paused(s.name):
                 watched += 1
                 own += failing_on_its_own(s)
         if watched < MIN_SERVICES_FOR_BLAST_RADIUS:

@@ -163,8 +163,9 @@ class RecoveryEngine:
         """Decide whether a failing service gets a recovery now; never blocks."""
         if not self._accepting or state.recovering or state.name in self._tasks:
             return
-        if state.status not in (ServiceStatus.UNHEALTHY, ServiceStatus.HELD):
-            return
+        failing = state.status in (ServiceStatus.UNHEALTHY, ServiceStatus.HELD)
+        if not failing or self.holds.for_maintenance(state.name) is not None:
+            return  # a paused service is held (recorded once per pause)
         now = time.monotonic()
         settle_until = self._settle_until(state)
         if settle_until is not None and now < settle_until:
@@ -285,7 +286,7 @@ class RecoveryEngine:
         if state.recovering or state.name in self._tasks:
             detail = f"a recovery of {state.name} is already running"
             return HoldReason.ALREADY_RECOVERING, detail
-        return None
+        return self.holds.for_maintenance(state.name)
 
     # running ----------------------------------------------------------------------
 

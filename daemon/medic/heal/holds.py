@@ -1,7 +1,8 @@
 """Holds: a failing service that the guardrails keep from being recovered now
 is shown ``held`` with the reason, and checked again when the hold may end.
 
-Also the host-wide hold (too many services failing at once: a host or network
+Also the hold of a service in maintenance (``for_maintenance``), the
+host-wide hold (too many services failing at once: a host or network
 problem) and the wake-ups that ask for a check when a backoff, a cooldown or
 a budget window ends.
 """
@@ -12,8 +13,10 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from medic.core.clock import iso
 from medic.core.vocabulary import FailureType, HoldReason, ServiceStatus
 from medic.heal.admission import Decision, Guardrails, dependency_order
+from medic.heal.maintenance import Maintenance
 from medic.heal.recording import HealRecorder
 from medic.heal.state import HealState, ServiceSource
 from medic.watch.state import ServiceState
@@ -27,6 +30,8 @@ class Holds:
         recorder: HealRecorder,
     ) -> None:
         self._services = services
+        self.maintenance: Maintenance | None = None
+        """The pauses (attached by the orchestrator; None: nothing is ever paused)."""
         self._guardrails = guardrails
         self._recorder = recorder
         self._wakeups: dict[str, asyncio.TimerHandle] = {}
@@ -49,6 +54,18 @@ class Holds:
         # The host-wide hold and an open circuit are told once, not for every service.
         quiet = reason in (HoldReason.BLAST_RADIUS, HoldReason.CIRCUIT_OPEN)
         self._recorder.held(state.name, reason, decision.detail, publish=not quiet)
+
+    def for_maintenance(self, name: str) -> tuple[HoldReason, str] | None:
+        """Why a paused service is not healed (recorded once per pause), or None."""
+        maintenance = self.maintenance
+        pause = maintenance.paused(name) if maintenance is not None else None
+        if maintenance is None or pause is None:
+            return None
+        until = f" until {iso(pause.until)}" if pause.until is not None else ""
+        detail = f"in maintenance{until} ({pause.reason}, paused by {pause.by})"
+        if maintenance.first_hold(name):
+            self._recorder.held(name, HoldReason.MAINTENANCE, detail, publish=True)
+        return HoldReason.MAINTENANCE, detail
 
     def release(self, state: ServiceState, heal: HealState) -> None:
         if state.status is ServiceStatus.HELD:

@@ -1,7 +1,8 @@
 """Store: medic's history in SQLite (``STATE_DIR/medic.db``).
 
 Owns the schema and its migrations (``db``), one module per family of tables
-(``transitions``, ``recoveries``, ``workflow_runs``, ``audit``, ``sessions``),
+(``transitions``, ``recoveries``, ``workflow_runs``, ``audit``, ``sessions``,
+``pauses``),
 what spans them (``upkeep``: crash marking, retention), the writes that wait
 in memory while the database refuses them (``backlog``: disk full), the typed
 records that reads return (``records``) and the lock that keeps a second
@@ -20,6 +21,7 @@ from medic.store.audit import AuditTrail
 from medic.store.backlog import HistoryHealth, HistoryObserver
 from medic.store.db import StateDirUnusable
 from medic.store.lock import StateDirInUse, StateDirLock
+from medic.store.pauses import Pauses
 from medic.store.records import (
     NO_RUNS,
     AuditEntry,
@@ -38,7 +40,7 @@ from medic.store.upkeep import Upkeep
 from medic.store.workflow_runs import WorkflowRuns
 
 
-class Store(Transitions, Recoveries, WorkflowRuns, AuditTrail, Sessions, Upkeep):
+class Store(Transitions, Recoveries, WorkflowRuns, AuditTrail, Sessions, Pauses, Upkeep):
     """The history: each family of tables contributes its writes and reads, and
     all of them share one connection and its transactions (``Database``).
 

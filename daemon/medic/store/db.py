@@ -77,6 +77,9 @@ MIGRATIONS = (
     "CREATE TABLE IF NOT EXISTS step_sessions ("
     " pid INTEGER PRIMARY KEY, start_time INTEGER NOT NULL, command TEXT,"
     " kill_grace REAL NOT NULL, recovery_id INTEGER, run_id INTEGER, at REAL NOT NULL)",
+    # 3: services in maintenance (``medic pause``, windows) stay paused across restarts.
+    "CREATE TABLE IF NOT EXISTS pauses ("
+    " service TEXT PRIMARY KEY, until REAL, reason TEXT, paused_by TEXT, at REAL NOT NULL)",
 )
 
 # Tables whose ids the store hands out itself (see the module docstring).

@@ -1,18 +1,23 @@
 """The ``step_sessions`` table: the sessions of step commands while they run,
-so that the next start can end what a crash left running; and ``StepSessions``,
-the tracker a recovery or a workflow run hands its commands."""
+so that the next start can end what a crash left running
+(``end_left_step_commands``); and ``StepSessions``, the tracker a recovery or
+a workflow run hands its commands."""
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from medic.core.clock import utc
-from medic.host.subprocesses import proc_start_time
+from medic.core.logging import get_logger
+from medic.host.subprocesses import end_left_session, proc_start_time
 from medic.store.db import DETAIL_CHARS, Database
 from medic.store.records import SessionRecord
+
+log = get_logger("ControlPlaneOrchestrator")
 
 
 class Sessions(Database):
@@ -69,6 +74,47 @@ class Sessions(Database):
 
     def forget_sessions(self) -> None:
         self._write("step_session.forget_all", ("DELETE FROM step_sessions", ()))
+
+    async def end_left_step_commands(self, *, dry_run: bool) -> list[SessionRecord]:
+        """End the step commands a crashed daemon left running; the records that were.
+
+        A session counts only if its leader still runs with the recorded start
+        time (pids get reused). ``process:`` services are not step commands:
+        the supervisor adopts those. A dry run leaves them, and their records.
+        """
+        records = self.recorded_sessions()
+        if not records:
+            return []
+        if dry_run:
+            log.warning(
+                "step_command.left_alone",
+                message=(
+                    "Step commands left running by the previous daemon are left alone (dry run)"
+                ),
+                count=len(records),
+            )
+            return []
+        results = await asyncio.gather(
+            *(end_left_session(r.pid, r.start_time, r.kill_grace) for r in records)
+        )
+        ended = [
+            record for record, was_running in zip(records, results, strict=True) if was_running
+        ]
+        for record in ended:
+            owner = (
+                {"recovery_id": record.recovery_id}
+                if record.recovery_id is not None
+                else {"run_id": record.run_id}
+            )
+            log.warning(
+                "step_command.ended",
+                message="Ended a step command left running by the previous daemon",
+                pid=record.pid,
+                command=record.command,
+                **owner,
+            )
+        self.forget_sessions()
+        return ended
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ class Metrics:
             self.check_start_lag,
             self.check_failures,
             self.circuit_open,
+            self.service_paused,
             self.recoveries,
             self.recovery_duration,
         )
@@ -77,6 +78,12 @@ class Metrics:
         self.circuit_open = ValueFamily(
             "medic_circuit_open",
             "1 while the service's recovery circuit is open.",
+            ["service"],
+            "gauge",
+        )
+        self.service_paused = ValueFamily(
+            "medic_service_paused",
+            "1 while the service is in maintenance (paused: checked, never healed).",
             ["service"],
             "gauge",
         )
@@ -166,10 +173,11 @@ class Metrics:
     def service_added(self, service: str) -> None:
         self.service_up.set((service,), 0.0)
         self.circuit_open.set((service,), 0.0)
+        self.service_paused.set((service,), 0.0)
 
     def service_removed(self, service: str) -> None:
         """Drop a removed service's series so /metrics does not report ghosts."""
-        for gauge in (self.service_up, self.circuit_open):
+        for gauge in (self.service_up, self.circuit_open, self.service_paused):
             gauge.remove((service,))
 
     # what the heal side does (medic.heal.recording.HealMetrics) --------------------
@@ -183,6 +191,9 @@ class Metrics:
 
     def set_circuit_open(self, service: str, is_open: bool) -> None:
         self.circuit_open.set((service,), 1.0 if is_open else 0.0)
+
+    def set_paused(self, service: str, paused: bool) -> None:
+        self.service_paused.set((service,), 1.0 if paused else 0.0)
 
     # what the workflows do (medic.workflows.ports.WorkflowMetrics) -------------------
 

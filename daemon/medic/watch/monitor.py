@@ -123,7 +123,7 @@ class SelfHealingMonitor:
         try:
             return self._states[name]
         except KeyError:
-            raise ServiceNotFoundError(name) from None
+            raise ServiceNotFoundError(name, self._states) from None
 
     def states(self) -> Mapping[str, ServiceState]:
         return self._states

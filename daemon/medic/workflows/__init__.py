@@ -3,7 +3,8 @@
 Owns the workflow manager (registration, schedules, priorities, stop and
 resume: ``manager``), one run's step graph (``run``), the checks a workflow
 passes before it is registered (``validation``), the pacing of step
-retries (``pacing``) and how a cut-off or failed run goes on (``resume``).
+retries (``pacing``), how a cut-off or failed run goes on (``resume``) and
+how a workflow reads in the API (``describe``).
 Steps are the heal side's actions.
 
 Runs are kept and counted through the ports in ``ports`` (``RunJournal``,

@@ -50,7 +50,6 @@ import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +68,10 @@ from medic.core.errors import (
     WorkflowsClosedError,
 )
 from medic.core.logging import get_logger
-from medic.core.redact import redact_config
 from medic.host.resources import Resources
+from medic.workflows.describe import WorkflowView
 from medic.workflows.pacing import PriorityGate
-from medic.workflows.ports import NO_RUNS, RunCounts, RunJournal, RunRecord, WorkflowMetrics
+from medic.workflows.ports import RunCounts, RunJournal, RunRecord, WorkflowMetrics
 from medic.workflows.resume import RESUMABLE_OUTCOMES, continues_by_itself, plan_resume
 from medic.workflows.run import COMPONENT, RunDeps, WorkflowRun
 from medic.workflows.validation import parse_workflow, validate_workflow
@@ -180,11 +179,18 @@ class WorkflowManager:
     async def start(self, workflow_id: str) -> int:
         """Start a run now and return its id; resumes the schedule after ``stop``."""
         entry = self._startable(workflow_id)
-        if entry.stopped:
-            self.journal.set_workflow_paused(workflow_id, False)
-            entry.stopped = False
-            self._job_call("resume_job", workflow_id)
+        self.resume_schedule(workflow_id)
         return self._launch(workflow_id, entry, "manual").run_id
+
+    def resume_schedule(self, workflow_id: str) -> bool:
+        """Resume the schedule after ``stop`` without starting a run; False if not stopped."""
+        entry = self._entry(workflow_id)
+        if not entry.stopped:
+            return False
+        self.journal.set_workflow_paused(workflow_id, False)
+        entry.stopped = False
+        self._job_call("resume_job", workflow_id)
+        return True
 
     async def run(self, workflow_id: str) -> RunRecord:
         """Run once now and wait for the end; returns the run record."""
@@ -294,29 +300,10 @@ class WorkflowManager:
     def _describe(
         self, workflow_id: str, entry: _Entry, counts: Mapping[str, RunCounts]
     ) -> dict[str, Any]:
-        run = entry.active
-        return {
-            "id": workflow_id,
-            "config": redact_config(entry.config.model_dump(mode="json")),
-            "status": self._status_of(entry),
-            "next_run_at": self._next_run_at(workflow_id),
-            "run_id": run.run_id if run else None,
-            "queued": bool(run and not run.admitted),
-            **_counts_json(counts.get(workflow_id)),
-        }
-
-    @staticmethod
-    def _status_of(entry: _Entry) -> str:
-        if entry.active is not None:
-            return "running"
-        if not entry.config.enabled:
-            return "disabled"
-        return "stopped" if entry.stopped else "idle"
-
-    def _next_run_at(self, workflow_id: str) -> str | None:
         job = self.scheduler.get_job(_JOB_PREFIX + workflow_id)
-        when = getattr(job, "next_run_time", None)  # unset until the scheduler starts
-        return when.isoformat() if isinstance(when, datetime) else None
+        next_run = getattr(job, "next_run_time", None)  # unset until the scheduler starts
+        view = WorkflowView(entry.config, entry.active, entry.stopped, next_run)
+        return view.as_json(workflow_id, counts.get(workflow_id))
 
     # internals -------------------------------------------------------------------------
 
@@ -409,10 +396,6 @@ class WorkflowManager:
         job_id = _JOB_PREFIX + workflow_id
         if self.scheduler.get_job(job_id) is not None:
             getattr(self.scheduler, method)(job_id)
-
-
-def _counts_json(counts: RunCounts | None) -> Mapping[str, Any]:
-    return NO_RUNS if counts is None else counts.as_json()
 
 
 def _settle(run: WorkflowRun) -> None:
