@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from medic.config.actions import ACTION_OPTIONS, ActionOptions, StepRetry
 from medic.config.checks import CHECK_OPTIONS, CheckOptions
+from medic.config.notifications import AppriseConfig
 from medic.config.types import Argv, Duration, RelPath
 from medic.core.errors import ConfigIssue
 from medic.core.vocabulary import FailureType
@@ -85,6 +86,8 @@ class ApiConfig(Section):
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
     max_event_clients: int = Field(default=100, ge=1)
     """Open event streams at once; one more is answered 503."""
+    public_url: str | None = Field(default=None, pattern=r"^https?://")
+    """Where people reach the status page; notifications link to it."""
 
     @field_validator("tokens")
     @classmethod
@@ -246,17 +249,21 @@ class WebhookConfig(Section):
 
 class NotificationsConfig(Section):
     webhooks: list[WebhookConfig] = Field(default_factory=list)
+    apprise: list[AppriseConfig] = Field(default_factory=list)
     queue_size: int = Field(default=1000, ge=10)
-    """Events waiting per webhook; when full, the oldest is dropped (and counted)."""
+    """Events waiting per webhook (messages per Apprise target); when full, the oldest
+    is dropped (and counted)."""
 
-    @field_validator("webhooks")
+    @field_validator("webhooks", "apprise")
     @classmethod
-    def _unique_names(cls, hooks: list[WebhookConfig]) -> list[WebhookConfig]:
-        names = [hook.name for hook in hooks]
+    def _unique_names(
+        cls, targets: list[WebhookConfig] | list[AppriseConfig]
+    ) -> list[WebhookConfig] | list[AppriseConfig]:
+        names = [target.name for target in targets]
         twice = sorted({name for name in names if names.count(name) > 1})
         if twice:
-            raise ValueError(f"webhook names must be unique; repeated: {', '.join(twice)}")
-        return hooks
+            raise ValueError(f"names must be unique; repeated: {', '.join(twice)}")
+        return targets
 
 
 class Config(Section):
