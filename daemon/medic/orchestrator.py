@@ -13,7 +13,8 @@ The long-lived parts start in this order and stop in reverse
    attempts counted again;
 3. HTTP session, 4. Docker gateway, 5. PostgreSQL pools: closed here, made on
    first use;
-6. notifications: the webhook workers;
+6. notifications: the webhook workers, then the Apprise targets' (the Apprise
+   library itself is imported on the first send, so only when configured);
 7. scheduler: APScheduler starts ticking;
 8. processes: the services' ``process:`` programs are started or adopted;
 9. the API runner (the daemon's slot: it listens before the first check, so a
@@ -56,6 +57,7 @@ from medic.host.resources import Resources
 from medic.last_stop import settle_last_stop
 from medic.store import StateDirLock, Store
 from medic.store.recorder import BusRecorder
+from medic.tell.apprise import AppriseNotifier
 from medic.tell.metrics import Metrics
 from medic.tell.webhooks import WebhookDispatcher
 from medic.watch.containers import ContainerEvents, ContainerStopGate, DockerIntent
@@ -91,6 +93,12 @@ class ControlPlaneOrchestrator:
             config.model.notifications, session=lambda: self.resources.http, metrics=self.metrics
         )
         self.bus.add_listener(self.notifications)
+        self.apprise = AppriseNotifier(
+            config.model.notifications,
+            metrics=self.metrics,
+            public_url=config.model.api.public_url,
+        )
+        self.bus.add_listener(self.apprise)
         self.scheduler = AsyncIOScheduler(job_defaults={"coalesce": True})
         self._wire_watch_and_heal(config)
         self.resources.processes.on_exit = self._on_process_exit
@@ -170,6 +178,7 @@ class ControlPlaneOrchestrator:
         yield Part("docker gateway", pair(None, self.resources.docker.close))
         yield Part("postgres pools", pair(None, self.resources.postgres.close))
         yield Part("notifications", pair(self.notifications.start, self.notifications.stop))
+        yield Part("apprise", pair(self.apprise.start, self.apprise.stop))
         yield Part("scheduler", pair(self.scheduler.start, self._shutdown_scheduler))
         yield Part("processes", pair(self._start_processes, self.resources.processes.shutdown))
         if api is not None:
@@ -264,6 +273,7 @@ class ControlPlaneOrchestrator:
             config.model.monitoring.recovery, config.playbooks, self.dry_run or config.dry_run
         )
         webhooks = self.notifications.apply(config.model.notifications)
+        apprise = self.apprise.apply(config.model.notifications, config.model.api.public_url)
         self.config = config
         if self.containers.wanted():
             self.docker_events.start()
@@ -272,6 +282,7 @@ class ControlPlaneOrchestrator:
             "workflows": workflows,
             "processes": processes,
             "webhooks": webhooks,
+            "apprise": apprise,
         }
         log.info("config.reloaded", message="Configuration reloaded", **changes)
         return changes

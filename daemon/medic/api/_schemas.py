@@ -235,6 +235,28 @@ def _audit_list() -> Schema:
     }
 
 
+def _notify_test_request() -> Schema:
+    return {
+        **obj({"name": {**STR, "description": "Only this target; all when absent."}},
+              optional=("name",)),
+        "example": {"name": "chat"},
+    }  # fmt: skip
+
+
+def _notify_test_result() -> Schema:
+    outcome = {"type": "string", "enum": ["delivered", "failed", "rejected"]}
+    row = obj(
+        {
+            "name": {**STR, "description": "The notifications.apprise target."},
+            "url": {**STR, "description": "The URL by position and scheme, never itself."},
+            "outcome": outcome,
+            "detail": STR,
+        }
+    )
+    example = {"name": "chat", "url": "url 1 (slack://)", "outcome": "delivered", "detail": "sent"}
+    return {**obj({"results": {"type": "array", "items": row}}), "example": {"results": [example]}}
+
+
 def _enum(values: list[str], description: str) -> Schema:
     return {"type": "string", "enum": values, "description": description, "example": values[0]}
 
@@ -269,6 +291,8 @@ def components() -> dict[str, Schema]:
         "SystemStatus": svc.system_status(typed["Recovery"], counts),
         "Health": svc.health(),
         "ReloadResult": _reload_result(),
+        "NotifyTestRequest": _notify_test_request(),
+        "NotifyTestResult": _notify_test_result(),
         "AlertmanagerPayload": {**typed["AlertmanagerPayload"], "example": _ALERT_EXAMPLE},
         "AlertsResult": _alerts_result(),
         "AuditList": _audit_list(),

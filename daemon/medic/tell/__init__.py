@@ -1,7 +1,9 @@
 """Tell: what leaves medic without being asked (Prometheus series, webhooks).
 
-Owns the metric families (``metrics``) and the webhook dispatcher
-(``webhooks``): each listens to the event bus and never slows a check or a
+Owns the metric families (``metrics``), the queues with retries and backoff
+every notifier shares (``delivery``), the webhook dispatcher (``webhooks``),
+the Apprise notifier (``apprise``) and the incident messages it sends
+(``incidents``): each listens to the event bus and never slows a check or a
 recovery.
 
 May import: ``medic.core``, ``medic.config``.
