@@ -24,6 +24,7 @@ they are defined: ``tests.helpers`` (polling, ports, ``REPO_ROOT``),
     resources          function  tests.plugins.inprocess
     orchestrator       function  tests.plugins.inprocess
     full_disk          function  tests.plugins.fulldisk (a small tmpfs to fill up)
+    smtp_server        function  tests.plugins.smtp (a real SMTP server on 127.0.0.1)
 """
 
 pytest_plugins = [
@@ -34,5 +35,6 @@ pytest_plugins = [
     "tests.plugins.daemon",
     "tests.plugins.inprocess",
     "tests.plugins.fulldisk",
+    "tests.plugins.smtp",
     "tests.dockerwatch",
 ]

@@ -25,10 +25,12 @@ URL Apprise does not know, or no URLs) and ``dropped``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import os
 import re
 import socket
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,10 +111,18 @@ def scrub(text: str, urls: list[str]) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+@functools.cache
+def _library() -> Any:
+    """The Apprise library, imported on the first send (its own deprecation
+    warnings, about modules it imports, are not medic's to report)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return importlib.import_module("apprise")
+
+
 def _send_blocking(url: str, message: Message, config: AppriseConfig) -> tuple[str, str]:
     """One URL, in a worker thread: (verdict, detail) with Apprise's own words."""
-    apprise: Any = importlib.import_module("apprise")
-    notifier = apprise.Apprise()
+    notifier = _library().Apprise()
     if not notifier.add(url):
         return "rejected", "not a URL Apprise knows"
     said: list[str] = []
