@@ -272,3 +272,47 @@ print("apprise" in sys.modules)
     out, _ = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0
     assert out.decode().strip().splitlines()[-1] == "False"
+
+
+QUICK_RESTART = """
+failure_types: [service_crash]
+steps:
+  - {action: restart_process, timeout: 10s}
+  - {action: wait_healthy, timeout: 1s}
+"""
+
+
+async def test_a_service_that_will_not_stay_up_ends_in_a_call_for_a_person(
+    orchestrator: OrchestratorFactory, receiver: Receiver
+) -> None:
+    url = receiver.url("/medic").replace("http://", "json://")
+    dying = [sys.executable, "-c", "import time; time.sleep(0.3)"]
+    yaml = f"""
+api: {{listen: 127.0.0.1:{free_port()}}}
+monitoring:
+  health_check_interval: 30s
+  recovery: {{max_attempts: 2, window: 10m, backoff: {{initial: 0s}}}}
+playbooks_dir: playbooks
+services:
+  web:
+    check: {{type: tcp, host: 127.0.0.1, port: {free_port()}, timeout: 1s}}
+    process: {{command: {json.dumps(dying)}, stop_timeout: 1s}}
+    recovery: {{service_crash: restart-quickly}}
+notifications:
+  apprise:
+    - {{name: chat, urls: ['{url}']}}
+"""
+    with_watch = await orchestrator(yaml, playbooks={"restart-quickly": QUICK_RESTART})
+    events = BusWatch(with_watch.bus, after=0)
+    try:
+        await events.next("circuit.opened", service="web", timeout=30)
+    finally:
+        events.close()
+    told = [m["message"].split("\n")[0] for m in await arrived(receiver, 3)]
+    assert told == [
+        "web is down (service_crash): restarting",
+        "web: recovery failed (failed)",
+        "web: circuit open after 2 attempts, needs a person",
+    ]
+    await asyncio.sleep(1.0)  # nothing more: the second failed attempt is not told again
+    assert len(messages(receiver)) == 3

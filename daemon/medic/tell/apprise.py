@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib
+import logging
 import os
 import re
 import socket
@@ -114,10 +115,14 @@ def scrub(text: str, urls: list[str]) -> str:
 @functools.cache
 def _library() -> Any:
     """The Apprise library, imported on the first send (its own deprecation
-    warnings, about modules it imports, are not medic's to report)."""
+    warnings, about modules it imports, are not medic's to report). Its log
+    records stop at its logger: what it says reaches medic's log only through
+    ``log_callback``, scrubbed of the URLs' secrets."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        return importlib.import_module("apprise")
+        library = importlib.import_module("apprise")
+    logging.getLogger("apprise").propagate = False
+    return library
 
 
 def _send_blocking(url: str, message: Message, config: AppriseConfig) -> tuple[str, str]:

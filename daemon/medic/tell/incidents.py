@@ -195,6 +195,8 @@ class _Slot:
     last_sent: float = float("-inf")
     told: bool = False
     """The current incident's start was sent: its end goes out at once."""
+    failure_told: bool = False
+    """A failed recovery of the current incident was told: the next attempts' are not."""
     held: Message | None = None
     opening: Message | None = None
     timer: asyncio.TimerHandle | None = None
@@ -227,6 +229,8 @@ class Folder:
             slot.opening = message
             loop = asyncio.get_running_loop()
             slot.opening_timer = loop.call_later(OPENING_WAIT_S, self._opening_due, message.key)
+            return
+        if message.kind == "failed" and slot.failure_told and slot.told:
             return
         self._take_opening(slot)
         self._route(slot, message)
@@ -270,6 +274,7 @@ class Folder:
     def _emit(self, slot: _Slot, message: Message, now: float) -> None:
         slot.last_sent = now
         slot.told = message.opens or (message.continues and message.kind != "recovered")
+        slot.failure_told = message.kind == "failed" or (slot.failure_told and slot.told)
         self.send(message)
 
 
