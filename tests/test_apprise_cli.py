@@ -84,8 +84,9 @@ services: {{}}
     assert status == 401, body
     status, body = daemon.post("/api/v1/notifications/test", {}, token=TOKEN)
     assert (status, body) == (200, {"results": []})
-    status, body = daemon.post("/api/v1/notifications/test", {"name": 3}, token=TOKEN)
-    assert status == 422 and body["error"]["code"] == "INVALID_BODY"
+    for wrong in ({"name": 3}, {"name": None}, {"nmae": "chat"}):
+        status, body = daemon.post("/api/v1/notifications/test", wrong, token=TOKEN)
+        assert status == 422 and body["error"]["code"] == "INVALID_BODY", (wrong, body)
     done = run_cli("notify-test", "--url", daemon.url, env={"MEDIC_API_TOKEN": TOKEN})
     assert done.returncode == 1
     assert "no notifications.apprise target is configured" in done.stderr

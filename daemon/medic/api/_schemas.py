@@ -239,6 +239,7 @@ def _notify_test_request() -> Schema:
     return {
         **obj({"name": {**STR, "description": "Only this target; all when absent."}},
               optional=("name",)),
+        "additionalProperties": False,
         "example": {"name": "chat"},
     }  # fmt: skip
 

@@ -15,8 +15,11 @@ async def notifications_test(request: web.Request) -> web.Response:
     queues; 200 ``{"results": [{"name", "url", "outcome", "detail"}]}`` with one row
     per URL (``url`` names it by position and scheme only); 404 ``NOTIFIER_NOT_FOUND``."""
     body = await json_body(request)
+    unknown = sorted(set(body) - {"name"})
+    if unknown:
+        raise ApiError(422, "INVALID_BODY", f"unknown key(s) {unknown}; the body is {{'name'}}")
     name = body.get("name")
-    if name is not None and not isinstance(name, str):
+    if "name" in body and not isinstance(name, str):
         raise ApiError(422, "INVALID_BODY", "name must be a string")
     orch = orchestrator(request)
     known = sorted(orch.apprise.lanes)
