@@ -316,3 +316,28 @@ notifications:
     ]
     await asyncio.sleep(1.0)  # nothing more: the second failed attempt is not told again
     assert len(messages(receiver)) == 3
+
+
+async def test_a_reload_adds_and_changes_targets_in_place(
+    orchestrator: OrchestratorFactory, receiver: Receiver
+) -> None:
+    from medic.config.load import load_config
+
+    first = receiver.url("/medic").replace("http://", "json://")
+    second = receiver.url("/second").replace("http://", "json://")
+    port = free_port()
+    orch = await started(orchestrator, config(port, f"    - {{name: chat, urls: ['{first}']}}"))
+    yaml = config(
+        port,
+        f"    - {{name: chat, urls: ['{first}'], notify_interval: 5s}}\n"
+        f"    - {{name: pager, urls: ['{second}'], events: [service.recovered]}}",
+    )
+    orchestrator.config_path.write_text(yaml)
+    changes = await orch.reload(load_config(orchestrator.config_path))
+    assert changes["apprise"] == {"added": ["pager"], "removed": [], "changed": ["chat"]}
+    assert orch.apprise.folders["chat"].interval == 5.0
+
+    await crash_and_heal(orch)
+    assert len(await arrived(receiver, 2)) == 2
+    (healed,) = await arrived(receiver, 1, path="/second")
+    assert healed["message"].startswith("web recovered in ")
