@@ -131,7 +131,7 @@ async def test_a_flapping_service_is_folded_into_one_message_per_interval(
     orchestrator: OrchestratorFactory, receiver: Receiver
 ) -> None:
     url = receiver.url("/medic").replace("http://", "json://")
-    target = f"    - {{name: chat, urls: ['{url}'], notify_interval: 6s}}"
+    target = f"    - {{name: chat, urls: ['{url}'], notify_interval: 12s}}"
     orch = await started(orchestrator, config(free_port(), target))
 
     await crash_and_heal(orch)

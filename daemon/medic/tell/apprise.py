@@ -7,9 +7,9 @@ The library is imported on the first send, so a daemon without
 (``medic.tell.incidents``: one per incident step, flapping folded per
 ``notify_interval``); each target has its own queue, retries and backoff
 (``medic.tell.delivery``, shared with the webhooks). Apprise's ``notify``
-blocks, so it runs in this notifier's own small thread pool, under the
-target's ``timeout``: a target that is down never slows a check, a recovery
-or another target. A retry sends only to the URLs of the target that failed.
+blocks, so it runs in the target's own small thread pool, under the target's
+``timeout``: a target that is down never slows a check, a recovery or another
+target. A retry sends only to the URLs of the target that failed.
 
 The URLs are read at send time (``urls_env``, ``urls_file``: a rotated secret
 applies without a reload) and never shown: the log, the API and errors name
@@ -54,7 +54,8 @@ from medic.tell.incidents import Folder, IncidentBook, Message
 from medic.tell.metrics import Metrics
 
 _THREADS = 4
-"""Sends at once across all targets; more wait their turn (never the checks)."""
+"""Sends at once per target (its URLs in parallel); a target's threads start on its
+first send, so a hung target never holds another's."""
 
 _MASK = "***"
 
@@ -171,7 +172,7 @@ class AppriseNotifier(Deliveries[AppriseConfig, Outgoing]):
         self._metrics = metrics
         self.book = IncidentBook(host or socket.gethostname(), public_url)
         self.folders: dict[str, Folder] = {}
-        self._pool: ThreadPoolExecutor | None = None
+        self._pools: dict[str, ThreadPoolExecutor] = {}
         for target in config.apprise:
             self.add(target)
 
@@ -200,8 +201,8 @@ class AppriseNotifier(Deliveries[AppriseConfig, Outgoing]):
         for folder in self.folders.values():
             folder.close()
         await super().stop(flush_s)
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        for pool in self._pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def add(self, config: AppriseConfig) -> Lane[AppriseConfig, Outgoing]:
         for outcome in OUTCOMES:
@@ -217,6 +218,9 @@ class AppriseNotifier(Deliveries[AppriseConfig, Outgoing]):
         if folder is not None:
             folder.close()
         super().remove(name)
+        pool = self._pools.pop(name, None)
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def count(self, name: str, outcome: str) -> None:
         self._metrics.notifications.labels(name, outcome).inc()
@@ -239,7 +243,7 @@ class AppriseNotifier(Deliveries[AppriseConfig, Outgoing]):
             return Attempt("failed", f"not sent: {exc}")
         pending = [i for i in (item.pending or range(len(urls))) if i < len(urls)]
         loop = asyncio.get_running_loop()
-        pool = self._threads()
+        pool = self._threads(config.name)
         verdicts = await asyncio.gather(
             *(
                 loop.run_in_executor(pool, _send_blocking, urls[i], item.message, config)
@@ -278,10 +282,12 @@ class AppriseNotifier(Deliveries[AppriseConfig, Outgoing]):
             for verdict, where, said in item.results.values()
         ]
 
-    def _threads(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(_THREADS, thread_name_prefix="apprise")
-        return self._pool
+    def _threads(self, name: str) -> ThreadPoolExecutor:
+        pool = self._pools.get(name)
+        if pool is None:
+            pool = ThreadPoolExecutor(_THREADS, thread_name_prefix=f"apprise:{name}")
+            self._pools[name] = pool
+        return pool
 
 
 def _outcome(verdict: str) -> str:
