@@ -169,6 +169,14 @@ class ControlPlaneOrchestrator:
         self._grace_s = grace_s
         await lifecycle.close()
 
+    def _start_notifiers(self) -> None:
+        self.notifications.start()
+        self.apprise.start()
+
+    async def _stop_notifiers(self) -> None:
+        """Webhooks and Apprise targets flush what is queued side by side (5 s at most)."""
+        await asyncio.gather(self.notifications.stop(), self.apprise.stop())
+
     def parts(self, api: Part | None = None) -> Iterator[Part]:
         """The long-lived parts in start order; ``api`` goes in its slot."""
         yield Part("store", pair(self._open_store, self._close_store))
@@ -177,8 +185,7 @@ class ControlPlaneOrchestrator:
         yield Part("http session", pair(None, self.resources.close_http))
         yield Part("docker gateway", pair(None, self.resources.docker.close))
         yield Part("postgres pools", pair(None, self.resources.postgres.close))
-        yield Part("notifications", pair(self.notifications.start, self.notifications.stop))
-        yield Part("apprise", pair(self.apprise.start, self.apprise.stop))
+        yield Part("notifications", pair(self._start_notifiers, self._stop_notifiers))
         yield Part("scheduler", pair(self.scheduler.start, self._shutdown_scheduler))
         yield Part("processes", pair(self._start_processes, self.resources.processes.shutdown))
         if api is not None:
