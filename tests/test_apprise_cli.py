@@ -147,3 +147,30 @@ def test_a_target_reads_its_urls_at_send_time(tmp_path: Path) -> None:
         read_urls(config)
     urls.write_text("slack://a/b/c/#ops, json://h/x\nmailto://h\n")
     assert read_urls(config) == ["slack://a/b/c/#ops", "json://h/x", "mailto://h"]
+
+
+def test_what_apprise_says_is_scrubbed_of_every_url_secret() -> None:
+    from medic.tell.apprise import label, scrub
+
+    urls = [
+        "discord://4174296324183/AbCdEfGhIjKlMnOp",
+        "tgram://123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/-100123",
+        "mailto://medic:pa55word@mail.example.com?to=ops@example.com",
+        "ntfys://ntfy.example.com/medic-alerts?token=tk_verysecret",
+    ]
+    said = (
+        "Failed to send Discord notification to https://discord.com/api/webhooks/"
+        "4174296324183/AbCdEfGhIjKlMnOp; tgram 123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw;"
+        " login medic pa55word refused; ntfy medic-alerts tk_verysecret"
+    )
+    clean = scrub(said, urls)
+    for secret in ("4174296324183", "AbCdEfGhIjKlMnOp", "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",
+                   "pa55word", "tk_verysecret", "medic-alerts"):  # fmt: skip
+        assert secret not in clean, clean
+    assert clean.startswith("Failed to send Discord notification to https://discord.com/")
+    assert [label(urls, i) for i in range(4)] == [
+        "url 1 (discord://)",
+        "url 2 (tgram://)",
+        "url 3 (mailto://)",
+        "url 4 (ntfys://)",
+    ]

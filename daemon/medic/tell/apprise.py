@@ -90,16 +90,18 @@ def label(urls: list[str], index: int) -> str:
 
 
 def secret_parts(url: str) -> set[str]:
-    """Every part of ``url`` that may be a secret: user, password, a host that is a
-    token (no dot), path segments and query values of 4 characters or more."""
+    """Every part of ``url`` that may be a secret: user, password, the pieces of a
+    host that are tokens (no dot, not a port: ``tgram://BOT_ID:TOKEN/``), path
+    segments and query values of 4 characters or more."""
     try:
         parts = urlsplit(url)
-        host = parts.hostname or ""
     except ValueError:
         return {url}
     found = {parts.username or "", parts.password or ""}
-    if "." not in host and host not in ("localhost", ""):
-        found.add(host)
+    for piece in re.split(r"[:@]", parts.netloc):
+        port = piece.isdigit() and len(piece) <= 5
+        if "." not in piece and piece != "localhost" and not port:
+            found.add(piece)
     found.update(segment for segment in parts.path.split("/"))
     found.update(value for _, value in parse_qsl(parts.query))
     return {part for part in found if len(part) >= 4}
