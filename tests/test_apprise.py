@@ -341,3 +341,18 @@ async def test_a_reload_adds_and_changes_targets_in_place(
     assert len(await arrived(receiver, 2)) == 2
     (healed,) = await arrived(receiver, 1, path="/second")
     assert healed["message"].startswith("web recovered in ")
+
+
+async def test_a_recovery_an_operator_asks_for_says_so(
+    orchestrator: OrchestratorFactory, receiver: Receiver
+) -> None:
+    from medic.core.vocabulary import Trigger
+
+    url = receiver.url("/medic").replace("http://", "json://")
+    orch = await started(
+        orchestrator, config(free_port(), f"    - {{name: chat, urls: ['{url}']}}")
+    )
+    result = await orch.auto_recover("web", "service_crash", trigger=Trigger.API)
+    assert result.outcome.value == "succeeded"
+    told = [m["message"].split("\n")[0] for m in await arrived(receiver, 1)]
+    assert told[0] == "web: restarting (service_crash), asked by an operator"

@@ -25,6 +25,7 @@ URL Apprise does not know, or no URLs) and ``dropped``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import importlib
 import logging
@@ -124,6 +125,8 @@ def _library() -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         library = importlib.import_module("apprise")
+        with contextlib.suppress(ImportError):  # loaded with the mail plugin, warns on 3.11+
+            importlib.import_module("apprise.utils.pgp")
     logging.getLogger("apprise").propagate = False
     return library
 

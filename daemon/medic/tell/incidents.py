@@ -133,6 +133,10 @@ class IncidentBook:
         if name == "recovery.started":
             verb = _verb(str(event.data.get("playbook") or ""))
             text = f"{service} is down ({failure}): {verb}"
+            if event.data.get("trigger") in ("api", "cli", "manual"):
+                text = f"{service}: {verb} ({failure}), asked by an operator"
+            elif event.data.get("trigger") == "alert":
+                text = f"{service} is down ({failure}, an alert says): {verb}"
             return Message(service, "recovering", text, f | {"outcome": verb}, "warning")
         if name == "service.recovered":
             return self._recovered(event, f)
