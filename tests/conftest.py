@@ -27,6 +27,7 @@ they are defined: ``tests.helpers`` (polling, ports, ``REPO_ROOT``),
     plain_image        session   tests.plugins.labelled (containers whose labels medic reads)
     labelled           function  tests.plugins.labelled
     compose_project    function  tests.plugins.labelled (Debian's docker-compose v1)
+    smtp_server        function  tests.plugins.smtp (a real SMTP server on 127.0.0.1)
 """
 
 pytest_plugins = [
@@ -38,5 +39,6 @@ pytest_plugins = [
     "tests.plugins.inprocess",
     "tests.plugins.fulldisk",
     "tests.plugins.labelled",
+    "tests.plugins.smtp",
     "tests.dockerwatch",
 ]

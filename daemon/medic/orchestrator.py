@@ -13,7 +13,8 @@ The long-lived parts start in this order and stop in reverse
    attempts counted again, the pauses in force taken back (maintenance);
 3. HTTP session, 4. Docker gateway, 5. PostgreSQL pools: closed here, made on
    first use;
-6. notifications: the webhook workers;
+6. notifications: the webhook workers, then the Apprise targets' (the Apprise
+   library itself is imported on the first send, so only when configured);
 7. scheduler: APScheduler starts ticking (and its interval jobs are kept on
    time when the wall clock jumps: ``medic.host.wall_clock``);
 8. processes: the services' ``process:`` programs are started or adopted;
@@ -41,12 +42,12 @@ import asyncio
 import os
 import time
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from medic import status_views
 from medic.config.load import load_config
 from medic.config.models import LoadedConfig, ProcessConfig, WorkflowConfig
 from medic.core.bus import EventBus
@@ -61,6 +62,7 @@ from medic.host.wall_clock import WallClockWatch
 from medic.last_stop import settle_last_stop
 from medic.store import StateDirLock, Store
 from medic.store.recorder import BusRecorder
+from medic.tell.apprise import AppriseNotifier
 from medic.tell.metrics import Metrics
 from medic.tell.webhooks import WebhookDispatcher
 from medic.watch.containers import ContainerEvents, ContainerStopGate, DockerIntent
@@ -73,9 +75,6 @@ from medic.watch.runner import CheckRunner
 from medic.workflows.manager import WorkflowManager
 
 log = get_logger("ControlPlaneOrchestrator")
-
-UPTIME_WINDOW_S = 7 * 86400.0
-"""``uptime_percentage`` covers the last 7 days of recorded transitions."""
 
 _PRUNE_INTERVAL_S = 3600.0
 HISTORY_RETRY_INTERVAL_S = 5.0
@@ -96,12 +95,8 @@ class ControlPlaneOrchestrator:
         self.bus.add_listener(BusRecorder(self.store))
         self.bus.add_listener(self.metrics.count_event)
         self.resources = Resources(state_dir=config.state_dir)
-        self.notifications = WebhookDispatcher(
-            config.model.notifications, session=lambda: self.resources.http, metrics=self.metrics
-        )
         self.maintenance = Maintenance(self.store, self.bus, self.metrics)
-        # Nothing about a paused service is sent but its maintenance.* events.
-        self.bus.add_listener(self.maintenance.quiet(self.notifications))
+        self._wire_notifiers(config)
         self.scheduler = AsyncIOScheduler(job_defaults={"coalesce": True})
         self.clock_watch = WallClockWatch(self.scheduler)
         self._wire_watch_and_heal(config)
@@ -126,6 +121,17 @@ class ControlPlaneOrchestrator:
         self._grace_s: float | None = None
         self._cut_off_runs: list[int] = []
         """Workflow runs the last crash cut off: resumed once the workflows are applied."""
+
+    def _wire_notifiers(self, config: LoadedConfig) -> None:
+        self.notifications = WebhookDispatcher(
+            config.model.notifications, session=lambda: self.resources.http, metrics=self.metrics
+        )
+        self.apprise = AppriseNotifier(
+            config.model.notifications, metrics=self.metrics, public_url=config.model.api.public_url
+        )
+        # Nothing about a paused service is sent but its maintenance.* events.
+        self.bus.add_listener(self.maintenance.quiet(self.notifications))
+        self.bus.add_listener(self.maintenance.quiet(self.apprise))
 
     def _wire_watch_and_heal(self, config: LoadedConfig) -> None:
         """The monitor tells the engine (its listener); the engine heals the monitor's
@@ -181,6 +187,14 @@ class ControlPlaneOrchestrator:
         self._grace_s = grace_s
         await lifecycle.close()
 
+    def _start_notifiers(self) -> None:
+        self.notifications.start()
+        self.apprise.start()
+
+    async def _stop_notifiers(self) -> None:
+        """Webhooks and Apprise targets flush what is queued side by side (5 s at most)."""
+        await asyncio.gather(self.notifications.stop(), self.apprise.stop())
+
     def parts(self, api: Part | None = None) -> Iterator[Part]:
         """The long-lived parts in start order; ``api`` goes in its slot."""
         yield Part("store", pair(self._open_store, self._close_store))
@@ -189,7 +203,7 @@ class ControlPlaneOrchestrator:
         yield Part("http session", pair(None, self.resources.close_http))
         yield Part("docker gateway", pair(None, self.resources.docker.close))
         yield Part("postgres pools", pair(None, self.resources.postgres.close))
-        yield Part("notifications", pair(self.notifications.start, self.notifications.stop))
+        yield Part("notifications", pair(self._start_notifiers, self._stop_notifiers))
         yield Part("scheduler", pair(self._start_scheduler, self._shutdown_scheduler))
         yield Part("processes", pair(self._start_processes, self.resources.processes.shutdown))
         if api is not None:
@@ -297,6 +311,7 @@ class ControlPlaneOrchestrator:
         )
         webhooks = self.notifications.apply(config.model.notifications)
         self.maintenance.apply_windows(config.model.maintenance)
+        apprise = self.apprise.apply(config.model.notifications, config.model.api.public_url)
         self.config = config
         self.discovery.reconfigure(_discovery_settings(config))
         self.docker_events.start()
@@ -305,6 +320,7 @@ class ControlPlaneOrchestrator:
             "workflows": workflows,
             "processes": processes,
             "webhooks": webhooks,
+            "apprise": apprise,
         }
         log.info("config.reloaded", message="Configuration reloaded", **changes)
         return changes
@@ -360,35 +376,10 @@ class ControlPlaneOrchestrator:
         return self.system_status()
 
     def system_status(self) -> dict[str, Any]:
-        recent, _total = self.store.recoveries(limit=20)
-        return {
-            "workflows": self.workflows.status(),
-            "health_status": {
-                name: {
-                    "status": self.maintenance.shown(name, state.status.value),
-                    "uptime_percentage": self.store.uptime_percentage(name, UPTIME_WINDOW_S),
-                    "failure_type": state.failure_type,
-                    "circuit": self.engine.heal_state(name).circuit.value,
-                }
-                for name, state in self.monitor.states().items()
-            },
-            "recovery_history": [r.summary_json() for r in recent],
-            "timestamp": datetime.now(UTC).isoformat(),
-        }
+        return status_views.system_status(self)
 
     def service_status(self, name: str) -> dict[str, Any]:
-        state = self.monitor.state(name)
-        data = {**state.as_dict(), **self.engine.heal_state(name).as_dict()}
-        data["uptime_percentage"] = self.store.uptime_percentage(name, UPTIME_WINDOW_S)
-        data.update(
-            self.maintenance.fields(name), status=self.maintenance.shown(name, str(data["status"]))
-        )
-        data["recovery_running"] = name in self.engine.running
-        holds = self.store.audit_entries("recovery.held", limit=5, service=name)
-        data["recent_holds"] = [entry.as_json() for entry in holds]
-        if name in self.resources.processes:
-            data["process"] = self.resources.processes.info(name).as_dict()
-        return data
+        return status_views.service_status(self, name)
 
 
 def _log_stopped() -> None:

@@ -4,7 +4,8 @@
 middleware of ``errors`` (every error as JSON) and ``auth`` (bearer token,
 body size), then a handler: ``routes_daemon`` (status page, metrics, health,
 status, audit, reload, the OpenAPI document), ``routes_services``,
-``routes_recoveries``, ``routes_workflows`` and ``events`` (server-sent
+``routes_recoveries``, ``routes_workflows``, ``routes_notifications`` (a test
+message through the Apprise targets) and ``events`` (server-sent
 events). The handlers share ``state`` (the app's typed keys and settings) and
 ``inputs`` (the JSON body, query integers, the operator's name) and
 ``listing`` (the services as listed: watched, then disabled). Around them:

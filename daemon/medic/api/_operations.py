@@ -95,6 +95,16 @@ OPERATIONS: tuple[Operation, ...] = (
         "ReloadResult",
         errors={422: "CONFIG_INVALID"},
     ),
+    _post(
+        "/api/v1/notifications/test",
+        "Send a test message through every Apprise target, or one",
+        "daemon",
+        "NotifyTestResult",
+        body="NotifyTestRequest",
+        errors={**_BODY_ERRORS, 404: "NOTIFIER_NOT_FOUND"},
+        description="Sent at once, past the queues and the notify_interval; one result per"
+        " URL, named by its position and scheme only (URLs carry secrets).",
+    ),
     _get("/api/v1/services", "Every service's state", "services", "ServiceList"),
     _get(
         "/api/v1/services/{name}",

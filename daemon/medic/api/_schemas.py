@@ -245,8 +245,40 @@ def _audit_list() -> Schema:
     }
 
 
+def _notify_test_request() -> Schema:
+    return {
+        **obj({"name": {**STR, "description": "Only this target; all when absent."}},
+              optional=("name",)),
+        "additionalProperties": False,
+        "example": {"name": "chat"},
+    }  # fmt: skip
+
+
+def _notify_test_result() -> Schema:
+    outcome = {"type": "string", "enum": ["delivered", "failed", "rejected"]}
+    row = obj(
+        {
+            "name": {**STR, "description": "The notifications.apprise target."},
+            "url": {**STR, "description": "The URL by position and scheme, never itself."},
+            "outcome": outcome,
+            "detail": STR,
+        }
+    )
+    example = {"name": "chat", "url": "url 1 (slack://)", "outcome": "delivered", "detail": "sent"}
+    return {**obj({"results": {"type": "array", "items": row}}), "example": {"results": [example]}}
+
+
 def _enum(values: list[str], description: str) -> Schema:
     return {"type": "string", "enum": values, "description": description, "example": values[0]}
+
+
+def _workflow_start_request() -> Schema:
+    return {
+        "type": "object",
+        "properties": {"run": {**BOOL, "description": "Start a run now (default: true)."}},
+        "additionalProperties": False,
+        "example": {"run": False},
+    }
 
 
 def components() -> dict[str, Schema]:
@@ -276,18 +308,13 @@ def components() -> dict[str, Schema]:
         "WorkflowRun": typed["WorkflowRun"],
         "WorkflowRuns": _workflow_runs(),
         "WorkflowStarted": _workflow_started(),
-        "WorkflowStartRequest": {
-            "type": "object",
-            "properties": {
-                "run": {**BOOL, "description": "Start a run now (default: true)."},
-            },
-            "additionalProperties": False,
-            "example": {"run": False},
-        },
+        "WorkflowStartRequest": _workflow_start_request(),
         "WorkflowStopped": _workflow_stopped(),
         "SystemStatus": svc.system_status(typed["Recovery"], counts),
         "Health": svc.health(),
         "ReloadResult": _reload_result(),
+        "NotifyTestRequest": _notify_test_request(),
+        "NotifyTestResult": _notify_test_result(),
         "AlertmanagerPayload": {**typed["AlertmanagerPayload"], "example": _ALERT_EXAMPLE},
         "AlertsResult": _alerts_result(),
         "AuditList": _audit_list(),

@@ -18,6 +18,7 @@ import asyncio
 from aiohttp import web
 
 from medic.api import routes_daemon as daemon
+from medic.api import routes_notifications as notifications
 from medic.api import routes_recoveries as recoveries
 from medic.api import routes_services as services
 from medic.api import routes_workflows as workflows
@@ -70,6 +71,7 @@ ROUTES: tuple[tuple[str, str, Handler, Scope], ...] = (
     ("GET", "/api/v1/events", events, READ),
     ("GET", OPENAPI_PATH, daemon.openapi_document, READ),
     ("POST", "/api/v1/reload", daemon.reload, ADMIN),
+    ("POST", "/api/v1/notifications/test", notifications.notifications_test, OPERATE),
 )
 """Every route, in the order they are added: method, path, handler, and the
 scope a token needs there (reads need ``read`` only where reads are closed)."""

@@ -46,6 +46,7 @@ ERROR_EXAMPLES: dict[str, str] = {
     "INVALID_ALERT_PAYLOAD": "not an Alertmanager webhook payload: alerts: Field required",
     "CONFIG_INVALID": "the new config is invalid; the old one stays in force",
     "SHUTTING_DOWN": "the daemon is shutting down; no new workflow runs",
+    "NOTIFIER_NOT_FOUND": "no notifications.apprise target named 'pager'; configured: chat",
 }
 
 _STATUS_TEXT = {

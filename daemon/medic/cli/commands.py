@@ -1,5 +1,5 @@
-"""The control commands, ``medic status|check|recover|reset|approve|reject|workflows``
-(and, through ``operate``, ``pause|resume|reload|history|logs``):
+"""The control commands, ``medic status|check|recover|reset|approve|reject|workflows|
+notify-test`` (and, through ``operate``, ``pause|resume|reload|history|logs``):
 each calls the running daemon's API through ``client`` and prints the answer
 (the tables through ``render``). A call that fails becomes one message on
 stderr, with a hint where one helps, and the command's exit code."""
@@ -112,6 +112,8 @@ def _dispatch(args: argparse.Namespace, url: str) -> int:
         return 0
     if args.command in operate.COMMANDS:
         return operate.dispatch(args, url)
+    if args.command == "notify-test":
+        return _notify_test(url, args)
     if args.command in ("approve", "reject"):
         rec = request(f"{url}/api/v1/recoveries/{args.recovery_id}/{args.command}", "POST")
         print(f"recovery {rec['id']} of {rec['service']} with {rec['playbook']}: {rec['outcome']}")
@@ -137,6 +139,18 @@ def _recover(url: str, args: argparse.Namespace) -> int:
             f" {step['detail'] or ''}"
         )
     return 0 if rec["outcome"] in ("succeeded", "dry_run") else 1
+
+
+def _notify_test(url: str, args: argparse.Namespace) -> int:
+    body = {"name": args.name} if args.name else {}
+    results = request(f"{url}/api/v1/notifications/test", "POST", body)["results"]
+    if args.json:
+        print(json.dumps({"results": results}, indent=2))
+    elif not results:
+        print("no notifications.apprise target is configured", file=sys.stderr)
+    for row in [] if args.json else results:
+        print(f"{row['name']:<16} {row['url']:<24} {row['outcome']:<10} {row['detail']}")
+    return 0 if results and all(r["outcome"] == "delivered" for r in results) else 1
 
 
 def _workflows(url: str, args: argparse.Namespace) -> int:

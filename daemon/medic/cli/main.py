@@ -134,6 +134,17 @@ def _add_service_commands(sub: _Commands) -> None:
     _client_args(reset)
     reset.add_argument("service")
 
+    notify = sub.add_parser(
+        "notify-test",
+        help="send a test message through every (or one) Apprise target",
+        description="Asks the running daemon to send a test message through its"
+        " notifications.apprise targets (with the URLs and environment the daemon has)"
+        " and prints each URL's outcome; exit 1 when one did not get it.",
+    )
+    _client_args(notify)
+    notify.add_argument("name", nargs="?", help="only this target (default: every one)")
+    notify.add_argument("--json", action="store_true", help="print the raw JSON")
+
     for verb, what in (("approve", "run"), ("reject", "refuse")):
         decide = sub.add_parser(verb, help=f"{what} a recovery waiting for approval")
         _client_args(decide)

@@ -46,6 +46,8 @@ class ApiConfig(Section):
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
     max_event_clients: int = Field(default=100, ge=1)
     """Open event streams at once; one more is answered 503."""
+    public_url: str | None = Field(default=None, pattern=r"^https?://")
+    """Where people reach the status page; notifications link to it."""
 
     @field_validator("tokens")
     @classmethod

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from medic.config import _yaml
 from medic.config.models import Config, LoadedConfig, Playbook, ServiceSpec
+from medic.config.notifications import literal_url_warning
 from medic.config.overrides import with_listen
 from medic.config.refs import check_references
 from medic.core.errors import ConfigFileError, ConfigInvalid, ConfigIssue
@@ -386,6 +387,13 @@ def _secret_warnings(doc: _Document, env: Mapping[str, str]) -> list[ConfigIssue
         else:
             continue
         found.append(doc.issue(loc, message))
+    notifications = doc.data.get("notifications") if isinstance(doc.data, dict) else None
+    entries = notifications.get("apprise") if isinstance(notifications, dict) else None
+    for index, entry in enumerate(entries if isinstance(entries, list) else []):
+        urls = entry.get("urls") if isinstance(entry, dict) else None
+        for pos, url in enumerate(urls if isinstance(urls, list) else []):
+            loc = ("notifications", "apprise", index, "urls", pos)
+            found.append(doc.issue(loc, literal_url_warning(str(url))))
     return found
 
 

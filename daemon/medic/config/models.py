@@ -18,6 +18,7 @@ from medic.config.api import ApiConfig as ApiConfig
 from medic.config.api import ApiToken as ApiToken
 from medic.config.api import Scope as Scope
 from medic.config.checks import CHECK_OPTIONS, CheckOptions
+from medic.config.notifications import AppriseConfig
 from medic.config.policy import HOST_WIDE_POLICY_KEYS as HOST_WIDE_POLICY_KEYS
 from medic.config.policy import BackoffConfig as BackoffConfig
 from medic.config.policy import BackoffOverride as BackoffOverride
@@ -153,17 +154,21 @@ class WebhookConfig(Section):
 
 class NotificationsConfig(Section):
     webhooks: list[WebhookConfig] = Field(default_factory=list)
+    apprise: list[AppriseConfig] = Field(default_factory=list)
     queue_size: int = Field(default=1000, ge=10)
-    """Events waiting per webhook; when full, the oldest is dropped (and counted)."""
+    """Events waiting per webhook (messages per Apprise target); when full, the oldest
+    is dropped (and counted)."""
 
-    @field_validator("webhooks")
+    @field_validator("webhooks", "apprise")
     @classmethod
-    def _unique_names(cls, hooks: list[WebhookConfig]) -> list[WebhookConfig]:
-        names = [hook.name for hook in hooks]
+    def _unique_names(
+        cls, targets: list[WebhookConfig] | list[AppriseConfig]
+    ) -> list[WebhookConfig] | list[AppriseConfig]:
+        names = [target.name for target in targets]
         twice = sorted({name for name in names if names.count(name) > 1})
         if twice:
-            raise ValueError(f"webhook names must be unique; repeated: {', '.join(twice)}")
-        return hooks
+            raise ValueError(f"names must be unique; repeated: {', '.join(twice)}")
+        return targets
 
 
 class DockerConfig(Section):

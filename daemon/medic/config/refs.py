@@ -117,37 +117,43 @@ def _check_targets(config: Config, issue: IssueMaker) -> list[ConfigIssue]:
 def _webhook_events(
     config: Config, playbooks: Mapping[str, Playbook], issue: IssueMaker
 ) -> list[ConfigIssue]:
-    """A webhook subscribed to an event nobody publishes would never fire."""
-    hooks = config.notifications.webhooks
-    if not hooks:
+    """A webhook or Apprise target subscribed to an event nobody publishes would never fire."""
+    targets: list[tuple[str, int, list[str]]] = [
+        ("webhooks", index, hook.events) for index, hook in enumerate(config.notifications.webhooks)
+    ] + [("apprise", i, entry.events) for i, entry in enumerate(config.notifications.apprise)]
+    if not targets:
         return []
     steps = [s for w in config.workflows.values() for s in w.steps]
     steps += [s for p in playbooks.values() for s in (*p.steps, *p.on_failure)]
     known = set(PUBLISHED_EVENTS) | {event for s in steps for event in s.published_events()}
     found = []
-    for index, hook in enumerate(hooks):
-        for pos, pattern in enumerate(hook.events):
-            if pattern == "*" or pattern in known:
-                continue
-            if pattern.endswith(".*"):
-                if any(name.startswith(pattern[:-1]) for name in known):
-                    continue
-                prefixes = sorted({f"{name.split('.')[0]}.*" for name in known if "." in name})
-                close = did_you_mean(pattern, prefixes)
-                text = f"no event matches {pattern!r}" + (
-                    f" (did you mean {close!r}?)" if close else f"; known: {', '.join(prefixes)}"
-                )
-            else:
-                close = did_you_mean(pattern, sorted(known))
-                text = f"unknown event {pattern!r}" + (
-                    f" (did you mean {close!r}?)"
-                    if close
-                    else f"; known: {', '.join(sorted(known))}, '*', a prefix like 'recovery.*'"
-                    " or the event: of a notify step"
-                )
-            loc: Loc = ("notifications", "webhooks", index, "events", pos)
-            found.append(issue(loc, text))
+    for section, index, events in targets:
+        for pos, pattern in enumerate(events):
+            text = _unknown_event(pattern, known)
+            if text is not None:
+                loc: Loc = ("notifications", section, index, "events", pos)
+                found.append(issue(loc, text))
     return found
+
+
+def _unknown_event(pattern: str, known: set[str]) -> str | None:
+    if pattern == "*" or pattern in known:
+        return None
+    if pattern.endswith(".*"):
+        if any(name.startswith(pattern[:-1]) for name in known):
+            return None
+        prefixes = sorted({f"{name.split('.')[0]}.*" for name in known if "." in name})
+        close = did_you_mean(pattern, prefixes)
+        return f"no event matches {pattern!r}" + (
+            f" (did you mean {close!r}?)" if close else f"; known: {', '.join(prefixes)}"
+        )
+    close = did_you_mean(pattern, sorted(known))
+    return f"unknown event {pattern!r}" + (
+        f" (did you mean {close!r}?)"
+        if close
+        else f"; known: {', '.join(sorted(known))}, '*', a prefix like 'recovery.*'"
+        " or the event: of a notify step"
+    )
 
 
 def _service_cycles(config: Config, issue: IssueMaker) -> list[ConfigIssue]:

@@ -129,6 +129,12 @@ class Metrics:
             ["webhook", "outcome"],
             registry=r,
         )
+        self.notifications = Counter(
+            "medic_notifications_total",
+            "Apprise notifications by target (notifier) and outcome.",
+            ["notifier", "outcome"],
+            registry=r,
+        )
         self.events = Counter(
             "medic_events_total",
             "Events published, by name.",
