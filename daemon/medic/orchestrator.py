@@ -366,6 +366,8 @@ class ControlPlaneOrchestrator:
         state = self.monitor.state(name)
         data = {**state.as_dict(), **self.engine.heal_state(name).as_dict()}
         data["uptime_percentage"] = self.store.uptime_percentage(name, UPTIME_WINDOW_S)
+        day = self.store.uptime_percentage(name, 86400.0)
+        data["uptime"] = {"24h": day, "7d": data["uptime_percentage"]}
         data["recovery_running"] = name in self.engine.running
         holds = self.store.audit_entries("recovery.held", limit=5, service=name)
         data["recent_holds"] = [entry.as_json() for entry in holds]

@@ -54,6 +54,7 @@ SERVICE_EXAMPLE = {
     "depends_on": ["database"],
     "source": "yaml",
     "uptime_percentage": 99.82,
+    "uptime": {"24h": 99.5, "7d": 99.82},
     "recovery_running": True,
 }
 
@@ -71,6 +72,16 @@ def last_check() -> Schema:
             }
         ),
         "example": LAST_CHECK_EXAMPLE,
+    }
+
+
+_PERCENT = nullable({"type": "number", "minimum": 0, "maximum": 100})
+
+
+def recent_checks() -> Schema:
+    return {
+        **obj({"service": STR, "checks": {"type": "array", "items": ref("LastCheck")}}),
+        "example": {"service": "web", "checks": [LAST_CHECK_EXAMPLE]},
     }
 
 
@@ -105,6 +116,10 @@ def service() -> Schema:
         "uptime_percentage": {
             **nullable({"type": "number", "minimum": 0, "maximum": 100}),
             "description": "Healthy share of the last 7 days; null when nothing is known.",
+        },
+        "uptime": {
+            **obj({"24h": _PERCENT, "7d": _PERCENT}),
+            "description": "Healthy share of the last 24 hours and 7 days (null: nothing known).",
         },
         "recovery_running": BOOL,
         "process": {**ref("ProcessInfo"), "description": "Only for a service with `process:`."},

@@ -8,9 +8,10 @@ from typing import Any
 from aiohttp import web
 
 from medic.api.errors import ApiError
-from medic.api.inputs import caller, json_body, operator
+from medic.api.inputs import caller, int_query, json_body, operator
 from medic.api.state import orchestrator
 from medic.core.vocabulary import FailureType, Trigger
+from medic.watch.state import RECENT_CHECKS
 
 
 async def services(request: web.Request) -> web.Response:
@@ -26,6 +27,15 @@ async def services(request: web.Request) -> web.Response:
 
 async def service(request: web.Request) -> web.Response:
     return web.json_response(orchestrator(request).service_status(request.match_info["name"]))
+
+
+async def checks(request: web.Request) -> web.Response:
+    """The service's last check results, oldest first (kept in memory, at most 60)."""
+    limit = int_query(request, "limit", RECENT_CHECKS, RECENT_CHECKS)
+    name = request.match_info["name"]
+    recent = list(orchestrator(request).monitor.state(name).recent_checks)
+    kept = recent[len(recent) - limit :] if limit else []
+    return web.json_response({"service": name, "checks": [c.as_dict() for c in kept]})
 
 
 async def check_service(request: web.Request) -> web.Response:
@@ -91,4 +101,4 @@ async def reset_service(request: web.Request) -> web.Response:
     return web.json_response(orch.service_status(name))
 
 
-__all__ = ["check_service", "recover_service", "reset_service", "service", "services"]
+__all__ = ["check_service", "checks", "recover_service", "reset_service", "service", "services"]
