@@ -201,6 +201,10 @@ async def test_strips_sparklines_and_a_payload_shown_as_text(
     assert await js(page, "document.querySelectorAll('script').length") == 1
     assert await js(page, "typeof window.medicPwned") == "undefined"
 
+    _, last3 = await asyncio.to_thread(page_daemon.get, "/api/v1/services/evil/checks?limit=3")
+    _, evil = await asyncio.to_thread(page_daemon.get, "/api/v1/services/evil")
+    assert len(last3["checks"]) == 3 and last3["checks"][-1]["time"] <= evil["last_check"]["time"]
+
     csp = await asyncio.to_thread(header_of, page_daemon.url + "/", "Content-Security-Policy")
     assert csp is not None and "script-src 'self'" in csp and "default-src 'none'" in csp
     for asset in ("/static/status.js", "/static/status.css"):
@@ -208,6 +212,7 @@ async def test_strips_sparklines_and_a_payload_shown_as_text(
             header_of, page_daemon.url + asset, "Content-Security-Policy"
         )
     assert page.events("Runtime.exceptionThrown") == []
+    await evidence_is_text(page)
 
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(ARTIFACTS / "status-page-controls.png")
@@ -222,6 +227,36 @@ async def test_strips_sparklines_and_a_payload_shown_as_text(
     background = await js(page, "getComputedStyle(document.body).backgroundColor")
     assert background == "rgb(13, 17, 23)", background
     await page.screenshot(ARTIFACTS / "status-page-controls-dark.png")
+
+
+EVIDENCE = {
+    "logs": ["booting", PAYLOAD, "Killed"],
+    "exit_code": 137,
+    "oom_killed": True,
+    "health_log": [{"exit_code": 1, "output": "<b>curl: (7) refused</b>"}],
+}
+
+
+async def evidence_is_text(page: Page) -> None:
+    """A recovery's evidence (container log, exit code, OOMKilled, health log) is
+    drawn as text. The record is handed to the page's own renderer: the
+    evidence itself comes from the Docker side (GET /api/v1/recoveries/{id})."""
+    record = {
+        "steps": [{"action": "restart_container", "outcome": "succeeded"}],
+        "evidence": EVIDENCE,
+    }
+    shown = await js(
+        page,
+        "(() => { const box = document.createElement('div'); document.body.append(box);"
+        f" fillRecovery(box, {json.dumps(record)}, 99); const t = box.innerText;"
+        " const tags = box.querySelectorAll('img, script, b').length; box.remove();"
+        " return [t, tags]; })()",
+    )
+    text, tags = shown
+    assert tags == 0 and "<img src=x onerror=" in text and "<b>curl: (7) refused</b>" in text
+    assert "exit code" in text and "137" in text and "OOMKilled" in text and "true" in text
+    assert "container log" in text and "health log" in text
+    assert await js(page, "typeof window.medicPwned") == "undefined"
 
 
 async def test_the_buttons_act_behind_a_token_asked_once(
