@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -230,10 +231,18 @@ async def test_strips_sparklines_and_a_payload_shown_as_text(
 
 
 EVIDENCE = {
-    "logs": ["booting", PAYLOAD, "Killed"],
+    "container": "web-1",
+    "gathered_at": "2026-01-06T07:27:00+00:00",
+    "status": "exited",
     "exit_code": 137,
     "oom_killed": True,
-    "health_log": [{"exit_code": 1, "output": "<b>curl: (7) refused</b>"}],
+    "health_status": "unhealthy",
+    "health_log": [
+        {"start": "2026-01-06T07:26:50+00:00", "exit_code": 1, "output": "<b>curl: refused</b>"}
+    ],
+    "log": f"booting\n{PAYLOAD}\nKilled",
+    "log_lines": 3,
+    "notes": [],
 }
 
 
@@ -253,9 +262,11 @@ async def evidence_is_text(page: Page) -> None:
         " return [t, tags]; })()",
     )
     text, tags = shown
-    assert tags == 0 and "<img src=x onerror=" in text and "<b>curl: (7) refused</b>" in text
-    assert "exit code" in text and "137" in text and "OOMKilled" in text and "true" in text
-    assert "container log" in text and "health log" in text
+    assert tags == 0 and "<img src=x onerror=" in text and "<b>curl: refused</b>" in text
+    assert "Evidence of web-1" in text and "exited" in text and "unhealthy" in text
+    facts = re.sub(r"\s+", " ", text)
+    assert "exit code 137" in facts and "OOMKilled true" in facts, text
+    assert "container log, last 3 line(s)" in text and "health log" in text
     assert await js(page, "typeof window.medicPwned") == "undefined"
 
 

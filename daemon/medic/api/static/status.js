@@ -121,10 +121,10 @@ function serviceActions(s) {
 const svcPath = (name, verb) => `/api/v1/services/${encodeURIComponent(name)}/${verb}`;
 
 function pauseNote(s) {
+  // Maintenance (GET /api/v1/services/{name}: paused_until, pause_reason, paused_by).
   if (s.status !== "paused") return null;
-  const p = s.pause || s.maintenance || {};
-  const until = p.until || s.paused_until, reason = p.reason || s.paused_reason, who = p.who || p.by || s.paused_by;
-  return h("div", {class: "note"}, "paused", until ? [" until ", when(until)] : "", reason ? `: ${reason}` : "", who ? ` (by ${who})` : "");
+  return h("div", {class: "note"}, "maintenance, ", s.paused_until ? ["ends ", when(s.paused_until)] : "until resumed",
+    `: ${text(s.pause_reason)} (by ${text(s.paused_by)})`);
 }
 function serviceRow(s, checks) {
   const last = s.last_check;
@@ -200,20 +200,18 @@ function fillRecovery(body, r, id) {
   body.replaceChildren(...(steps.length ? steps : [sub("no steps")]), evidence(r.evidence));
   body.dataset.loaded = String(id);
 }
-const EVIDENCE_LABELS = {exit_code: "exit code", oom_killed: "OOMKilled", OOMKilled: "OOMKilled", logs: "container log",
-  log: "container log", health_log: "health log", healthcheck: "health log", container: "container", captured_at: "captured"};
-function evidenceValue(v) {
-  if (v == null) return "—";
-  if (Array.isArray(v)) return v.every((x) => typeof x !== "object" || x === null)
-    ? h("pre", {}, v.join("\n")) : h("pre", {}, v.map((x) => JSON.stringify(x, null, 1)).join("\n"));
-  if (typeof v === "object") return h("pre", {}, JSON.stringify(v, null, 2));
-  if (typeof v === "string" && v.includes("\n")) return h("pre", {}, v);
-  return String(v);
-}
-function evidence(ev) {
-  if (!ev || typeof ev !== "object" || !Object.keys(ev).length) return "";
-  const rows = Object.entries(ev).flatMap(([k, v]) => [h("dt", {}, EVIDENCE_LABELS[k] || k.replace(/_/g, " ")), h("dd", {}, evidenceValue(v))]);
-  return h("div", {class: "evidence"}, h("strong", {}, "Evidence"), h("dl", {class: "evidence"}, rows));
+function evidence(e) {
+  // What the container showed before the recovery acted (GET /api/v1/recoveries/{id}).
+  if (!e || typeof e !== "object") return "";
+  const facts = [["state", e.status], ["exit code", e.exit_code], ["OOMKilled", e.oom_killed], ["health", e.health_status]]
+    .filter(([, v]) => v != null).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))]);
+  const health = (e.health_log || []).map((p) => `${text(p.start)} exit ${text(p.exit_code)}: ${p.output ?? ""}`).join("\n");
+  return h("div", {class: "evidence"},
+    h("strong", {}, "Evidence"), e.container ? ` of ${e.container}` : "", e.gathered_at ? h("span", {class: "sub"}, ` · ${clock(e.gathered_at)}`) : "",
+    facts.length ? h("dl", {class: "evidence"}, facts) : null,
+    e.log ? [sub(`container log, last ${text(e.log_lines)} line(s)`), h("pre", {class: "evidence-log"}, e.log)] : null,
+    health ? [sub("health log"), h("pre", {class: "evidence-health"}, health)] : null,
+    (e.notes || []).map((n) => sub(n)));
 }
 
 // ---- banners ---------------------------------------------------------------------------
