@@ -294,6 +294,16 @@ async def test_the_buttons_act_behind_a_token_asked_once(
     text = str(await js(page, "document.getElementById('action-result').innerText"))
     assert "circuit closed" in text or "circuit probation" in text, text
 
+    # Escape closes a dialog and gives the focus back to the button that opened it.
+    await js(page, "document.querySelector('[data-key=\"recover-web\"]').focus()")
+    await press(page, "Enter", 13, "\r")
+    await async_wait_for(
+        lambda: js(page, "document.activeElement.id === 'recover-type'"), 5, message="focus"
+    )
+    await press(page, "Escape", 27)
+    assert not await js(page, "document.getElementById('recover-dialog').open")
+    assert await js(page, "document.activeElement.dataset.key") == "recover-web"
+
     # Recover web, choosing the failure type in the dialog.
     await click(page, "[data-key='recover-web']")
     await async_wait_for(

@@ -319,7 +319,10 @@ function modal(dialog, okButton, onOpen) {
       dialog.removeEventListener("keydown", enter);
       dialog.removeEventListener("close", cancel);
       if (dialog.open) dialog.close();
-      if (opener && opener.isConnected) opener.focus();
+      // The row may have been drawn again meanwhile: its new button has the same key.
+      const key = opener && opener.dataset ? opener.dataset.key : null;
+      const back = opener && opener.isConnected ? opener : key && document.querySelector(`[data-key="${CSS.escape(key)}"]`);
+      if (back) back.focus();
       resolve(value);
     };
     const ok = () => finish(true);
