@@ -7,7 +7,6 @@ along and says so in ``/api/v1/health``, ``/metrics`` and ``medic status``."""
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 import subprocess
 import sys
@@ -235,8 +234,6 @@ def test_a_crashed_container_is_healed_while_the_state_disk_is_full(
     printed = run_cli("status", "--url", daemon.url)
     pending = health(daemon)["history"]["pending_writes"]
     assert f"history degraded: {pending} writes pending" in printed.stdout.splitlines()[0]
-    as_json = json.loads(run_cli("status", "--json", "--url", daemon.url).stdout)
-    assert as_json["history"]["status"] == "degraded"
     # The API shows the recovery as it shows any other; the file does not hold it yet.
     shown = finished_recoveries(daemon, 1)[0]
     assert (shown["outcome"], len(shown["steps"])) == ("succeeded", 2)

@@ -251,6 +251,10 @@ def test_real_reads_validate_against_the_document(busy_daemon: DaemonProcess) ->
     assert {s["name"] for s in services["services"]} == {"up", "gone", "gated"}
     for name in ("up", "gone", "gated"):
         check.call("GET", "/api/v1/services/{name}", f"/api/v1/services/{name}")
+    _, recent = check.call(
+        "GET", "/api/v1/services/{name}/checks", "/api/v1/services/up/checks?limit=60"
+    )
+    assert recent["checks"] and recent["checks"][-1]["healthy"] is True
     _, recs = check.call("GET", "/api/v1/recoveries", "/api/v1/recoveries?limit=50&offset=0")
     assert recs["total"] >= 2 and any(r["steps"] for r in recs["recoveries"])
     for record in recs["recoveries"]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from medic.config.models import MonitoringConfig, ServiceConfig, ServiceSpec
 from medic.core.vocabulary import FailureType, ServiceStatus
 from medic.watch.checks.base import CheckResult
-from medic.watch.state import ServiceState
+from medic.watch.state import RECENT_CHECKS, LastCheck, ServiceState
 
 CRASH = FailureType.SERVICE_CRASH
 
@@ -115,3 +117,14 @@ def test_a_probe_that_overlapped_medics_restart_is_known_as_such() -> None:
     s.end_recovery(now_mono=105.0)
     assert s.began_during_recovery(started_mono=104.0)
     assert not s.began_during_recovery(started_mono=105.5)
+
+
+def test_the_last_60_checks_are_kept_in_memory_oldest_first() -> None:
+    s = state()
+    start = datetime(2026, 1, 6, tzinfo=UTC)
+    for i in range(RECENT_CHECKS + 5):
+        s.record_check(LastCheck(start + timedelta(seconds=i), i / 1000, CheckResult.ok(f"#{i}")))
+    kept = [c.result.detail for c in s.recent_checks]
+    assert len(kept) == RECENT_CHECKS == 60
+    assert kept[0] == "#5" and kept[-1] == f"#{RECENT_CHECKS + 4}"
+    assert s.last_check is s.recent_checks[-1]

@@ -250,15 +250,21 @@ def test_the_page_is_self_contained(medic_daemon: DaemonFactory) -> None:
     daemon = medic_daemon(f"api: {{listen: 127.0.0.1:{free_port()}}}\n")
     status, html = daemon.get("/")
     assert status == 200 and html.startswith("<!doctype html>")
-    references = re.findall(r"""(?:src|href|action)\s*=\s*["']([^"']*)["']""", html, re.I)
-    references += re.findall(r"""url\(\s*["']?([^"')]*)""", html, re.I)
-    references += re.findall(r"""(?:fetch|EventSource|getJSON)\(\s*["'`]([^"'`]*)""", html)
-    assert references, "expected the page to fetch the API"
-    for ref in references:
-        assert ref.startswith("/") and not ref.startswith("//"), ref
-    assert "@import" not in html
-    assert not re.search(r"<(?:link|img|iframe|object|embed)\b", html, re.I)
-    assert not re.search(r"<script[^>]*\bsrc=", html, re.I)
+    # Script and style come from the daemon itself, never inline (the CSP forbids it).
+    assert re.findall(r"<script\b[^>]*>", html) == ['<script src="/static/status.js" defer>']
+    assert not re.search(r"<style\b|\sstyle=|\son[a-z]+=", html, re.I)
+    _, script = daemon.get("/static/status.js")
+    _, css = daemon.get("/static/status.css")
+    for text in (html, script, css):
+        references = re.findall(r"""(?:src|href|action)\s*=\s*["']([^"']*)["']""", text, re.I)
+        references += re.findall(r"""url\(\s*["']?([^"')]*)""", text, re.I)
+        references += re.findall(r"""(?:fetch|EventSource|getJSON)\(\s*["'`]([^"'`]*)""", text)
+        for ref in references:
+            assert ref.startswith("/") and not ref.startswith("//"), ref
+        assert "@import" not in text
+    assert "fetch(" in script and "EventSource(" in script, "expected the page to read the API"
+    assert not re.search(r"<(?:img|iframe|object|embed)\b", html, re.I)
+    assert "innerHTML" not in script and "insertAdjacentHTML" not in script
 
 
 async def test_a_paused_service_shows_its_maintenance(

@@ -39,6 +39,8 @@ def service_status(orch: ControlPlaneOrchestrator, name: str) -> dict[str, Any]:
     state = orch.monitor.state(name)
     data = {**state.as_dict(), **orch.engine.heal_state(name).as_dict()}
     data["uptime_percentage"] = orch.store.uptime_percentage(name, UPTIME_WINDOW_S)
+    day = orch.store.uptime_percentage(name, 86400.0)
+    data["uptime"] = {"24h": day, "7d": data["uptime_percentage"]}
     data.update(
         orch.maintenance.fields(name), status=orch.maintenance.shown(name, str(data["status"]))
     )

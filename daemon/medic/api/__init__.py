@@ -9,7 +9,8 @@ message through the Apprise targets) and ``events`` (server-sent
 events). The handlers share ``state`` (the app's typed keys and settings) and
 ``inputs`` (the JSON body, query integers, the operator's name) and
 ``listing`` (the services as listed: watched, then disabled). Around them:
-the status page (``page`` and ``static/``), the Alertmanager receiver
+the status page (``page``, serving ``static/status.html`` and the
+``status.js`` and ``status.css`` it loads), the Alertmanager receiver
 (``alerts``) and the OpenAPI document (``openapi``; its catalogue of
 operations in ``_operations``, its schemas in ``_schemas``,
 ``_service_schemas``, ``_typed_schemas`` and ``_schema_base``).

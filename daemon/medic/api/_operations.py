@@ -56,6 +56,8 @@ _REC_404 = {404: "RECOVERY_NOT_FOUND"}
 
 OPERATIONS: tuple[Operation, ...] = (
     _get("/", "The status page (self-contained HTML)", "daemon", None, media="text/html"),
+    _get("/static/status.js", "The status page's script", "daemon", None, media="text/javascript"),
+    _get("/static/status.css", "The status page's style", "daemon", None, media="text/css"),
     _get(
         "/metrics",
         "Prometheus metrics",
@@ -113,6 +115,14 @@ OPERATIONS: tuple[Operation, ...] = (
         "Service",
         params=("ServiceName",),
         errors=_SVC_404,
+    ),
+    _get(
+        "/api/v1/services/{name}/checks",
+        "The service's last check results, oldest first (at most 60, kept in memory)",
+        "services",
+        "RecentChecks",
+        params=("ServiceName", "Limit60"),
+        errors={**_SVC_404, 400: "INVALID_QUERY"},
     ),
     _post(
         "/api/v1/services/{name}/check",

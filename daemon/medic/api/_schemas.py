@@ -292,6 +292,7 @@ def components() -> dict[str, Schema]:
         "ServiceStatus": _enum([s.value for s in ServiceStatus], "A service's status."),
         "CircuitState": _enum([c.value for c in CircuitState], "A service's circuit."),
         "LastCheck": svc.last_check(),
+        "RecentChecks": svc.recent_checks(),
         "ProcessInfo": svc.process_info(),
         "AuditEntry": typed["AuditEntry"],
         "Service": svc.service(),

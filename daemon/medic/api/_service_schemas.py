@@ -57,6 +57,7 @@ SERVICE_EXAMPLE = {
     "depends_on": ["database"],
     "source": "yaml",
     "uptime_percentage": 99.82,
+    "uptime": {"24h": 99.5, "7d": 99.82},
     "recovery_running": True,
     "paused_until": None,
     "pause_reason": None,
@@ -90,6 +91,16 @@ _PAUSE_PROPS: dict[str, Schema] = {
 }
 
 
+_PERCENT = nullable({"type": "number", "minimum": 0, "maximum": 100})
+
+
+def recent_checks() -> Schema:
+    return {
+        **obj({"service": STR, "checks": {"type": "array", "items": ref("LastCheck")}}),
+        "example": {"service": "web", "checks": [LAST_CHECK_EXAMPLE]},
+    }
+
+
 def service() -> Schema:
     props: dict[str, Schema] = {
         "name": STR,
@@ -121,6 +132,10 @@ def service() -> Schema:
         "uptime_percentage": {
             **nullable({"type": "number", "minimum": 0, "maximum": 100}),
             "description": "Healthy share of the last 7 days; null when nothing is known.",
+        },
+        "uptime": {
+            **obj({"24h": _PERCENT, "7d": _PERCENT}),
+            "description": "Healthy share of the last 24 hours and 7 days (null: nothing known).",
         },
         "recovery_running": BOOL,
         **_PAUSE_PROPS,

@@ -17,6 +17,7 @@ import asyncio
 
 from aiohttp import web
 
+from medic.api import page
 from medic.api import routes_daemon as daemon
 from medic.api import routes_notifications as notifications
 from medic.api import routes_recoveries as recoveries
@@ -45,11 +46,14 @@ ADMIN: Scope = "admin"
 
 ROUTES: tuple[tuple[str, str, Handler, Scope], ...] = (
     ("GET", "/", daemon.page, READ),
+    ("GET", "/static/status.js", page.script, READ),
+    ("GET", "/static/status.css", page.stylesheet, READ),
     ("GET", "/metrics", daemon.metrics, READ),
     ("GET", "/api/v1/health", daemon.health, READ),
     ("GET", "/api/v1/status", daemon.status, READ),
     ("GET", "/api/v1/services", services.services, READ),
     ("GET", "/api/v1/services/{name}", services.service, READ),
+    ("GET", "/api/v1/services/{name}/checks", services.checks, READ),
     ("POST", "/api/v1/services/{name}/check", services.check_service, OPERATE),
     ("POST", "/api/v1/services/{name}/recover", services.recover_service, OPERATE),
     ("POST", "/api/v1/services/{name}/reset", services.reset_service, OPERATE),

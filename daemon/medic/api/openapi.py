@@ -143,6 +143,7 @@ def _event_parameters() -> dict[str, Schema]:
 def _page_parameters() -> dict[str, Schema]:
     return {
         "Limit20": _query_int("limit", 20, 1000, "At most this many runs."),
+        "Limit60": _query_int("limit", 60, 60, "At most this many (the newest)."),
         "Limit50": _query_int("limit", 50, 1000, "At most this many recoveries."),
         "Limit100": _query_int("limit", 100, 1000, "At most this many entries."),
         "Offset": _query_int("offset", 0, 10**9, "Skip this many (newest first)."),
@@ -161,6 +162,8 @@ def _parameters() -> dict[str, Schema]:
 
 _TEXT_EXAMPLES = {
     "text/html": '<!doctype html><html lang="en">...</html>',
+    "text/javascript": '"use strict";\n...',
+    "text/css": ":root { color-scheme: light dark; }\n...",
     "text/plain": "# HELP medic_service_up 1 if the service's last state is healthy, else 0.\n"
     '# TYPE medic_service_up gauge\nmedic_service_up{service="web"} 1.0\n',
     "text/event-stream": 'id: 12\nevent: service.state\ndata: {"id": 12, "event":'

@@ -13,14 +13,15 @@ from medic.api import listing
 from medic.api.errors import error_response
 from medic.api.inputs import caller, int_query
 from medic.api.openapi import build_document
-from medic.api.page import render_status_page
+from medic.api.page import PAGE_HEADERS, render_status_page
 from medic.api.state import RELOAD, SCOPES, SETTINGS, orchestrator
 from medic.core.errors import ConfigFileError, ConfigInvalid
 from medic.tell.metrics import CONTENT_TYPE
 
 
 async def page(request: web.Request) -> web.Response:
-    return web.Response(text=render_status_page(orchestrator(request)), content_type="text/html")
+    html = render_status_page(orchestrator(request))
+    return web.Response(text=html, content_type="text/html", headers=PAGE_HEADERS)
 
 
 async def metrics(request: web.Request) -> web.Response:

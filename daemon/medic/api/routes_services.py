@@ -10,10 +10,11 @@ from aiohttp import web
 from medic.api import listing
 from medic.api._service_schemas import MAX_PAUSE_S
 from medic.api.errors import ApiError
-from medic.api.inputs import caller, json_body, operator
+from medic.api.inputs import caller, int_query, json_body, operator
 from medic.api.state import orchestrator
 from medic.config.types import parse_duration
 from medic.core.vocabulary import FailureType, Trigger
+from medic.watch.state import RECENT_CHECKS
 
 
 async def services(request: web.Request) -> web.Response:
@@ -30,6 +31,15 @@ async def services(request: web.Request) -> web.Response:
 async def service(request: web.Request) -> web.Response:
     orch = orchestrator(request)
     return web.json_response(listing.service_status(orch, request.match_info["name"]))
+
+
+async def checks(request: web.Request) -> web.Response:
+    """The service's last check results, oldest first (kept in memory, at most 60)."""
+    limit = int_query(request, "limit", RECENT_CHECKS, RECENT_CHECKS)
+    name = request.match_info["name"]
+    recent = list(orchestrator(request).monitor.state(name).recent_checks)
+    kept = recent[len(recent) - limit :] if limit else []
+    return web.json_response({"service": name, "checks": [c.as_dict() for c in kept]})
 
 
 async def check_service(request: web.Request) -> web.Response:
@@ -138,6 +148,7 @@ async def resume_service(request: web.Request) -> web.Response:
 
 __all__ = [
     "check_service",
+    "checks",
     "pause_service",
     "recover_service",
     "reset_service",

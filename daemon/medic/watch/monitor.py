@@ -275,7 +275,7 @@ class SelfHealingMonitor:
         if self._deferred(state, result):
             return result  # judged again once the plugin's moment has passed
         self._follow_operator_intent(state, result)
-        state.last_check = LastCheck(at, duration_s, result)
+        state.record_check(LastCheck(at, duration_s, result))
         self.apply_transition(state.observe(result))
         if state.status is ServiceStatus.HEALTHY and not state.recovering:
             self.runner.observer.set_up(state.name, True)

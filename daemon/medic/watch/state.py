@@ -6,12 +6,16 @@ What the heal side keeps about a service (attempts, circuit, holds) is its own
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from medic.config.models import ServiceSpec
 from medic.core.vocabulary import FailureType, ServiceStatus
 from medic.watch.checks.base import CheckResult
+
+RECENT_CHECKS = 60
+"""Each service keeps its last this many check results in memory (the page's strip)."""
 
 _FAILING = frozenset({ServiceStatus.UNHEALTHY, ServiceStatus.RECOVERING, ServiceStatus.HELD})
 """Built once: the blast-radius rule asks every service's ``is_failing`` on each failed check."""
@@ -63,6 +67,8 @@ class ServiceState:
     consecutive_failures: int = 0
     consecutive_successes: int = 0
     last_check: LastCheck | None = None
+    recent_checks: deque[LastCheck] = field(default_factory=lambda: deque(maxlen=RECENT_CHECKS))
+    """The last ``RECENT_CHECKS`` results, oldest first (memory only, never the store)."""
     grace_until: float = 0.0
     """Monotonic time before which ordinary failures do not count (start_period)."""
     healthy_since: float | None = None
@@ -80,6 +86,10 @@ class ServiceState:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    def record_check(self, check: LastCheck) -> None:
+        self.last_check = check
+        self.recent_checks.append(check)
 
     def start_grace(self, now_mono: float | None = None) -> None:
         """Begin the service's start_period (at daemon start and after each restart)."""
