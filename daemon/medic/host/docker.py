@@ -229,6 +229,19 @@ class DockerGateway:
         data = await self._run(lambda api: api.inspect_container(container))
         return ContainerState.from_inspect(data)
 
+    async def inspect_raw(self, container: str) -> dict[str, Any]:
+        """The engine's whole ``inspect`` answer (configuration and state)."""
+        return dict(await self._run(lambda api: api.inspect_container(container)))
+
+    async def log_tail(self, container: str, lines: int, until: float) -> bytes:
+        """The last ``lines`` lines of the container's log (stdout and stderr,
+        interleaved) written before ``until`` (``time.time()``)."""
+        return bytes(
+            await self._run(
+                lambda api: api.logs(container, stdout=True, stderr=True, tail=lines, until=until)
+            )
+        )
+
     async def describe(self, container: str) -> ContainerInfo:
         data = await self._run(lambda api: api.inspect_container(container))
         return ContainerInfo.from_inspect(data)

@@ -23,6 +23,8 @@ from medic.store.lock import StateDirInUse, StateDirLock
 from medic.store.records import (
     NO_RUNS,
     AuditEntry,
+    EvidenceRecord,
+    HealthProbeRecord,
     RecoveryRecord,
     RecoveryStart,
     RecoveryStepRecord,
@@ -50,6 +52,8 @@ class Store(Transitions, Recoveries, WorkflowRuns, AuditTrail, Sessions, Upkeep)
 __all__ = [
     "NO_RUNS",
     "AuditEntry",
+    "EvidenceRecord",
+    "HealthProbeRecord",
     "HistoryHealth",
     "HistoryObserver",
     "RecoveryRecord",

@@ -77,6 +77,11 @@ MIGRATIONS = (
     "CREATE TABLE IF NOT EXISTS step_sessions ("
     " pid INTEGER PRIMARY KEY, start_time INTEGER NOT NULL, command TEXT,"
     " kill_grace REAL NOT NULL, recovery_id INTEGER, run_id INTEGER, at REAL NOT NULL)",
+    # 3: what a container showed before a recovery acted on it (its log's tail,
+    # exit code, OOMKilled, HEALTHCHECK runs), as JSON: one row per recovery.
+    "CREATE TABLE IF NOT EXISTS recovery_evidence ("
+    " recovery_id INTEGER PRIMARY KEY REFERENCES recoveries(id) ON DELETE CASCADE,"
+    " data TEXT NOT NULL)",
 )
 
 # Tables whose ids the store hands out itself (see the module docstring).
