@@ -40,19 +40,29 @@ class RecreateContainer(Action[RecreateContainerOptions]):
     async def run(self, ctx: ActionContext) -> ActionResult:
         name = require_container(self.options.container, ctx, self.yaml_name)
         docker = ctx.resources.docker
-        try:
-            inspected = await docker.inspect_raw(name)
-        except ContainerNotFound as exc:
-            raise ActionError(f"container {name} does not exist") from exc
-        spec = spec_of(inspected, self.options.network_mode)
-        old_id = str(inspected["Id"])
-        new_id = await _create(docker, spec)
-        await _swap(docker, spec.name, old_id, new_id, self._stop_timeout_s(ctx))
+        stop_s = self._stop_timeout_s(ctx)
+        old_id, new_id = await recreate(docker, name, self.options.network_mode, stop_s)
         return ActionResult(
             ok=True,
-            detail=f"recreated container {spec.name} ({old_id[:12]} -> {new_id[:12]})",
-            data={"container": spec.name, "old_id": old_id, "new_id": new_id},
+            detail=f"recreated container {name} ({old_id[:12]} -> {new_id[:12]})",
+            data={"container": name, "old_id": old_id, "new_id": new_id},
         )
+
+
+async def recreate(
+    docker: DockerGateway, name: str, network_mode: str | None, stop_s: int
+) -> tuple[str, str]:
+    """Make container ``name`` again (``network_mode`` replaces its own); its old
+    and new ids. ``ActionError`` says why not, the old container kept."""
+    try:
+        inspected = await docker.inspect_raw(name)
+    except ContainerNotFound as exc:
+        raise ActionError(f"container {name} does not exist") from exc
+    spec = spec_of(inspected, network_mode)
+    old_id = str(inspected["Id"])
+    new_id = await _create(docker, spec)
+    await _swap(docker, spec.name, old_id, new_id, stop_s)
+    return old_id, new_id
 
 
 async def _create(docker: DockerGateway, spec: ContainerSpec) -> str:
