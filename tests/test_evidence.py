@@ -4,12 +4,22 @@ HEALTHCHECK runs) and the last lines of its log, with the recovery."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from medic.heal.evidence import gather_evidence
+from medic.host.docker import DockerGateway
+from medic.tell.webhooks import encode_body
 from tests.helpers import free_port, wait_for
 from tests.plugins.daemon import DaemonFactory, DaemonProcess
 from tests.plugins.docker import ContainerFactory
+from tests.plugins.inprocess import BusWatch, OrchestratorFactory
 
 REPO_PLAYBOOKS = Path(__file__).resolve().parent.parent / "recovery_playbooks"
 
@@ -49,9 +59,9 @@ def test_a_killed_containers_last_lines_and_exit_code_are_kept(
     # 80 lines on stdout, one on stderr, one with a DSN password; each start
     # prints them again, so lines printed after the restart would show.
     script = (
-        "for i in $(seq 1 80); do echo line-$i; done; echo to-stderr >&2;"
+        "for i in $(seq 1 80); do echo line-$i; done; sleep 0.3; echo to-stderr >&2; sleep 0.3;"
         " echo 'db at postgresql://app:hunter2@db/app';"
-        " echo started-$(date +%s%N) ; exec sleep 3600"
+        " echo started-$RANDOM$RANDOM; exec sleep 3600"
     )
     app = container_factory(name="app", command=script, publish=False)
     wait_for(lambda: "started-" in app.logs(), 10, message="the container printed its lines")
@@ -72,14 +82,15 @@ def test_a_killed_containers_last_lines_and_exit_code_are_kept(
     assert evidence["status"] == "exited"
     lines = evidence["log"].splitlines()
     assert evidence["log_lines"] == len(lines) == 50
-    # The last 50 lines before the restart, both streams, and none after it.
-    assert lines[-1] == first_start
-    assert "to-stderr" in lines and "line-80" in lines and "line-34" in lines
-    assert "line-33" not in lines
-    assert "db at postgresql://app:***@db/app" in lines
+    # The last 50 lines before the restart, both streams (the pauses around
+    # the stderr line keep Docker's two pipes in order), and none after it.
+    assert lines[-3:] == ["to-stderr", "db at postgresql://app:***@db/app", first_start]
+    assert lines[0] == "line-34" and "line-33" not in lines
+    assert [ln for ln in lines if ln.startswith("started-")] == [first_start]
     assert "hunter2" not in evidence["log"]
     assert evidence["notes"] == []
     assert app.status == "running"
+    wait_for(lambda: app.logs().count("started-") == 2, 10, message="the restart printed again")
     # The log line that says so, and the bounded wait before the restart.
     kept = daemon.find_logs(event="recovery.evidence_kept")
     assert kept and kept[0]["exit_code"] == 137
@@ -102,3 +113,51 @@ def test_an_out_of_memory_kill_is_kept_as_oom_killed(
     assert (evidence["exit_code"], evidence["oom_killed"]) == (137, True), evidence
     assert "about-to-eat" in evidence["log"].splitlines()
     assert record["outcome"] == "succeeded", record
+
+
+async def test_recovery_events_and_webhooks_carry_the_evidence_cut_short(
+    orchestrator: OrchestratorFactory, container_factory: ContainerFactory
+) -> None:
+    script = "for i in $(seq 1 60); do echo line-$i; done; exec sleep 3600"
+    app = container_factory(name="told", command=script, publish=False)
+    wait_for(lambda: "line-60" in app.logs(), 10, message="the container printed its lines")
+    orch = await orchestrator(_config(app.name))
+    events = BusWatch(orch.bus, after=0)
+    await events.next("service.state", service="app", new="healthy")
+    app.container.kill()
+    done = await events.next("recovery.succeeded", service="app")
+    told = done.data["evidence"]
+    assert (told["exit_code"], told["oom_killed"], told["log_lines"]) == (137, False, 50)
+    assert told["log_tail"].splitlines() == [f"line-{i}" for i in range(51, 61)]
+    # A webhook's body is the event's data as JSON.
+    assert json.loads(encode_body(done, "host"))["data"]["evidence"] == told
+
+
+async def test_a_slow_engine_delays_the_first_step_by_200_ms_at_most(
+    tmp_path: Path,
+) -> None:
+    # An "engine" that answers its version at once and everything else after 2 s.
+    async def version(_request: web.Request) -> web.Response:
+        return web.json_response({"ApiVersion": "1.41", "Version": "20.10"})
+
+    async def slow(_request: web.Request) -> web.Response:
+        await asyncio.sleep(2.0)
+        return web.json_response({"State": {"Status": "exited", "ExitCode": 1}})
+
+    app = web.Application()
+    app.router.add_get("/version", version)
+    app.router.add_get("/v1.41/version", version)
+    app.router.add_route("*", "/{tail:.*}", slow)
+    async with TestServer(app, host="127.0.0.1") as server:
+        gateway = DockerGateway(f"tcp://127.0.0.1:{server.port}")
+        try:
+            await gateway.ping()  # the client is made (and asks the version) before timing
+            t0 = time.monotonic()
+            keeping = await gather_evidence(gateway, "slow", ["secret"])
+            waited = time.monotonic() - t0
+            assert waited < 0.3, f"the first step waited {waited:.3f}s"
+            evidence = await keeping
+            assert evidence.exit_code is None and evidence.oom_killed is None
+            assert any("within 200 ms" in note for note in evidence.notes), evidence.notes
+        finally:
+            gateway.close()

@@ -259,3 +259,39 @@ def test_the_page_is_self_contained(medic_daemon: DaemonFactory) -> None:
     assert "@import" not in html
     assert not re.search(r"<(?:link|img|iframe|object|embed)\b", html, re.I)
     assert not re.search(r"<script[^>]*\bsrc=", html, re.I)
+
+
+async def test_a_recoverys_evidence_is_shown_as_text_never_markup(
+    page: Page, medic_daemon: DaemonFactory, container_factory: ContainerFactory
+) -> None:
+    # The container's log holds markup and a script: the page must show it as text.
+    script = (
+        "echo '<img src=x onerror=\"window.pwned=1\">'; echo '<b>bold</b> & done';"
+        " exec httpd -f -p 8080 -h /www"
+    )
+    web = container_factory(name="web", command=script, publish=True)
+    config = f"""
+api: {{listen: 127.0.0.1:{free_port()}}}
+monitoring:
+  health_check_interval: 30s
+  failure_threshold: 1
+playbooks_dir: {REPO_PLAYBOOKS}
+services:
+  web:
+    check: {{type: container}}
+    container: {web.name}
+"""
+    daemon = medic_daemon(config)
+    await open_page(page, daemon)
+    web.container.kill()
+    shown = "#recoveries li[data-service='web'][data-outcome='succeeded'] details.evidence"
+    await async_wait_for(lambda: text_of(page, shown), 30, message="the evidence on the page")
+    await page.evaluate(f"document.querySelector({shown!r}).open = true")
+    log = await text_of(page, shown + " pre.evidence-log")
+    assert '<img src=x onerror="window.pwned=1">' in log
+    assert "<b>bold</b> & done" in log
+    summary = await text_of(page, shown + " summary")
+    assert "exit code 137" in summary and "OOMKilled false" in summary, summary
+    markup = f"document.querySelector({shown!r}).querySelectorAll('img, b').length"
+    assert await page.evaluate(markup) == 0
+    assert await page.evaluate("window.pwned === undefined")
