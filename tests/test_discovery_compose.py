@@ -13,6 +13,7 @@ from typing import Any
 
 import docker
 
+from medic.core.vocabulary import FailureType
 from medic.orchestrator import ControlPlaneOrchestrator
 from tests.helpers import REPO_ROOT, wait_for
 from tests.plugins.inprocess import BusWatch, OrchestratorFactory
@@ -39,6 +40,9 @@ services:
       com.docker.compose.depends_on: "db:service_started:false"
   vpn:
     <<: *medic
+    labels:
+      <<: *labels
+      medic.recovery.unhealthy_response: recreate-container
   sidecar:
     <<: *medic
     command: [sleep, "100000"]
@@ -227,5 +231,15 @@ async def test_the_sidecar_follows_its_parent_restarted_or_recreated(
         assert new_sidecar.attrs["HostConfig"]["NetworkMode"] == f"container:{new_vpn.id}"
         assert new_sidecar.status == "running" and new_sidecar.name == sidecar.name
         assert sidecar.name in project.run("ps")
+
+        # medic's own recreate-container playbook on the vpn: the sidecar follows again.
+        result = await orch.engine.remediate("vpn", FailureType.UNHEALTHY_RESPONSE, dry_run=False)
+        assert (result.playbook, result.outcome) == ("recreate-container", "succeeded"), result
+        newest_vpn = project.container(docker_client, "vpn")
+        followed = await events.next("sidecar.followed", container=sidecar.name, action="recreate")
+        await settle(starts, ["vpn", "sidecar"] * 3)
+        last = project.container(docker_client, "sidecar")
+        assert last.id == followed.data["new_id"] != new_sidecar.id
+        assert last.attrs["HostConfig"]["NetworkMode"] == f"container:{newest_vpn.id}"
     finally:
         starts.close()

@@ -52,7 +52,9 @@ class SidecarFollower:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def on_event(self, event: DockerEvent) -> None:
-        if event.action in ("create", "start") and event.container_id:
+        # Learnt from any event (its labels and name come with it): a parent
+        # recreated before any listing is still known by its old id.
+        if event.container_id:
             self._known.setdefault(event.container_id, identity(event.container, event.attributes))
         if event.action == "start":
             task = asyncio.ensure_future(self._follow(event))
@@ -93,10 +95,13 @@ class SidecarFollower:
             len(ref) >= 12 and parent.container_id.startswith(ref)
         ):
             return "restart"
-        if any(r.id.startswith(ref) or r.name == ref for r in rows):
+        # The parent's predecessor, stopped (medic removes it only once the new
+        # one runs) or gone: the namespace the sidecar joined is no more.
+        holder = next((r for r in rows if r.id.startswith(ref) or r.name == ref), None)
+        if holder is not None and holder.status == "running":
             return None  # another parent, alive
-        gone = next((i for k, i in self._known.items() if k.startswith(ref)), None)
-        return "recreate" if gone == self._known.get(parent.container_id) else None
+        was = next((i for k, i in self._known.items() if k.startswith(ref)), None)
+        return "recreate" if was == self._known.get(parent.container_id) else None
 
     async def _bring(self, sidecar: ContainerInfo, parent: DockerEvent, how: str) -> None:
         fields: dict[str, Any] = {
