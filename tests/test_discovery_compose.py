@@ -6,10 +6,14 @@ a Compose file written for autoheal works as it is."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 from typing import Any
 
 import docker
 
+from medic.core.vocabulary import FailureType
 from medic.orchestrator import ControlPlaneOrchestrator
 from tests.helpers import REPO_ROOT, wait_for
 from tests.plugins.inprocess import BusWatch, OrchestratorFactory
@@ -36,6 +40,9 @@ services:
       com.docker.compose.depends_on: "db:service_started:false"
   vpn:
     <<: *medic
+    labels:
+      <<: *labels
+      medic.recovery.unhealthy_response: recreate-container
   sidecar:
     <<: *medic
     command: [sleep, "100000"]
@@ -152,3 +159,87 @@ async def test_a_container_recreated_with_other_labels_gets_them(
     assert status(orch, "app")["interval_seconds"] == 7.0
     assert orch.discovery_errors() == []
     assert events.count("discovery.error") == 0
+
+
+class ProjectStarts:
+    """Docker's own ``start`` events of a Compose project's containers: (service, id), in order."""
+
+    def __init__(self, client: docker.DockerClient, project: str) -> None:
+        self.starts: list[tuple[str, str]] = []
+        label = f"com.docker.compose.project={project}"
+        self._stream = client.api.events(
+            decode=True, filters={"label": label, "event": "start", "type": "container"}
+        )
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            for event in self._stream:
+                attributes = event["Actor"]["Attributes"]
+                self.starts.append((attributes["com.docker.compose.service"], event["id"]))
+        except Exception:  # noqa: BLE001 - the stream ends when closed
+            return
+
+    def services(self) -> list[str]:
+        return [service for service, _ in self.starts]
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+async def settle(starts: ProjectStarts, expected: list[str], quiet_s: float = 3.0) -> None:
+    """``expected`` starts came, then nothing more for ``quiet_s``."""
+    deadline = time.monotonic() + 30
+    while starts.services() != expected:
+        assert len(starts.services()) < len(expected), starts.services()
+        assert time.monotonic() < deadline, f"starts {starts.services()}, expected {expected}"
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(quiet_s)
+    assert starts.services() == expected, "more starts than the heal needs"
+
+
+async def test_the_sidecar_follows_its_parent_restarted_or_recreated(
+    orchestrator: OrchestratorFactory, compose_project: Any, docker_client: docker.DockerClient
+) -> None:
+    project = compose_project(STACK)
+    orch = await orchestrator(config("{discover: labeled}"))
+    events = BusWatch(orch.bus, after=0)
+    await all_healthy(events, {"db", "web", "vpn", "sidecar"})
+    vpn, sidecar = (project.container(docker_client, s) for s in ("vpn", "sidecar"))
+    assert sidecar.attrs["HostConfig"]["NetworkMode"] == f"container:{vpn.id}"
+    starts = ProjectStarts(docker_client, project.name)
+    try:
+        # The vpn crashes: medic heals it, then the sidecar restarts in its new namespace.
+        docker_client.api.kill(vpn.id)
+        await events.next("recovery.succeeded", service="vpn")
+        followed = await events.next("sidecar.followed", container=sidecar.name)
+        assert followed.data["action"] == "restart"
+        await settle(starts, ["vpn", "sidecar"])
+        assert [i for _, i in starts.starts] == [vpn.id, sidecar.id]
+        sidecar.reload()
+        assert sidecar.status == "running"
+
+        # The vpn is recreated (a new id): the namespace the sidecar joined is
+        # gone, so the sidecar is recreated in the new vpn's.
+        project.run("up", "-d", "--force-recreate", "--no-deps", "vpn")
+        new_vpn = project.container(docker_client, "vpn")
+        followed = await events.next("sidecar.followed", container=sidecar.name, action="recreate")
+        await settle(starts, ["vpn", "sidecar", "vpn", "sidecar"])
+        new_sidecar = project.container(docker_client, "sidecar")
+        assert new_sidecar.id == followed.data["new_id"] != sidecar.id
+        assert new_sidecar.attrs["HostConfig"]["NetworkMode"] == f"container:{new_vpn.id}"
+        assert new_sidecar.status == "running" and new_sidecar.name == sidecar.name
+        assert sidecar.name in project.run("ps")
+
+        # medic's own recreate-container playbook on the vpn: the sidecar follows again.
+        result = await orch.engine.remediate("vpn", FailureType.UNHEALTHY_RESPONSE, dry_run=False)
+        assert (result.playbook, result.outcome) == ("recreate-container", "succeeded"), result
+        newest_vpn = project.container(docker_client, "vpn")
+        followed = await events.next("sidecar.followed", container=sidecar.name, action="recreate")
+        await settle(starts, ["vpn", "sidecar"] * 3)
+        last = project.container(docker_client, "sidecar")
+        assert last.id == followed.data["new_id"] != new_sidecar.id
+        assert last.attrs["HostConfig"]["NetworkMode"] == f"container:{newest_vpn.id}"
+    finally:
+        starts.close()

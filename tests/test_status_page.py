@@ -287,3 +287,41 @@ services:
     )
     assert await row_status(page, "svc-web") == "paused"
     assert note == "maintenance, ends in 2h: disk swap (by 127.0.0.1)"
+
+
+async def test_a_recoverys_evidence_is_shown_as_text_never_markup(
+    page: Page, medic_daemon: DaemonFactory, container_factory: ContainerFactory
+) -> None:
+    # The container's log holds markup and a script: the page must show it as text.
+    script = (
+        "echo '<img src=x onerror=\"window.pwned=1\">'; echo '<b>bold</b> & done';"
+        " exec httpd -f -p 8080 -h /www"
+    )
+    web = container_factory(name="web", command=script, publish=True)
+    config = f"""
+api: {{listen: 127.0.0.1:{free_port()}}}
+monitoring:
+  health_check_interval: 30s
+  failure_threshold: 1
+playbooks_dir: {REPO_PLAYBOOKS}
+services:
+  web:
+    check: {{type: container}}
+    container: {web.name}
+"""
+    daemon = medic_daemon(config)
+    await open_page(page, daemon)
+    web.container.kill()
+    shown = "#recoveries li[data-service='web'][data-outcome='succeeded'] details.more"
+    await async_wait_for(lambda: text_of(page, shown), 30, message="the recovery on the page")
+    await page.evaluate(f"document.querySelector({shown!r}).open = true")  # loads it
+    log = await async_wait_for(
+        lambda: text_of(page, shown + " pre.evidence-log"), 15, message="the evidence's log"
+    )
+    assert '<img src=x onerror="window.pwned=1">' in log
+    assert "<b>bold</b> & done" in log
+    facts = " ".join((await text_of(page, shown + " dl.evidence")).split())
+    assert "exit code 137" in facts and "OOMKilled false" in facts, facts
+    markup = f"document.querySelector({shown!r}).querySelectorAll('img, b').length"
+    assert await page.evaluate(markup) == 0
+    assert await page.evaluate("window.pwned === undefined")

@@ -57,6 +57,7 @@ from medic.core.vocabulary import FailureType, Trigger
 from medic.heal.engine import RecoveryEngine
 from medic.heal.maintenance import Maintenance
 from medic.heal.run import RecoveryResult
+from medic.heal.sidecars import SidecarFollower
 from medic.host.resources import Resources
 from medic.host.wall_clock import WallClockWatch
 from medic.last_stop import settle_last_stop
@@ -116,7 +117,10 @@ class ControlPlaneOrchestrator:
         self.discovery = DockerLabelDiscovery(
             self.resources.docker, _discovery_settings(config), self.watched.apply_discovered
         )
-        self.docker_events = DockerStream(self.resources.docker, self.containers, self.discovery)
+        self.sidecars = SidecarFollower(self.resources.docker, self.bus)
+        self.docker_events = DockerStream(
+            self.resources.docker, self.containers, self.discovery, self.sidecars.on_event
+        )
         self._lifecycle: Lifecycle | None = None
         self._grace_s: float | None = None
         self._cut_off_runs: list[int] = []
@@ -210,7 +214,7 @@ class ControlPlaneOrchestrator:
             yield api
         yield Part("monitor", pair(self.monitor.start, self._close_monitor))
         yield Part("workflows", pair(self._apply_workflows, self._shutdown_workflows))
-        yield Part("docker events", pair(self.docker_events.start, self.docker_events.stop))
+        yield Part("docker events", pair(self.docker_events.start, self._stop_docker_events))
         yield Part("work", pair(self._take_work, self._stop_taking_work))
 
     def _open_store(self) -> None:
@@ -263,6 +267,10 @@ class ControlPlaneOrchestrator:
     def discovery_errors(self) -> list[dict[str, str]]:
         """Containers that are not watched because of a label, and why."""
         return [error.as_json() for error in self.watched.errors]
+
+    async def _stop_docker_events(self) -> None:
+        await self.docker_events.stop()
+        await self.sidecars.stop()
 
     def _take_work(self) -> None:
         # Coroutines, so that they run on the loop like every other use of the

@@ -33,6 +33,8 @@ from medic.core.vocabulary import (
 )
 from medic.store import (
     AuditEntry,
+    EvidenceRecord,
+    HealthProbeRecord,
     RecoveryRecord,
     RecoveryStepRecord,
     WorkflowCounts,
@@ -81,6 +83,18 @@ RECOVERY_EXAMPLE = RecoveryRecord(
             detail="healthy after 1.4s",
             duration_seconds=1.4011,
         ),
+    ),
+    evidence=EvidenceRecord(
+        container="web",
+        gathered_at=T0,
+        status="running",
+        exit_code=0,
+        oom_killed=False,
+        health_status="unhealthy",
+        health_log=(HealthProbeRecord("2026-01-01T12:00:00.0Z", 1, "curl: (7) Failed to connect"),),
+        log="GET /healthz 500\npanic: pool exhausted\n",
+        log_lines=2,
+        notes=(),
     ),
 )
 _WORKFLOW_STEP = WorkflowStepRecord(

@@ -145,6 +145,19 @@ class RestartContainerOptions(ActionOptions):
     stop timeout, else 10 s."""
 
 
+class RecreateContainerOptions(ActionOptions):
+    action: Literal["recreate_container"]
+    service_target = "container"
+    own_target_keys = ("container",)
+
+    container: str | None = None
+    """Name or id; defaults to the service's ``container:``."""
+    stop_timeout: Duration = 10.0
+    """Seconds Docker waits after SIGTERM before it kills the old container."""
+    network_mode: str | None = None
+    """Replaces the container's ``network_mode`` (e.g. ``container:<new parent id>``)."""
+
+
 class RestartProcessOptions(ActionOptions):
     action: Literal["restart_process"]
     service_target = "process"
@@ -289,6 +302,7 @@ ACTION_OPTIONS: tuple[type[ActionOptions], ...] = (
     HttpRequestOptions,
     NotifyOptions,
     ReconnectOptions,
+    RecreateContainerOptions,
     RestartContainerOptions,
     RestartProcessOptions,
     RestartUnitOptions,

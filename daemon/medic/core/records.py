@@ -46,3 +46,33 @@ class Pause:
     reason: str
     by: str
     started_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class HealthProbe:
+    """One HEALTHCHECK run as Docker kept it (``State.Health.Log``)."""
+
+    start: str
+    exit_code: int
+    output: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerEvidence:
+    """What a container showed before a recovery acted on it: what a restart
+    or a recreate loses (the state) and what an operator wants to read (the
+    log's tail), secrets masked."""
+
+    container: str
+    gathered_at: float
+    """``time.time()`` when it was asked for, before any step ran."""
+    status: str | None
+    exit_code: int | None
+    oom_killed: bool | None
+    health_status: str | None
+    health_log: tuple[HealthProbe, ...]
+    log: str
+    """The last lines of its log (stdout and stderr), at most ``LOG_BYTES``."""
+    log_lines: int
+    notes: tuple[str, ...] = ()
+    """What could not be kept, and why (the engine did not answer in time...)."""

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from medic.core.bus import EventBus
 from medic.core.clock import iso_mono
 from medic.core.logging import get_logger
-from medic.core.records import RecoveryStepEntry
+from medic.core.records import ContainerEvidence, RecoveryStepEntry
 from medic.core.vocabulary import FailureType, HoldReason, RecoveryOutcome
 from medic.heal.steps import StepRun
 from medic.host.subprocesses import SessionTracker
@@ -76,6 +76,9 @@ class RecoveryJournal(Protocol):
     def set_recovery_status(
         self, recovery_id: int, status: str, detail: str | None = None
     ) -> None: ...
+
+    def set_recovery_evidence(self, recovery_id: int, evidence: ContainerEvidence) -> None:
+        """What the container showed before the recovery acted on it."""
 
     def audit(self, kind: str, service: str | None = None, **data: Any) -> None: ...
 
@@ -226,6 +229,20 @@ class HealRecorder:
             outcome=out.outcome.value,
             detail=out.detail,
             duration_s=round(out.duration_s, 3),
+        )
+
+    def evidence_kept(self, service: str, recovery_id: int, evidence: ContainerEvidence) -> None:
+        self.journal.set_recovery_evidence(recovery_id, evidence)
+        log.info(
+            "recovery.evidence_kept",
+            message="Evidence kept: what the container showed before the recovery acted",
+            service=service,
+            recovery_id=recovery_id,
+            container=evidence.container,
+            exit_code=evidence.exit_code,
+            oom_killed=evidence.oom_killed,
+            log_lines=evidence.log_lines,
+            notes="; ".join(evidence.notes) or None,
         )
 
     def recovery_ended(

@@ -17,10 +17,12 @@ from typing import Any
 
 from medic.config.actions import ActionOptions
 from medic.config.models import Playbook
+from medic.core.records import ContainerEvidence
 from medic.core.vocabulary import FailureType, RecoveryOutcome, ServiceStatus, Trigger
 from medic.heal.actions.base import ActionContext, ServiceTarget
 from medic.heal.approval import Approvals, refusal_detail
 from medic.heal.circuits import Circuits
+from medic.heal.evidence import brief, evidence_target, gather_evidence, known_secrets
 from medic.heal.recording import HealRecorder
 from medic.heal.state import HealState, ServiceSource
 from medic.heal.steps import StepRun, run_step
@@ -61,6 +63,8 @@ class Recovery:
     rec_id: int = 0
     counted_at: float | None = None
     """When it was counted against the guardrails (None: it does not count)."""
+    evidence: ContainerEvidence | None = None
+    """What the container showed before the first step acted on it."""
     task: asyncio.Task[RecoveryResult] = field(init=False)
 
     def fields(self) -> dict[str, Any]:
@@ -131,12 +135,27 @@ async def _approved_then_run(run: Recovery, deps: RunDeps) -> tuple[RecoveryOutc
 async def _run_playbook(run: Recovery, deps: RunDeps) -> tuple[RecoveryOutcome, str]:
     playbook = run.playbook
     ctx = _context(run, deps)
+    keeping = await _start_evidence(run, deps, ctx)
     failed = await _run_steps(run, deps, playbook.steps, "steps", ctx)
+    if keeping is not None:
+        run.evidence = await keeping
+        deps.recorder.evidence_kept(run.state.name, run.rec_id, run.evidence)
     if failed is None:
         done = RecoveryOutcome.DRY_RUN if run.dry_run else RecoveryOutcome.SUCCEEDED
         return done, f"playbook {playbook.name} completed"
     await _run_steps(run, deps, playbook.on_failure, "on_failure", ctx, _ON_FAILURE_OFFSET)
     return RecoveryOutcome.FAILED, f"step {failed.action} {failed.outcome}: {failed.detail}"
+
+
+async def _start_evidence(
+    run: Recovery, deps: RunDeps, ctx: ActionContext
+) -> asyncio.Task[ContainerEvidence] | None:
+    """Before a playbook acts on a container: start keeping what it will lose."""
+    container = evidence_target(run.playbook, ctx.service)
+    if container is None or run.dry_run:
+        return None
+    secrets = known_secrets(ctx.service)
+    return await gather_evidence(deps.resources.docker, container, secrets)
 
 
 async def _run_steps(
@@ -202,6 +221,8 @@ async def _finish(
         "detail": detail,
         "duration_seconds": round(duration, 3),
     }
+    if run.evidence is not None:
+        payload["evidence"] = brief(run.evidence)
     deps.recorder.recovery_ended(payload, outcome, duration)
     state.end_recovery()
     run.heal.held_reason = None

@@ -289,6 +289,19 @@ class DockerGateway:
         data = await self._run(lambda api: api.inspect_container(container))
         return ContainerState.from_inspect(data)
 
+    async def inspect_raw(self, container: str) -> dict[str, Any]:
+        """The engine's whole ``inspect`` answer (configuration and state)."""
+        return dict(await self._run(lambda api: api.inspect_container(container)))
+
+    async def log_tail(self, container: str, lines: int, until: float) -> bytes:
+        """The last ``lines`` lines of the container's log (stdout and stderr,
+        interleaved) written before ``until`` (``time.time()``)."""
+        return bytes(
+            await self._run(
+                lambda api: api.logs(container, stdout=True, stderr=True, tail=lines, until=until)
+            )
+        )
+
     async def describe(self, container: str) -> ContainerInfo:
         data = await self._run(lambda api: api.inspect_container(container))
         return ContainerInfo.from_inspect(data)
@@ -306,6 +319,37 @@ class DockerGateway:
 
     async def unpause(self, container: str) -> None:
         await self._run(lambda api: api.unpause(container))
+
+    # recreate_container: create, join, stop, rename, remove ---------------------------
+
+    async def create_from(self, name: str, body: dict[str, Any]) -> str:
+        """Create a container named ``name`` from a full create body; its id."""
+        made = await self._run(
+            lambda api: api.create_container_from_config(body, name=name)  # type: ignore[no-untyped-call]
+        )
+        return str(made["Id"])
+
+    async def join_network(self, container: str, network: str, endpoint: dict[str, Any]) -> None:
+        await self._run(
+            lambda api: api.connect_container_to_network(
+                container,
+                network,
+                aliases=endpoint.get("Aliases"),
+                links=endpoint.get("Links"),
+                ipv4_address=(endpoint.get("IPAMConfig") or {}).get("IPv4Address"),
+                ipv6_address=(endpoint.get("IPAMConfig") or {}).get("IPv6Address"),
+            )
+        )
+
+    async def stop(self, container: str, stop_timeout_s: int) -> None:
+        await self._run(lambda api: api.stop(container, timeout=stop_timeout_s))
+
+    async def rename(self, container: str, name: str) -> None:
+        await self._run(lambda api: api.rename(container, name))
+
+    async def remove(self, container: str) -> None:
+        """Remove a container (forced), never its volumes."""
+        await self._run(lambda api: api.remove_container(container, force=True, v=False))
 
     def event_stream(self) -> EventStream:
         """A blocking iterator of container events; iterate it on a thread."""

@@ -25,6 +25,8 @@ from medic.store.pauses import Pauses
 from medic.store.records import (
     NO_RUNS,
     AuditEntry,
+    EvidenceRecord,
+    HealthProbeRecord,
     RecoveryRecord,
     RecoveryStart,
     RecoveryStepRecord,
@@ -52,6 +54,8 @@ class Store(Transitions, Recoveries, WorkflowRuns, AuditTrail, Sessions, Pauses,
 __all__ = [
     "NO_RUNS",
     "AuditEntry",
+    "EvidenceRecord",
+    "HealthProbeRecord",
     "HistoryHealth",
     "HistoryObserver",
     "RecoveryRecord",

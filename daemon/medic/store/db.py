@@ -80,6 +80,11 @@ MIGRATIONS = (
     # 3: services in maintenance (``medic pause``, windows) stay paused across restarts.
     "CREATE TABLE IF NOT EXISTS pauses ("
     " service TEXT PRIMARY KEY, until REAL, reason TEXT, paused_by TEXT, at REAL NOT NULL)",
+    # 4: what a container showed before a recovery acted on it (its log's tail,
+    # exit code, OOMKilled, HEALTHCHECK runs), as JSON: one row per recovery.
+    "CREATE TABLE IF NOT EXISTS recovery_evidence ("
+    " recovery_id INTEGER PRIMARY KEY REFERENCES recoveries(id) ON DELETE CASCADE,"
+    " data TEXT NOT NULL)",
 )
 
 # Tables whose ids the store hands out itself (see the module docstring).

@@ -76,6 +76,36 @@ class RecoveryStepRecord(JsonRecord):
 
 
 @dataclass(frozen=True, slots=True)
+class HealthProbeRecord(JsonRecord):
+    """One HEALTHCHECK run as Docker kept it."""
+
+    start: str
+    exit_code: int
+    output: str
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceRecord(JsonRecord):
+    """What the container showed before the recovery acted on it: what a restart
+    or a recreate loses. Secrets medic knows are masked (``***``)."""
+
+    container: str
+    gathered_at: datetime
+    status: str | None
+    """Docker's state then: exited, running, restarting..."""
+    exit_code: int | None
+    oom_killed: bool | None
+    health_status: str | None
+    health_log: tuple[HealthProbeRecord, ...]
+    """Docker's last HEALTHCHECK runs, oldest first."""
+    log: str
+    """The last lines of its log (stdout and stderr interleaved), at most 50 lines and 8 KiB."""
+    log_lines: Count
+    notes: tuple[str, ...]
+    """What could not be kept, and why (e.g. the engine did not answer in time)."""
+
+
+@dataclass(frozen=True, slots=True)
 class RecoveryRecord(JsonRecord):
     """One recovery of a service: its playbook, trigger, outcome and steps."""
 
@@ -93,6 +123,9 @@ class RecoveryRecord(JsonRecord):
     facts: Mapping[str, Any]
     """What medic knew when it started (the failing check's detail, ...)."""
     steps: tuple[RecoveryStepRecord, ...]
+    evidence: EvidenceRecord | None = None
+    """What the container showed before the recovery acted on it (None: the
+    playbook did not act on a container, or nothing could be read)."""
 
     def summary_json(self) -> dict[str, Any]:
         """The recovery as ``get_system_status()["recovery_history"]`` lists it."""

@@ -6,14 +6,21 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from dataclasses import asdict
 from types import MappingProxyType
 from typing import Any
 
 from medic.core.clock import utc
-from medic.core.records import RecoveryStepEntry
+from medic.core.records import ContainerEvidence, RecoveryStepEntry
 from medic.core.vocabulary import FailureType, RecoveryOutcome, StepOutcome, Trigger
 from medic.store.db import Database, StepWrite, sees_pending, span
-from medic.store.records import RecoveryRecord, RecoveryStart, RecoveryStepRecord
+from medic.store.records import (
+    EvidenceRecord,
+    HealthProbeRecord,
+    RecoveryRecord,
+    RecoveryStart,
+    RecoveryStepRecord,
+)
 
 UNFINISHED = tuple(outcome.value for outcome in RecoveryOutcome if not outcome.finished)
 """``running`` and ``waiting_approval``: a recovery in these has no end yet."""
@@ -57,6 +64,16 @@ class Recoveries(Database):
         values = (step.position, step.phase, step.action, step.description, step.outcome)
         row = StepWrite(own, values, step.detail, step.output, step.started_at, step.duration_s)
         self._insert_step("recovery_steps", ("recovery_id", recovery_id), row)
+
+    def set_recovery_evidence(self, recovery_id: int, evidence: ContainerEvidence) -> None:
+        """Keep what the container showed before the recovery acted (once per recovery)."""
+        self._write(
+            "recovery.evidence",
+            (
+                "INSERT OR REPLACE INTO recovery_evidence(recovery_id, data) VALUES (?, ?)",
+                (recovery_id, json.dumps(asdict(evidence))),
+            ),
+        )
 
     def set_recovery_status(self, recovery_id: int, status: str, detail: str | None = None) -> None:
         ended = None if status in UNFINISHED else time.time()
@@ -108,6 +125,9 @@ class Recoveries(Database):
             "SELECT * FROM recovery_steps WHERE recovery_id=? ORDER BY id", (row["id"],)
         )
         failure_type = row["failure_type"]
+        kept = self._db.execute(
+            "SELECT data FROM recovery_evidence WHERE recovery_id=?", (row["id"],)
+        ).fetchone()
         return RecoveryRecord(
             id=row["id"],
             service=row["service"],
@@ -120,6 +140,7 @@ class Recoveries(Database):
             detail=row["detail"],
             facts=MappingProxyType(json.loads(row["facts"] or "{}")),
             steps=tuple(_step(step) for step in steps),
+            evidence=_evidence(kept[0]) if kept else None,
         )
 
 
@@ -135,4 +156,23 @@ def _step(row: sqlite3.Row) -> RecoveryStepRecord:
         output=row["output"],
         started_at=utc(row["started_at"]),
         duration_seconds=round(duration, 4) if duration is not None else None,
+    )
+
+
+def _evidence(text: str) -> EvidenceRecord:
+    data = json.loads(text)
+    return EvidenceRecord(
+        container=str(data["container"]),
+        gathered_at=utc(float(data["gathered_at"])),
+        status=data.get("status"),
+        exit_code=data.get("exit_code"),
+        oom_killed=data.get("oom_killed"),
+        health_status=data.get("health_status"),
+        health_log=tuple(
+            HealthProbeRecord(str(p["start"]), int(p["exit_code"]), str(p["output"]))
+            for p in data.get("health_log") or ()
+        ),
+        log=str(data.get("log") or ""),
+        log_lines=int(data.get("log_lines") or 0),
+        notes=tuple(str(n) for n in data.get("notes") or ()),
     )

@@ -14,6 +14,7 @@ from medic.heal.actions.base import Action
 from medic.heal.actions.http_request import HttpRequest
 from medic.heal.actions.notify import Notify
 from medic.heal.actions.reconnect import Reconnect
+from medic.heal.actions.recreate_container import RecreateContainer
 from medic.heal.actions.restart_container import RestartContainer
 from medic.heal.actions.restart_process import RestartProcess
 from medic.heal.actions.restart_unit import RestartUnit
@@ -28,6 +29,7 @@ _PLUGINS: tuple[type[Action[Any]], ...] = (
     HttpRequest,
     Notify,
     Reconnect,
+    RecreateContainer,
     RestartContainer,
     RestartProcess,
     RestartUnit,

@@ -6,6 +6,8 @@ needs it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from medic.host.docker import DockerEvent, DockerGateway
 from medic.host.docker_events import DockerEventListener
 from medic.watch.containers import ContainerEvents
@@ -17,10 +19,16 @@ DISCOVERY_ONLY = frozenset({"create", "destroy", "rename"})
 
 class DockerStream:
     def __init__(
-        self, gateway: DockerGateway, containers: ContainerEvents, discovery: DockerLabelDiscovery
+        self,
+        gateway: DockerGateway,
+        containers: ContainerEvents,
+        discovery: DockerLabelDiscovery,
+        also: Callable[[DockerEvent], None] | None = None,
     ) -> None:
+        """``also`` hears every event last (the heal side's sidecar follower)."""
         self.containers = containers
         self.discovery = discovery
+        self._also = also
         self.listener = DockerEventListener(gateway, self._on_event, self._on_connected)
 
     def start(self) -> None:
@@ -39,6 +47,8 @@ class DockerStream:
         if event.action not in DISCOVERY_ONLY:
             self.containers.on_event(event)
         self.discovery.on_event(event)
+        if self._also is not None:
+            self._also(event)
 
     def _on_connected(self) -> None:
         self.containers.on_connected()
