@@ -34,5 +34,6 @@ pytest_plugins = [
     "tests.plugins.daemon",
     "tests.plugins.inprocess",
     "tests.plugins.fulldisk",
+    "tests.plugins.etcd",
     "tests.dockerwatch",
 ]

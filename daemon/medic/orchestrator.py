@@ -49,6 +49,7 @@ from medic.core.bus import EventBus
 from medic.core.lifecycle import Lifecycle, Part, pair
 from medic.core.logging import get_logger
 from medic.core.vocabulary import FailureType, Trigger
+from medic.fleet.wiring import join_fleet
 from medic.heal.engine import RecoveryEngine
 from medic.heal.run import RecoveryResult
 from medic.host.docker_events import DockerEventListener
@@ -134,6 +135,9 @@ class ControlPlaneOrchestrator:
             gates=[ContainerStopGate(self._intent)],
         )
         self.engine.attach(self.monitor)
+        self.fleet = join_fleet(
+            config.model.fleet, self.engine, self.monitor, self.metrics.registry
+        )
 
     @classmethod
     def from_config(
@@ -174,6 +178,8 @@ class ControlPlaneOrchestrator:
         yield Part("processes", pair(self._start_processes, self.resources.processes.shutdown))
         if api is not None:
             yield api
+        if self.fleet is not None:  # the coordinator joins before the first check
+            yield Part("fleet", pair(self.fleet.start, self.fleet.stop))
         yield Part("monitor", pair(self.monitor.start, self._close_monitor))
         yield Part("workflows", pair(self._apply_workflows, self._shutdown_workflows))
         yield Part("docker events", pair(self._listen_to_docker, self.docker_events.stop))

@@ -17,6 +17,7 @@ import asyncio
 from aiohttp import web
 
 from medic.api import routes_daemon as daemon
+from medic.api import routes_fleet as fleet
 from medic.api import routes_recoveries as recoveries
 from medic.api import routes_services as services
 from medic.api import routes_workflows as workflows
@@ -52,6 +53,9 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/api/v1/events", events),
     ("GET", OPENAPI_PATH, daemon.openapi_document),
     ("POST", "/api/v1/reload", daemon.reload),
+    ("GET", "/api/v1/fleet", fleet.fleet_view),
+    ("POST", "/api/v1/fleet/stop", fleet.fleet_stop),
+    ("POST", "/api/v1/fleet/resume", fleet.fleet_resume),
 )
 """Every route, in the order they are added: method, path, handler."""
 

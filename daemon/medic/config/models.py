@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from medic.config.actions import ACTION_OPTIONS, ActionOptions, StepRetry
 from medic.config.checks import CHECK_OPTIONS, CheckOptions
+from medic.config.fleet import FleetConfig
 from medic.config.types import Argv, Duration, RelPath
 from medic.core.errors import ConfigIssue
 from medic.core.vocabulary import FailureType
@@ -149,6 +150,8 @@ class ServiceConfig(Section):
     recovery: dict[FailureType, str] = Field(default_factory=dict)
     """Failure type -> playbook name; overrides matching by ``failure_types``."""
     enabled: bool = True
+    shared: bool = False
+    """With ``fleet:``: one host at a time heals it (a dependency every host sees)."""
 
 
 class ScheduleConfig(Section):
@@ -218,6 +221,7 @@ class Config(Section):
     services: dict[str, ServiceConfig] = Field(default_factory=dict)
     workflows: dict[str, WorkflowConfig] = Field(default_factory=dict)
     notifications: NotificationsConfig = NotificationsConfig()
+    fleet: FleetConfig | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -257,6 +261,7 @@ class ServiceSpec:
     depends_on: tuple[str, ...] = ()
     recovery: dict[FailureType, str] = field(default_factory=dict)
     description: str = ""
+    shared: bool = False
 
     @classmethod
     def resolve(cls, name: str, svc: ServiceConfig, mon: MonitoringConfig) -> ServiceSpec:
@@ -276,6 +281,7 @@ class ServiceSpec:
             depends_on=tuple(svc.depends_on),
             recovery=dict(svc.recovery),
             description=svc.description,
+            shared=svc.shared,
         )
 
 

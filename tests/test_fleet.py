@@ -1,0 +1,145 @@
+"""Several medics as one fleet through a real 3-member etcd cluster (issue 14).
+
+Three daemons on this machine act as three hosts (own state dirs, API ports,
+``fleet.host``). The shared dependency is a flag file every host checks
+(``command`` check); healing it runs a playbook step that appends the healing
+host's name to ``starts`` (so the starts are counted) and creates the flag.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.helpers import free_port, wait_for
+from tests.plugins.daemon import DaemonFactory, DaemonProcess
+from tests.plugins.etcd import EtcdCluster
+
+TOKEN = "fleet-test-token"
+
+HEAL_PLAYBOOK = """
+description: start the shared dependency (counted)
+failure_types: [unhealthy_response, service_crash]
+steps:
+  - action: run_command
+    command: [sh, -c, 'echo "$MEDIC_FLEET_HOST" >> "$0/starts"; sleep 2; touch "$0/up"', "{dir}"]
+    timeout: 30s
+  - {{action: run_command, command: [touch, "{dir}/up"]}}
+"""
+
+
+def fleet_config(dir_: Path, api_port: int, host: str, endpoints: list[str]) -> str:
+    return f"""
+api: {{listen: 127.0.0.1:{api_port}, token_env: MEDIC_API_TOKEN}}
+monitoring:
+  health_check_interval: 300ms
+  failure_threshold: 1
+  recovery: {{max_attempts: 10, backoff: {{initial: 500ms, max: 1s}}}}
+playbooks_dir: playbooks
+fleet:
+  etcd: {{endpoints: {json.dumps(endpoints)}, prefix: /medic-test}}
+  host: {host}
+  group: test
+  lease_ttl: 3s
+services:
+  shared-db:
+    check: {{type: command, command: [test, -f, "{dir_}/up"]}}
+    shared: true
+    recovery: {{unhealthy_response: start-shared}}
+"""
+
+
+def start_fleet(
+    medic_daemon: DaemonFactory, etcd: EtcdCluster, tmp_path: Path
+) -> list[DaemonProcess]:
+    medic_daemon.write_playbooks({"start-shared": HEAL_PLAYBOOK.format(dir=tmp_path)})
+    daemons = []
+    for index in range(3):
+        host = f"host-{index}"
+        port = free_port()
+        config = fleet_config(tmp_path, port, host, etcd.endpoints)
+        daemons.append(
+            medic_daemon(
+                config,
+                env={"MEDIC_API_TOKEN": TOKEN, "MEDIC_FLEET_HOST": host},
+                state_dir=tmp_path / f"state-{index}",
+            )
+        )
+    for daemon in daemons:
+        wait_for(
+            lambda d=daemon: d.get("/api/v1/fleet")[1].get("connected"),  # type: ignore[misc]
+            timeout=15,
+            message="daemon connected to etcd",
+        )
+    return daemons
+
+
+def starts(tmp_path: Path) -> list[str]:
+    path = tmp_path / "starts"
+    return path.read_text().split() if path.exists() else []
+
+
+def test_exactly_one_host_heals_a_shared_dependency(
+    medic_daemon: DaemonFactory, etcd_cluster: EtcdCluster, tmp_path: Path
+) -> None:
+    (tmp_path / "up").touch()
+    daemons = start_fleet(medic_daemon, etcd_cluster, tmp_path)
+    wait_for(lambda: len(daemons[0].get("/api/v1/fleet")[1]["hosts"]) == 3, timeout=10)
+    (tmp_path / "up").unlink()  # the shared dependency goes down for every host
+    wait_for(lambda: (tmp_path / "up").exists(), timeout=20, message="healed")
+    time.sleep(2)  # any second heal would have started by now
+    assert len(starts(tmp_path)) == 1, starts(tmp_path)
+    holds = [
+        entry
+        for d in daemons
+        for entry in d.get("/api/v1/audit?kind=recovery.held")[1].get("audit", [])
+    ]
+    assert any("healed_elsewhere" in json.dumps(entry) for entry in holds), holds
+
+
+def test_emergency_stop_reaches_every_host_within_a_second(
+    medic_daemon: DaemonFactory, etcd_cluster: EtcdCluster, tmp_path: Path
+) -> None:
+    (tmp_path / "up").touch()
+    daemons = start_fleet(medic_daemon, etcd_cluster, tmp_path)
+    t0 = time.monotonic()
+    status, body = daemons[0].post("/api/v1/fleet/stop", {"reason": "bad deploy"}, token=TOKEN)
+    assert status == 200, body
+    for daemon in daemons:
+        wait_for(
+            lambda d=daemon: d.get("/api/v1/fleet")[1]["emergency_stop"],  # type: ignore[misc]
+            timeout=1.0 - (time.monotonic() - t0),
+            interval=0.02,
+            message="emergency stop seen",
+        )
+    assert time.monotonic() - t0 < 1.0
+    (tmp_path / "up").unlink()
+    time.sleep(2)
+    assert starts(tmp_path) == [], "nothing heals during an emergency stop"
+    status, _ = daemons[1].post("/api/v1/fleet/resume", {}, token=TOKEN)
+    assert status == 200
+    wait_for(lambda: (tmp_path / "up").exists(), timeout=15, message="healed after resume")
+    assert len(starts(tmp_path)) == 1
+
+
+def test_a_daemon_without_fleet_never_imports_aetcd(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"services:\n  up:\n    check: {{type: tcp, port: {free_port()}}}\n")
+    probe = (
+        "import sys\n"
+        "from medic.orchestrator import ControlPlaneOrchestrator\n"
+        "from medic.api.app import build_app\n"
+        f"o = ControlPlaneOrchestrator.from_config({str(config)!r}, state_dir={str(tmp_path)!r})\n"
+        "assert o.fleet is None\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('aetcd', 'grpc')))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "daemon")}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
