@@ -3,13 +3,16 @@
 Three daemons on this machine act as three hosts (own state dirs, API ports,
 ``fleet.host``). The shared dependency is a flag file every host checks
 (``command`` check); healing it runs a playbook step that appends the healing
-host's name to ``starts`` (so the starts are counted) and creates the flag.
+host's name to ``starts`` (so the starts are counted) and takes 2 s; a
+second step creates the flag (so a host killed or frozen in the first step
+never brings it up itself).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -26,7 +29,7 @@ description: start the shared dependency (counted)
 failure_types: [unhealthy_response, service_crash]
 steps:
   - action: run_command
-    command: [sh, -c, 'echo "$MEDIC_FLEET_HOST" >> "$0/starts"; sleep 2; touch "$0/up"', "{dir}"]
+    command: [sh, -c, 'echo "$MEDIC_FLEET_HOST" >> "$0/starts"; sleep 2', "{dir}"]
     timeout: 30s
   - {{action: run_command, command: [touch, "{dir}/up"]}}
 """
@@ -143,3 +146,45 @@ def test_a_daemon_without_fleet_never_imports_aetcd(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def holder(daemons: list[DaemonProcess], tmp_path: Path) -> DaemonProcess:
+    first = wait_for(lambda: starts(tmp_path), timeout=20, message="a host starts healing")
+    return daemons[int(first[0].rsplit("-", 1)[1])]
+
+
+def test_kill_9_of_the_holder_mid_heal_another_host_finishes(
+    medic_daemon: DaemonFactory, etcd_cluster: EtcdCluster, tmp_path: Path
+) -> None:
+    (tmp_path / "up").touch()
+    daemons = start_fleet(medic_daemon, etcd_cluster, tmp_path)
+    (tmp_path / "up").unlink()
+    dead = holder(daemons, tmp_path)
+    dead.kill()
+    t0 = time.monotonic()
+    # lease_ttl 3 s, then a check (300 ms), then the 2 s playbook: 10 s is the margin.
+    wait_for(lambda: (tmp_path / "up").exists(), timeout=3 + 10, message="another host healed")
+    healers = starts(tmp_path)
+    assert len(healers) == 2 and healers[0] != healers[1], healers
+    assert time.monotonic() - t0 < 13
+
+
+def test_a_holder_frozen_past_its_lease_is_fenced_out(
+    medic_daemon: DaemonFactory, etcd_cluster: EtcdCluster, tmp_path: Path
+) -> None:
+    (tmp_path / "up").touch()
+    daemons = start_fleet(medic_daemon, etcd_cluster, tmp_path)
+    (tmp_path / "up").unlink()
+    frozen = holder(daemons, tmp_path)
+    frozen.send_signal(signal.SIGSTOP)
+    try:
+        wait_for(lambda: (tmp_path / "up").exists(), timeout=15, message="another host healed")
+    finally:
+        frozen.send_signal(signal.SIGCONT)
+    assert len(starts(tmp_path)) == 2
+
+    def fenced() -> bool:
+        recs = frozen.get("/api/v1/recoveries?service=shared-db")[1]["recoveries"]
+        return any(r["outcome"] == "fenced_out" for r in recs)
+
+    wait_for(fenced, timeout=10, message="the frozen holder's recovery ends fenced_out")

@@ -137,7 +137,7 @@ class FleetGate:
         async def txn(c: aetcd.Client) -> bool:
             t = c.transactions
             ok, _ = await c.transaction(
-                compare=[t.create(key) == 0], success=[t.put(key, body, lease=lease_id)]
+                compare=[t.create(key) == 0], success=[t.put(key, body, lease=lease_id)], failure=[]
             )
             return bool(ok)
 
@@ -213,6 +213,7 @@ class FleetGate:
             ok, _ = await c.transaction(
                 compare=[t.create(lock) == fence],
                 success=[t.put(result, json.dumps(body).encode()), t.delete(lock)],
+                failure=[],
             )
             return bool(ok)
 
