@@ -87,7 +87,7 @@ def starts(tmp_path: Path) -> list[str]:
 
 
 def test_exactly_one_host_heals_a_shared_dependency(
-    medic_daemon: DaemonFactory, etcd_cluster: EtcdCluster, tmp_path: Path
+    etcd_cluster: EtcdCluster, medic_daemon: DaemonFactory, tmp_path: Path
 ) -> None:
     (tmp_path / "up").touch()
     daemons = start_fleet(medic_daemon, etcd_cluster, tmp_path)
@@ -105,7 +105,7 @@ def test_exactly_one_host_heals_a_shared_dependency(
 
 
 def test_emergency_stop_reaches_every_host_within_a_second(
-    medic_daemon: DaemonFactory, etcd_cluster: EtcdCluster, tmp_path: Path
+    etcd_cluster: EtcdCluster, medic_daemon: DaemonFactory, tmp_path: Path
 ) -> None:
     (tmp_path / "up").touch()
     daemons = start_fleet(medic_daemon, etcd_cluster, tmp_path)
@@ -154,7 +154,7 @@ def holder(daemons: list[DaemonProcess], tmp_path: Path) -> DaemonProcess:
 
 
 def test_kill_9_of_the_holder_mid_heal_another_host_finishes(
-    medic_daemon: DaemonFactory, etcd_cluster: EtcdCluster, tmp_path: Path
+    etcd_cluster: EtcdCluster, medic_daemon: DaemonFactory, tmp_path: Path
 ) -> None:
     (tmp_path / "up").touch()
     daemons = start_fleet(medic_daemon, etcd_cluster, tmp_path)
@@ -170,7 +170,7 @@ def test_kill_9_of_the_holder_mid_heal_another_host_finishes(
 
 
 def test_a_holder_frozen_past_its_lease_is_fenced_out(
-    medic_daemon: DaemonFactory, etcd_cluster: EtcdCluster, tmp_path: Path
+    etcd_cluster: EtcdCluster, medic_daemon: DaemonFactory, tmp_path: Path
 ) -> None:
     (tmp_path / "up").touch()
     daemons = start_fleet(medic_daemon, etcd_cluster, tmp_path)

@@ -34,5 +34,6 @@ def join_fleet(
     engine.fleet = FleetAdmission(
         fleet.gate,
         lambda state: choose_playbook(state.spec, state.failure_type, engine.playbooks),
+        services.probe_now,
     )
     return fleet

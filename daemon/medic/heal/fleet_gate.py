@@ -13,13 +13,14 @@ meanwhile ends the recovery ``fenced_out``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from medic.config.models import Playbook
 from medic.core.vocabulary import HoldReason, RecoveryOutcome
 from medic.heal.admission import Decision, Verdict
 from medic.heal.errors import HealError
+from medic.watch.checks.base import CheckResult
 from medic.watch.state import ServiceState
 
 DISRUPTIVE_ACTIONS = frozenset(
@@ -56,9 +57,16 @@ def is_disruptive(playbook: Playbook) -> bool:
 class FleetAdmission:
     """Asks the port before an automatic recovery; one question per service at a time."""
 
-    def __init__(self, port: FleetPort, playbook_of: Callable[[ServiceState], Playbook]) -> None:
+    def __init__(
+        self,
+        port: FleetPort,
+        playbook_of: Callable[[ServiceState], Playbook],
+        probe: Callable[[str], Awaitable[CheckResult]],
+    ) -> None:
         self.port = port
         self._playbook_of = playbook_of
+        self._probe = probe
+        """A fresh check: a shared service another host has just healed is left alone."""
         self._asking: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -68,7 +76,9 @@ class FleetAdmission:
         run: Callable[[], bool],
         hold: Callable[[Decision], None],
     ) -> None:
-        """Ask the port; then ``run()`` (False: it did not start) or ``hold``."""
+        """Ask the port; then ``run()`` (False: it did not start) or ``hold``. A
+        shared service is checked afresh once its lock is taken: the host that
+        held it before may have just healed it."""
         if state.name in self._asking:
             return
         self._asking.add(state.name)
@@ -81,6 +91,8 @@ class FleetAdmission:
                 self._asking.discard(state.name)
             if refusal is not None:
                 hold(Decision(Verdict.HOLD, refusal[0], refusal[1]))
+            elif state.spec.shared and (await self._probe(state.name)).healthy:
+                self.port.release(state.name)  # healed meanwhile (by the last holder)
             elif not run():
                 self.port.release(state.name)
 
