@@ -35,6 +35,19 @@ steps:
 """
 
 
+LOCAL_PLAYBOOK = """
+description: start this host's own service
+steps:
+  - {{action: run_command, command: [sh, -c, 'touch "$0/local-up-$MEDIC_FLEET_HOST"', "{dir}"]}}
+"""
+
+LOCAL_SERVICE = """
+  local:
+    check: {{type: command, command: [sh, -c, 'test -f "$0/local-up-$MEDIC_FLEET_HOST"', "{dir}"]}}
+    recovery: {{unhealthy_response: start-local}}
+"""
+
+
 def fleet_config(dir_: Path, api_port: int, host: str, endpoints: list[str]) -> str:
     return f"""
 api: {{listen: 127.0.0.1:{api_port}, token_env: MEDIC_API_TOKEN}}
@@ -57,14 +70,26 @@ services:
 
 
 def start_fleet(
-    medic_daemon: DaemonFactory, etcd: EtcdCluster, tmp_path: Path
+    medic_daemon: DaemonFactory,
+    etcd: EtcdCluster,
+    tmp_path: Path,
+    hosts: int = 3,
+    local: bool = False,
 ) -> list[DaemonProcess]:
-    medic_daemon.write_playbooks({"start-shared": HEAL_PLAYBOOK.format(dir=tmp_path)})
+    medic_daemon.write_playbooks(
+        {
+            "start-shared": HEAL_PLAYBOOK.format(dir=tmp_path),
+            "start-local": LOCAL_PLAYBOOK.format(dir=tmp_path),
+        }
+    )
     daemons = []
-    for index in range(3):
+    for index in range(hosts):
         host = f"host-{index}"
         port = free_port()
         config = fleet_config(tmp_path, port, host, etcd.endpoints)
+        if local:
+            (tmp_path / f"local-up-{host}").touch()
+            config += LOCAL_SERVICE.format(dir=tmp_path)
         daemons.append(
             medic_daemon(
                 config,
@@ -188,3 +213,36 @@ def test_a_holder_frozen_past_its_lease_is_fenced_out(
         return any(r["outcome"] == "fenced_out" for r in recs)
 
     wait_for(fenced, timeout=10, message="the frozen holder's recovery ends fenced_out")
+
+
+def held_reasons(daemon: DaemonProcess, service: str) -> list[str]:
+    entries = daemon.get(f"/api/v1/audit?kind=recovery.held&service={service}")[1]["audit"]
+    return [json.dumps(entry) for entry in entries]
+
+
+def test_etcd_down_local_heals_go_on_shared_ones_wait_and_resume(
+    etcd_cluster: EtcdCluster, medic_daemon: DaemonFactory, tmp_path: Path
+) -> None:
+    (tmp_path / "up").touch()
+    daemons = start_fleet(medic_daemon, etcd_cluster, tmp_path, hosts=2, local=True)
+    etcd_cluster.stop_all()
+    for daemon in daemons:
+        wait_for(
+            lambda d=daemon: not d.get("/api/v1/fleet")[1]["connected"],  # type: ignore[misc]
+            timeout=10,
+            message="the daemon sees etcd gone",
+        )
+        _, metrics = daemon.get("/metrics?name[]=medic_fleet_connected")
+        assert "medic_fleet_connected 0.0" in metrics
+    (tmp_path / "up").unlink()
+    (tmp_path / "local-up-host-0").unlink()
+    wait_for(lambda: (tmp_path / "local-up-host-0").exists(), timeout=10, message="local heal")
+    wait_for(
+        lambda: any("fleet_unavailable" in h for h in held_reasons(daemons[0], "shared-db")),
+        timeout=10,
+        message="the shared service held fleet_unavailable",
+    )
+    assert starts(tmp_path) == [] and not (tmp_path / "up").exists()
+    etcd_cluster.start_all()
+    wait_for(lambda: (tmp_path / "up").exists(), timeout=30, message="shared heal after etcd")
+    assert len(starts(tmp_path)) == 1
