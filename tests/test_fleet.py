@@ -106,6 +106,19 @@ def start_fleet(
     return daemons
 
 
+def medic_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "daemon")}
+    env["MEDIC_API_TOKEN"] = TOKEN
+    return subprocess.run(
+        [sys.executable, "-m", "medic", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        check=False,
+    )
+
+
 def starts(tmp_path: Path) -> list[str]:
     path = tmp_path / "starts"
     return path.read_text().split() if path.exists() else []
@@ -134,22 +147,25 @@ def test_emergency_stop_reaches_every_host_within_a_second(
 ) -> None:
     (tmp_path / "up").touch()
     daemons = start_fleet(medic_daemon, etcd_cluster, tmp_path)
-    t0 = time.monotonic()
-    status, body = daemons[0].post("/api/v1/fleet/stop", {"reason": "bad deploy"}, token=TOKEN)
-    assert status == 200, body
+    done = medic_cli("fleet", "stop", "--url", daemons[0].url, "--reason", "bad deploy")
+    assert done.returncode == 0, done.stderr
+    # From the moment the stop was written (its own timestamp) to each host showing it.
     for daemon in daemons:
-        wait_for(
+        stop = wait_for(
             lambda d=daemon: d.get("/api/v1/fleet")[1]["emergency_stop"],  # type: ignore[misc]
-            timeout=1.0 - (time.monotonic() - t0),
+            timeout=5,
             interval=0.02,
             message="emergency stop seen",
         )
-    assert time.monotonic() - t0 < 1.0
+        assert time.time() - stop["at"] < 1.0, f"{daemon.url} saw the stop late"
     (tmp_path / "up").unlink()
     time.sleep(2)
     assert starts(tmp_path) == [], "nothing heals during an emergency stop"
-    status, _ = daemons[1].post("/api/v1/fleet/resume", {}, token=TOKEN)
-    assert status == 200
+    table = medic_cli("fleet", "status", "--url", daemons[2].url).stdout
+    assert "EMERGENCY STOP" in table and "bad deploy" in table, table
+    assert all(f"host-{i}" in table for i in range(3)), table
+    done = medic_cli("fleet", "resume", "--url", daemons[1].url)
+    assert done.returncode == 0, done.stderr
     wait_for(lambda: (tmp_path / "up").exists(), timeout=15, message="healed after resume")
     assert len(starts(tmp_path)) == 1
 

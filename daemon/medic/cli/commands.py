@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from medic.cli import render
+from medic.cli import fleet, render
 from medic.cli.client import (
     EXIT_UNREACHABLE,
     READ_WAIT,
@@ -98,6 +98,8 @@ def _dispatch(args: argparse.Namespace, url: str) -> int:
             f" status {state['status']} (a check runs now)"
         )
         return 0
+    if args.command == "fleet":
+        return fleet.run(url, args)
     if args.command in ("approve", "reject"):
         rec = request(f"{url}/api/v1/recoveries/{args.recovery_id}/{args.command}", "POST")
         print(f"recovery {rec['id']} of {rec['service']} with {rec['playbook']}: {rec['outcome']}")
