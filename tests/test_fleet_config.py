@@ -1,0 +1,69 @@
+"""The ``fleet:`` section: defaults, and every mistake named with file:line:key."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from medic.config.load import load_config
+from medic.core.errors import ConfigInvalid
+
+GOOD = """
+services:
+  db:
+    check: {type: tcp, port: 5432}
+    shared: true
+fleet:
+  etcd:
+    endpoints: ["127.0.0.1:2379", "http://10.0.0.2:2379"]
+    username: medic
+    password_env: ETCD_PASSWORD
+  group: eu-1
+"""
+
+
+E = "  etcd: {endpoints: ['a:1']}\n"
+
+
+def load(tmp_path: Path, text: str) -> object:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return load_config(path, state_dir=tmp_path / "state")
+
+
+def test_a_fleet_section_gets_its_defaults(tmp_path: Path) -> None:
+    loaded = load(tmp_path, GOOD)
+    fleet = loaded.model.fleet  # type: ignore[attr-defined]
+    assert fleet.host == socket.gethostname()
+    assert fleet.group == "eu-1"
+    assert fleet.lease_ttl == 10.0
+    assert fleet.disruptive_concurrency == 1
+    assert fleet.etcd.prefix == "/medic"
+    assert loaded.services["db"].shared  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("section", "line", "where", "says"),
+    [
+        ("  etcd: {endpoints: [nohost]}\n", 3, "fleet.etcd.endpoints", "HOST:PORT"),
+        ("  etcd: {endpoints: []}\n", 3, "fleet.etcd.endpoints", "at least 1"),
+        ("  etcd: {endpoints: ['a:1'], prefix: medic}\n", 3, "fleet.etcd.prefix", "start with /"),
+        ("  etcd: {endpoints: ['a:1'], cert_file: c.pem}\n", 3, "fleet.etcd", "key_file"),
+        ("  etcd: {endpoints: ['a:1'], username: u}\n", 3, "fleet.etcd", "password_env"),
+        ("  etcd: {endpoints: ['a:1']}\n  lease_ttl: 1s\n", 4, "fleet.lease_ttl", "2"),
+        ("  etcd: {endpoints: ['a:1']}\n  host: 'web 01'\n", 4, "fleet.host", "letters"),
+        (E + "  disruptive_concurrency: 0\n", 4, "fleet.disruptive_concurrency", "1"),
+        (E + "  max_failing_hosts_fraction: 2\n", 4, "fleet.max_failing_hosts_fraction", "1"),
+        ("  etcd: {endpoints: ['a:1']}\n  grup: x\n", 4, "fleet.grup", "group"),
+    ],
+)  # fmt: skip
+def test_a_mistake_is_named_with_file_line_and_key(
+    tmp_path: Path, section: str, line: int, where: str, says: str
+) -> None:
+    with pytest.raises(ConfigInvalid) as caught:
+        load(tmp_path, "services: {}\nfleet:\n" + section)
+    text = "\n".join(str(issue) for issue in caught.value.issues)
+    assert f"config.yaml:{line}: {where}" in text, text
+    assert says in text, text
