@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from medic.api.openapi import build_document
+from tests.apischema import schema_errors
 from tests.helpers import free_port, wait_for
 from tests.plugins.daemon import DaemonFactory, DaemonProcess
 from tests.plugins.etcd import EtcdCluster
@@ -131,6 +133,11 @@ def test_exactly_one_host_heals_a_shared_dependency(
     daemons = start_fleet(medic_daemon, etcd_cluster, tmp_path)
     wait_for(lambda: len(daemons[0].get("/api/v1/fleet")[1]["hosts"]) == 3, timeout=10)
     (tmp_path / "up").unlink()  # the shared dependency goes down for every host
+    first = wait_for(lambda: starts(tmp_path), timeout=20, message="a host starts healing")
+    lock = daemons[1].get("/api/v1/fleet")[1]["locks"]  # held for the 2 s step
+    assert [(x["service"], x["host"]) for x in lock] == [("shared-db", first[0])]
+    view = daemons[1].get("/api/v1/fleet")[1]
+    assert schema_errors(build_document(), {"$ref": "#/components/schemas/Fleet"}, view) == []
     wait_for(lambda: (tmp_path / "up").exists(), timeout=20, message="healed")
     time.sleep(2)  # any second heal would have started by now
     assert len(starts(tmp_path)) == 1, starts(tmp_path)

@@ -4,7 +4,7 @@ of the group holds automatic recovery (``fleet_hold``) until the fraction
 falls back to ``HYSTERESIS`` of the threshold.
 
 A host whose lease expired (its key vanished without saying it was stopping)
-counts as failing; when every host of the group looks failed, this host
+counts as failing; when every other host of the group is lost, this host
 cannot tell a fleet-wide outage from its own partition: it holds too.
 """
 
@@ -49,9 +49,10 @@ class GroupHealth:
             return None
         failing = sum(1 for k in members if self._current.get(k, True))
         fraction, limit = failing / total, self.cfg.max_failing_hosts_fraction
-        if failing == total:
+        others = members - {(group, self.cfg.host)}
+        if others and all(k not in self._current for k in others):
             return (
-                f"every host of group {group} looks failed ({failing} of {total}):"
+                f"every other host of group {group} is lost ({len(others)} leases expired):"
                 " a partition or a fleet-wide outage; automatic recovery is held"
             )
         holding = self.hold is not None
