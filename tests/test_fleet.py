@@ -269,3 +269,17 @@ def test_etcd_down_local_heals_go_on_shared_ones_wait_and_resume(
     etcd_cluster.start_all()
     wait_for(lambda: (tmp_path / "up").exists(), timeout=30, message="shared heal after etcd")
     assert len(starts(tmp_path)) == 1
+
+
+def test_the_etcd_leader_killed_mid_heal_the_heal_completes_once(
+    etcd_cluster: EtcdCluster, medic_daemon: DaemonFactory, tmp_path: Path
+) -> None:
+    (tmp_path / "up").touch()
+    start_fleet(medic_daemon, etcd_cluster, tmp_path)
+    (tmp_path / "up").unlink()
+    wait_for(lambda: starts(tmp_path), timeout=20, message="a host starts healing")
+    etcd_cluster.kill_member(etcd_cluster.leader())
+    # A new leader is elected (election timeout 500 ms) and extends the leases.
+    wait_for(lambda: (tmp_path / "up").exists(), timeout=20, message="the heal completes")
+    time.sleep(2)
+    assert len(starts(tmp_path)) == 1, starts(tmp_path)

@@ -6,12 +6,14 @@ touches that one.
 
 Fixtures
     etcd_cluster  function  EtcdCluster: ``.endpoints``, ``.stop_member(i)``,
-                            ``.start_member(i)``, ``.stop_all()``, ``.start_all()``,
+                            ``.start_member(i)``, ``.kill_member(i)``, ``.leader()``,
+                            ``.stop_all()``, ``.start_all()``,
                             ``.ctl(*args)`` (etcdctl against the cluster)
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -78,6 +80,23 @@ class EtcdCluster:
                 proc.kill()
                 proc.wait(timeout=10)
         self.members[index].proc = None
+
+    def kill_member(self, index: int) -> None:
+        """SIGKILL, as a crash."""
+        proc = self.members[index].proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        self.members[index].proc = None
+
+    def leader(self) -> int:
+        """The index of the member that leads now."""
+        done = self.ctl("endpoint", "status", "-w", "json")
+        statuses = json.loads(done.stdout)
+        for status in statuses:
+            if status["Status"]["leader"] == status["Status"]["header"]["member_id"]:
+                return self.endpoints.index(status["Endpoint"].removeprefix("http://"))
+        raise AssertionError(f"no leader: {done.stdout} {done.stderr}")
 
     def start_all(self) -> None:
         for index in range(len(self.members)):
