@@ -26,9 +26,11 @@ import argparse
 import asyncio
 import json
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -41,6 +43,8 @@ from medic.fleet.gate import FleetGate
 from medic.fleet.session import Session
 
 PREFIX = "/medic-bench"
+JOIN_BATCH = 50
+JOIN_PAUSE_S = 0.5
 
 
 def free_port() -> int:
@@ -96,8 +100,11 @@ async def main_async(args: argparse.Namespace, endpoints: list[str]) -> dict[str
         )
         host_summary = summary(cfg.host)
         sessions.append(Session(cfg, lambda s=host_summary: s, lambda *a: None, lambda c: None))
-    tasks = [asyncio.create_task(s.run()) for s in sessions]
     t0 = time.monotonic()
+    tasks = []
+    for start in range(0, len(sessions), JOIN_BATCH):  # hosts do not all start in one instant
+        tasks += [asyncio.create_task(s.run()) for s in sessions[start : start + JOIN_BATCH]]
+        await asyncio.sleep(JOIN_PAUSE_S)
     for session in sessions:  # connected: its lease, summary and watch are up
         while not session.connected:  # noqa: ASYNC110  # a flag of medic's session, polled
             await asyncio.sleep(0.05)
@@ -155,6 +162,8 @@ def main() -> None:
     parser.add_argument("--lease-ttl", type=float, default=10.0)
     args = parser.parse_args()
     configure_logging("console", "WARNING")  # the figures alone on stdout
+    # A SIGTERM still stops the etcd members (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="medic-fleet-bench-") as tmp:
         procs, endpoints = start_cluster(Path(tmp))
         try:

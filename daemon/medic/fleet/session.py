@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -177,9 +178,13 @@ class Session:
         lease_id, self.lease_id = self.lease_id, None
         if lease_id is not None:
             body = json.dumps({**self._summary(), "stopping": True}).encode()
-            try:
+
+            async def leave() -> None:
                 await self.link.call(lambda c: c.put(self.host_key.encode(), body, lease=lease_id))
                 await self.link.call(lambda c: c.revoke_lease(lease_id))
-            except FleetUnavailable:
-                pass  # it expires by itself
+
+            # Bounded: a stop never waits long on an unreachable etcd (the lease
+            # then expires by itself).
+            with contextlib.suppress(FleetUnavailable, TimeoutError):
+                await asyncio.wait_for(leave(), self.cfg.etcd.timeout)
         await self.link.close()
