@@ -24,6 +24,7 @@ they are defined: ``tests.helpers`` (polling, ports, ``REPO_ROOT``),
     resources          function  tests.plugins.inprocess
     orchestrator       function  tests.plugins.inprocess
     full_disk          function  tests.plugins.fulldisk (a small tmpfs to fill up)
+    etcd_cluster       function  tests.plugins.etcd (3 etcd members on loopback)
 """
 
 pytest_plugins = [
