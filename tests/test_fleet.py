@@ -132,6 +132,9 @@ def test_exactly_one_host_heals_a_shared_dependency(
     (tmp_path / "up").touch()
     daemons = start_fleet(medic_daemon, etcd_cluster, tmp_path)
     wait_for(lambda: len(daemons[0].get("/api/v1/fleet")[1]["hosts"]) == 3, timeout=10)
+    _, metrics = daemons[0].get("/metrics?name[]=medic_fleet_hosts&name[]=medic_fleet_connected")
+    assert 'medic_fleet_hosts{group="test",state="ok"} 3.0' in metrics, metrics
+    assert "medic_fleet_connected 1.0" in metrics, metrics
     (tmp_path / "up").unlink()  # the shared dependency goes down for every host
     first = wait_for(lambda: starts(tmp_path), timeout=20, message="a host starts healing")
     lock = daemons[1].get("/api/v1/fleet")[1]["locks"]  # held for the 2 s step
@@ -237,6 +240,12 @@ def test_a_holder_frozen_past_its_lease_is_fenced_out(
         return any(r["outcome"] == "fenced_out" for r in recs)
 
     wait_for(fenced, timeout=20, message="the frozen holder's recovery ends fenced_out")
+
+    def registered_again() -> bool:
+        log = frozen.log_path.read_text()
+        return '"fleet.lease_lost"' in log and log.count('"fleet.lease_granted"') >= 2
+
+    wait_for(registered_again, timeout=10, message="the lost lease is granted again")
 
 
 def held_reasons(daemon: DaemonProcess, service: str) -> list[str]:
