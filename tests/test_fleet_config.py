@@ -1,7 +1,9 @@
-"""The ``fleet:`` section: defaults, and every mistake named with file:line:key."""
+"""The ``fleet:`` section: defaults, every mistake named with file:line:key, and
+etcd authentication (username, password from the environment) against a real cluster."""
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
@@ -9,6 +11,9 @@ import pytest
 
 from medic.config.load import load_config
 from medic.core.errors import ConfigInvalid
+from tests.helpers import free_port, wait_for
+from tests.plugins.daemon import DaemonFactory
+from tests.plugins.etcd import EtcdCluster
 
 GOOD = """
 services:
@@ -67,3 +72,41 @@ def test_a_mistake_is_named_with_file_line_and_key(
     text = "\n".join(str(issue) for issue in caught.value.issues)
     assert f"config.yaml:{line}: {where}" in text, text
     assert says in text, text
+
+
+def test_a_fleet_with_etcd_auth_connects_with_the_password_from_the_environment(
+    etcd_cluster: EtcdCluster, medic_daemon: DaemonFactory, tmp_path: Path
+) -> None:
+    for args in (
+        ("user", "add", "root:rootpw"),
+        ("user", "add", "medic:medicpw"),
+        ("role", "add", "medic"),
+        ("role", "grant-permission", "medic", "--prefix=true", "readwrite", "/medic-auth/"),
+        ("user", "grant-role", "medic", "medic"),
+        ("auth", "enable"),
+    ):
+        done = etcd_cluster.ctl(*args)
+        assert done.returncode == 0, (args, done.stderr)
+    config = f"""
+api: {{listen: 127.0.0.1:{free_port()}}}
+fleet:
+  etcd:
+    endpoints: {json.dumps(etcd_cluster.endpoints)}
+    prefix: /medic-auth
+    username: medic
+    password_env: ETCD_PASSWORD
+  host: auth-host
+services: {{}}
+"""
+    daemon = medic_daemon(config, env={"ETCD_PASSWORD": "medicpw"})
+    wait_for(lambda: daemon.get("/api/v1/fleet")[1]["connected"], timeout=15)
+    hosts = daemon.get("/api/v1/fleet")[1]["hosts"]
+    assert [h["host"] for h in hosts] == ["auth-host"]
+    daemon.stop()
+    wrong = medic_daemon(config, env={"ETCD_PASSWORD": "nope"})
+    wait_for(
+        lambda: "authentication failed" in wrong.log_path.read_text(),
+        timeout=15,
+        message="a wrong password is refused by etcd and logged",
+    )
+    assert wrong.get("/api/v1/fleet")[1]["connected"] is False
