@@ -25,8 +25,8 @@ def openssl(*args: str, cwd: Path) -> None:
 
 def make_pki(d: Path) -> None:
     """ca.pem, server.pem/server-key.pem (IP 127.0.0.1), client.pem/client-key.pem."""
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            "-subj", "/CN=medic-test-ca", "-keyout", "ca-key.pem", "-out", "ca.pem", cwd=d)  # fmt: skip
+    ca = ("-subj", "/CN=medic-test-ca", "-keyout", "ca-key.pem", "-out", "ca.pem")
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", *ca, cwd=d)
     for name, ext in (
         ("server", "subjectAltName=IP:127.0.0.1"),
         ("client", "extendedKeyUsage=clientAuth"),
