@@ -110,3 +110,20 @@ services: {{}}
         message="a wrong password is refused by etcd and logged",
     )
     assert wrong.get("/api/v1/fleet")[1]["connected"] is False
+
+
+def test_a_dead_first_endpoint_is_passed_over_for_the_next(
+    etcd_cluster: EtcdCluster, medic_daemon: DaemonFactory
+) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    config = f"""
+api: {{listen: 127.0.0.1:{free_port()}}}
+fleet:
+  etcd: {{endpoints: {json.dumps([dead, *etcd_cluster.endpoints])}, prefix: /medic-failover}}
+  host: failover-host
+services: {{}}
+"""
+    daemon = medic_daemon(config)
+    view = wait_for(lambda: (v := daemon.get("/api/v1/fleet")[1])["connected"] and v, timeout=15)
+    assert view["endpoint"] == etcd_cluster.endpoints[0]
+    assert dead in daemon.log_path.read_text()  # fleet.endpoint_failed names it
