@@ -22,6 +22,7 @@ readonly PG_ROLE="medic" PG_PASSWORD="medic" PG_DB="medic"
 readonly PACKAGES=(
     docker.io busybox-static postgresql python3-venv python3-dev gcc
     supervisor debootstrap systemd curl procps ca-certificates faketime docker-compose monit
+    etcd-server etcd-client
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

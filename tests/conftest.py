@@ -28,6 +28,7 @@ they are defined: ``tests.helpers`` (polling, ports, ``REPO_ROOT``),
     labelled           function  tests.plugins.labelled
     compose_project    function  tests.plugins.labelled (Debian's docker-compose v1)
     smtp_server        function  tests.plugins.smtp (a real SMTP server on 127.0.0.1)
+    etcd_cluster       function  tests.plugins.etcd (3 etcd members on loopback)
 """
 
 pytest_plugins = [
@@ -40,5 +41,6 @@ pytest_plugins = [
     "tests.plugins.fulldisk",
     "tests.plugins.labelled",
     "tests.plugins.smtp",
+    "tests.plugins.etcd",
     "tests.dockerwatch",
 ]

@@ -29,6 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "watch": {"core", "config", "host", "watch"},
     "heal": {"core", "config", "host", "watch", "heal"},
     "workflows": {"core", "config", "host", "watch", "heal", "workflows"},
+    "fleet": {"core", "config", "host", "watch", "heal", "fleet"},
     "store": {"core", "host", "store"},
     "tell": {"core", "config", "tell"},
     # The CLI's control commands and `medic validate` load no stage of the

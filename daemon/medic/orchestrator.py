@@ -54,6 +54,7 @@ from medic.core.bus import EventBus
 from medic.core.lifecycle import Lifecycle, Part, pair
 from medic.core.logging import get_logger
 from medic.core.vocabulary import FailureType, Trigger
+from medic.fleet.wiring import join_fleet
 from medic.heal.engine import RecoveryEngine
 from medic.heal.maintenance import Maintenance
 from medic.heal.run import RecoveryResult
@@ -164,6 +165,9 @@ class ControlPlaneOrchestrator:
         self.engine.holds.maintenance = self.maintenance
         self.engine.guardrails.paused = lambda name: self.maintenance.paused(name) is not None
         self.maintenance.attach(self.monitor)
+        self.fleet = join_fleet(
+            config.model.fleet, self.engine, self.monitor, self.metrics.registry
+        )
 
     @classmethod
     def from_config(
@@ -212,6 +216,8 @@ class ControlPlaneOrchestrator:
         yield Part("processes", pair(self._start_processes, self.resources.processes.shutdown))
         if api is not None:
             yield api
+        if self.fleet is not None:  # the coordinator joins before the first check
+            yield Part("fleet", pair(self.fleet.start, self.fleet.stop))
         yield Part("monitor", pair(self.monitor.start, self._close_monitor))
         yield Part("workflows", pair(self._apply_workflows, self._shutdown_workflows))
         yield Part("docker events", pair(self.docker_events.start, self._stop_docker_events))

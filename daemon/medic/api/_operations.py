@@ -287,6 +287,29 @@ OPERATIONS: tuple[Operation, ...] = (
         params=("AuditKind", "AuditService", "Limit100"),
         errors={400: "INVALID_QUERY"},
     ),
+    _get(
+        "/api/v1/fleet",
+        "With fleet: the hosts (state, heartbeat age, holds), locks and their holders",
+        "fleet",
+        "Fleet",
+        errors={404: "FLEET_NOT_CONFIGURED"},
+    ),
+    _post(
+        "/api/v1/fleet/stop",
+        "Emergency stop: hold all automatic recovery fleet-wide (or in one group)",
+        "fleet",
+        "FleetStopResult",
+        body="FleetStopRequest",
+        errors={**_BODY_ERRORS, 404: "FLEET_NOT_CONFIGURED", 409: "FLEET_UNAVAILABLE"},
+    ),
+    _post(
+        "/api/v1/fleet/resume",
+        "Lift an emergency stop",
+        "fleet",
+        "FleetStopResult",
+        body="FleetStopRequest",
+        errors={**_BODY_ERRORS, 404: "FLEET_NOT_CONFIGURED", 409: "FLEET_UNAVAILABLE"},
+    ),
 )
 
 

@@ -34,6 +34,7 @@ from medic.api._typed_schemas import (
     WORKFLOW_RUN_EXAMPLE,
     typed_components,
 )
+from medic.api.routes_fleet import schemas as fleet_schemas
 from medic.core.vocabulary import CircuitState, FailureType, ServiceStatus
 
 _RECOVERY_EXAMPLE = RECOVERY_EXAMPLE.as_json()
@@ -320,4 +321,5 @@ def components() -> dict[str, Schema]:
         "AlertsResult": _alerts_result(),
         "AuditList": _audit_list(),
     }
+    named.update(fleet_schemas())
     return {**named, **{name: schema for name, schema in typed.items() if name not in named}}

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from medic.api import page
 from medic.api import routes_daemon as daemon
+from medic.api import routes_fleet as fleet
 from medic.api import routes_notifications as notifications
 from medic.api import routes_recoveries as recoveries
 from medic.api import routes_services as services
@@ -75,6 +76,9 @@ ROUTES: tuple[tuple[str, str, Handler, Scope], ...] = (
     ("GET", "/api/v1/events", events, READ),
     ("GET", OPENAPI_PATH, daemon.openapi_document, READ),
     ("POST", "/api/v1/reload", daemon.reload, ADMIN),
+    ("GET", "/api/v1/fleet", fleet.fleet_view, READ),
+    ("POST", "/api/v1/fleet/stop", fleet.fleet_stop, ADMIN),
+    ("POST", "/api/v1/fleet/resume", fleet.fleet_resume, ADMIN),
     ("POST", "/api/v1/notifications/test", notifications.notifications_test, OPERATE),
 )
 """Every route, in the order they are added: method, path, handler, and the

@@ -26,6 +26,8 @@ BEARER = "bearerAuth"
 ERROR_EXAMPLES: dict[str, str] = {
     "INVALID_JSON": "the body is not valid JSON: Expecting value: line 1 column 1 (char 0)",
     "INVALID_QUERY": "limit must be between 0 and 1000",
+    "FLEET_NOT_CONFIGURED": "this medic has no fleet: section",
+    "FLEET_UNAVAILABLE": "no etcd endpoint answered",
     "UNAUTHORIZED": "missing or wrong bearer token",
     "CONTROL_DISABLED": "control endpoints are disabled: no API token is configured;"
     " set the MEDIC_API_TOKEN environment variable",

@@ -3,8 +3,9 @@
 Owns argument parsing, ``medic validate`` and ``medic run`` (``main``; the
 containers' labels that ``validate`` asks the engine for in ``discovered``), the
 control commands (``commands``), the HTTP client of the daemon's API they
-call (``client``), the printing of their answers (``render``) and ``medic
-install-unit`` (``install``). The daemon is imported only by ``medic run``.
+call (``client``), ``medic fleet`` (``fleet``), the printing of their
+answers (``render``) and ``medic install-unit`` (``install``). The daemon
+is imported only by ``medic run``.
 
 May import: every stage; ``medic.daemon`` only when running.
 """

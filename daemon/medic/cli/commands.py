@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from medic.cli import operate, render
+from medic.cli import fleet, operate, render
 from medic.cli.client import (
     EXIT_UNREACHABLE,
     READ_WAIT,
@@ -114,6 +114,8 @@ def _dispatch(args: argparse.Namespace, url: str) -> int:
         return operate.dispatch(args, url)
     if args.command == "notify-test":
         return _notify_test(url, args)
+    if args.command == "fleet":
+        return fleet.run(url, args)
     if args.command in ("approve", "reject"):
         rec = request(f"{url}/api/v1/recoveries/{args.recovery_id}/{args.command}", "POST")
         print(f"recovery {rec['id']} of {rec['service']} with {rec['playbook']}: {rec['outcome']}")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
 from medic.cli import commands, completion, operate
+from medic.cli import fleet as fleet_cli
 from medic.cli import install as install_unit
 from medic.cli.discovered import validate_labels
 from medic.config.load import load_config
@@ -77,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_service_commands(sub)
     operate.add_arguments(sub, _client_args)
     _add_workflows(sub)
+    fleet = sub.add_parser("fleet", help="the fleet (with fleet:): status, emergency stop, resume")
+    _client_args(fleet)
+    fleet_cli.add_arguments(fleet)
     install = sub.add_parser("install-unit", help="install medic as a systemd service")
     install_unit.add_arguments(install)
     complete = sub.add_parser(

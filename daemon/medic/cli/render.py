@@ -23,7 +23,7 @@ def print_run(run: dict[str, Any]) -> None:
 
 
 def workflow_table(workflows: list[dict[str, Any]]) -> None:
-    _table(
+    table(
         ["WORKFLOW", "STATUS", "NEXT RUN", "LAST RUN", "RUNS", "ERRORS"],
         [
             [
@@ -68,7 +68,7 @@ def status(
 
 
 def _service_table(services: list[dict[str, Any]]) -> None:
-    _table(
+    table(
         ["SERVICE", "STATUS", "FAILURE", "CIRCUIT", "UPTIME", "LAST CHECK"],
         [
             [
@@ -87,7 +87,7 @@ def _service_table(services: list[dict[str, Any]]) -> None:
 
 
 def _recovery_table(recoveries: list[dict[str, Any]]) -> None:
-    _table(
+    table(
         ["STARTED", "SERVICE", "FAILURE", "PLAYBOOK", "OUTCOME", "SECONDS"],
         [
             [
@@ -136,7 +136,7 @@ def _when(iso: str | None) -> str | None:
         return iso
 
 
-def _table(headers: list[str], rows: list[list[Any]]) -> None:
+def table(headers: list[str], rows: list[list[Any]]) -> None:
     text = [[("-" if v is None else str(v)) for v in row] for row in rows]
     widths = [
         max(len(h), *(len(r[i]) for r in text)) if text else len(h) for i, h in enumerate(headers)

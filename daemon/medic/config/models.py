@@ -18,6 +18,7 @@ from medic.config.api import ApiConfig as ApiConfig
 from medic.config.api import ApiToken as ApiToken
 from medic.config.api import Scope as Scope
 from medic.config.checks import CHECK_OPTIONS, CheckOptions
+from medic.config.fleet import FleetConfig
 from medic.config.notifications import AppriseConfig
 from medic.config.policy import HOST_WIDE_POLICY_KEYS as HOST_WIDE_POLICY_KEYS
 from medic.config.policy import BackoffConfig as BackoffConfig
@@ -103,6 +104,8 @@ class ServiceConfig(Section):
     """How long a container or program gets to stop before it is killed; the
     default of ``restart_container`` steps that give none."""
     enabled: bool = True
+    shared: bool = False
+    """With ``fleet:``: one host at a time heals it (a dependency every host sees)."""
 
 
 class ScheduleConfig(Section):
@@ -202,6 +205,7 @@ class Config(Section):
     notifications: NotificationsConfig = NotificationsConfig()
     docker: DockerConfig = DockerConfig()
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
+    fleet: FleetConfig | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -244,6 +248,7 @@ class ServiceSpec:
     stop_timeout_s: float | None = None
     source: Literal["yaml", "docker"] = "yaml"
     """Where the service was declared: the config file or a container's labels."""
+    shared: bool = False
 
     @classmethod
     def resolve(
@@ -274,6 +279,7 @@ class ServiceSpec:
             description=svc.description,
             stop_timeout_s=svc.stop_timeout,
             source=source,
+            shared=svc.shared,
         )
 
 

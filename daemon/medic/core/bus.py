@@ -56,6 +56,8 @@ PUBLISHED_EVENTS = frozenset(
         "discovery.changed",
         "maintenance.started",
         "maintenance.ended",
+        "sidecar.followed",
+        "sidecar.follow_failed",
     }
 )
 """Every event name the daemon publishes itself; ``notify`` steps add their own

@@ -46,7 +46,7 @@ class CircuitState(StrEnum):
 
 
 class RecoveryOutcome(StrEnum):
-    """A recovery's status in the history; the last seven are how it ended."""
+    """A recovery's status in the history; all but the first two are how it ended."""
 
     RUNNING = "running"
     WAITING_APPROVAL = "waiting_approval"
@@ -58,6 +58,9 @@ class RecoveryOutcome(StrEnum):
     REJECTED = "rejected"
     EXPIRED = "expired"
     DRY_RUN = "dry_run"
+    FENCED_OUT = "fenced_out"
+    """A shared service's heal whose fleet lock was lost (its lease expired,
+    e.g. the daemon was frozen): it stopped before its next step."""
 
     @property
     def finished(self) -> bool:
@@ -125,3 +128,11 @@ class HoldReason(StrEnum):
     ALREADY_RECOVERING = "already_recovering"
     SHUTTING_DOWN = "shutting_down"
     MAINTENANCE = "maintenance"
+    HEALED_ELSEWHERE = "healed_elsewhere"
+    """A ``shared: true`` service another host of the fleet is healing."""
+    FLEET_CONCURRENCY = "fleet_concurrency"
+    """No disruptive-action slot of the group came free in time."""
+    FLEET_HOLD = "fleet_hold"
+    """Emergency stop, or too many hosts of the group failing at once."""
+    FLEET_UNAVAILABLE = "fleet_unavailable"
+    """etcd cannot be reached: shared and fleet-limited actions never run unfenced."""

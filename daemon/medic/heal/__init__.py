@@ -11,7 +11,8 @@ after the container whose network they share (``sidecars``), what the heal
 side records and the ports it records through
 (``recording``), what a restart takes back from the history (``restore``),
 the engine that ties them together and listens to the monitor (``engine``),
-its errors (``errors``), and the action plugins (``actions/``, one module per
+its errors (``errors``), the port to a fleet of medics and the admission
+that asks it (``fleet_gate``), and the action plugins (``actions/``, one module per
 ``action:``, shared with workflow steps).
 
 May import: ``medic.core``, ``medic.config``, ``medic.host``, ``medic.watch``.

@@ -34,6 +34,7 @@ from medic.heal.approval import Approvals
 from medic.heal.circuits import Circuits
 from medic.heal.dependencies import DependencyConfirmation
 from medic.heal.errors import RecoveryBusy
+from medic.heal.fleet_gate import FleetAdmission
 from medic.heal.holds import Holds
 from medic.heal.playbooks import choose_playbook
 from medic.heal.recording import HealMetrics, HealRecorder, RecoveryJournal
@@ -75,6 +76,8 @@ class RecoveryEngine:
         self._held: set[str] = set()
         """Services whose last transition was to held (every hold is one)."""
         self._accepting = True
+        self.fleet: FleetAdmission | None = None
+        """With ``fleet:``: asked before every automatic recovery (wired by the orchestrator)."""
 
     def attach(self, services: ServiceSource) -> None:
         """The monitor whose services this engine heals (it is built with the engine
@@ -201,16 +204,21 @@ class RecoveryEngine:
             self.circuits.open(state, heal, decision.detail, now)
 
     def _run_automatic(self, state: ServiceState, heal: HealState, decision: Decision) -> None:
-        if not self._accepting:
-            return  # stopping meanwhile (a dependency's probe was awaited): start nothing
+        if self.fleet is None:
+            self._start_automatic(state, heal, decision)
+            return
+        run = lambda: self._start_automatic(state, heal, decision)  # noqa: E731
+        self.fleet.run_when_admitted(state, run, lambda d: self.holds.hold(state, heal, d))
+
+    def _start_automatic(self, state: ServiceState, heal: HealState, decision: Decision) -> bool:
+        if not self._accepting or state.recovering or state.name in self._tasks:
+            return False  # stopping meanwhile, or started while the fleet was asked
         self.holds.release(state, heal)
         self._spawn(
-            state,
-            state.failure_type,
-            trigger=Trigger.AUTO,
-            dry_run=self.dry_run,
+            state, state.failure_type, trigger=Trigger.AUTO, dry_run=self.dry_run,
             probation=decision.probation,
-        )
+        )  # fmt: skip
+        return True
 
     # an operator's calls ----------------------------------------------------------
 
@@ -235,12 +243,8 @@ class RecoveryEngine:
         trigger: Trigger,
         dry_run: bool | None = None,
     ) -> asyncio.Task[RecoveryResult]:
-        """Start a recovery outside the automatic path (operator, API, alert).
-
-        The failure type defaults to the service's own, then ``unhealthy_response``:
-        an operator who asks to recover a service whose check passes has seen it
-        misbehave, and wants its playbook, not a notification.
-        """
+        """Start a recovery outside the automatic path (operator, API, alert); the
+        failure type defaults to the service's own, then ``unhealthy_response``."""
         state = self.services.state(name)
         if not self._accepting:
             raise RecoveryBusy("the daemon is stopping: no recovery starts now")
@@ -254,11 +258,7 @@ class RecoveryEngine:
         self, name: str, failure_type: FailureType | None, *, trigger: Trigger = Trigger.ALERT
     ) -> RecoveryRequest:
         """Start a recovery asked for from outside the checks if the guardrails
-        allow it now (unlike ``recover_now``, an operator's bypass); else say why not.
-
-        The failure type defaults to the service's own, then ``unhealthy_response``:
-        whoever asks has seen the service misbehave even when its check passes.
-        """
+        allow it now (unlike ``recover_now``, an operator's bypass); else say why not."""
         state = self.services.state(name)
         heal = self.book.of(state)
         ft = failure_type or state.failure_type or FailureType.UNHEALTHY_RESPONSE
@@ -342,6 +342,7 @@ class RecoveryEngine:
             state_dir=self.state_dir,
             slots=lambda: self._slots,
             ended=self._ended,
+            fleet=None if self.fleet is None else self.fleet.port,
         )
 
     def _ended(self, run: Recovery, outcome: RecoveryOutcome, healthy: bool) -> None:

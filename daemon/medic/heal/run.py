@@ -23,6 +23,7 @@ from medic.heal.actions.base import ActionContext, ServiceTarget
 from medic.heal.approval import Approvals, refusal_detail
 from medic.heal.circuits import Circuits
 from medic.heal.evidence import brief, evidence_target, gather_evidence, known_secrets
+from medic.heal.fleet_gate import FencedOut, FleetPort
 from medic.heal.recording import HealRecorder
 from medic.heal.state import HealState, ServiceSource
 from medic.heal.steps import StepRun, run_step
@@ -94,6 +95,8 @@ class RunDeps:
     slots: Callable[[], asyncio.Semaphore]
     """The host's ``concurrency``: replaced when a reload changes it."""
     ended: RunEnded
+    fleet: FleetPort | None = None
+    """With ``fleet:``: the fence checked before each step, told of the end."""
 
 
 async def run_recovery(run: Recovery, deps: RunDeps) -> RecoveryResult:
@@ -129,7 +132,10 @@ async def _approved_then_run(run: Recovery, deps: RunDeps) -> tuple[RecoveryOutc
         if refused is not None:
             return refused, refusal_detail(refused, playbook.approval_timeout)
     async with deps.slots():
-        return await _run_playbook(run, deps)
+        try:
+            return await _run_playbook(run, deps)
+        except FencedOut as lost:
+            return RecoveryOutcome.FENCED_OUT, str(lost)
 
 
 async def _run_playbook(run: Recovery, deps: RunDeps) -> tuple[RecoveryOutcome, str]:
@@ -168,6 +174,8 @@ async def _run_steps(
 ) -> StepRun | None:
     """Run ``steps`` in order; the step that failed (and stopped them), if any."""
     for index, step in enumerate(steps):
+        if deps.fleet is not None:
+            await deps.fleet.fence(run.state.name)
         out = await run_step(step, ctx)
         deps.recorder.step(run.state.name, run.rec_id, offset + index, phase, out)
         if not out.ok and not step.continue_on_failure:
@@ -229,6 +237,8 @@ async def _finish(
     new_status = ServiceStatus.HEALTHY if healthy else ServiceStatus.UNHEALTHY
     deps.services.apply_transition(state.set_status(new_status, detail))
     deps.recorder.recovery_told(payload, outcome)
+    if deps.fleet is not None:
+        deps.fleet.finished(state.name, outcome, healthy)
     deps.ended(run, outcome, healthy)
 
 

@@ -458,3 +458,40 @@ async function refreshChecks() {
   render();
 }
 setInterval(refreshChecks, 3000);
+
+// ---- with fleet: the fleet's view (polled: its changes come from etcd, not this daemon) --
+function fleetBanners(view) {
+  const out = [];
+  if (!view.connected) out.push(h("div", {class: "banner bad", id: "banner-fleet-down"}, h("strong", {}, "etcd cannot be reached:"),
+    " shared and fleet-limited recoveries are held (fleet_unavailable)."));
+  const stop = view.emergency_stop;
+  if (stop) out.push(h("div", {class: "banner bad", id: "banner-fleet-stop"}, h("strong", {}, "Emergency stop"),
+    ` by ${text(stop.by)}: ${stop.reason || "no reason given"}`));
+  if (view.hold) out.push(h("div", {class: "banner", id: "banner-fleet-hold"}, h("strong", {}, "Fleet hold: "), view.hold));
+  return out;
+}
+function fleetRow(host) {
+  const s = host.services || {};
+  const holds = Object.entries(host.holds || {}).map(([k, v]) => `${k}: ${v}`).join("; ");
+  const beat = host.heartbeat_age_s == null ? "—" : `${host.heartbeat_age_s}s ago`;
+  return h("tr", {dataset: {state: host.state}}, h("td", {}, host.host), h("td", {}, text(host.group)), h("td", {}, host.state),
+    h("td", {}, beat), h("td", {}, `${s.up || 0} / ${s.down || 0} / ${s.held || 0}`), h("td", {class: "clip"}, holds));
+}
+let fleetTimer = null;
+async function refreshFleet() {
+  let view;
+  try {
+    const res = await fetch("/api/v1/fleet", {cache: "no-store"});
+    if (res.status === 404) { clearInterval(fleetTimer); return; }  // no fleet: section
+    if (!res.ok) return;
+    view = await res.json();
+  } catch (err) { return; }
+  $("fleet").hidden = false;
+  $("fleet-sub").textContent = `this host ${view.host}, group ${view.group}`;
+  $("fleet-banners").replaceChildren(...fleetBanners(view));
+  const rows = view.hosts.map(fleetRow);
+  $("fleet-hosts").replaceChildren(...(rows.length ? rows : [h("tr", {}, h("td", {colspan: 6}, "no hosts registered"))]));
+  $("fleet-locks").textContent = view.locks.map((l) => `${l.service} healed by ${l.host} (fence ${l.fence})`).join(" · ");
+}
+fleetTimer = setInterval(refreshFleet, 2000);
+refreshFleet();
