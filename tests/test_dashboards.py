@@ -178,6 +178,45 @@ def test_every_metric_named_is_in_a_real_metrics(busy_daemon: DaemonProcess) -> 
         raise AssertionError(f"named in docs/ but not in /metrics: {sorted(last)}") from None
 
 
+def family_labels(daemon: DaemonProcess) -> dict[str, set[str]]:
+    """Sample name -> the label names its samples carry in /metrics."""
+    _, text = daemon.get("/metrics")
+    labels: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels.setdefault(sample.name, set()).update(sample.labels)
+    return labels
+
+
+SCRAPE_LABELS = {"instance", "job"}
+"""Added by Prometheus to every series it scrapes."""
+
+
+def query_labels(query: str) -> set[str]:
+    """The label names a PromQL query groups by or matches on."""
+    grouped = re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", query)
+    matched = re.findall(r"([a-z_]+)\s*(?:=~|!~|!=|=)\s*\"", query)
+    return {label.strip() for group in grouped for label in group.split(",")} | set(matched)
+
+
+def test_every_label_named_is_on_the_metrics_queried(busy_daemon: DaemonProcess) -> None:
+    queries = [str(rule["expr"]) for rule in rules()] + dashboard_queries(dashboard())
+    wait_for(
+        lambda: "medic_recoveries_held_total" in family_labels(busy_daemon), 20, message="holds"
+    )
+    labels = family_labels(busy_daemon)
+    problems = []
+    for query in queries:
+        names = METRIC.findall(query)
+        if not names:
+            continue  # up{job="medic"}: Prometheus's own
+        known = SCRAPE_LABELS.union(*(labels.get(name, set()) for name in names))
+        unknown = query_labels(query) - known
+        if unknown:
+            problems.append(f"{sorted(unknown)} not on {names}: {query}")
+    assert not problems, "\n".join(problems)
+
+
 def suffix(name: str) -> str:
     return next((s for s in SAMPLE_SUFFIXES if name.endswith(s)), "")
 
