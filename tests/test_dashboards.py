@@ -231,6 +231,7 @@ def test_every_family_of_metrics_is_on_the_dashboard_or_in_a_rule(
     not_about_healing = {
         "medic_events_total",
         "medic_webhook_deliveries_total",
+        "medic_notifications_total",
         "medic_workflow_runs_total",
         "medic_workflow_duration_seconds",
         "medic_history_write_errors_total",
