@@ -18,6 +18,7 @@ from medic.cli import install as install_unit
 from medic.cli.discovered import validate_labels
 from medic.config.load import load_config
 from medic.config.models import LoadedConfig
+from medic.config.schema import config_schema_text
 from medic.config.types import parse_duration
 from medic.core.errors import ConfigFileError, ConfigInvalid
 from medic.core.logging import configure_logging
@@ -52,6 +53,13 @@ def _parser() -> argparse.ArgumentParser:
     _add_run(sub)
     validate = sub.add_parser("validate", help="check the config and playbooks")
     _config_arg(validate)
+    sub.add_parser(
+        "schema",
+        help="print the JSON Schema of config.yaml (for editors)",
+        description="Print the JSON Schema of config.yaml, generated from medic's models."
+        " Editors with yaml-language-server complete and check keys with it: start the file"
+        " with `# yaml-language-server: $schema=./config.schema.json`.",
+    )
     _add_service_commands(sub)
     _add_workflows(sub)
     install = sub.add_parser("install-unit", help="install medic as a systemd service")
@@ -172,6 +180,9 @@ def _main(args: argparse.Namespace) -> int:
         return _run(args)
     if args.command == "validate":
         return _validate(args.config or default_config_path())
+    if args.command == "schema":
+        print(config_schema_text(), end="")
+        return EXIT_OK
     if args.command == "install-unit":
         return install_unit.main(args)
     return commands.main(args, default_config_path)

@@ -5,7 +5,8 @@ and the guardrails' ``policy`` apart), the plugins' option models (a check's
 ``type:`` and a step's ``action:`` options, so that config never imports a
 plugin), loading with ``FILE:LINE: path: message`` errors, the cross-reference
 checks, the workflow schedule parsing and a container's labels read as a
-service (``labels``).
+service (``labels``) and the JSON Schema of the
+config for editors (``schema``).
 
 May import: ``medic.core``.
 """
