@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, TypeAlias
 from medic.cli import commands
 from medic.cli import install as install_unit
 from medic.cli.discovered import validate_labels
-from medic.config.load import load_config
+from medic.config.load import approval_warnings, load_config
 from medic.config.models import LoadedConfig
 from medic.config.schema import config_schema_text
 from medic.config.types import parse_duration
@@ -208,7 +208,7 @@ def _validate(path: Path) -> int:
     loaded = _load_or_say_why(path, None, lambda n: f"{n} error(s) in {Path(path).resolve()}")
     if isinstance(loaded, int):
         return loaded
-    for warning in loaded.warnings:
+    for warning in (*loaded.warnings, *approval_warnings(loaded)):
         print(warning, file=sys.stderr)
     labels = validate_labels(loaded)
     if labels is not None and labels[1]:
