@@ -59,6 +59,11 @@ class Shipped:
         return self.root / "control-plane" / "config.yaml"
 
     @property
+    def schema(self) -> Path:
+        """The config's JSON Schema, which the config's first line points editors at."""
+        return self.root / "control-plane" / "config.schema.json"
+
+    @property
     def playbooks(self) -> list[Path]:
         return sorted((self.root / "recovery_playbooks").glob("*.yaml"))
 
@@ -141,6 +146,9 @@ def plan(shipped: Shipped, binary: Path) -> list[PlannedFile]:
         ),
         PlannedFile(CONFIG_DIR / "medic.env", _ENV_TEMPLATE, 0o600, replace=False),
     ]
+    if shipped.schema.is_file():
+        schema = shipped.schema.read_text()
+        files.append(PlannedFile(CONFIG_DIR / shipped.schema.name, schema, 0o644, replace=True))
     for playbook in shipped.playbooks:
         target = CONFIG_DIR / PLAYBOOKS_SUBDIR / playbook.name
         files.append(PlannedFile(target, playbook.read_text(), 0o644, replace=False))

@@ -17,9 +17,10 @@ from medic.cli import commands, completion, operate
 from medic.cli import fleet as fleet_cli
 from medic.cli import install as install_unit
 from medic.cli.discovered import validate_labels
-from medic.config.load import load_config
+from medic.config.load import approval_warnings, load_config
 from medic.config.models import LoadedConfig
 from medic.config.overrides import valid_listen
+from medic.config.schema import config_schema_text
 from medic.config.types import parse_duration
 from medic.core.errors import ConfigFileError, ConfigInvalid
 from medic.core.logging import configure_logging
@@ -75,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     _add_run(sub)
     validate = sub.add_parser("validate", help="check the config and playbooks")
     _config_arg(validate)
+    sub.add_parser(
+        "schema",
+        help="print the JSON Schema of config.yaml (for editors)",
+        description="Print the JSON Schema of config.yaml, generated from medic's models."
+        " Editors with yaml-language-server complete and check keys with it: start the file"
+        " with `# yaml-language-server: $schema=./config.schema.json`.",
+    )
     _add_service_commands(sub)
     operate.add_arguments(sub, _client_args)
     _add_workflows(sub)
@@ -242,6 +250,9 @@ def _main(args: argparse.Namespace) -> int:
         return _run(args)
     if args.command == "validate":
         return _validate(args.config or default_config_path())
+    if args.command == "schema":
+        print(config_schema_text(), end="")
+        return EXIT_OK
     if args.command == "install-unit":
         return install_unit.main(args)
     if args.command == "completion":
@@ -270,7 +281,7 @@ def _validate(path: Path) -> int:
     loaded = _load_or_say_why(path, None, lambda n: f"{n} error(s) in {Path(path).resolve()}")
     if isinstance(loaded, int):
         return loaded
-    for warning in loaded.warnings:
+    for warning in (*loaded.warnings, *approval_warnings(loaded)):
         print(warning, file=sys.stderr)
     labels = validate_labels(loaded)
     if labels is not None and labels[1]:

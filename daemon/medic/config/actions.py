@@ -28,7 +28,7 @@ ServiceTargetKey = Literal["container", "unit", "process"]
 class StepRetry(BaseModel):
     """Per-step retry (workflow steps); the seed's retry_policy keys."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     max_retries: int = Field(default=0, ge=0, le=100)
     backoff: Literal["exponential", "linear", "fixed"] = "exponential"
@@ -40,7 +40,7 @@ class StepRetry(BaseModel):
 class ActionOptions(BaseModel):
     """Keys every step accepts; each plugin's model adds an ``action`` literal."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     action: str
     name: str | None = None

@@ -34,7 +34,7 @@ from medic.config.types import Argv, Duration, Regex, RelPath
 class CheckOptions(BaseModel):
     """Keys every check accepts; each plugin's model adds a ``type`` literal."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     type: str
     timeout: Duration | None = Field(default=None, gt=0)

@@ -12,16 +12,14 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from medic.config import _yaml
+from medic.config import _yaml, salvage
 from medic.config.models import Config, LoadedConfig, Playbook, ServiceSpec
 from medic.config.notifications import literal_url_warning
 from medic.config.overrides import with_listen
-from medic.config.refs import check_references
+from medic.config.refs import check_references, unnamed_approval_choices
 from medic.core.errors import ConfigFileError, ConfigInvalid, ConfigIssue
 from medic.core.hints import did_you_mean
 from medic.core.vocabulary import FailureType
-
-_DISCRIMINATORS = ("type", "action")
 
 
 @dataclass
@@ -81,6 +79,27 @@ def load_config(
     )
 
 
+def approval_warnings(loaded: LoadedConfig) -> list[ConfigIssue]:
+    """A playbook with ``approval: required`` that its ``failure_types`` choose for
+    services that do not name it: those recoveries would wait for a person,
+    which their config does not say. ``medic validate`` prints these."""
+    found = []
+    choices = unnamed_approval_choices(loaded.model, loaded.playbooks)
+    for name, services in sorted(choices.items()):
+        file = next(loaded.model.playbooks_dir.glob(f"{name}.y*ml"), None)
+        if file is None:
+            continue
+        doc = _read_document(file, required_mapping=True)
+        uses = "; ".join(f"{svc} ({', '.join(types)})" for svc, types in sorted(services.items()))
+        message = (
+            "warning: approval: required, and its failure_types choose it for services whose"
+            f" recovery: does not name it, so their recoveries wait for an operator: {uses};"
+            " name it in their recovery: to make that deliberate"
+        )
+        found.append(doc.issue(("approval",), message))
+    return found
+
+
 def _read_document(path: Path, *, required_mapping: bool) -> _Document:
     path = path.expanduser().resolve()
     try:
@@ -105,61 +124,36 @@ def _duplicate_issues(doc: _Document) -> list[ConfigIssue]:
     ]
 
 
-_ENTRY_SECTIONS = ("services", "workflows")
-_STUB_SERVICE = {"check": {"type": "tcp", "port": 1}}
-"""Stands in for a service that broke the schema, so that references to its name still resolve."""
-
-
 def _issues_beyond_the_schema(doc: _Document, exc: ValidationError) -> list[ConfigIssue]:
     """Playbook problems, and reference problems (``depends_on``, playbook names,
-    schedules, step graphs, ...) among the entries that did pass the schema."""
-    pruned = _without_broken_parts(doc.data, exc)
-    if pruned is None:
-        return _playbook_issues_without_config(doc)
-    data, broken = pruned
-    try:
-        config = Config.model_validate(data, context={"base_dir": doc.path.parent})
-    except ValidationError:
+    schedules, step graphs, ...) of what is left once the parts that broke the
+    schema are taken out (``salvage``): the entries with schema errors included."""
+    broken = salvage.error_paths(exc, doc.data)
+    data = salvage.salvaged(doc.data, broken)
+    config: Config | None = None
+    for _ in range(_SALVAGE_ROUNDS):
+        if data is None:
+            break
+        try:
+            config = Config.model_validate(data, context={"base_dir": doc.path.parent})
+            break
+        except ValidationError as again:
+            more = salvage.error_paths(again, data)
+            broken += more
+            data = salvage.salvaged(data, more)
+    if config is None:
         return _playbook_issues_without_config(doc)
     playbooks, issues = _load_playbooks(config, doc)
     references = check_references(config, playbooks, doc.issue)
-    if any(section == "workflows" for section, _ in broken):
-        # A broken workflow's notify events are unknown here: webhook events
+    if any(path[:1] == ("workflows",) for path in broken):
+        # A broken step's notify events are unknown here: webhook events
         # that only it would publish must not be reported as unknown.
         references = [i for i in references if i.path[:1] != ("notifications",)]
-    return issues + [i for i in references if tuple(i.path[:2]) not in broken]
+    return issues + [i for i in references if not salvage.overlaps(i.path, broken)]
 
 
-def _without_broken_parts(
-    data: Any, exc: ValidationError
-) -> tuple[dict[str, Any], set[tuple[str, str]]] | None:
-    """The document without what broke the schema (a broken service becomes a
-    stub, a broken workflow goes, a broken top-level setting falls back to its
-    default), and the (section, name) of each entry taken out; None when what
-    is left cannot be checked meaningfully."""
-    if not isinstance(data, dict):
-        return None
-    pruned = dict(data)
-    sections = {k: dict(v) for k, v in data.items() if k in _ENTRY_SECTIONS and isinstance(v, dict)}
-    broken: set[tuple[str, str]] = set()
-    for error in exc.errors():
-        loc = error["loc"]
-        if not loc or loc[0] == "playbooks_dir":
-            return None  # the playbooks themselves are unknown: nothing to check them against
-        head = str(loc[0])
-        if head in sections and len(loc) >= 2 and isinstance(loc[1], str):
-            broken.add((head, loc[1]))
-        else:
-            pruned.pop(head, None)
-            sections.pop(head, None)
-    for section, name in broken:
-        if section in sections:
-            if section == "services":
-                sections[section][name] = _STUB_SERVICE
-            else:
-                sections[section].pop(name, None)
-    pruned.update(sections)
-    return pruned, broken
+_SALVAGE_ROUNDS = 3
+"""Taking a broken part out may reveal another (a stand-in that still does not fit)."""
 
 
 def _playbook_issues_without_config(doc: _Document) -> list[ConfigIssue]:
@@ -234,7 +228,7 @@ def _validation_issues(
     issues = []
     for error in exc.errors(include_url=False):
         loc = tuple(error["loc"])
-        data_path = _data_path(loc, doc.data)
+        data_path = salvage.data_path(loc, doc.data)
         message = _message(error, root, loc)
         issues.append(doc.issue(data_path, message, key=error["type"] == "extra_forbidden"))
     return issues
@@ -246,34 +240,9 @@ def schema_problems(
     """Each problem of ``exc`` (validating ``data`` as ``root``) as the path of
     the key in ``data`` and the message ``medic validate`` prints for it."""
     return [
-        (_data_path(tuple(error["loc"]), data), _message(error, root, tuple(error["loc"])))
+        (salvage.data_path(tuple(error["loc"]), data), _message(error, root, tuple(error["loc"])))
         for error in exc.errors(include_url=False)
     ]
-
-
-def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[str | int, ...]:
-    """The loc without pydantic's union tags and key markers: a path in the YAML."""
-    path: list[str | int] = []
-    current = data
-    for elem in loc:
-        if elem == "[key]":
-            continue
-        if isinstance(current, dict) and elem not in current and _is_tag(current, elem):
-            continue
-        if isinstance(elem, str) and not isinstance(current, dict):
-            continue  # a smart union's member, e.g. 'list[str]' or 'int': not a YAML key
-        path.append(elem)
-        if isinstance(current, dict):
-            current = current.get(elem)
-        elif isinstance(current, list) and isinstance(elem, int) and elem < len(current):
-            current = current[elem]
-        else:
-            current = None
-    return tuple(path)
-
-
-def _is_tag(mapping: dict[Any, Any], elem: Any) -> bool:
-    return any(mapping.get(d) == elem for d in _DISCRIMINATORS)
 
 
 def _message(error: Any, root: type[BaseModel], loc: tuple[Any, ...]) -> str:
@@ -290,11 +259,17 @@ def _message(error: Any, root: type[BaseModel], loc: tuple[Any, ...]) -> str:
     if kind == "union_tag_not_found":
         noun = str(ctx.get("discriminator", "type")).strip("'")
         return f"missing key {noun!r}"
-    if kind == "enum" and "[key]" in loc:
+    if kind == "enum" and ("[key]" in loc or _lists_failure_types(ctx)):
         known = [t.value for t in FailureType]
         return _unknown_name_message("failure type", str(error.get("input")), known)
     message = str(error.get("msg", "invalid value"))
     return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def _lists_failure_types(ctx: dict[str, Any]) -> bool:
+    """Whether an enum error expected a failure type (a playbook's ``failure_types``)."""
+    expected = str(ctx.get("expected", ""))
+    return all(repr(t.value) in expected for t in FailureType)
 
 
 def _tag_noun(discriminator: str) -> str:
@@ -363,7 +338,7 @@ def _union_member(tp: Any, tag: Any) -> Any:
     for member in get_args(tp):
         if not (isinstance(member, type) and issubclass(member, BaseModel)):
             continue
-        for name in _DISCRIMINATORS:
+        for name in salvage.DISCRIMINATORS:
             field = member.model_fields.get(name)
             literal = field is not None and get_origin(field.annotation) is Literal
             if literal and field is not None and tag in get_args(field.annotation):

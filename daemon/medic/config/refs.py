@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from medic.config.actions import ActionOptions
-from medic.config.models import Config, Playbook, ScheduleConfig
+from medic.config.models import Config, Playbook, ScheduleConfig, ServiceConfig
 from medic.config.schedules import schedule_errors
 from medic.core.bus import PUBLISHED_EVENTS
 from medic.core.errors import ConfigIssue
 from medic.core.hints import did_you_mean
+from medic.core.vocabulary import FailureType
 
 Loc = tuple[str | int, ...]
 IssueMaker = Callable[..., ConfigIssue]
@@ -93,11 +94,72 @@ def _service_references(
                     )
                 )
         for failure_type, playbook in svc.recovery.items():
-            if playbook not in playbooks:
-                loc = ("services", name, "recovery", failure_type.value)
-                found.append(
-                    issue(loc, f"unknown playbook {playbook!r}{_hint(playbook, playbooks)}")
-                )
+            loc = ("services", name, "recovery", failure_type.value)
+            problem = _recovery_problem(playbook, svc, config, playbooks)
+            if problem is not None:
+                found.append(issue(loc, problem))
+    return found
+
+
+def _recovery_problem(
+    name: str, svc: ServiceConfig, config: Config, playbooks: Mapping[str, Playbook]
+) -> str | None:
+    """Why a service's ``recovery:`` cannot use the playbook ``name``; None when it can."""
+    playbook = playbooks.get(name)
+    if playbook is None:
+        files = [config.playbooks_dir / f"{name}{suffix}" for suffix in (".yaml", ".yml")]
+        broken = next((file for file in files if file.is_file()), None)
+        if broken is not None:
+            return f"playbook {name!r} has errors of its own (listed under {broken})"
+        where = f": no {name}.yaml in {config.playbooks_dir} (playbooks_dir)"
+        return f"unknown playbook {name!r}{where}{_hint(name, playbooks)}"
+    unmet = _unmet_step(playbook, svc)
+    if unmet is None:
+        return None
+    index, step, needed = unmet
+    return (
+        f"playbook {name!r} cannot act on this service: its step {index + 1}"
+        f" ({step.action}) needs the service's '{needed}:', which it does not name"
+    )
+
+
+def _unmet_step(playbook: Playbook, svc: ServiceConfig) -> tuple[int, ActionOptions, str] | None:
+    """The first step that needs a container, unit or process the service does
+    not name (the rule ``medic.heal.playbooks`` chooses by), with its index."""
+    for index, step in enumerate(playbook.steps):
+        needed = step.needed_service_target()
+        if needed is not None and getattr(svc, needed) is None:
+            return index, step, needed
+    return None
+
+
+def unnamed_approval_choices(
+    config: Config, playbooks: Mapping[str, Playbook]
+) -> dict[str, dict[str, list[str]]]:
+    """Playbooks with ``approval: required`` that matching by ``failure_types``
+    would choose for services whose ``recovery:`` does not name them:
+    playbook -> service -> the failure types it would be chosen for."""
+    found: dict[str, dict[str, list[str]]] = {}
+    for name, svc in config.services.items():
+        if not svc.enabled:
+            continue
+        for failure_type in FailureType:
+            if failure_type in svc.recovery:
+                continue
+            chosen = next(
+                (
+                    playbooks[p]
+                    for p in sorted(playbooks)
+                    if failure_type in playbooks[p].failure_types
+                    and _unmet_step(playbooks[p], svc) is None
+                ),
+                None,
+            )
+            if chosen is None or chosen.approval != "required":
+                continue
+            if chosen.name in svc.recovery.values():
+                continue  # the service names it elsewhere: a deliberate choice
+            found.setdefault(chosen.name, {}).setdefault(name, []).append(failure_type.value)
     return found
 
 
