@@ -302,7 +302,7 @@ class ControlPlaneOrchestrator:
         self._prune()
 
     async def _retry_history(self) -> None:
-        self.store.backlog.flush()
+        self.store.retry()
 
     def _prune(self) -> None:
         retention = self.config.model.daemon.retention

@@ -2,7 +2,8 @@
 
 Owns the schema and its migrations (``db``), one module per family of tables
 (``transitions``, ``recoveries``, ``workflow_runs``, ``audit``, ``sessions``),
-what spans them (``upkeep``: crash marking, retention), the writes that wait
+what spans them (``upkeep``: crash marking, retention), a file it cannot use
+(``deferred``: moved aside when corrupt, opened later when the disk is full), the writes that wait
 in memory while the database refuses them (``backlog``: disk full), the typed
 records that reads return (``records``) and the lock that keeps a second
 daemon off the state dir (``lock``). Written before anything is reported;

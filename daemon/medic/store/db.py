@@ -17,7 +17,6 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
@@ -31,6 +30,7 @@ from medic.store.backlog import (
     WriteBacklog,
     retryable,
 )
+from medic.store.deferred import last_ids_on_disk, move_aside, stand_in, unopenable
 
 log = get_logger("Store")
 
@@ -155,6 +155,7 @@ class Database:
         self._connected = False
         self.backlog = WriteBacklog(self._commit)
         self._last_ids: dict[str, int] = {}
+        self._deferred: str | None = None
         if connect:
             self.open()
 
@@ -164,16 +165,25 @@ class Database:
         A file that is not a database (or is malformed) is moved aside to
         ``medic.db.corrupt-<UTC time>`` with a warning, and a fresh one started;
         one that another process keeps locked past ``OPEN_WAIT_S`` is
-        ``StateDirLocked``."""
+        ``StateDirLocked``. A disk that refuses to let it open (full, I/O
+        error) defers it (``medic.store.deferred``): ``retry()`` opens it later."""
         path = self.path
         make_state_dir(path.parent)
         try:
             self._connect()
         except (sqlite3.Error, _Malformed) as exc:
             self.close()
+            if unopenable(exc):
+                self._defer(exc)
+                return
             if not _corrupt(exc):
                 raise _unusable(path, exc) from exc
-            moved_to = _move_aside(path)
+            try:
+                moved_to = move_aside(path)
+            except OSError as error:
+                raise StateDirUnusable(
+                    f"{path} is corrupt and cannot be moved aside: {error.strerror or error}"
+                ) from error
             log.warning(
                 "history.corrupt_moved_aside",
                 message=f"{path} is corrupt; moved it aside to {moved_to} and started afresh",
@@ -213,6 +223,44 @@ class Database:
         with self._tx():
             pass
 
+    def _defer(self, exc: BaseException) -> None:
+        self._deferred = f"{type(exc).__name__}: {exc}"
+        self._last_ids.update(last_ids_on_disk(self.path, _OWN_IDS))
+        self._db = stand_in(SCHEMA, MIGRATIONS)
+        self._busy_timeout_ms = -1
+        self._connected = True
+        self.backlog.hold(self._deferred)
+        log.error(
+            "history.open_deferred",
+            message=f"Cannot open {self.path}: medic runs and heals, but its history is"
+            " degraded: kept in memory and written once the disk takes it",
+            path=str(self.path),
+            error=self._deferred,
+            next_ids=dict(self._last_ids),
+        )
+
+    def retry(self) -> int:
+        """Open a deferred database, then write the waiting writes; how many still wait."""
+        if self._deferred is not None and not self._open_deferred():
+            return len(self.backlog)
+        return self.backlog.flush()
+
+    def _open_deferred(self) -> bool:
+        memory = self._db
+        try:
+            self._connect()
+        except (sqlite3.Error, _Malformed) as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = memory
+            self._deferred = f"{type(exc).__name__}: {exc}"
+            return False
+        memory.close()
+        self._deferred = None
+        log.warning("history.opened", message=f"{self.path} is open at last", path=str(self.path))
+        self.backlog.release()
+        return True
+
     def _migrate(self) -> None:
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
         for number, statement in enumerate(MIGRATIONS[version:], start=version + 1):
@@ -237,6 +285,8 @@ class Database:
     def close(self) -> None:
         """Close the database (nothing to do when it was never opened)."""
         if self._connected:
+            if self._deferred is not None:
+                self._open_deferred()
             self.backlog.close()
             self._connected = False
             self._db.close()
@@ -261,6 +311,8 @@ class Database:
         self.backlog.submit(PendingWrite(what, statements))
 
     def _commit(self, writes: Sequence[PendingWrite]) -> None:
+        if self._deferred is not None:
+            raise sqlite3.OperationalError(f"the history is not open: {self._deferred}")
         # While writes wait, a file another process holds locked is not waited
         # for long on each try: the loop runs on meanwhile.
         self._busy_timeout(_RETRY_BUSY_TIMEOUT_MS if len(self.backlog) else _BUSY_TIMEOUT_MS)
@@ -365,25 +417,3 @@ def _unusable(path: Path, exc: sqlite3.Error | _Malformed) -> StateDirUnusable:
         f"cannot open {path} in the state directory {path.parent}: {exc}"
         " (is it writable by this user? daemon.state_dir or --state-dir)"
     )
-
-
-def _move_aside(path: Path) -> Path:
-    """Move a corrupt database (and its WAL) to ``NAME.corrupt-<UTC time>``; its new path."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    target = path.with_name(f"{path.name}.corrupt-{stamp}")
-    serial = 1
-    while target.exists():
-        serial += 1
-        target = path.with_name(f"{path.name}.corrupt-{stamp}-{serial}")
-    try:
-        path.rename(target)
-        # A WAL left beside a fresh database would be replayed into it.
-        wal = path.with_name(path.name + "-wal")
-        if wal.exists():
-            wal.rename(target.with_name(target.name + "-wal"))
-        path.with_name(path.name + "-shm").unlink(missing_ok=True)
-    except OSError as exc:
-        raise StateDirUnusable(
-            f"{path} is corrupt and cannot be moved aside: {exc.strerror or exc}"
-        ) from exc
-    return target
