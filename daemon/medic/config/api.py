@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from medic.config.section import Section
-from medic.config.types import RelPath
+from medic.config.types import Duration, RelPath
 
 _LISTEN = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[^:\s]+):(?P<port>\d{1,5})$")
 
@@ -46,6 +46,8 @@ class ApiConfig(Section):
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
     max_event_clients: int = Field(default=100, ge=1)
     """Open event streams at once; one more is answered 503."""
+    event_client_write_timeout: Duration = Field(default=30.0, gt=0)
+    """An event stream whose client takes no bytes for this long is dropped."""
 
     @field_validator("tokens")
     @classmethod
