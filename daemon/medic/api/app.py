@@ -73,11 +73,24 @@ ROUTES: tuple[tuple[str, str, Handler, Scope], ...] = (
 scope a token needs there (reads need ``read`` only where reads are closed)."""
 
 
+@web.middleware
+async def redact_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every answer (JSON, the page, /metrics, errors) with the secret values
+    medic knows masked, whatever put them there (a step's output, a detail)."""
+    response = await handler(request)
+    if isinstance(response, web.Response) and isinstance(response.body, bytes):
+        text = response.body.decode("utf-8", "replace")
+        masked = request.app[SETTINGS].secrets.redact(text)
+        if masked != text:
+            response.body = masked.encode()
+    return response
+
+
 def build_app(
     orchestrator: ControlPlaneOrchestrator, settings: ApiSettings, reload_config: ReloadFn
 ) -> web.Application:
     app = web.Application(
-        middlewares=[errors_middleware, auth_middleware],
+        middlewares=[redact_middleware, errors_middleware, auth_middleware],
         client_max_size=settings.config.max_body_bytes,
     )
     app[ORCHESTRATOR] = orchestrator

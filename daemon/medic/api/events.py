@@ -16,6 +16,7 @@ from aiohttp import web
 from medic.api.errors import ApiError
 from medic.api.state import CLOSING, SETTINGS, orchestrator
 from medic.core.bus import Event, EventBus, Resumption
+from medic.core.redact import SecretValues
 
 SSE_RETRY_MS = 2000
 """Sent once as ``retry:``: how soon a client's EventSource reconnects."""
@@ -55,8 +56,9 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 
 async def _stream(request: web.Request, bus: EventBus, after: int | None) -> web.StreamResponse:
-    timeout_s = request.app[SETTINGS].config.event_client_write_timeout
-    response = _TimedResponse(timeout_s, headers=_HEADERS)
+    settings = request.app[SETTINGS]
+    timeout_s = settings.config.event_client_write_timeout
+    response = _TimedResponse(timeout_s, settings.secrets, headers=_HEADERS)
     await response.prepare(request)
     subscription = _subscribe(bus, after)
     try:
@@ -75,14 +77,17 @@ async def _stream(request: web.Request, bus: EventBus, after: int | None) -> web
 class _TimedResponse(web.StreamResponse):
     """A stream whose every write gives up after ``timeout_s``: a client that
     takes no bytes for so long is dropped and its slot freed. (It never holds up
-    the bus either way: the bus drops a full queue's oldest.)"""
+    the bus either way: the bus drops a full queue's oldest.) Known secret
+    values are masked in what it sends."""
 
-    def __init__(self, timeout_s: float, *, headers: dict[str, str]) -> None:
+    def __init__(self, timeout_s: float, secrets: SecretValues, *, headers: dict[str, str]) -> None:
         super().__init__(headers=headers)
         self._timeout_s = timeout_s
+        self._secrets = secrets
 
     async def write(self, data: bytes | bytearray | memoryview) -> None:
-        await asyncio.wait_for(super().write(data), self._timeout_s)
+        masked = self._secrets.redact(bytes(data).decode("utf-8", "replace")).encode()
+        await asyncio.wait_for(super().write(masked), self._timeout_s)
 
 
 def _last_event_id(request: web.Request) -> int | None:

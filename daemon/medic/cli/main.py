@@ -21,6 +21,7 @@ from medic.config.models import LoadedConfig
 from medic.config.types import parse_duration
 from medic.core.errors import ConfigFileError, ConfigInvalid
 from medic.core.logging import configure_logging
+from medic.core.redact import SecretValues
 
 if TYPE_CHECKING:
     from medic.daemon import Daemon  # imported when `medic run` runs
@@ -218,10 +219,16 @@ def _run(args: argparse.Namespace) -> int:
     if isinstance(loaded, int):
         return loaded
     daemon_cfg = loaded.model.daemon
-    configure_logging(args.log_format or daemon_cfg.log_format, daemon_cfg.log_level.upper())
+    # The daemon fills ``secrets`` as it takes each config: the log masks them by value.
+    secrets = SecretValues()
+    configure_logging(
+        args.log_format or daemon_cfg.log_format, daemon_cfg.log_level.upper(), secrets=secrets
+    )
     # The daemon logs the config's warnings (missing secrets) as it takes it,
     # at start and at every reload alike.
-    daemon = Daemon(Path(path), state_dir=args.state_dir, dry_run=args.dry_run, loaded=loaded)
+    daemon = Daemon(
+        Path(path), state_dir=args.state_dir, dry_run=args.dry_run, loaded=loaded, secrets=secrets
+    )
     return _run_daemon(daemon)
 
 

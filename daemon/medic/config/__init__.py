@@ -4,8 +4,8 @@ Owns the models of every section (``models``; the base ``section``, ``api``
 and the guardrails' ``policy`` apart), the plugins' option models (a check's
 ``type:`` and a step's ``action:`` options, so that config never imports a
 plugin), loading with ``FILE:LINE: path: message`` errors, the cross-reference
-checks, the workflow schedule parsing and a container's labels read as a
-service (``labels``).
+checks, the workflow schedule parsing, a container's labels read as a
+service (``labels``) and the secret values a config names (``secrets``).
 
 May import: ``medic.core``.
 """
