@@ -119,7 +119,9 @@ class Daemon:
 
     async def run(self) -> int:
         loaded = self._first_load()
-        orch = ControlPlaneOrchestrator(loaded, dry_run=True if self.dry_run_flag else None)
+        orch = ControlPlaneOrchestrator(
+            loaded, dry_run=True if self.dry_run_flag else None, secrets=self.secrets
+        )
         self.orchestrator = orch
         self.settings = ApiSettings(loaded.model.api, self.secrets)
         parts = Lifecycle()

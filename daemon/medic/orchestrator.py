@@ -51,6 +51,7 @@ from medic.config.models import LoadedConfig, ProcessConfig, WorkflowConfig
 from medic.core.bus import EventBus
 from medic.core.lifecycle import Lifecycle, Part, pair
 from medic.core.logging import get_logger
+from medic.core.redact import SecretValues
 from medic.core.vocabulary import FailureType, Trigger
 from medic.heal.engine import RecoveryEngine
 from medic.heal.run import RecoveryResult
@@ -81,7 +82,13 @@ HISTORY_RETRY_INTERVAL_S = 5.0
 
 
 class ControlPlaneOrchestrator:
-    def __init__(self, config: LoadedConfig, *, dry_run: bool | None = None) -> None:
+    def __init__(
+        self,
+        config: LoadedConfig,
+        *,
+        dry_run: bool | None = None,
+        secrets: SecretValues | None = None,
+    ) -> None:
         self.config = config
         self.dry_run = config.dry_run if dry_run is None else dry_run
         self.started_at = time.time()
@@ -94,9 +101,7 @@ class ControlPlaneOrchestrator:
         self.bus.add_listener(BusRecorder(self.store))
         self.bus.add_listener(self.metrics.count_event)
         self.resources = Resources(state_dir=config.state_dir)
-        self.notifications = WebhookDispatcher(
-            config.model.notifications, session=lambda: self.resources.http, metrics=self.metrics
-        )
+        self.notifications = self._webhooks(config, secrets)
         self.bus.add_listener(self.notifications)
         self.scheduler = AsyncIOScheduler(job_defaults={"coalesce": True})
         self.clock_watch = WallClockWatch(self.scheduler)
@@ -191,6 +196,14 @@ class ControlPlaneOrchestrator:
         yield Part("workflows", pair(self._apply_workflows, self._shutdown_workflows))
         yield Part("docker events", pair(self.docker_events.start, self.docker_events.stop))
         yield Part("work", pair(self._take_work, self._stop_taking_work))
+
+    def _webhooks(self, config: LoadedConfig, secrets: SecretValues | None) -> WebhookDispatcher:
+        return WebhookDispatcher(
+            config.model.notifications,
+            session=lambda: self.resources.http,
+            metrics=self.metrics,
+            secrets=secrets,
+        )
 
     def _open_store(self) -> None:
         # The lock first: a second daemon must stop before it touches the

@@ -44,6 +44,7 @@ from medic.config.models import NotificationsConfig, WebhookConfig
 from medic.core.bus import Event
 from medic.core.errors import MedicError
 from medic.core.logging import get_logger
+from medic.core.redact import SecretValues
 from medic.tell.metrics import Metrics
 
 log = get_logger("Notifications")
@@ -72,7 +73,8 @@ def event_matches(patterns: Sequence[str], name: str) -> bool:
     return False
 
 
-def encode_body(event: Event, host: str) -> bytes:
+def encode_body(event: Event, host: str, secrets: SecretValues | None = None) -> bytes:
+    """The delivery's JSON, with the known secret values (and URL passwords) masked."""
     payload = {
         "event": event.name,
         "timestamp": event.timestamp,
@@ -80,7 +82,8 @@ def encode_body(event: Event, host: str) -> bytes:
         "host": host,
         "data": event.data,
     }
-    return json.dumps(payload, default=str, separators=(",", ":")).encode()
+    text = json.dumps(payload, default=str, separators=(",", ":"))
+    return (text if secrets is None else secrets.redact(text)).encode()
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -145,8 +148,10 @@ class WebhookDispatcher:
         session: SessionFactory,
         metrics: Metrics,
         host: str | None = None,
+        secrets: SecretValues | None = None,
     ) -> None:
         self._session = session
+        self._secrets = secrets
         self._metrics = metrics
         self.host = host or socket.gethostname()
         self.queue_size = config.queue_size
@@ -270,7 +275,7 @@ class WebhookDispatcher:
                 hook.queue.task_done()
 
     async def _deliver(self, hook: _Hook, event: Event) -> None:
-        body = encode_body(event, self.host)
+        body = encode_body(event, self.host, self._secrets)
         delivery = str(uuid.uuid4())
         retry = 0
         while True:
