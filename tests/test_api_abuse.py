@@ -2,7 +2,8 @@
 connections and very large headers leave checks on their interval (counted in
 /metrics); event streams are capped by ``api.max_event_clients`` (one more is
 answered 503 with a JSON error); a client that never reads does not hold up
-the others' events."""
+the others' events, and one that stops reading is dropped after
+``api.event_client_write_timeout``."""
 
 from __future__ import annotations
 
@@ -136,7 +137,7 @@ def test_event_streams_are_capped_and_a_stuck_reader_holds_up_nobody(
     daemon = medic_daemon(config, env={"T": "t0ken"})
     with ExitStack() as stack:
         stuck = open_stream(daemon.port, rcvbuf=4096)  # never reads a byte
-        stack.callback(stuck.close)
+        stack.callback(lambda: stuck and stuck.close())
         readers = [open_stream(daemon.port) for _ in range(2)]
         for reader in readers:
             stack.callback(reader.close)
@@ -171,3 +172,72 @@ async def test_a_subscriber_that_never_reads_never_blocks_publishing() -> None:
     assert reader.qsize() == 5_000
     assert stuck.qsize() == 10
     assert stuck.get_nowait().data["n"] == 4_990  # it lost its oldest, nothing else did
+
+
+def many_services(port: int, count: int) -> str:
+    """``count`` services with long names (checked once a minute, on ``port``:
+    one that accepts): a reload that adds or removes them all publishes an
+    event of about ``count`` * 200 bytes."""
+    return "".join(
+        f"  svc-{'x' * 190}-{n}:\n    check: {{type: tcp, port: {port}}}\n    interval: 60s\n"
+        for n in range(count)
+    )
+
+
+def test_a_client_that_stops_reading_is_dropped_and_the_others_go_on(
+    medic_daemon: DaemonFactory, listening_port: int
+) -> None:
+    port = free_port()
+    base = minimal_config(port, listening_port).replace(
+        "health_check_interval: 1s", f"health_check_interval: {INTERVAL_S}s"
+    )
+    timeout = f"api: {{listen: 127.0.0.1:{port}, token_env: T, event_client_write_timeout: 4s}}"
+    small = base.replace(f"api: {{listen: 127.0.0.1:{port}}}", timeout)
+    large = small + many_services(port, 300)  # medic's own API accepts them
+    daemon = medic_daemon(small, env={"T": "t0ken"})
+    with ExitStack() as stack:
+        stuck = open_stream(daemon.port, rcvbuf=2048)  # never reads a byte
+        stack.callback(stuck.close)
+        reader = open_stream(daemon.port)
+        stack.callback(reader.close)
+        assert b": connected" in read_until(reader, b": connected", 10)
+        # Reloads that add and remove 300 long-named services: ~60 KB an event,
+        # far more than the stuck client's buffers and the server's send buffer hold.
+        got = b""
+        for n in range(RELOADS):
+            daemon.write_config(large if n % 2 == 0 else small)
+            assert daemon.post("/api/v1/reload", token="t0ken")[0] == 200
+            got += read_until(reader, b"event: config.reloaded", 0.1)
+        # The stuck stream's write now waits; meanwhile checks keep their pace.
+        before, started = checks_done(daemon, "target"), time.monotonic()
+        # ...and the client that reads gets every event.
+        deadline = time.monotonic() + 15
+        while got.count(b"event: config.reloaded") < RELOADS and time.monotonic() < deadline:
+            got += read_until(reader, b"event: config.reloaded", 1)
+        assert got.count(b"event: config.reloaded") == RELOADS
+        time.sleep(max(0.0, 2.0 - (time.monotonic() - started)))
+        done, elapsed = checks_done(daemon, "target") - before, time.monotonic() - started
+        assert done >= 0.5 * elapsed / INTERVAL_S, (done, elapsed)
+        # The one that reads nothing is dropped by the server: its socket ends
+        # (EOF or a reset) once it has drained what the kernel had taken.
+        assert stream_ends(stuck, 20), "the stuck client was never dropped"
+        assert daemon.get("/api/v1/health", timeout=2)[0] == 200
+        assert not daemon.find_logs(event="check.crashed")
+        # The reader is still served after the other was dropped.
+        assert daemon.post("/api/v1/reload", token="t0ken")[0] == 200
+        assert b"event: config.reloaded" in read_until(reader, b"event: config.reloaded", 5)
+
+
+def stream_ends(sock: socket.socket, timeout: float) -> bool:
+    """Read what is left; True when the server closed (EOF or reset) within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    sock.settimeout(1)
+    while time.monotonic() < deadline:
+        try:
+            if not sock.recv(65536):
+                return True
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            return True
+    return False

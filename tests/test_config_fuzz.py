@@ -25,6 +25,7 @@ from tests.test_validate_cli import EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE
 KEYS = [
     "api", "listen", "token_env", "token_file", "tokens", "name", "scopes", "read", "admin",
     "auth_reads", "allow_unauthenticated_reads", "max_event_clients", "max_body_bytes",
+    "event_client_write_timeout",
     "services", "check", "type", "http", "tcp", "postgres", "command", "process", "system",
     "container", "unit", "url", "port", "host", "dsn", "dsn_env", "interval", "timeout",
     "failure_threshold", "recovery", "service_crash", "depends_on", "enabled", "workflows",

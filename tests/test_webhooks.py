@@ -18,6 +18,7 @@ import pytest
 
 from medic.config.models import NotificationsConfig
 from medic.core.bus import EventBus
+from medic.core.redact import SecretValues
 from medic.core.vocabulary import FailureType
 from medic.host.resources import Resources
 from medic.tell.metrics import Metrics
@@ -45,10 +46,12 @@ class Harness:
         self.metrics = Metrics()
         self.dispatcher: WebhookDispatcher | None = None
 
-    def start(self, *hooks: dict[str, Any], queue_size: int = 1000) -> WebhookDispatcher:
+    def start(
+        self, *hooks: dict[str, Any], queue_size: int = 1000, secrets: SecretValues | None = None
+    ) -> WebhookDispatcher:
         config = NotificationsConfig.model_validate({"webhooks": hooks, "queue_size": queue_size})
         self.dispatcher = WebhookDispatcher(
-            config, session=lambda: self.resources.http, metrics=self.metrics
+            config, session=lambda: self.resources.http, metrics=self.metrics, secrets=secrets
         )
         self.bus.add_listener(self.dispatcher)
         self.dispatcher.start()
@@ -114,6 +117,19 @@ async def test_signed_event_reaches_the_receiver(
     assert delivery.headers["X-Team"] == "sre"
     assert delivery.headers["Content-Type"] == "application/json"
     assert await harness.counted("ops", "delivered") == 1
+
+
+async def test_known_secret_values_are_masked_in_the_body_before_signing(
+    harness: Harness, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_HOOK_SECRET", SECRET)
+    secrets = SecretValues()
+    secrets.replace(["db-pass-0042", "short"])
+    harness.start(hook(receiver, secret_env="TEST_HOOK_SECRET"), secrets=secrets)
+    harness.bus.publish("recovery.failed", service="web", detail="psql: pw db-pass-0042 short")
+    (delivery,) = await receiver.arrival("recovery.failed")
+    assert delivery.signature_ok is True  # signed as sent, masked
+    assert delivery.json["data"]["detail"] == "psql: pw *** short"  # 5 chars: not masked
 
 
 async def test_no_secret_no_signature(harness: Harness) -> None:

@@ -20,6 +20,7 @@ from medic.api.app import build_app
 from medic.api.state import ApiSettings
 from medic.config.load import load_config
 from medic.config.models import LoadedConfig
+from medic.config.secrets import secret_values
 from medic.core.errors import (
     ConfigFileError,
     ConfigInvalid,
@@ -29,6 +30,7 @@ from medic.core.errors import (
 )
 from medic.core.lifecycle import Lifecycle, Part
 from medic.core.logging import get_logger
+from medic.core.redact import SecretValues
 from medic.host import testhooks
 from medic.host.sdnotify import SystemdNotifier
 from medic.orchestrator import ControlPlaneOrchestrator
@@ -78,8 +80,11 @@ class Daemon:
         notifier: SystemdNotifier | None = None,
         loaded: LoadedConfig | None = None,
         listen: str | None = None,
+        secrets: SecretValues | None = None,
     ) -> None:
         self.config_path = config_path
+        self.secrets = SecretValues() if secrets is None else secrets
+        """Masked by value in the log (when it is the logging's), the API and events."""
         self.state_dir = state_dir
         self.listen = listen
         """``medic run --listen``: overrides ``api.listen`` (at every reload too)."""
@@ -96,22 +101,32 @@ class Daemon:
     def _load(self) -> LoadedConfig:
         """Load the config and log its warnings: the same at start and at each reload."""
         loaded = load_config(self.config_path, state_dir=self.state_dir, listen=self.listen)
+        self._know_secrets(loaded)
         _log_config_warnings(loaded.warnings)
         return loaded
+
+    def _know_secrets(self, loaded: LoadedConfig) -> None:
+        values = secret_values(
+            loaded.model.model_dump(mode="json"), os.environ, self.config_path.parent
+        )
+        self.secrets.replace(values)
 
     def _first_load(self) -> LoadedConfig:
         """The config ``medic run`` loaded already (its warnings logged here), else read now."""
         loaded, self._preloaded = self._preloaded, None
         if loaded is None:
             return self._load()
+        self._know_secrets(loaded)
         _log_config_warnings(loaded.warnings)
         return loaded
 
     async def run(self) -> int:
         loaded = self._first_load()
-        orch = ControlPlaneOrchestrator(loaded, dry_run=True if self.dry_run_flag else None)
+        orch = ControlPlaneOrchestrator(
+            loaded, dry_run=True if self.dry_run_flag else None, secrets=self.secrets
+        )
         self.orchestrator = orch
-        self.settings = ApiSettings(loaded.model.api)
+        self.settings = ApiSettings(loaded.model.api, self.secrets)
         parts = Lifecycle()
         await parts.open(orch.parts(api=Part("api", self._serve_api(orch))))
         # What start-up built (config models, checks, metric series, imported

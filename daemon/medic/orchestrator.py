@@ -18,10 +18,8 @@ The long-lived parts start in this order and stop in reverse
 7. scheduler: APScheduler starts ticking (and its interval jobs are kept on
    time when the wall clock jumps: ``medic.host.wall_clock``);
 8. processes: the services' ``process:`` programs are started or adopted;
-9. the API runner (the daemon's slot: it listens before the first check, so a
-   service that probes medic itself, the default config's medic-api, is not
-   refused; on a stop the daemon closes its listening socket before any
-   part closes, so the port is free at once);
+9. the API runner (the daemon's slot: it listens before the first check, so
+   medic's own self-check is not refused; on a stop it closes first);
 10. monitor: every service's check is scheduled;
 11. workflows: registered and scheduled;
 12. Docker events: listened to when a service uses Docker or discovery is on
@@ -53,6 +51,7 @@ from medic.config.models import LoadedConfig, ProcessConfig, WorkflowConfig
 from medic.core.bus import EventBus
 from medic.core.lifecycle import Lifecycle, Part, pair
 from medic.core.logging import get_logger
+from medic.core.redact import SecretValues
 from medic.core.vocabulary import FailureType, Trigger
 from medic.fleet.wiring import join_fleet
 from medic.heal.engine import RecoveryEngine
@@ -84,21 +83,20 @@ HISTORY_RETRY_INTERVAL_S = 5.0
 
 
 class ControlPlaneOrchestrator:
-    def __init__(self, config: LoadedConfig, *, dry_run: bool | None = None) -> None:
+    def __init__(
+        self,
+        config: LoadedConfig,
+        *,
+        dry_run: bool | None = None,
+        secrets: SecretValues | None = None,
+    ) -> None:
         self.config = config
         self.dry_run = config.dry_run if dry_run is None else dry_run
         self.started_at = time.time()
-        self.store = Store.in_state_dir(config.state_dir, connect=False)
-        self.state_lock = StateDirLock(config.state_dir)
-        self.bus = EventBus()
-        self.metrics = Metrics()
-        self.store.backlog.watch(self.metrics)
-        # The store first: history is written before any other listener reports it.
-        self.bus.add_listener(BusRecorder(self.store))
-        self.bus.add_listener(self.metrics.count_event)
+        self._wire_store_and_bus(config)
         self.resources = Resources(state_dir=config.state_dir)
         self.maintenance = Maintenance(self.store, self.bus, self.metrics)
-        self._wire_notifiers(config)
+        self._wire_notifiers(config, secrets)
         self.scheduler = AsyncIOScheduler(job_defaults={"coalesce": True})
         self.clock_watch = WallClockWatch(self.scheduler)
         self._wire_watch_and_heal(config)
@@ -127,9 +125,22 @@ class ControlPlaneOrchestrator:
         self._cut_off_runs: list[int] = []
         """Workflow runs the last crash cut off: resumed once the workflows are applied."""
 
-    def _wire_notifiers(self, config: LoadedConfig) -> None:
+    def _wire_store_and_bus(self, config: LoadedConfig) -> None:
+        self.store = Store.in_state_dir(config.state_dir, connect=False)
+        self.state_lock = StateDirLock(config.state_dir)
+        self.bus = EventBus()
+        self.metrics = Metrics()
+        self.store.backlog.watch(self.metrics)
+        # The store first: history is written before any other listener reports it.
+        self.bus.add_listener(BusRecorder(self.store))
+        self.bus.add_listener(self.metrics.count_event)
+
+    def _wire_notifiers(self, config: LoadedConfig, secrets: SecretValues | None) -> None:
         self.notifications = WebhookDispatcher(
-            config.model.notifications, session=lambda: self.resources.http, metrics=self.metrics
+            config.model.notifications,
+            session=lambda: self.resources.http,
+            metrics=self.metrics,
+            secrets=secrets,
         )
         self.apprise = AppriseNotifier(
             config.model.notifications, metrics=self.metrics, public_url=config.model.api.public_url
@@ -343,7 +354,7 @@ class ControlPlaneOrchestrator:
         self._prune()
 
     async def _retry_history(self) -> None:
-        self.store.backlog.flush()
+        self.store.retry()
 
     def _prune(self) -> None:
         retention = self.config.model.daemon.retention

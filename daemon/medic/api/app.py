@@ -85,11 +85,27 @@ ROUTES: tuple[tuple[str, str, Handler, Scope], ...] = (
 scope a token needs there (reads need ``read`` only where reads are closed)."""
 
 
+@web.middleware
+async def redact_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every answer (JSON, the page, errors) with the secret values medic knows
+    masked, whatever put them there (a step's output, a detail). Not /metrics:
+    names and numbers only, and megabytes of them at 10,000 services."""
+    response = await handler(request)
+    if request.path == "/metrics":
+        return response
+    if isinstance(response, web.Response) and isinstance(response.body, bytes):
+        text = response.body.decode("utf-8", "replace")
+        masked = request.app[SETTINGS].secrets.redact(text)
+        if masked != text:
+            response.body = masked.encode()
+    return response
+
+
 def build_app(
     orchestrator: ControlPlaneOrchestrator, settings: ApiSettings, reload_config: ReloadFn
 ) -> web.Application:
     app = web.Application(
-        middlewares=[errors_middleware, auth_middleware],
+        middlewares=[redact_middleware, errors_middleware, auth_middleware],
         client_max_size=settings.config.max_body_bytes,
     )
     app[ORCHESTRATOR] = orchestrator

@@ -2,7 +2,8 @@
 ones a reconnecting client missed first; a comment line keeps the stream
 alive, and it ends as soon as the API shuts down. At most
 ``api.max_event_clients`` streams are open at once (one more is answered
-503), and a client that stops reading is dropped after ``WRITE_TIMEOUT_S``."""
+503), and a client that stops reading is dropped after
+``api.event_client_write_timeout`` (30 s)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from aiohttp import web
 from medic.api.errors import ApiError
 from medic.api.state import CLOSING, SETTINGS, orchestrator
 from medic.core.bus import Event, EventBus, Resumption
+from medic.core.redact import SecretValues
 
 SSE_RETRY_MS = 2000
 """Sent once as ``retry:``: how soon a client's EventSource reconnects."""
@@ -24,10 +26,6 @@ KEEPALIVE_S = 15
 
 LIVENESS_TICK_S = 1.0
 """How often a quiet stream looks whether its client is still there."""
-
-WRITE_TIMEOUT_S = 30.0
-"""A client that takes no bytes for this long is dropped: its slot is freed.
-(It never holds up the bus either way: the bus drops a full queue's oldest.)"""
 
 _HEADERS = {
     "Content-Type": "text/event-stream",
@@ -58,7 +56,9 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 
 async def _stream(request: web.Request, bus: EventBus, after: int | None) -> web.StreamResponse:
-    response = _TimedResponse(headers=_HEADERS)
+    settings = request.app[SETTINGS]
+    timeout_s = settings.config.event_client_write_timeout
+    response = _TimedResponse(timeout_s, settings.secrets, headers=_HEADERS)
     await response.prepare(request)
     subscription = _subscribe(bus, after)
     try:
@@ -75,10 +75,19 @@ async def _stream(request: web.Request, bus: EventBus, after: int | None) -> web
 
 
 class _TimedResponse(web.StreamResponse):
-    """A stream whose every write gives up after ``WRITE_TIMEOUT_S``."""
+    """A stream whose every write gives up after ``timeout_s``: a client that
+    takes no bytes for so long is dropped and its slot freed. (It never holds up
+    the bus either way: the bus drops a full queue's oldest.) Known secret
+    values are masked in what it sends."""
+
+    def __init__(self, timeout_s: float, secrets: SecretValues, *, headers: dict[str, str]) -> None:
+        super().__init__(headers=headers)
+        self._timeout_s = timeout_s
+        self._secrets = secrets
 
     async def write(self, data: bytes | bytearray | memoryview) -> None:
-        await asyncio.wait_for(super().write(data), WRITE_TIMEOUT_S)
+        masked = self._secrets.redact(bytes(data).decode("utf-8", "replace")).encode()
+        await asyncio.wait_for(super().write(masked), self._timeout_s)
 
 
 def _last_event_id(request: web.Request) -> int | None:

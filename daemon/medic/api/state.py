@@ -15,14 +15,17 @@ from typing import Any
 from aiohttp import web
 
 from medic.config.models import ApiConfig, Scope
+from medic.core.redact import SecretValues
 from medic.orchestrator import ControlPlaneOrchestrator
 
 
 class ApiSettings:
     """The API's config, swapped in place when a reload changes it."""
 
-    def __init__(self, config: ApiConfig) -> None:
+    def __init__(self, config: ApiConfig, secrets: SecretValues | None = None) -> None:
         self.config = config
+        self.secrets = SecretValues() if secrets is None else secrets
+        """Masked by value in every answer and event."""
         self.started = time.monotonic()
         self.event_clients = 0
         """Event streams open now (capped by ``api.max_event_clients``)."""

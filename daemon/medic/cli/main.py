@@ -24,6 +24,7 @@ from medic.config.schema import config_schema_text
 from medic.config.types import parse_duration
 from medic.core.errors import ConfigFileError, ConfigInvalid
 from medic.core.logging import configure_logging
+from medic.core.redact import SecretValues
 
 if TYPE_CHECKING:
     from medic.daemon import Daemon  # imported when `medic run` runs
@@ -302,7 +303,11 @@ def _run(args: argparse.Namespace) -> int:
     if isinstance(loaded, int):
         return loaded
     daemon_cfg = loaded.model.daemon
-    configure_logging(args.log_format or daemon_cfg.log_format, daemon_cfg.log_level.upper())
+    # The daemon fills ``secrets`` as it takes each config: the log masks them by value.
+    secrets = SecretValues()
+    configure_logging(
+        args.log_format or daemon_cfg.log_format, daemon_cfg.log_level.upper(), secrets=secrets
+    )
     # The daemon logs the config's warnings (missing secrets) as it takes it,
     # at start and at every reload alike.
     daemon = Daemon(
@@ -311,6 +316,7 @@ def _run(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         listen=args.listen,
         loaded=loaded,
+        secrets=secrets,
     )
     return _run_daemon(daemon)
 

@@ -8,8 +8,8 @@ plugin), loading with ``FILE:LINE: path: message`` errors, what is left of a
 config that broke the schema (``salvage``, so that its references are still
 checked), the cross-reference checks, the workflow schedule parsing, a
 container's labels read as a service (``labels``), what ``medic run`` flags
-override (``overrides``) and the JSON Schema of the config for editors
-(``schema``).
+override (``overrides``), the JSON Schema of the config for editors
+(``schema``) and the secret values a config names (``secrets``).
 
 May import: ``medic.core``.
 """

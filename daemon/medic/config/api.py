@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from medic.config.section import Section
-from medic.config.types import RelPath
+from medic.config.types import Duration, RelPath
 
 _LISTEN = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[^:\s]+):(?P<port>\d{1,5})$")
 
@@ -48,6 +48,8 @@ class ApiConfig(Section):
     """Open event streams at once; one more is answered 503."""
     public_url: str | None = Field(default=None, pattern=r"^https?://")
     """Where people reach the status page; notifications link to it."""
+    event_client_write_timeout: Duration = Field(default=30.0, gt=0)
+    """An event stream whose client takes no bytes for this long is dropped."""
 
     @field_validator("tokens")
     @classmethod

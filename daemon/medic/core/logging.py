@@ -33,7 +33,7 @@ from typing import Any, Literal, TextIO
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 
-from medic.core.redact import redact_urls
+from medic.core.redact import SecretValues, redact_urls
 
 LogFormat = Literal["auto", "console", "json"]
 
@@ -57,18 +57,20 @@ def configure_logging(
     fmt: LogFormat = "auto",
     level: str = "INFO",
     stream: TextIO | None = None,
+    secrets: SecretValues | None = None,
 ) -> None:
     """Send all logging of this process to *stream* (default stderr) in one format.
 
     ``auto`` picks console lines on a TTY and JSON otherwise (journald, files,
     pipes). medic's own events are filtered at *level*; library records at
     WARNING, or at *level* when that is stricter. Calling it again replaces the
-    previous configuration.
+    previous configuration. Every line has URL passwords masked, and the
+    values in ``secrets`` (filled as the daemon loads its config).
     """
     target = sys.stderr if stream is None else stream
     medic_level = _parse_level(level)
     handler = logging.StreamHandler(target)
-    handler.setFormatter(_formatter(_use_json(fmt, target)))
+    handler.setFormatter(_formatter(_use_json(fmt, target), secrets))
     _replace_root_handlers(handler, max(medic_level, _LIBRARY_LEVEL))
     logging.getLogger(MEDIC_LOGGER_NAME).setLevel(medic_level)
     # warnings.warn() output would otherwise bypass the handler and break
@@ -125,13 +127,16 @@ def _is_tty(stream: TextIO) -> bool:
         return False
 
 
-def _formatter(json_lines: bool) -> structlog.stdlib.ProcessorFormatter:
+def _formatter(
+    json_lines: bool, secrets: SecretValues | None
+) -> structlog.stdlib.ProcessorFormatter:
     render = _render_json if json_lines else _render_console
+    redact = redact_urls if secrets is None else secrets.redact
 
     def renderer(logger: WrappedLogger, name: str, event_dict: EventDict) -> str:
         # Whatever a line names (a library's error quoting a URL, a step's
         # target), a password in a URL never reaches the log.
-        return redact_urls(render(logger, name, event_dict))
+        return redact(render(logger, name, event_dict))
 
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[structlog.contextvars.merge_contextvars],

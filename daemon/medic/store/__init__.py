@@ -2,11 +2,13 @@
 
 Owns the schema and its migrations (``db``), one module per family of tables
 (``transitions``, ``recoveries``, ``workflow_runs``, ``audit``, ``sessions``,
-``pauses``),
-what spans them (``upkeep``: crash marking, retention), the writes that wait
+``pauses``), what spans them (``upkeep``: crash marking, retention), a file it
+cannot use (``deferred``: moved aside when corrupt, opened later when the disk
+is full), the writes that wait
 in memory while the database refuses them (``backlog``: disk full), the typed
 records that reads return (``records``) and the lock that keeps a second
-daemon off the state dir (``lock``). Written before anything is reported;
+daemon off the state dir (``lock``), why a file cannot be opened
+(``open_faults``). Written before anything is reported;
 writes that fail wait in memory (``Store.backlog``).
 
 ``Store`` is the one object the rest of medic holds: every family on one
@@ -19,8 +21,8 @@ from __future__ import annotations
 
 from medic.store.audit import AuditTrail
 from medic.store.backlog import HistoryHealth, HistoryObserver
-from medic.store.db import StateDirUnusable
 from medic.store.lock import StateDirInUse, StateDirLock
+from medic.store.open_faults import StateDirUnusable
 from medic.store.pauses import Pauses
 from medic.store.records import (
     NO_RUNS,

@@ -109,19 +109,37 @@ class WriteBacklog:
         self._last_error: str | None = None
         self._since: float | None = None
         self._dropping = False
+        self._held = False
 
     def watch(self, observer: HistoryObserver) -> None:
         self._observers.append(observer)
 
     def health(self) -> HistoryHealth:
         return HistoryHealth(
-            status="degraded" if self._pending else "ok",
+            status="degraded" if self._pending or self._held else "ok",
             pending_writes=len(self._pending),
             dropped=self._dropped,
             write_errors=self._errors,
             last_error=self._last_error,
             degraded_since=self._since,
         )
+
+    def hold(self, error: str) -> None:
+        """The database could not be opened at all (``error``): degraded, even
+        before a first write waits, until ``release()``."""
+        self._held = True
+        self._errors += 1
+        self._last_error = error
+        self._since = self._since or time.time()
+        for observer in self._observers:
+            observer.history_write_failed()
+
+    def release(self) -> None:
+        """The database is open at last: the waiting writes go in now."""
+        self._held = False
+        if not self._pending:
+            self._recovered(0)
+        self.flush()
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -198,7 +216,7 @@ class WriteBacklog:
 
     def _enqueue(self, write: PendingWrite) -> None:
         if not self._pending:
-            self._since = time.time()
+            self._since = self._since if self._held else time.time()
             log.warning(
                 "history.degraded",
                 message="History writes fail; they wait in memory and are written when they can be",

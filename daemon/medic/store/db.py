@@ -17,12 +17,10 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 from medic.core.clock import utc, utc_or_none
-from medic.core.errors import MedicError
 from medic.core.logging import get_logger
 from medic.store.backlog import (
     OVERLAY_LIMIT,
@@ -30,6 +28,14 @@ from medic.store.backlog import (
     Statement,
     WriteBacklog,
     retryable,
+)
+from medic.store.deferred import last_ids_on_disk, move_aside, stand_in, unopenable
+from medic.store.open_faults import (
+    OPEN_WAIT_S,
+    Malformed,
+    StateDirUnusable,
+    corrupt,
+    unusable,
 )
 
 log = get_logger("Store")
@@ -126,20 +132,6 @@ class StepWrite:
     duration_s: float | None
 
 
-class StateDirUnusable(MedicError):
-    """The state directory cannot be created or its database opened."""
-
-
-class StateDirLocked(StateDirUnusable):
-    """Another process keeps ``medic.db`` locked."""
-
-
-OPEN_WAIT_S = 5.0
-"""How long the start waits for another process's lock on ``medic.db``."""
-_LOCKED = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-_CORRUPT = (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
-
-
 def make_state_dir(state_dir: Path) -> None:
     """Create the state directory (and its parents); ``StateDirUnusable`` if it cannot be."""
     try:
@@ -163,6 +155,7 @@ class Database:
         self._connected = False
         self.backlog = WriteBacklog(self._commit)
         self._last_ids: dict[str, int] = {}
+        self._deferred: str | None = None
         if connect:
             self.open()
 
@@ -172,16 +165,25 @@ class Database:
         A file that is not a database (or is malformed) is moved aside to
         ``medic.db.corrupt-<UTC time>`` with a warning, and a fresh one started;
         one that another process keeps locked past ``OPEN_WAIT_S`` is
-        ``StateDirLocked``."""
+        ``StateDirLocked``. A disk that refuses to let it open (full, I/O
+        error) defers it (``medic.store.deferred``): ``retry()`` opens it later."""
         path = self.path
         make_state_dir(path.parent)
         try:
             self._connect()
-        except (sqlite3.Error, _Malformed) as exc:
+        except (sqlite3.Error, Malformed) as exc:
             self.close()
-            if not _corrupt(exc):
-                raise _unusable(path, exc) from exc
-            moved_to = _move_aside(path)
+            if unopenable(exc):
+                self._defer(exc)
+                return
+            if not corrupt(exc):
+                raise unusable(path, exc) from exc
+            try:
+                moved_to = move_aside(path)
+            except OSError as error:
+                raise StateDirUnusable(
+                    f"{path} is corrupt and cannot be moved aside: {error.strerror or error}"
+                ) from error
             log.warning(
                 "history.corrupt_moved_aside",
                 message=f"{path} is corrupt; moved it aside to {moved_to} and started afresh",
@@ -191,9 +193,9 @@ class Database:
             )
             try:
                 self._connect()
-            except (sqlite3.Error, _Malformed) as again:
+            except (sqlite3.Error, Malformed) as again:
                 self.close()
-                raise _unusable(path, again) from again
+                raise unusable(path, again) from again
 
     def _connect(self) -> None:
         self._db = sqlite3.connect(
@@ -206,7 +208,7 @@ class Database:
         # database at all. (About 0.4 s for 100 MB.)
         problems = [str(row[0]) for row in self._db.execute("PRAGMA quick_check(5)")]
         if problems != ["ok"]:
-            raise _Malformed("; ".join(problems))
+            raise Malformed("; ".join(problems))
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -220,6 +222,44 @@ class Database:
         # would let medic start and then fail its every write.
         with self._tx():
             pass
+
+    def _defer(self, exc: BaseException) -> None:
+        self._deferred = f"{type(exc).__name__}: {exc}"
+        self._last_ids.update(last_ids_on_disk(self.path, _OWN_IDS))
+        self._db = stand_in(SCHEMA, MIGRATIONS)
+        self._busy_timeout_ms = -1
+        self._connected = True
+        self.backlog.hold(self._deferred)
+        log.error(
+            "history.open_deferred",
+            message=f"Cannot open {self.path}: medic runs and heals, but its history is"
+            " degraded: kept in memory and written once the disk takes it",
+            path=str(self.path),
+            error=self._deferred,
+            next_ids=dict(self._last_ids),
+        )
+
+    def retry(self) -> int:
+        """Open a deferred database, then write the waiting writes; how many still wait."""
+        if self._deferred is not None and not self._open_deferred():
+            return len(self.backlog)
+        return self.backlog.flush()
+
+    def _open_deferred(self) -> bool:
+        memory = self._db
+        try:
+            self._connect()
+        except (sqlite3.Error, Malformed) as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = memory
+            self._deferred = f"{type(exc).__name__}: {exc}"
+            return False
+        memory.close()
+        self._deferred = None
+        log.warning("history.opened", message=f"{self.path} is open at last", path=str(self.path))
+        self.backlog.release()
+        return True
 
     def _migrate(self) -> None:
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
@@ -245,6 +285,8 @@ class Database:
     def close(self) -> None:
         """Close the database (nothing to do when it was never opened)."""
         if self._connected:
+            if self._deferred is not None:
+                self._open_deferred()
             self.backlog.close()
             self._connected = False
             self._db.close()
@@ -269,6 +311,8 @@ class Database:
         self.backlog.submit(PendingWrite(what, statements))
 
     def _commit(self, writes: Sequence[PendingWrite]) -> None:
+        if self._deferred is not None:
+            raise sqlite3.OperationalError(f"the history is not open: {self._deferred}")
         # While writes wait, a file another process holds locked is not waited
         # for long on each try: the loop runs on meanwhile.
         self._busy_timeout(_RETRY_BUSY_TIMEOUT_MS if len(self.backlog) else _BUSY_TIMEOUT_MS)
@@ -352,46 +396,3 @@ def sees_pending(read: Callable[Concatenate[D, P], R]) -> Callable[Concatenate[D
             return read(self, *args, **kwargs)
 
     return reading
-
-
-class _Malformed(MedicError):
-    """``PRAGMA quick_check`` found damage."""
-
-
-def _corrupt(exc: sqlite3.Error | _Malformed) -> bool:
-    return isinstance(exc, _Malformed) or getattr(exc, "sqlite_errorcode", None) in _CORRUPT
-
-
-def _unusable(path: Path, exc: sqlite3.Error | _Malformed) -> StateDirUnusable:
-    """The one-line reason a database cannot be opened."""
-    if getattr(exc, "sqlite_errorcode", None) in _LOCKED:
-        return StateDirLocked(
-            f"{path} is locked by another process ({exc}; waited {OPEN_WAIT_S:g}s):"
-            " stop what holds it (a sqlite3 shell, a backup job) and start medic again"
-        )
-    return StateDirUnusable(
-        f"cannot open {path} in the state directory {path.parent}: {exc}"
-        " (is it writable by this user? daemon.state_dir or --state-dir)"
-    )
-
-
-def _move_aside(path: Path) -> Path:
-    """Move a corrupt database (and its WAL) to ``NAME.corrupt-<UTC time>``; its new path."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    target = path.with_name(f"{path.name}.corrupt-{stamp}")
-    serial = 1
-    while target.exists():
-        serial += 1
-        target = path.with_name(f"{path.name}.corrupt-{stamp}-{serial}")
-    try:
-        path.rename(target)
-        # A WAL left beside a fresh database would be replayed into it.
-        wal = path.with_name(path.name + "-wal")
-        if wal.exists():
-            wal.rename(target.with_name(target.name + "-wal"))
-        path.with_name(path.name + "-shm").unlink(missing_ok=True)
-    except OSError as exc:
-        raise StateDirUnusable(
-            f"{path} is corrupt and cannot be moved aside: {exc.strerror or exc}"
-        ) from exc
-    return target

@@ -38,6 +38,7 @@ import aiohttp
 from medic.config.models import NotificationsConfig, WebhookConfig
 from medic.core.bus import Event
 from medic.core.errors import MedicError
+from medic.core.redact import SecretValues
 from medic.tell.delivery import (
     DEFAULT_FLUSH_S,
     OUTCOMES,
@@ -59,7 +60,8 @@ class SecretUnavailable(MedicError):
     """The webhook names a secret that cannot be read now."""
 
 
-def encode_body(event: Event, host: str) -> bytes:
+def encode_body(event: Event, host: str, secrets: SecretValues | None = None) -> bytes:
+    """The delivery's JSON, with the known secret values (and URL passwords) masked."""
     payload = {
         "event": event.name,
         "timestamp": event.timestamp,
@@ -67,7 +69,8 @@ def encode_body(event: Event, host: str) -> bytes:
         "host": host,
         "data": event.data,
     }
-    return json.dumps(payload, default=str, separators=(",", ":")).encode()
+    text = json.dumps(payload, default=str, separators=(",", ":"))
+    return (text if secrets is None else secrets.redact(text)).encode()
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -106,9 +109,11 @@ class WebhookDispatcher(Deliveries[WebhookConfig, Event]):
         session: SessionFactory,
         metrics: Metrics,
         host: str | None = None,
+        secrets: SecretValues | None = None,
     ) -> None:
         super().__init__(config.queue_size)
         self._session = session
+        self._secrets = secrets
         self._metrics = metrics
         self.host = host or socket.gethostname()
         for hook in config.webhooks:
@@ -138,7 +143,7 @@ class WebhookDispatcher(Deliveries[WebhookConfig, Event]):
         return item.name
 
     def sender(self, lane: Lane[WebhookConfig, Event], item: Event) -> Send:
-        body = encode_body(item, self.host)
+        body = encode_body(item, self.host, self._secrets)
         delivery = str(uuid.uuid4())
 
         async def send(attempt: int) -> Attempt:

@@ -254,7 +254,10 @@ class SelfHealingMonitor:
 
     async def _check(self, state: ServiceState) -> CheckResult:
         started = time.monotonic()
-        probe = await self.runner.run(state.spec, self._checks[state.name])
+        check = self._checks.get(state.name)
+        if check is None:  # removed by a reload after this check was asked for
+            return CheckResult(healthy=False, detail="the service was removed")
+        probe = await self.runner.run(state.spec, check)
         if self._states.get(state.name) is not state:
             return probe.result  # the service was removed or replaced meanwhile
         overlapped = not state.recovering and state.began_during_recovery(started)
