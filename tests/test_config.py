@@ -420,7 +420,8 @@ def test_broken_yaml_is_a_file_error_with_its_line(tmp_path: Path) -> None:
 
 
 def test_empty_file_is_valid_with_no_services(tmp_path: Path) -> None:
-    path = tmp_path / "config.yaml"
+    path = tmp_path / "alone" / "config.yaml"  # ../recovery_playbooks: none there
+    path.parent.mkdir()
     path.write_text("# nothing configured yet\n", encoding="utf-8")
     loaded = load_config(path)
     assert loaded.services == {}

@@ -57,7 +57,8 @@ class WaitHealthy(Action[WaitHealthyOptions]):
             detail = f"still unhealthy after {self.timeout_s:g}s: {poller.summary()}"
             return ActionResult(ok=False, detail=detail, data={"probes": poller.probes})
         if not healthy:
-            detail = f"the service crashed while waiting: {poller.last_detail}"
+            # Definitive: waiting out the timeout would only delay the next attempt.
+            detail = f"crashed while waiting (definitive): {poller.last_detail}"
             return ActionResult(ok=False, detail=detail, data={"probes": poller.probes})
         elapsed = time.monotonic() - started
         return ActionResult(
