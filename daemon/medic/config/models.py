@@ -199,7 +199,8 @@ class Config(Section):
     daemon: DaemonConfig = DaemonConfig()
     api: ApiConfig = ApiConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
-    playbooks_dir: RelPath = Path("../recovery_playbooks")
+    playbooks_dir: RelPath = Field(default=Path("../recovery_playbooks"), validate_default=True)
+    """Relative to the config file, the default too (not to the working directory)."""
     services: dict[str, ServiceConfig] = Field(default_factory=dict)
     workflows: dict[str, WorkflowConfig] = Field(default_factory=dict)
     notifications: NotificationsConfig = NotificationsConfig()
