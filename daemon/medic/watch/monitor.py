@@ -260,13 +260,7 @@ class SelfHealingMonitor:
         probe = await self.runner.run(state.spec, check)
         if self._states.get(state.name) is not state:
             return probe.result  # the service was removed or replaced meanwhile
-        overlapped = not state.recovering and state.began_during_recovery(started)
-        if overlapped and not probe.result.healthy:
-            # It probed medic's own restart (e.g. timed out on the old
-            # container): ask again rather than judge the service by it.
-            self.request_check(state.name)
-            return probe.result
-        if overtaken(state, probe, self._asked_at.get(state.name, 0.0)):
+        if overtaken(state, probe, self._asked_at.get(state.name, 0.0), started):
             self.request_check(state.name)  # judge the service as it is now, not as it was
             return probe.result
         return self._judge(state, probe.result, probe.at, probe.duration_s)

@@ -7,10 +7,12 @@ from medic.watch.runner import Probe
 from medic.watch.state import ServiceState
 
 
-def overtaken(state: ServiceState, probe: Probe, asked_at: float) -> bool:
-    """A failed probe that began before news it could not see: a check asked
-    for since (an operator's reset, a container started), or the service seen
-    healthy since (by ``wait_healthy`` after a restart).
+def overtaken(state: ServiceState, probe: Probe, asked_at: float, started_mono: float) -> bool:
+    """A failed probe that began before news it could not see: medic's own
+    restart of the service (it timed out on the old container; ``started_mono``
+    is when it began, monotonic), a check asked for since (an operator's reset,
+    a container started), or the service seen healthy since (by
+    ``wait_healthy`` after a restart).
 
     Such a probe (one that reached the old container while it was restarted
     and hung until its timeout) would otherwise end a hold or start another
@@ -18,6 +20,8 @@ def overtaken(state: ServiceState, probe: Probe, asked_at: float) -> bool:
     """
     if probe.result.healthy:
         return False
+    if not state.recovering and state.began_during_recovery(started_mono):
+        return True
     began = probe.at.timestamp()
     if began < asked_at:
         return True
