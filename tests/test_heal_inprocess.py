@@ -171,3 +171,35 @@ async def test_a_crash_loop_opens_the_circuit_after_max_attempts(
         await events.none("recovery.started", service="web", within=QUIET_S, since=opened)
     assert orch.service_status("web")["circuit"] == "open"
     assert len(starts.starts) == max_attempts, "Docker saw one start per recovery, no more"
+
+
+async def test_a_docker_stop_made_while_the_event_stream_was_away_is_left_alone(
+    orchestrator: OrchestratorFactory,
+    watched_web: tuple[ContainerHandle, StartCounter],
+) -> None:
+    web, starts = watched_web
+    # A 30 s interval: only the stream's reconnection can tell medic anything.
+    check = f'{{type: http, url: "{web.url}healthz", expect_status: [200]}}'
+    with capture_logs() as logs:
+        orch = await orchestrator(
+            config(web, check, interval="30s", recovery="{max_attempts: 5, window: 10m}"),
+            playbooks={"restart-container": QUICK_RESTART},
+        )
+        await async_wait_for(
+            lambda: any(e["event"] == "docker.connected" for e in logs),
+            10,
+            message="medic listens to Docker's events",
+        )
+    with closing(BusWatch(orch.bus, after=0)) as events:
+        await healthy(events, "web")
+        await orch.docker_events.stop()  # the stream breaks; the engine stays up
+        await asyncio.to_thread(web.container.stop, timeout=5)
+        orch.docker_events.start()
+
+        # The engine replays the stop's events: an operator's stop, not a crash.
+        stopped = await events.next("service.stopped_by_operator", service="web")
+        assert stopped.data["detail"] == "stopped with docker stop"
+        await events.none("recovery.started", service="web", within=QUIET_S, since=stopped)
+        assert events.count("recovery.started") == 0
+    assert orch.service_status("web")["status"] == "stopped_by_operator"
+    assert starts.starts == []

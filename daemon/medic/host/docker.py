@@ -351,9 +351,12 @@ class DockerGateway:
         """Remove a container (forced), never its volumes."""
         await self._run(lambda api: api.remove_container(container, force=True, v=False))
 
-    def event_stream(self) -> EventStream:
-        """A blocking iterator of container events; iterate it on a thread."""
-        return EventStream(self)
+    def event_stream(self, since_ns: int | None = None) -> EventStream:
+        """A blocking iterator of container events; iterate it on a thread.
+
+        ``since_ns`` (wall clock, nanoseconds) has the engine replay what it
+        buffered from then on, so nothing falls between two connections."""
+        return EventStream(self, since_ns)
 
     def close(self) -> None:
         self._closed = True
@@ -365,14 +368,17 @@ class DockerGateway:
 class EventStream:
     """One connection to ``/events``; ``close()`` from any thread ends the iteration."""
 
-    def __init__(self, gateway: DockerGateway) -> None:
+    def __init__(self, gateway: DockerGateway, since_ns: int | None = None) -> None:
         self._gateway = gateway
+        self._since = None if since_ns is None else f"{since_ns // 10**9}.{since_ns % 10**9:09d}"
         self._stream: Any = None
         self._closed = threading.Event()
 
     def __iter__(self) -> EventStream:
         filters = {"type": ["container"], "event": list(WATCHED_EVENTS)}
-        self._stream = self._gateway._call(lambda api: api.events(decode=True, filters=filters))
+        self._stream = self._gateway._call(
+            lambda api: api.events(decode=True, filters=filters, since=self._since)
+        )
         return self
 
     def __next__(self) -> DockerEvent:

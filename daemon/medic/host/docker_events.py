@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 
 from medic.core.logging import get_logger
@@ -31,6 +32,9 @@ class DockerEventListener:
         self._stream: EventStream | None = None
         self._task: asyncio.Task[None] | None = None
         self.connected = False
+        # Events from here on are asked for on every (re)connection: the engine
+        # replays what happened before the stream was up or while it was down.
+        self._replay_from_ns = time.time_ns()
 
     def start(self) -> None:
         if self._task is None:
@@ -95,12 +99,14 @@ class DockerEventListener:
 
     def _consume(self, loop: asyncio.AbstractEventLoop) -> None:
         """Runs on a worker thread: read events, hand each to the loop."""
-        stream = self._gateway.event_stream()
+        stream = self._gateway.event_stream(since_ns=self._replay_from_ns)
         self._stream = stream
         iterator = iter(stream)
         self.connected = True
         loop.call_soon_threadsafe(self._connected)
         for event in iterator:
+            if event.time_ns:
+                self._replay_from_ns = max(self._replay_from_ns, event.time_ns + 1)
             loop.call_soon_threadsafe(self._on_event, event)
 
     def _connected(self) -> None:

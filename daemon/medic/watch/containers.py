@@ -47,6 +47,9 @@ log = get_logger("DockerEvents")
 DIE_DEFER_S = 0.3
 """How long a ``die`` after a gentle signal waits for Docker's ``stop``."""
 
+REPLAY_SETTLE_S = DIE_DEFER_S
+"""How long after the stream (re)connects the watched services are checked."""
+
 STOP_TIMEOUT_BOUND_S = 30.0
 """How long after a gentle signal a ``die`` is still expected (docker stop's
 timeout is 10 s by default)."""
@@ -224,12 +227,16 @@ class ContainerEvents:
             self._services.request_check(spec.name)
 
     def on_connected(self) -> None:
-        """The stream is (back) up: what happened meanwhile is only seen by checking."""
+        """The stream is (back) up. The engine replays what it saw meanwhile
+        (``host.docker_events`` asks it to); each watched service is checked
+        once the replay has had a moment to land, so that a ``docker stop``
+        made meanwhile is read as the stop it was before its exited container
+        is judged."""
         for spec in list(self._services.specs()):
             for container in containers_of(spec):
                 self._restarts.learn(container)
             if containers_of(spec):
-                self._services.request_check(spec.name)
+                self._services.request_check(spec.name, delay_s=REPLAY_SETTLE_S)
 
 
 def _exit_code(event: DockerEvent) -> int:
