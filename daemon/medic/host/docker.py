@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from medic.host import HostError
 
@@ -376,8 +376,10 @@ class EventStream:
 
     def __iter__(self) -> EventStream:
         filters = {"type": ["container"], "event": list(WATCHED_EVENTS)}
+        # The SDK's types say whole seconds, which would replay events already
+        # seen; the engine takes "seconds.nanoseconds" and the SDK passes it on.
         self._stream = self._gateway._call(
-            lambda api: api.events(decode=True, filters=filters, since=self._since)
+            lambda api: cast(Any, api).events(decode=True, filters=filters, since=self._since)
         )
         return self
 
