@@ -20,7 +20,7 @@ from medic.host.resources import Resources
 from tests.dockerwatch import StartCounter
 from tests.helpers import free_port, wait_for
 from tests.plugins.daemon import DaemonFactory, DaemonProcess
-from tests.plugins.docker import ContainerFactory, ContainerHandle, test_labels
+from tests.plugins.docker import ContainerFactory, ContainerHandle, medic_test_labels
 from tests.plugins.http import http_request
 
 REPO_PLAYBOOKS = Path(__file__).resolve().parent.parent / "recovery_playbooks"
@@ -278,7 +278,7 @@ async def test_restart_container_uses_the_containers_own_stop_timeout(
     # whole stop timeout. The container's own (1 s) wins over the step's 30 s.
     name = f"medic-test-stoptimeout-{secrets.token_hex(3)}"
     created = docker_client.api.create_container(
-        test_image, name=name, stop_timeout=1, labels=test_labels()
+        test_image, name=name, stop_timeout=1, labels=medic_test_labels()
     )
     try:
         docker_client.api.start(created["Id"])

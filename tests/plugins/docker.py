@@ -72,7 +72,7 @@ def _remove_leftovers(client: docker.DockerClient) -> None:
             client.api.remove_container(row["Id"], force=True)
 
 
-def test_labels(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def medic_test_labels(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     labels = {TEST_LABEL: "1", OWNER_LABEL: str(os.getpid())}
     labels.update(extra or {})
     return labels
@@ -113,7 +113,7 @@ def idle_container(docker_client: docker.DockerClient, test_image: str) -> Itera
         test_image,
         ["sleep", "100000"],
         name=f"medic-test-idle-{secrets.token_hex(3)}",
-        labels=test_labels({"medic.test.role": "idle"}),
+        labels=medic_test_labels({"medic.test.role": "idle"}),
         detach=True,
         init=True,
     )
@@ -269,7 +269,7 @@ class ContainerFactory:
                 self.image,
                 argv,
                 name=full_name,
-                labels=test_labels(labels),
+                labels=medic_test_labels(labels),
                 ports={"8080/tcp": ("127.0.0.1", port)} if port else None,
                 healthcheck=dict(healthcheck) if healthcheck else None,
                 restart_policy=_restart_policy(restart_policy),  # type: ignore[arg-type]
