@@ -293,3 +293,26 @@ def test_the_etcd_leader_killed_mid_heal_the_heal_completes_once(
     wait_for(lambda: (tmp_path / "up").exists(), timeout=20, message="the heal completes")
     time.sleep(2)
     assert len(starts(tmp_path)) == 1, starts(tmp_path)
+
+
+def test_command_checks_on_a_fleet_host_never_fail_while_the_service_is_up(
+    etcd_cluster: EtcdCluster, medic_daemon: DaemonFactory, tmp_path: Path
+) -> None:
+    # Every check forks a child while gRPC's threads keep the etcd session;
+    # gRPC's fork handlers once crashed some of those children (SIGSEGV).
+    (tmp_path / "up").touch()
+    daemons = start_fleet(medic_daemon, etcd_cluster, tmp_path, hosts=2, local=True)
+
+    def checks(daemon: DaemonProcess, service: str) -> list[dict[str, object]]:
+        return list(daemon.get(f"/api/v1/services/{service}/checks")[1]["checks"])
+
+    kept = 60  # the most the API keeps: 18 s of checks every 300 ms
+    for daemon in daemons:
+        for service in ("local", "shared-db"):
+            wait_for(
+                lambda d=daemon, s=service: len(checks(d, s)) == kept,  # type: ignore[misc]
+                60,
+                message="60 checks",
+            )
+            failed = [c["detail"] for c in checks(daemon, service) if not c["healthy"]]
+            assert failed == [], failed

@@ -11,3 +11,13 @@ the part the orchestrator starts (``coordinator``) and its wiring (``wiring``). 
 May import: ``medic.core``, ``medic.config``, ``medic.host``, ``medic.watch``,
 ``medic.heal``.
 """
+
+import os
+
+# gRPC's fork handlers, run in every child medic forks (command checks,
+# run_command steps) while its own threads are busy with the etcd session,
+# crashed those children with SIGSEGV before they could exec: a healthy
+# service's check failed now and then. medic never forks to use gRPC in a
+# child, so it needs no fork support; this is read when gRPC starts, hence
+# before anything here imports it.
+os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "false"
