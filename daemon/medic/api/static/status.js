@@ -307,17 +307,23 @@ function showResult(ok, message) {
   box.dataset.ok = String(ok);
   box.textContent = message;
 }
+const pendingModal = new Map();
 function modal(dialog, okButton, onOpen) {
   // Resolves true when confirmed (button or Enter), false on Cancel or Escape.
+  // A dialog asked for again before its last answer settled answers that one "no" first.
+  const earlier = pendingModal.get(dialog);
+  if (earlier) earlier(false);
   return new Promise((resolve) => {
     const opener = document.activeElement;
     let settled = false;
     const finish = (value) => {
       if (settled) return;
       settled = true;
+      pendingModal.delete(dialog);
       okButton.removeEventListener("click", ok);
       dialog.removeEventListener("keydown", enter);
-      dialog.removeEventListener("close", cancel);
+      dialog.removeEventListener("cancel", cancel);
+      dialog.removeEventListener("close", closed);
       if (dialog.open) dialog.close();
       // The row may have been drawn again meanwhile: its new button has the same key.
       const key = opener && opener.dataset ? opener.dataset.key : null;
@@ -327,11 +333,16 @@ function modal(dialog, okButton, onOpen) {
     };
     const ok = () => finish(true);
     const cancel = () => finish(false);
+    // Escape settles at once (its close event comes later, maybe after the dialog
+    // was opened again); a close event while the dialog is open is such a late one.
+    const closed = () => { if (!dialog.open) finish(false); };
     const enter = (ev) => { if (ev.key === "Enter" && ev.target.tagName === "INPUT") { ev.preventDefault(); finish(true); } };
     okButton.addEventListener("click", ok);
     dialog.addEventListener("keydown", enter);
-    dialog.addEventListener("close", cancel);
+    dialog.addEventListener("cancel", cancel);
+    dialog.addEventListener("close", closed);
     dialog.querySelector("button:not(.primary)").onclick = cancel;
+    pendingModal.set(dialog, finish);
     dialog.showModal();
     if (onOpen) onOpen();
   });
