@@ -16,7 +16,10 @@ from aiohttp import web
 from medic.api.errors import ApiError
 from medic.api.state import CLOSING, SETTINGS, orchestrator
 from medic.core.bus import Event, EventBus, Resumption
+from medic.core.logging import get_logger
 from medic.core.redact import SecretValues
+
+log = get_logger("medic.api")
 
 SSE_RETRY_MS = 2000
 """Sent once as ``retry:``: how soon a client's EventSource reconnects."""
@@ -67,6 +70,12 @@ async def _stream(request: web.Request, bus: EventBus, after: int | None) -> web
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     except TimeoutError:
+        log.warning(
+            "api.event_client_dropped",
+            message="An event stream client took nothing for too long; dropped",
+            peer=request.remote,
+            write_timeout_s=timeout_s,
+        )
         if request.transport is not None:
             request.transport.abort()  # a reader that stopped reading: let it go
     finally:
