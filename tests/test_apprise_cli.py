@@ -4,6 +4,7 @@ config checks of ``notifications.apprise``."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -46,8 +47,8 @@ notifications:
         assert one.returncode == 0, one.stderr
         lines = one.stdout.splitlines()
         assert len(lines) == 2
-        assert lines[0].split()[:5] == ["chat", "url", "1", "(json://)", "delivered"]
-        assert lines[1].split()[:5] == ["chat", "url", "2", "(mailto://)", "delivered"]
+        assert lines[0].split()[:6] == ["chat", "apprise", "url", "1", "(json://)", "delivered"]
+        assert lines[1].split()[:6] == ["chat", "apprise", "url", "2", "(mailto://)", "delivered"]
         (sent,) = [d.json for d in receiver.received()]
         assert sent["message"].startswith("medic test message")
         assert text_of(smtp_server.wait(1)[0]).startswith("medic test message")
@@ -55,14 +56,13 @@ notifications:
         every = run_cli("notify-test", "--url", daemon.url, env=cli_env)
         assert every.returncode == 1  # the pager cannot be reached
         pager = [line for line in every.stdout.splitlines() if line.startswith("pager")]
-        assert pager and pager[0].split()[4] == "failed", every.stdout
+        assert pager and pager[0].split()[5] == "failed", every.stdout
         assert len(receiver.received()) == 2
 
         unknown = run_cli("notify-test", "nope", "--url", daemon.url, env=cli_env)
         assert unknown.returncode == 1
-        assert "no notifications.apprise target named 'nope'; configured: chat, pager" in (
-            unknown.stderr
-        )
+        assert "no notifier (notifications.apprise or .webhooks) named 'nope'" in unknown.stderr
+        assert "configured: chat, pager" in unknown.stderr
 
         status, body = daemon.post("/api/v1/notifications/test", {"name": "pager"}, token=TOKEN)
         assert status == 200
@@ -89,7 +89,54 @@ services: {{}}
         assert status == 422 and body["error"]["code"] == "INVALID_BODY", (wrong, body)
     done = run_cli("notify-test", "--url", daemon.url, env={"MEDIC_API_TOKEN": TOKEN})
     assert done.returncode == 1
-    assert "no notifications.apprise target is configured" in done.stderr
+    assert "no notifier (notifications.apprise or .webhooks) is configured" in done.stderr
+
+
+def test_notify_test_sends_a_signed_test_event_to_each_webhook(
+    medic_daemon: DaemonFactory,
+) -> None:
+    with running_receiver(secret=SECRET) as ok, running_receiver(statuses=[403]) as refusing:
+        config = f"""
+api: {{listen: 127.0.0.1:{free_port()}, token_env: MEDIC_API_TOKEN}}
+services: {{}}
+notifications:
+  webhooks:
+    # A test goes out whatever a webhook's events say.
+    - name: ops
+      url: "{ok.url(f"/hook/{PATH_TOKEN}")}"
+      secret_env: HOOK_SECRET
+      events: [circuit.opened]
+    - {{name: audit, url: "{refusing.url()}"}}
+"""
+        env = {"MEDIC_API_TOKEN": TOKEN, "HOOK_SECRET": SECRET}
+        daemon = medic_daemon(config, env=env)
+        cli_env = {"MEDIC_API_TOKEN": TOKEN}
+
+        one = run_cli("notify-test", "ops", "--url", daemon.url, env=cli_env)
+        assert one.returncode == 0, one.stderr
+        (line,) = one.stdout.splitlines()
+        assert line.split()[:5] == [
+            "ops",
+            "webhook",
+            f"http://127.0.0.1:{ok.port}/…",
+            "delivered",
+            "HTTP",
+        ]
+        (sent,) = ok.received()
+        assert sent.signature_ok is True
+        assert sent.headers["X-Medic-Event"] == "notify.test"
+        assert (sent.json["event"], sent.json["data"]["service"]) == ("notify.test", "medic")
+
+        every = run_cli("notify-test", "--url", daemon.url, "--json", env=cli_env)
+        assert every.returncode == 1  # audit refuses it
+        rows = {row["name"]: row for row in json.loads(every.stdout)["results"]}
+        assert (rows["audit"]["kind"], rows["audit"]["outcome"]) == ("webhook", "rejected")
+        assert rows["audit"]["detail"] == "HTTP 403"
+        assert rows["ops"]["outcome"] == "delivered"
+        assert len(ok.received()) == 2 and len(refusing.received()) == 1
+        text = daemon.get("/metrics")[1]
+        assert 'medic_webhook_deliveries_total{outcome="rejected",webhook="audit"} 1.0' in text
+    assert PATH_TOKEN not in one.stdout + every.stdout  # a URL's path may hold a token
 
 
 def _issues(tmp_path: Path, apprise_yaml: str) -> list[str]:

@@ -17,6 +17,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from medic.core.bus import Event
+from medic.orchestrator import ControlPlaneOrchestrator
 from tests.dockerwatch import StartCounter
 from tests.helpers import async_wait_for
 from tests.plugins.docker import ContainerFactory, ContainerHandle
@@ -74,12 +75,10 @@ async def healthy(events: BusWatch, service: str) -> Event:
     return await events.next("service.state", service=service, new="healthy")
 
 
-async def test_a_process_killed_from_the_host_is_restarted(
-    orchestrator: OrchestratorFactory,
-    watched_web: tuple[ContainerHandle, StartCounter],
-) -> None:
-    web, starts = watched_web
-    # A 30 s interval: only Docker's die event can explain a heal within seconds.
+async def listening_to_docker(
+    orchestrator: OrchestratorFactory, web: ContainerHandle
+) -> ControlPlaneOrchestrator:
+    """An HTTP check of ``web`` every 30 s, once medic listens to Docker's events."""
     check = f'{{type: http, url: "{web.url}healthz", expect_status: [200]}}'
     with capture_logs() as logs:
         orch = await orchestrator(
@@ -91,12 +90,26 @@ async def test_a_process_killed_from_the_host_is_restarted(
             10,
             message="medic listens to Docker's events",
         )
+    return orch
+
+
+async def test_a_process_killed_from_the_host_is_restarted(
+    orchestrator: OrchestratorFactory,
+    watched_web: tuple[ContainerHandle, StartCounter],
+) -> None:
+    web, starts = watched_web
+    # A 30 s interval: only Docker's die event can explain a heal within seconds.
+    orch = await listening_to_docker(orchestrator, web)
     with closing(BusWatch(orch.bus, after=0)) as events:
         await healthy(events, "web")
-        # The stream's connecting asks for a check of its own: let it end first,
-        # so that the kill meets no probe already on its way (whose reset
-        # connection would read as a network failure before Docker says die).
-        await orch.monitor.probe_now("web")
+        # The stream's connecting asks for a check of its own, a moment later: let
+        # it end first, so that the kill meets no probe already on its way (whose
+        # reset connection would read as a network failure before Docker says die).
+        await async_wait_for(
+            lambda: len(orch.monitor.state("web").recent_checks) >= 2,
+            10,
+            message="the first check and the one asked for on connecting",
+        )
 
         killed = await asyncio.to_thread(web.kill_process)
 
@@ -179,17 +192,7 @@ async def test_a_docker_stop_made_while_the_event_stream_was_away_is_left_alone(
 ) -> None:
     web, starts = watched_web
     # A 30 s interval: only the stream's reconnection can tell medic anything.
-    check = f'{{type: http, url: "{web.url}healthz", expect_status: [200]}}'
-    with capture_logs() as logs:
-        orch = await orchestrator(
-            config(web, check, interval="30s", recovery="{max_attempts: 5, window: 10m}"),
-            playbooks={"restart-container": QUICK_RESTART},
-        )
-        await async_wait_for(
-            lambda: any(e["event"] == "docker.connected" for e in logs),
-            10,
-            message="medic listens to Docker's events",
-        )
+    orch = await listening_to_docker(orchestrator, web)
     with closing(BusWatch(orch.bus, after=0)) as events:
         await healthy(events, "web")
         await orch.docker_events.stop()  # the stream breaks; the engine stays up

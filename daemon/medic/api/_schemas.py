@@ -259,13 +259,24 @@ def _notify_test_result() -> Schema:
     outcome = {"type": "string", "enum": ["delivered", "failed", "rejected"]}
     row = obj(
         {
-            "name": {**STR, "description": "The notifications.apprise target."},
-            "url": {**STR, "description": "The URL by position and scheme, never itself."},
+            "name": {**STR, "description": "The notifications.apprise target or webhook."},
+            "kind": {"type": "string", "enum": ["apprise", "webhook"]},
+            "url": {
+                **STR,
+                "description": "An Apprise URL by position and scheme; a webhook's scheme "
+                "and host. Never a secret.",
+            },
             "outcome": outcome,
             "detail": STR,
         }
     )
-    example = {"name": "chat", "url": "url 1 (slack://)", "outcome": "delivered", "detail": "sent"}
+    example = {
+        "name": "chat",
+        "kind": "apprise",
+        "url": "url 1 (slack://)",
+        "outcome": "delivered",
+        "detail": "sent",
+    }
     return {**obj({"results": {"type": "array", "items": row}}), "example": {"results": [example]}}
 
 

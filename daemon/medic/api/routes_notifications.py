@@ -1,6 +1,8 @@
-"""The notification routes: a test message through the Apprise targets."""
+"""The notification routes: a test message through the Apprise targets and webhooks."""
 
 from __future__ import annotations
+
+import asyncio
 
 from aiohttp import web
 
@@ -11,9 +13,10 @@ from medic.api.state import orchestrator
 
 async def notifications_test(request: web.Request) -> web.Response:
     """``POST /api/v1/notifications/test`` ``{"name": NAME}`` (optional): a test
-    message through every Apprise target (or the one named), sent at once past the
-    queues; 200 ``{"results": [{"name", "url", "outcome", "detail"}]}`` with one row
-    per URL (``url`` names it by position and scheme only); 404 ``NOTIFIER_NOT_FOUND``."""
+    message through every Apprise target and webhook (or those named so), sent at
+    once past the queues; 200 ``{"results": [{"name", "kind", "url", "outcome",
+    "detail"}]}`` with one row per Apprise URL and per webhook (``url`` never shows
+    a secret); 404 ``NOTIFIER_NOT_FOUND``."""
     body = await json_body(request)
     unknown = sorted(set(body) - {"name"})
     if unknown:
@@ -22,16 +25,17 @@ async def notifications_test(request: web.Request) -> web.Response:
     if "name" in body and not isinstance(name, str):
         raise ApiError(422, "INVALID_BODY", "name must be a string")
     orch = orchestrator(request)
-    known = sorted(orch.apprise.lanes)
+    known = sorted({*orch.apprise.lanes, *orch.notifications.lanes})
     if name is not None and name not in known:
         raise ApiError(
             404,
             "NOTIFIER_NOT_FOUND",
-            f"no notifications.apprise target named {name!r}"
+            f"no notifier (notifications.apprise or .webhooks) named {name!r}"
             + (f"; configured: {', '.join(known)}" if known else "; none is configured"),
         )
     orch.store.audit("operator.notify_test", None, **caller(request), name=name)
-    return web.json_response({"results": await orch.apprise.test(name)})
+    apprise, webhooks = await asyncio.gather(orch.apprise.test(name), orch.notifications.test(name))
+    return web.json_response({"results": apprise + webhooks})
 
 
 __all__ = ["notifications_test"]

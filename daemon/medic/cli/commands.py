@@ -149,9 +149,12 @@ def _notify_test(url: str, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"results": results}, indent=2))
     elif not results:
-        print("no notifications.apprise target is configured", file=sys.stderr)
+        print("no notifier (notifications.apprise or .webhooks) is configured", file=sys.stderr)
     for row in [] if args.json else results:
-        print(f"{row['name']:<16} {row['url']:<24} {row['outcome']:<10} {row['detail']}")
+        print(
+            f"{row['name']:<16} {row['kind']:<8} {row['url']:<28}"
+            f" {row['outcome']:<10} {row['detail']}"
+        )
     return 0 if results and all(r["outcome"] == "delivered" for r in results) else 1
 
 

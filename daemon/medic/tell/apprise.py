@@ -281,9 +281,9 @@ class AppriseNotifier(Deliveries[AppriseConfig, Outgoing]):
         outcome = "failed" if result.verdict == "retry" else result.verdict
         self.count(config.name, outcome)
         if not item.results:
-            return [{"name": config.name, "url": "", "outcome": outcome, "detail": result.detail}]
+            return [_row(config.name, "", outcome, result.detail)]
         return [
-            {"name": config.name, "url": where, "outcome": _outcome(verdict), "detail": said}
+            _row(config.name, where, _outcome(verdict), said)
             for verdict, where, said in item.results.values()
         ]
 
@@ -293,6 +293,10 @@ class AppriseNotifier(Deliveries[AppriseConfig, Outgoing]):
             pool = ThreadPoolExecutor(_THREADS, thread_name_prefix=f"apprise:{name}")
             self._pools[name] = pool
         return pool
+
+
+def _row(name: str, url: str, outcome: str, detail: str) -> dict[str, str]:
+    return {"name": name, "kind": "apprise", "url": url, "outcome": outcome, "detail": detail}
 
 
 def _outcome(verdict: str) -> str:

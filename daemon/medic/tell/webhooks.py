@@ -25,6 +25,7 @@ still queued when the daemon stopped).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -32,6 +33,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Mapping
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -151,6 +153,26 @@ class WebhookDispatcher(Deliveries[WebhookConfig, Event]):
 
         return send
 
+    async def test(self, name: str | None = None) -> list[dict[str, str]]:
+        """A signed ``notify.test`` event to every webhook (or ``name``), whatever
+        its ``events``: one attempt each, at once, past the queue."""
+        configs = [lane.config for lane in self.lanes.values() if name in (None, lane.config.name)]
+        return list(await asyncio.gather(*(self._test_one(config) for config in configs)))
+
+    async def _test_one(self, config: WebhookConfig) -> dict[str, str]:
+        event = Event(0, "notify.test", {"service": "medic", "detail": "medic test message"})
+        body = encode_body(event, self.host, self._secrets)
+        result = await self._attempt(config, event, body, str(uuid.uuid4()), 1)
+        outcome = "failed" if result.verdict == "retry" else result.verdict
+        self.count(config.name, outcome)
+        return {
+            "name": config.name,
+            "kind": "webhook",
+            "url": where(config.url),
+            "outcome": outcome,
+            "detail": result.detail,
+        }
+
     async def _attempt(
         self, config: WebhookConfig, event: Event, body: bytes, delivery: str, attempt: int
     ) -> Attempt:
@@ -169,6 +191,13 @@ class WebhookDispatcher(Deliveries[WebhookConfig, Event]):
             return Attempt("retry", f"no answer within {config.timeout:g}s")
         except (aiohttp.ClientError, OSError) as exc:
             return Attempt("retry", f"{type(exc).__name__}: {exc}")
+
+
+def where(url: str) -> str:
+    """A webhook's URL as people read it: scheme and host, never its path or
+    query (where chat services keep their tokens)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or '?'}{f':{parts.port}' if parts.port else ''}/…"
 
 
 def _headers(
@@ -213,4 +242,5 @@ __all__ = [
     "read_secret",
     "retry_delay",
     "sign",
+    "where",
 ]
