@@ -93,11 +93,7 @@ def test_crash_loop_gets_one_probation_after_the_cooldown(
         "{max_attempts: 2, window: 10m, backoff: {initial: 100ms, factor: 1},"
         " circuit_cooldown: 2s, circuit_cooldown_max: 1m}"
     )
-    daemon = medic_daemon(
-        config(free_port(), container_service("loop", loop), recovery),
-        playbooks={"restart-container": QUICK_RESTART},
-        env=TOKEN,
-    )
+    daemon = watching(medic_daemon, "loop", loop, recovery)
     opened = wait_for(
         lambda: service(daemon, "loop")["circuit"] == "open" and time.monotonic(),
         30,
@@ -129,17 +125,36 @@ def test_operator_reset_closes_the_circuit_and_gives_attempts_back(
     loop = container_factory(name="loop", command="sleep 0.3; exit 3", publish=False)
     starts = start_counter(loop.id)
     recovery = "{max_attempts: 1, window: 10m, circuit_cooldown: 0}"
-    daemon = medic_daemon(
-        config(free_port(), container_service("loop", loop), recovery),
-        playbooks={"restart-container": QUICK_RESTART},
-        env=TOKEN,
-    )
+    daemon = watching(medic_daemon, "loop", loop, recovery)
     wait_for(lambda: service(daemon, "loop")["circuit"] == "open", 20, message="circuit opens")
     assert service(daemon, "loop")["next_attempt_at"] is None  # cooldown 0: never by itself
     no_new_starts([starts], 1.5)
     code, body = daemon.post("/api/v1/services/loop/reset", token="tok")
     assert code == 200 and body["circuit"] == "closed"
     wait_for(lambda: len(starts.starts) == 2, 10, message="a fresh attempt after the reset")
+
+
+def watching(
+    medic_daemon: DaemonFactory,
+    name: str,
+    handle: ContainerHandle,
+    recovery: str,
+    playbooks: dict[str, str] | None = None,
+) -> DaemonProcess:
+    """A daemon watching ``handle`` as service ``name`` under ``recovery``."""
+    return medic_daemon(
+        config(free_port(), container_service(name, handle), recovery),
+        playbooks=playbooks or {"restart-container": QUICK_RESTART},
+        env=TOKEN,
+    )
+
+
+def wait_first_recovery_succeeded(daemon: DaemonProcess, message: str) -> None:
+    wait_for(
+        lambda: recoveries(daemon) and recoveries(daemon)[0]["outcome"] == "succeeded",
+        15,
+        message=message,
+    )
 
 
 def crash_and_wait_healed(daemon: DaemonProcess, web: ContainerHandle, nth: int) -> None:
@@ -160,11 +175,7 @@ def test_a_service_healthy_past_reset_after_gets_its_attempts_back(
 ) -> None:
     web = container_factory(name="web")
     recovery = "{max_attempts: 2, window: 10m, reset_after: 2s, backoff: {initial: 100ms}}"
-    daemon = medic_daemon(
-        config(free_port(), container_service("web", web), recovery),
-        playbooks={"restart-container": QUICK_RESTART},
-        env=TOKEN,
-    )
+    daemon = watching(medic_daemon, "web", web, recovery)
     wait_status(daemon, "web", "healthy")
     for expected in (1, 2):
         crash_and_wait_healed(daemon, web, expected)
@@ -184,11 +195,7 @@ def test_docker_stop_is_left_alone_and_a_crash_is_still_healed(
     web = container_factory(name="web")
     starts = start_counter(web.id)
     recovery = "{max_attempts: 5, window: 10m}"
-    daemon = medic_daemon(
-        config(free_port(), container_service("web", web), recovery),
-        playbooks={"restart-container": QUICK_RESTART},
-        env=TOKEN,
-    )
+    daemon = watching(medic_daemon, "web", web, recovery)
     wait_status(daemon, "web", "healthy")
     web.container.stop(timeout=5)
     wait_status(daemon, "web", "stopped_by_operator")
@@ -197,11 +204,7 @@ def test_docker_stop_is_left_alone_and_a_crash_is_still_healed(
     web.container.start()
     wait_status(daemon, "web", "healthy")
     web.kill_process()
-    wait_for(
-        lambda: recoveries(daemon) and recoveries(daemon)[0]["outcome"] == "succeeded",
-        15,
-        message="the crash is healed",
-    )
+    wait_first_recovery_succeeded(daemon, "the crash is healed")
     assert web.status == "running"
 
 
@@ -212,18 +215,10 @@ def test_respect_manual_stop_false_treats_a_stop_as_a_crash(
 ) -> None:
     web = container_factory(name="web")
     recovery = "{max_attempts: 5, window: 10m, respect_manual_stop: false}"
-    daemon = medic_daemon(
-        config(free_port(), container_service("web", web), recovery),
-        playbooks={"restart-container": QUICK_RESTART},
-        env=TOKEN,
-    )
+    daemon = watching(medic_daemon, "web", web, recovery)
     wait_status(daemon, "web", "healthy")
     web.container.stop(timeout=5)
-    wait_for(
-        lambda: recoveries(daemon) and recoveries(daemon)[0]["outcome"] == "succeeded",
-        15,
-        message="the stopped container is restarted",
-    )
+    wait_first_recovery_succeeded(daemon, "the stopped container is restarted")
     assert web.status == "running"
 
 
@@ -302,11 +297,8 @@ def test_approval_required_waits_for_the_operator(
     starts = start_counter(web.id)
     timeout = "2s" if decision == "expire" else "1m"
     recovery = "{max_attempts: 5, window: 10m, backoff: {initial: 1m}}"
-    daemon = medic_daemon(
-        config(free_port(), container_service("web", web), recovery),
-        playbooks={"careful": APPROVAL_PLAYBOOK.format(timeout=timeout)},
-        env=TOKEN,
-    )
+    careful = {"careful": APPROVAL_PLAYBOOK.format(timeout=timeout)}
+    daemon = watching(medic_daemon, "web", web, recovery, careful)
     wait_status(daemon, "web", "healthy")
     web.kill_process()
     waiting = wait_for(
