@@ -22,10 +22,11 @@ readonly PG_ROLE="medic" PG_PASSWORD="medic" PG_DB="medic"
 readonly PACKAGES=(
     docker.io busybox-static postgresql python3-venv python3-dev gcc
     supervisor debootstrap systemd curl procps ca-certificates faketime docker-compose monit
-    etcd-server etcd-client prometheus
+    etcd-server etcd-client prometheus prometheus-alertmanager
 )
 # prometheus is there for promtool (docs/prometheus/medic-rules.yaml is checked and
-# unit-tested with it); the server its package starts is stopped again (quiet_prometheus).
+# unit-tested with it), prometheus-alertmanager for a real Alertmanager sending its
+# webhook to medic; the servers their packages start are stopped again (quiet_units).
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 warn() { printf '\033[33mWARNING: %s\033[0m\n' "$*" >&2; }
@@ -81,8 +82,13 @@ install_packages() {
         || die "apt-get update failed"
     if [ "${#missing[@]}" -gt 0 ]; then
         apt_install "${missing[@]}" || die "apt-get install ${missing[*]} failed"
-        case " ${missing[*]} " in *" prometheus "*) quiet_prometheus ;; esac
+        case " ${missing[*]} " in *" prometheus "*) quiet_units prometheus prometheus-node-exporter ;; esac
+        case " ${missing[*]} " in *" prometheus-alertmanager "*) quiet_units prometheus-alertmanager ;; esac
     fi
+    local tool
+    for tool in promtool prometheus prometheus-alertmanager; do
+        command -v "$tool" >/dev/null 2>&1 || die "the packages left no $tool on PATH"
+    done
     if [ "$want_chromium" -eq 1 ]; then
         # Debian has a real chromium package; Ubuntu's is a snap wrapper that
         # cannot work without snapd, so there it is a warning, not an error.
@@ -96,19 +102,18 @@ install_packages() {
 }
 
 # The prometheus package starts a server on :9090 (and its recommended node
-# exporter on :9100) where an init system lets it; the tests need only promtool.
-# Called only right after this script installed the package, so a Prometheus
-# the host ran before is left alone.
-quiet_prometheus() {
+# exporter on :9100), prometheus-alertmanager one on :9093, where an init system
+# lets them; the tests run their own. Called only right after this script
+# installed the package, so a server the host ran before is left alone.
+quiet_units() {
     local unit
-    for unit in prometheus prometheus-node-exporter; do
+    for unit in "$@"; do
         if systemd_is_pid1; then
             as_root systemctl disable --now "$unit.service" >/dev/null 2>&1 || true
         elif [ -x "/etc/init.d/$unit" ]; then
             as_root "/etc/init.d/$unit" stop >/dev/null 2>&1 || true
         fi
     done
-    command -v promtool >/dev/null 2>&1 || die "the prometheus package left no promtool on PATH"
 }
 
 # --------------------------------------------------------------------------

@@ -286,7 +286,7 @@ class RecoveryEngine:
         if state.recovering or state.name in self._tasks:
             detail = f"a recovery of {state.name} is already running"
             return HoldReason.ALREADY_RECOVERING, detail
-        return self.holds.for_maintenance(state.name)
+        return self.holds.for_maintenance(state.name, record=False)  # recorded by the caller
 
     # running ----------------------------------------------------------------------
 

@@ -55,15 +55,17 @@ class Holds:
         quiet = reason in (HoldReason.BLAST_RADIUS, HoldReason.CIRCUIT_OPEN)
         self._recorder.held(state.name, reason, decision.detail, publish=not quiet)
 
-    def for_maintenance(self, name: str) -> tuple[HoldReason, str] | None:
-        """Why a paused service is not healed (recorded once per pause), or None."""
+    def for_maintenance(self, name: str, *, record: bool = True) -> tuple[HoldReason, str] | None:
+        """Why a paused service is not healed, or None. With ``record``, the
+        hold is recorded once per pause (the automatic path: not on every
+        failed check); a caller that records each refusal itself passes False."""
         maintenance = self.maintenance
         pause = maintenance.paused(name) if maintenance is not None else None
         if maintenance is None or pause is None:
             return None
         until = f" until {iso(pause.until)}" if pause.until is not None else ""
         detail = f"in maintenance{until} ({pause.reason}, paused by {pause.by})"
-        if maintenance.first_hold(name):
+        if record and maintenance.first_hold(name):
             self._recorder.held(name, HoldReason.MAINTENANCE, detail, publish=True)
         return HoldReason.MAINTENANCE, detail
 
