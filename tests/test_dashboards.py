@@ -201,10 +201,12 @@ def query_labels(query: str) -> set[str]:
 
 def test_every_label_named_is_on_the_metrics_queried(busy_daemon: DaemonProcess) -> None:
     queries = [str(rule["expr"]) for rule in rules()] + dashboard_queries(dashboard())
-    wait_for(
-        lambda: "medic_recoveries_held_total" in family_labels(busy_daemon), 20, message="holds"
+    named = {name for query in queries for name in METRIC.findall(query)}
+    labels = wait_for(
+        lambda: (found := family_labels(busy_daemon)).keys() >= named and found,
+        20,
+        message="a sample of every metric the queries name",
     )
-    labels = family_labels(busy_daemon)
     problems = []
     for query in queries:
         names = METRIC.findall(query)

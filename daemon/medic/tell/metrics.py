@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4 as CONTENT_TYPE
 
 from medic.core.bus import Event
-from medic.core.vocabulary import FailureType
+from medic.core.vocabulary import FailureType, HoldReason
 from medic.tell.per_service import HistogramFamily, ValueFamily, render_chunks, text
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
@@ -107,6 +107,9 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        # Every reason from 0, so that the first hold is an increase a rate() sees.
+        for reason in HoldReason:
+            self.recoveries_held.labels(reason.value)
 
     def _add_outbound_series(self, r: CollectorRegistry) -> None:
         """Workflows, webhooks and the event bus."""
