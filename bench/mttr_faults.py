@@ -66,6 +66,7 @@ from mttr import (
     free_port,
     machine,
     remove_run,
+    stop_process,
     time_to_200,
     wait_until,
 )
@@ -181,13 +182,7 @@ class Monit:
         )
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_process(self.proc, grace_s=10)
 
 
 # one target: a container and the tool that watches it --------------------------------
