@@ -247,18 +247,47 @@ def test_etcd_down_local_heals_go_on_shared_ones_wait_and_resume(
     assert len(starts(tmp_path)) == 1
 
 
+def connection_broke(daemon: DaemonProcess, endpoint: str) -> bool:
+    """The daemon saw its etcd connection fail: its session's stream or a call."""
+    return bool(
+        daemon.find_logs(event="fleet.disconnected")
+        or daemon.find_logs(event="fleet.endpoint_failed", endpoint=endpoint)
+    )
+
+
 def test_the_etcd_leader_killed_mid_heal_the_heal_completes_once(
     etcd_cluster: EtcdCluster, medic_daemon: DaemonFactory, tmp_path: Path
 ) -> None:
+    # Every daemon talks to the leader (its endpoint first), so the kill
+    # breaks the daemons' own connections too, not only the cluster's.
+    leader = etcd_cluster.leader()
+    endpoints = etcd_cluster.endpoints
+    killed = endpoints[leader]
     (tmp_path / "up").touch()
-    start_fleet(medic_daemon, etcd_cluster, tmp_path)
+    daemons = start_fleet(
+        medic_daemon,
+        etcd_cluster,
+        tmp_path,
+        endpoints=[killed, *(e for e in endpoints if e != killed)],
+    )
+    assert [d.get("/api/v1/fleet")[1]["endpoint"] for d in daemons] == [killed] * 3
     (tmp_path / "up").unlink()
     wait_for(lambda: starts(tmp_path), timeout=20, message="a host starts healing")
-    etcd_cluster.kill_member(etcd_cluster.leader())
+    assert etcd_cluster.leader() == leader, "the leader changed before the kill"
+    assert not any(connection_broke(d, killed) for d in daemons)
+    etcd_cluster.kill_member(leader)
     # A new leader is elected (election timeout 500 ms) and extends the leases.
     wait_for(lambda: (tmp_path / "up").exists(), timeout=20, message="the heal completes")
     time.sleep(2)
     assert len(starts(tmp_path)) == 1, starts(tmp_path)
+    for daemon in daemons:
+        assert connection_broke(daemon, killed), "the daemon's own connection to the leader broke"
+        wait_for(
+            lambda d=daemon: d.get("/api/v1/fleet")[1]["connected"],  # type: ignore[misc]
+            timeout=10,
+            message="the daemon is connected again, through another member",
+        )
+        assert daemon.get("/api/v1/fleet")[1]["endpoint"] != killed
 
 
 def test_command_checks_on_a_fleet_host_never_fail_while_the_service_is_up(
