@@ -11,15 +11,19 @@ waits for its check.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.dockerwatch import StartCounter
 from tests.fleetkit import by_host, held_reasons, start_hosts
 from tests.helpers import wait_for
 from tests.plugins.daemon import DaemonFactory, DaemonProcess
 from tests.plugins.docker import ContainerFactory, ContainerHandle
 from tests.plugins.etcd import EtcdCluster
-from tests.plugins.http import http_request
+from tests.plugins.http import answers_200
 
 SERVICE = """
   shared-web:
@@ -58,11 +62,7 @@ def start_fleet(
 
 
 def answers(web: ContainerHandle) -> bool:
-    try:
-        status, _ = http_request(f"{web.url}healthz", timeout=1.0)
-    except OSError:
-        return False
-    return status == 200
+    return answers_200(f"{web.url}healthz")
 
 
 def heals(tmp: Path) -> list[str]:
@@ -84,18 +84,37 @@ def lock_holder(daemon: DaemonProcess) -> str:
     return wait_for(holder, timeout=20, interval=0.05, message="a host takes the heal lock")
 
 
-def test_a_crashed_shared_container_is_started_once_by_one_host(
+@dataclass
+class Crash:
+    """The shared container crashed under three hosts."""
+
+    web: ContainerHandle
+    daemons: list[DaemonProcess]
+    starts: StartCounter
+    """Docker's starts of it from the crash on."""
+    holder: str
+    """The host that took the shared-heal lock."""
+
+
+@pytest.fixture
+def crash(
     etcd_cluster: EtcdCluster,
     medic_daemon: DaemonFactory,
     container_factory: ContainerFactory,
     start_counter: Any,
     tmp_path: Path,
-) -> None:
+) -> Crash:
     web = container_factory(name="shared")
     daemons = start_fleet(medic_daemon, etcd_cluster, tmp_path, web)
     starts = start_counter(web.id)
     web.kill_process()  # a crash: every host sees it down
-    holder = lock_holder(daemons[0])
+    return Crash(web, daemons, starts, lock_holder(daemons[0]))
+
+
+def test_a_crashed_shared_container_is_started_once_by_one_host(
+    crash: Crash, tmp_path: Path
+) -> None:
+    web, daemons, starts, holder = crash.web, crash.daemons, crash.starts, crash.holder
     wait_for(lambda: answers(web), timeout=30, message="the shared container answers again")
     healer = by_host(daemons, holder)
     wait_for(
@@ -116,17 +135,9 @@ def test_a_crashed_shared_container_is_started_once_by_one_host(
 
 
 def test_kill_9_of_the_holder_mid_heal_another_host_restarts_it_once(
-    etcd_cluster: EtcdCluster,
-    medic_daemon: DaemonFactory,
-    container_factory: ContainerFactory,
-    start_counter: Any,
-    tmp_path: Path,
+    crash: Crash, tmp_path: Path
 ) -> None:
-    web = container_factory(name="shared")
-    daemons = start_fleet(medic_daemon, etcd_cluster, tmp_path, web)
-    starts = start_counter(web.id)
-    web.kill_process()
-    holder = lock_holder(daemons[0])
+    web, daemons, starts, holder = crash.web, crash.daemons, crash.starts, crash.holder
     dead = by_host(daemons, holder)
     wait_for(lambda: heals(tmp_path) == [holder], timeout=10, message="the holder's first step")
     dead.kill()  # in its 2 s first step: the container is not restarted yet
