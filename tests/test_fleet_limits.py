@@ -143,6 +143,8 @@ def test_no_slot_in_time_stops_the_recovery_held_fleet_concurrency(
     for recovery in stopped:
         assert recovery["detail"].startswith("held fleet_concurrency: all 1 disruptive"), recovery
         assert recovery["steps"] == [], "it stopped before its disruptive step ran"
+    told = [r["detail"] for d in daemons for r in d.find_logs(event="recovery.failed")]
+    assert not [t for t in told if "fleet_concurrency" in t], "told by its hold, not as a failure"
     found = spans(tmp_path)
     ordered = sorted(found.values(), key=lambda s: s["start"])
     assert len(ordered) == 3, found
