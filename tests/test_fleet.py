@@ -20,11 +20,10 @@ from pathlib import Path
 
 from medic.api.openapi import build_document
 from tests.apischema import schema_errors
+from tests.fleetkit import TOKEN, by_host, held_reasons, start_hosts
 from tests.helpers import free_port, wait_for
 from tests.plugins.daemon import DaemonFactory, DaemonProcess
 from tests.plugins.etcd import EtcdCluster
-
-TOKEN = "fleet-test-token"
 
 HEAL_PLAYBOOK = """
 description: start the shared dependency (counted)
@@ -50,22 +49,9 @@ LOCAL_SERVICE = """
 """
 
 
-def fleet_config(dir_: Path, api_port: int, host: str, endpoints: list[str]) -> str:
-    return f"""
-api: {{listen: 127.0.0.1:{api_port}, token_env: MEDIC_API_TOKEN}}
-monitoring:
-  health_check_interval: 300ms
-  failure_threshold: 1
-  recovery: {{max_attempts: 10, backoff: {{initial: 500ms, max: 1s}}}}
-playbooks_dir: playbooks
-fleet:
-  etcd: {{endpoints: {json.dumps(endpoints)}, prefix: /medic-test}}
-  host: {host}
-  group: test
-  lease_ttl: 3s
-services:
+SHARED_SERVICE = """
   shared-db:
-    check: {{type: command, command: [test, -f, "{dir_}/up"]}}
+    check: {{type: command, command: [test, -f, "{dir}/up"]}}
     shared: true
     recovery: {{unhealthy_response: start-shared}}
 """
@@ -77,35 +63,20 @@ def start_fleet(
     tmp_path: Path,
     hosts: int = 3,
     local: bool = False,
+    endpoints: list[str] | None = None,
 ) -> list[DaemonProcess]:
-    medic_daemon.write_playbooks(
-        {
-            "start-shared": HEAL_PLAYBOOK.format(dir=tmp_path),
-            "start-local": LOCAL_PLAYBOOK.format(dir=tmp_path),
-        }
+    services = SHARED_SERVICE.format(dir=tmp_path)
+    if local:
+        for index in range(hosts):
+            (tmp_path / f"local-up-host-{index}").touch()
+        services += LOCAL_SERVICE.format(dir=tmp_path)
+    playbooks = {
+        "start-shared": HEAL_PLAYBOOK.format(dir=tmp_path),
+        "start-local": LOCAL_PLAYBOOK.format(dir=tmp_path),
+    }
+    return start_hosts(
+        medic_daemon, etcd, tmp_path, services, playbooks, hosts=hosts, endpoints=endpoints
     )
-    daemons = []
-    for index in range(hosts):
-        host = f"host-{index}"
-        port = free_port()
-        config = fleet_config(tmp_path, port, host, etcd.endpoints)
-        if local:
-            (tmp_path / f"local-up-{host}").touch()
-            config += LOCAL_SERVICE.format(dir=tmp_path)
-        daemons.append(
-            medic_daemon(
-                config,
-                env={"MEDIC_API_TOKEN": TOKEN, "MEDIC_FLEET_HOST": host},
-                state_dir=tmp_path / f"state-{index}",
-            )
-        )
-    for daemon in daemons:
-        wait_for(
-            lambda d=daemon: d.get("/api/v1/fleet")[1].get("connected"),  # type: ignore[misc]
-            timeout=15,
-            message="daemon connected to etcd",
-        )
-    return daemons
 
 
 def medic_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -201,7 +172,7 @@ def test_a_daemon_without_fleet_never_imports_aetcd(tmp_path: Path) -> None:
 
 def holder(daemons: list[DaemonProcess], tmp_path: Path) -> DaemonProcess:
     first = wait_for(lambda: starts(tmp_path), timeout=20, message="a host starts healing")
-    return daemons[int(first[0].rsplit("-", 1)[1])]
+    return by_host(daemons, first[0])
 
 
 def test_kill_9_of_the_holder_mid_heal_another_host_finishes(
@@ -248,11 +219,6 @@ def test_a_holder_frozen_past_its_lease_is_fenced_out(
     wait_for(registered_again, timeout=10, message="the lost lease is granted again")
 
 
-def held_reasons(daemon: DaemonProcess, service: str) -> list[str]:
-    entries = daemon.get(f"/api/v1/audit?kind=recovery.held&service={service}")[1]["audit"]
-    return [json.dumps(entry) for entry in entries]
-
-
 def test_etcd_down_local_heals_go_on_shared_ones_wait_and_resume(
     etcd_cluster: EtcdCluster, medic_daemon: DaemonFactory, tmp_path: Path
 ) -> None:
@@ -281,18 +247,47 @@ def test_etcd_down_local_heals_go_on_shared_ones_wait_and_resume(
     assert len(starts(tmp_path)) == 1
 
 
+def connection_broke(daemon: DaemonProcess, endpoint: str) -> bool:
+    """The daemon saw its etcd connection fail: its session's stream or a call."""
+    return bool(
+        daemon.find_logs(event="fleet.disconnected")
+        or daemon.find_logs(event="fleet.endpoint_failed", endpoint=endpoint)
+    )
+
+
 def test_the_etcd_leader_killed_mid_heal_the_heal_completes_once(
     etcd_cluster: EtcdCluster, medic_daemon: DaemonFactory, tmp_path: Path
 ) -> None:
+    # Every daemon talks to the leader (its endpoint first), so the kill
+    # breaks the daemons' own connections too, not only the cluster's.
+    leader = etcd_cluster.leader()
+    endpoints = etcd_cluster.endpoints
+    killed = endpoints[leader]
     (tmp_path / "up").touch()
-    start_fleet(medic_daemon, etcd_cluster, tmp_path)
+    daemons = start_fleet(
+        medic_daemon,
+        etcd_cluster,
+        tmp_path,
+        endpoints=[killed, *(e for e in endpoints if e != killed)],
+    )
+    assert [d.get("/api/v1/fleet")[1]["endpoint"] for d in daemons] == [killed] * 3
     (tmp_path / "up").unlink()
     wait_for(lambda: starts(tmp_path), timeout=20, message="a host starts healing")
-    etcd_cluster.kill_member(etcd_cluster.leader())
+    assert etcd_cluster.leader() == leader, "the leader changed before the kill"
+    assert not any(connection_broke(d, killed) for d in daemons)
+    etcd_cluster.kill_member(leader)
     # A new leader is elected (election timeout 500 ms) and extends the leases.
     wait_for(lambda: (tmp_path / "up").exists(), timeout=20, message="the heal completes")
     time.sleep(2)
     assert len(starts(tmp_path)) == 1, starts(tmp_path)
+    for daemon in daemons:
+        assert connection_broke(daemon, killed), "the daemon's own connection to the leader broke"
+        wait_for(
+            lambda d=daemon: d.get("/api/v1/fleet")[1]["connected"],  # type: ignore[misc]
+            timeout=10,
+            message="the daemon is connected again, through another member",
+        )
+        assert daemon.get("/api/v1/fleet")[1]["endpoint"] != killed
 
 
 def test_command_checks_on_a_fleet_host_never_fail_while_the_service_is_up(

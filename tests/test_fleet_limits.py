@@ -9,11 +9,10 @@ import itertools
 import json
 from pathlib import Path
 
-from tests.helpers import free_port, wait_for
+from tests.fleetkit import held_reasons, start_hosts
+from tests.helpers import wait_for
 from tests.plugins.daemon import DaemonFactory, DaemonProcess
 from tests.plugins.etcd import EtcdCluster
-
-TOKEN = "fleet-limits-token"
 
 SERVICE = """
   own:
@@ -21,27 +20,37 @@ SERVICE = """
     recovery: {{unhealthy_response: fix-own}}
 """
 
+# The worker's process records, on SIGTERM, when a restart_process began
+# stopping it and, 1 s later, when it exits: both inside that disruptive step.
 WORKER = """
   own:
     check: {{type: command, command: [sh, -c, 'test -f "$0/up-$MEDIC_FLEET_HOST"', "{dir}"]}}
-    process: {{command: [sleep, "1000"]}}
+    process:
+      command:
+        - sh
+        - -c
+        - >-
+          trap 'echo "start $MEDIC_FLEET_HOST $(date +%s.%N)" >> "$0/spans"; sleep 1;
+          echo "end $MEDIC_FLEET_HOST $(date +%s.%N)" >> "$0/spans"; exit 0' TERM;
+          while :; do sleep 0.1; done
+        - "{dir}"
     recovery: {{unhealthy_response: fix-own}}
 """
 
-# A disruptive playbook (restart_process): it needs one of the group's slots.
-# Its first step records when it starts and ends.
+# A disruptive step (restart_process, ~1 s: needs one of the group's slots),
+# then a non-disruptive one of 3 s (needs none) that records when it is done.
 RESTART_PLAYBOOK = """
-description: a disruptive fix, its span recorded
+description: a disruptive restart, then a slow fix that needs no slot
 steps:
+  - {{action: restart_process}}
   - action: run_command
     command:
       - sh
       - -c
       - >-
-        echo "start $MEDIC_FLEET_HOST $(date +%s.%N)" >> "$0/spans"; sleep 1;
-        echo "end $MEDIC_FLEET_HOST $(date +%s.%N)" >> "$0/spans"; touch "$0/up-$MEDIC_FLEET_HOST"
+        sleep 3; echo "done $MEDIC_FLEET_HOST $(date +%s.%N)" >> "$0/spans";
+        touch "$0/up-$MEDIC_FLEET_HOST"
       - "{dir}"
-  - {{action: restart_process}}
 """
 
 # Records the attempt; fixes the service only once the test allows it.
@@ -59,27 +68,7 @@ steps:
 """
 
 
-def config(tmp: Path, host: str, endpoints: list[str], service: str, fleet: str) -> str:
-    return f"""
-api: {{listen: 127.0.0.1:{free_port()}, token_env: MEDIC_API_TOKEN}}
-monitoring:
-  health_check_interval: 300ms
-  failure_threshold: 1
-  recovery: {{max_attempts: 100, backoff: {{initial: 300ms, max: 600ms}}}}
-playbooks_dir: playbooks
-fleet:
-  etcd: {{endpoints: {json.dumps(endpoints)}, prefix: /medic-limits}}
-  host: {host}
-  group: test
-  lease_ttl: 3s
-  summary_interval: 1s
-{fleet}
-services:
-{service.format(dir=tmp)}
-"""
-
-
-def start_hosts(
+def start_three(
     medic_daemon: DaemonFactory,
     etcd: EtcdCluster,
     tmp: Path,
@@ -87,51 +76,87 @@ def start_hosts(
     fleet: str,
     playbook: str,
 ) -> list[DaemonProcess]:
-    medic_daemon.write_playbooks({"fix-own": playbook.format(dir=tmp)})
-    daemons = []
     for index in range(3):
-        host = f"host-{index}"
-        (tmp / f"up-{host}").touch()
-        daemons.append(
-            medic_daemon(
-                config(tmp, host, etcd.endpoints, service, fleet),
-                env={"MEDIC_API_TOKEN": TOKEN, "MEDIC_FLEET_HOST": host},
-                state_dir=tmp / f"state-{index}",
-            )
-        )
-    for daemon in daemons:
-        wait_for(
-            lambda d=daemon: len(d.get("/api/v1/fleet")[1]["hosts"]) == 3,  # type: ignore[misc]
-            timeout=15,
-            message="every host sees the three",
-        )
-    return daemons
+        (tmp / f"up-host-{index}").touch()
+    return start_hosts(
+        medic_daemon, etcd, tmp, service.format(dir=tmp), {"fix-own": playbook.format(dir=tmp)},
+        see_all=True, prefix="/medic-limits", fleet="  summary_interval: 1s\n" + fleet,
+        recovery="{max_attempts: 100, backoff: {initial: 300ms, max: 600ms}}",
+    )  # fmt: skip
 
 
-def test_disruptive_concurrency_1_never_runs_two_at_once(
+def spans(tmp: Path) -> dict[str, dict[str, float]]:
+    """Per host: when its disruptive step began (``start``) and its process
+    exited (``end``), inside that step, and when its whole fix was ``done``."""
+    found: dict[str, dict[str, float]] = {}
+    for line in (tmp / "spans").read_text().splitlines():
+        edge, host, at = line.split()
+        found.setdefault(host, {})[edge] = float(at)
+    return found
+
+
+def test_disruptive_concurrency_1_takes_a_slot_per_step_never_two_at_once(
     etcd_cluster: EtcdCluster, medic_daemon: DaemonFactory, tmp_path: Path
 ) -> None:
     fleet = "  disruptive_concurrency: 1\n  max_failing_hosts_fraction: 1.0\n"
-    start_hosts(medic_daemon, etcd_cluster, tmp_path, WORKER, fleet, RESTART_PLAYBOOK)
+    start_three(medic_daemon, etcd_cluster, tmp_path, WORKER, fleet, RESTART_PLAYBOOK)
     for index in range(3):
         (tmp_path / f"up-host-{index}").unlink()  # all three fail together
     for index in range(3):
-        wait_for(lambda i=index: (tmp_path / f"up-host-{i}").exists(), timeout=30)  # type: ignore[misc]
-    spans: dict[str, dict[str, float]] = {}
-    for line in (tmp_path / "spans").read_text().splitlines():
-        edge, host, at = line.split()
-        spans.setdefault(host, {})[edge] = float(at)
-    ordered = sorted((s["start"], s["end"]) for s in spans.values())
-    assert len(ordered) == 3
-    for (_, end), (start, _) in itertools.pairwise(ordered):
-        assert start >= end, f"two disruptive fixes ran at once: {ordered}"
+        wait_for(lambda i=index: (tmp_path / f"up-host-{i}").exists(), timeout=40)  # type: ignore[misc]
+    found = spans(tmp_path)
+    ordered = sorted(found.items(), key=lambda item: item[1]["start"])
+    assert len(ordered) == 3 and all(len(s) == 3 for _, s in ordered), found
+    for (_, first), (_, second) in itertools.pairwise(ordered):
+        assert second["start"] >= first["end"], f"two disruptive steps ran at once: {found}"
+    # Per step, not per recovery: a host restarted while the host before it
+    # was still in its 3 s step that needs no slot.
+    overlapped = [
+        (a, b)
+        for (a, first), (b, second) in itertools.pairwise(ordered)
+        if second["start"] < first["done"]
+    ]
+    assert overlapped, f"a slot was held for a whole recovery: {found}"
+
+
+def test_no_slot_in_time_stops_the_recovery_held_fleet_concurrency(
+    etcd_cluster: EtcdCluster, medic_daemon: DaemonFactory, tmp_path: Path
+) -> None:
+    fleet = (
+        "  disruptive_concurrency: 1\n  disruptive_wait: 200ms\n  max_failing_hosts_fraction: 1.0\n"
+    )
+    daemons = start_three(medic_daemon, etcd_cluster, tmp_path, WORKER, fleet, RESTART_PLAYBOOK)
+    for index in range(3):
+        (tmp_path / f"up-host-{index}").unlink()
+    for index in range(3):
+        wait_for(lambda i=index: (tmp_path / f"up-host-{i}").exists(), timeout=40)  # type: ignore[misc]
+    held = [h for d in daemons for h in held_reasons(d, "own") if "fleet_concurrency" in h]
+    assert held, "a host that got no slot in 200 ms was held fleet_concurrency"
+    assert all("disruptive slots of group test stayed taken for 0.2s" in h for h in held), held
+    stopped = [
+        r
+        for d in daemons
+        for r in d.get("/api/v1/recoveries?service=own")[1]["recoveries"]
+        if r["outcome"] == "interrupted"
+    ]
+    assert stopped, "the recovery that got no slot ended"
+    for recovery in stopped:
+        assert recovery["detail"].startswith("held fleet_concurrency: all 1 disruptive"), recovery
+        assert recovery["steps"] == [], "it stopped before its disruptive step ran"
+    told = [r["detail"] for d in daemons for r in d.find_logs(event="recovery.failed")]
+    assert not [t for t in told if "fleet_concurrency" in t], "told by its hold, not as a failure"
+    found = spans(tmp_path)
+    ordered = sorted(found.values(), key=lambda s: s["start"])
+    assert len(ordered) == 3, found
+    for first, second in itertools.pairwise(ordered):
+        assert second["start"] >= first["end"], f"two disruptive steps ran at once: {found}"
 
 
 def test_two_of_three_hosts_failing_holds_all_until_they_recover(
     etcd_cluster: EtcdCluster, medic_daemon: DaemonFactory, tmp_path: Path
 ) -> None:
     fleet = "  max_failing_hosts_fraction: 0.5\n"
-    daemons = start_hosts(medic_daemon, etcd_cluster, tmp_path, SERVICE, fleet, GATED_PLAYBOOK)
+    daemons = start_three(medic_daemon, etcd_cluster, tmp_path, SERVICE, fleet, GATED_PLAYBOOK)
     (tmp_path / "up-host-0").unlink()
     (tmp_path / "up-host-1").unlink()
     for daemon in daemons:

@@ -36,6 +36,15 @@ def http_request(
             return int(exc.code), exc.read()
 
 
+def answers_200(url: str, timeout: float = 1.0) -> bool:
+    """Whether ``url`` answers 200 now (a refused or broken connection: no)."""
+    try:
+        status, _ = http_request(url, timeout=timeout)
+    except OSError:
+        return False
+    return status == 200
+
+
 def parse_body(raw: bytes) -> Any:
     """A response body as JSON, or as text when it is not JSON, or None when empty."""
     if not raw:

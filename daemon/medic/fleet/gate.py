@@ -7,9 +7,15 @@ Before an automatic recovery, in this order:
 2. an emergency stop for the fleet or the host's group: held ``fleet_hold``;
 3. a ``shared: true`` service takes ``P/heal/SERVICE`` bound to the lease in a
    transaction on create revision 0; if another host holds it, held
-   ``healed_elsewhere`` naming the holder (checked again when the lock goes);
-4. a disruptive playbook takes one of the group's slots the same way, waiting
-   up to ``disruptive_wait``, else held ``fleet_concurrency``.
+   ``healed_elsewhere`` naming the holder (checked again when the lock goes).
+
+Each disruptive step then takes one of the group's slots (``P/slots/GROUP/N``)
+the same way, right before it runs, waiting up to ``disruptive_wait`` (else
+``FleetHeld``: ``fleet_concurrency``), and gives it back as soon as the step
+ends, however it ends: two hosts' other steps overlap freely, their disruptive
+steps never. The give-back deletes the slot only if it is still the one taken
+(its create revision): a slot lost with an expired lease and taken by another
+host since is never deleted by a late give-back.
 
 Before each step of a recovery holding the lock, the lock's create revision
 is read back (a linearizable read): a different one, or none, is a broken
@@ -20,19 +26,22 @@ transaction that compares that revision, and the lock goes with it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 import aetcd
 
 from medic.core.vocabulary import HoldReason, RecoveryOutcome
 from medic.fleet.link import FleetUnavailable, log
-from medic.fleet.session import Session
-from medic.heal.fleet_gate import FencedOut, Refusal
+from medic.fleet.session import RETRY_S, Session
+from medic.heal.fleet_gate import FencedOut, FleetHeld, Refusal
 from medic.watch.state import ServiceState
 
 _SLOT_POLL_S = 0.25
+_UNREACHABLE = "etcd cannot be reached: a shared or fleet-limited recovery never runs unfenced"
 
 
 class FleetGate:
@@ -42,8 +51,8 @@ class FleetGate:
         """() -> str | None: why the group holds automatic recovery (blast radius)."""
         self.locks: dict[str, int] = {}
         """Shared services this host holds the heal lock of -> its create revision (fence)."""
-        self.slots: dict[str, str] = {}
-        """Services running a disruptive recovery -> the slot key taken."""
+        self.slots: dict[str, tuple[str, int]] = {}
+        """Services running a disruptive step -> the slot taken (key, create revision)."""
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -54,10 +63,7 @@ class FleetGate:
         session, shared = self.session, state.spec.shared
         if not session.connected or session.lease_id is None:
             if shared or disruptive:
-                why = (
-                    "etcd cannot be reached: a shared or fleet-limited recovery never runs unfenced"
-                )
-                return HoldReason.FLEET_UNAVAILABLE, why
+                return HoldReason.FLEET_UNAVAILABLE, _UNREACHABLE
             return None
         stop = session.view.stop_for(self.cfg.group)
         if stop is not None:
@@ -66,20 +72,13 @@ class FleetGate:
         held = self._hold_reason()
         if held is not None:
             return HoldReason.FLEET_HOLD, held
+        if not shared:
+            return None
         try:
-            if shared:
-                refusal = await self._take_lock(state.name)
-                if refusal is not None:
-                    return refusal
-            if disruptive:
-                refusal = await self._take_slot(state.name)
-                if refusal is not None:
-                    self.release(state.name)
-                    return refusal
+            return await self._take_lock(state.name)
         except FleetUnavailable as e:
             self.release(state.name)
             return HoldReason.FLEET_UNAVAILABLE, f"etcd failed while taking the fleet lock: {e}"
-        return None
 
     async def _take_lock(self, service: str) -> Refusal | None:
         session = self.session
@@ -113,37 +112,91 @@ class FleetGate:
         name = f"{holder.get('host', '?')} (group {holder.get('group', '?')})"
         return HoldReason.HEALED_ELSEWHERE, f"being healed by {name}"
 
-    async def _take_slot(self, service: str) -> Refusal | None:
+    @contextlib.asynccontextmanager
+    async def disruptive_slot(self, service: str) -> AsyncIterator[None]:
+        slot = await self._take_slot(service)
+        lease = self.session.lease_id  # the slot goes with it
+        try:
+            yield
+        finally:
+            # Given back however the step ended (cancelled too); waited for
+            # briefly, so the next step does not find its own slot still taken,
+            # and retried in the background if etcd does not answer now.
+            self.slots.pop(service, None)
+            give_back = self._spawn(self._give_back(service, slot, lease))
+            await asyncio.wait({give_back}, timeout=self.cfg.etcd.timeout)
+
+    async def _take_slot(self, service: str) -> tuple[str, int]:
         session, cfg = self.session, self.cfg
         deadline = time.monotonic() + cfg.disruptive_wait
         body = json.dumps({"host": cfg.host, "service": service, "since": time.time()}).encode()
         while True:
+            if not session.connected or session.lease_id is None:
+                raise FleetHeld(HoldReason.FLEET_UNAVAILABLE, _UNREACHABLE)
             for index in range(cfg.disruptive_concurrency):
-                key = session.keys.slot(cfg.group, index).encode()
-                if await self._create(key, body):
-                    self.slots[service] = key.decode()
-                    return None
+                key = session.keys.slot(cfg.group, index)
+                try:
+                    revision = await self._create(key.encode(), body)
+                except FleetUnavailable as e:
+                    detail = f"etcd failed while taking a disruptive slot: {e}"
+                    raise FleetHeld(HoldReason.FLEET_UNAVAILABLE, detail) from e
+                if revision is not None:
+                    self.slots[service] = key, revision
+                    return key, revision
             if time.monotonic() >= deadline:
                 detail = (
                     f"all {cfg.disruptive_concurrency} disruptive slots of group {cfg.group}"
                     f" stayed taken for {cfg.disruptive_wait:g}s"
                 )
-                return HoldReason.FLEET_CONCURRENCY, detail
+                raise FleetHeld(HoldReason.FLEET_CONCURRENCY, detail)
             await asyncio.sleep(_SLOT_POLL_S)
 
-    async def _create(self, key: bytes, body: bytes) -> bool:
+    async def _create(self, key: bytes, body: bytes) -> int | None:
+        """Create ``key`` bound to the lease if it does not exist: its create revision."""
         lease_id = self.session.lease_id
+
+        async def txn(c: aetcd.Client) -> tuple[bool, list[Any]]:
+            t = c.transactions
+            result: tuple[bool, list[Any]] = await c.transaction(
+                compare=[t.create(key) == 0], success=[t.put(key, body, lease=lease_id)], failure=[]
+            )
+            return result
+
+        ok, responses = await self.session.link.call(txn)
+        if not ok:
+            return None
+        self.session.writes += 1
+        return int(responses[0].response_put.header.revision)
+
+    async def _give_back(self, service: str, slot: tuple[str, int], lease: int | None) -> None:
+        key, revision = slot[0].encode(), slot[1]
 
         async def txn(c: aetcd.Client) -> bool:
             t = c.transactions
             ok, _ = await c.transaction(
-                compare=[t.create(key) == 0], success=[t.put(key, body, lease=lease_id)], failure=[]
+                compare=[t.create(key) == revision], success=[t.delete(key)], failure=[]
             )
             return bool(ok)
 
-        ok = await self.session.link.call(txn)
-        self.session.writes += ok
-        return ok
+        told = False
+        while True:
+            try:
+                self.session.writes += await self.session.link.call(txn)
+                return
+            except FleetUnavailable as e:
+                if not told:
+                    log.warning(
+                        "fleet.release_failed",
+                        message="Could not give back a disruptive slot; trying again"
+                        " while its lease lives",
+                        service=service,
+                        slot=slot[0],
+                        error=str(e),
+                    )
+                    told = True
+            if self.session.lease_id != lease:
+                return  # the lease is gone, and the slot with it
+            await asyncio.sleep(RETRY_S)
 
     async def fence(self, service: str) -> None:
         fence = self.locks.get(service)
@@ -170,33 +223,28 @@ class FleetGate:
 
     def finished(self, service: str, outcome: RecoveryOutcome, healthy: bool) -> None:
         fence = self.locks.pop(service, None)
-        slot = self.slots.pop(service, None)
-        if fence is None and slot is None:
-            return
-        task = asyncio.create_task(self._publish_end(service, fence, slot, outcome, healthy))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if fence is not None:
+            self._spawn(self._publish_end(service, fence, outcome, healthy))
 
     def release(self, service: str) -> None:
         self.finished(service, RecoveryOutcome.INTERRUPTED, False)
 
-    async def _publish_end(
-        self, service: str, fence: int | None, slot: str | None, outcome: str, healthy: bool
-    ) -> None:
-        keys, link = self.session.keys, self.session.link
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _publish_end(self, service: str, fence: int, outcome: str, healthy: bool) -> None:
         try:
-            if slot is not None:
-                await link.call(lambda c: c.delete(slot.encode()))
-            if fence is not None:
-                await self._fenced_result(service, fence, outcome, healthy)
+            await self._fenced_result(service, fence, outcome, healthy)
         except FleetUnavailable as e:
             log.warning(
                 "fleet.release_failed",
-                message="Could not give back a fleet lock or slot; its lease will",
+                message="Could not give back the shared-heal lock; its lease will",
                 service=service,
                 error=str(e),
             )
-        del keys
 
     async def _fenced_result(self, service: str, fence: int, outcome: str, healthy: bool) -> None:
         keys = self.session.keys

@@ -348,8 +348,12 @@ class RecoveryEngine:
     def _ended(self, run: Recovery, outcome: RecoveryOutcome, healthy: bool) -> None:
         """What a recovery's end means for the next attempt."""
         state, heal = run.state, run.heal
-        if outcome in NEVER_ACTED:
+        if outcome in NEVER_ACTED or run.held is not None:
+            # Refused, or stopped by the fleet before its disruptive step: the
+            # fix was never tried, so it does not use up an attempt.
             self.guardrails.forget_attempt(heal, run.counted_at)
+        if run.held is not None and not healthy:
+            self.holds.hold(state, heal, Decision(Verdict.HOLD, *run.held))
         if healthy or outcome is RecoveryOutcome.INTERRUPTED:
             return
         now = time.monotonic()

@@ -5,17 +5,22 @@ that asks it before an automatic recovery.
 has none and nothing here runs. Before an automatic recovery starts, the port
 is asked (asynchronously: it may take a lock or a slot in etcd) whether it may
 run; a refusal holds the service with a fleet reason (``healed_elsewhere``,
-``fleet_concurrency``, ``fleet_hold``, ``fleet_unavailable``). Before each
-step of a recovery that holds a fleet lock the fence is checked: a lock lost
-meanwhile ends the recovery ``fenced_out``.
+``fleet_hold``, ``fleet_unavailable``). Before each step of a recovery that
+holds a fleet lock the fence is checked: a lock lost meanwhile ends the
+recovery ``fenced_out``. Each disruptive step (``DISRUPTIVE_ACTIONS``) of an
+automatic recovery holds one of the group's slots while it runs, and only
+then (``FleetPort.disruptive_slot``): no slot in time stops the recovery
+there and holds the service ``fleet_concurrency``.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+from medic.config.actions import ActionOptions
 from medic.config.models import Playbook
 from medic.core.vocabulary import HoldReason, RecoveryOutcome
 from medic.heal.admission import Decision, Verdict
@@ -26,7 +31,7 @@ from medic.watch.state import ServiceState
 DISRUPTIVE_ACTIONS = frozenset(
     {"restart_container", "recreate_container", "restart_unit", "restart_process"}
 )
-"""Steps that take one of the group's ``disruptive_concurrency`` slots."""
+"""Steps that take one of the group's ``disruptive_concurrency`` slots while they run."""
 
 Refusal = tuple[HoldReason, str]
 
@@ -35,16 +40,35 @@ class FencedOut(HealError):
     """The fleet lock this recovery held is gone: it must not act any more."""
 
 
+class FleetHeld(HealError):
+    """A step may not run now for a fleet reason (no disruptive slot came in
+    time, etcd cannot be reached): the recovery stops there and the service is
+    held with ``reason``."""
+
+    def __init__(self, reason: HoldReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
 class FleetPort(Protocol):
     async def admit(self, state: ServiceState, disruptive: bool) -> Refusal | None:
-        """Take what an automatic recovery of ``state`` needs from the fleet (the
-        shared-heal lock, a disruptive slot); None when it may run."""
+        """Take what an automatic recovery of ``state`` needs from the fleet
+        before it starts (the shared-heal lock); None when it may run. A
+        ``disruptive`` playbook is refused only when etcd cannot be reached:
+        its slots are taken step by step (``disruptive_slot``)."""
 
     async def fence(self, service: str) -> None:
         """Raise ``FencedOut`` when a lock this host took for ``service`` is lost."""
 
+    def disruptive_slot(self, service: str) -> AbstractAsyncContextManager[None]:
+        """Hold one of the group's ``disruptive_concurrency`` slots for one step:
+        waits up to ``disruptive_wait`` for it, else raises ``FleetHeld``
+        (``fleet_concurrency``; ``fleet_unavailable`` when etcd cannot be
+        reached). The slot is given back when the block ends, however it ends."""
+
     def finished(self, service: str, outcome: RecoveryOutcome, healthy: bool) -> None:
-        """A recovery ended: publish its result and give back its lock and slot."""
+        """A recovery ended: publish its result and give back its lock."""
 
     def release(self, service: str) -> None:
         """Give back what ``admit`` took for a recovery that did not start."""
@@ -52,6 +76,13 @@ class FleetPort(Protocol):
 
 def is_disruptive(playbook: Playbook) -> bool:
     return any(step.action in DISRUPTIVE_ACTIONS for step in playbook.steps)
+
+
+def needs_slot(step: ActionOptions, *, dry_run: bool, by_operator: bool) -> bool:
+    """Whether a step takes one of the group's slots: a disruptive step of a
+    recovery that acts and was not asked for by an operator (their own
+    recoveries bypass the guardrails, the fleet's included)."""
+    return step.action in DISRUPTIVE_ACTIONS and not dry_run and not by_operator
 
 
 class FleetAdmission:

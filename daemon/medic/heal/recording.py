@@ -252,10 +252,16 @@ class HealRecorder:
         self.journal.set_recovery_status(payload["recovery_id"], outcome, payload["detail"])
         self.metrics.recovery_ended(payload["service"], payload["playbook"], outcome, duration_s)
 
-    def recovery_told(self, payload: dict[str, Any], outcome: RecoveryOutcome) -> None:
-        """Publish and log how a recovery ended (after the service's status changed)."""
+    def recovery_told(
+        self, payload: dict[str, Any], outcome: RecoveryOutcome, held: bool = False
+    ) -> None:
+        """Publish and log how a recovery ended (after the service's status
+        changed); one the fleet stopped before a step (``held``) is told by its
+        hold (``recovery.held``), not as a failure."""
         service, playbook = payload["service"], payload["playbook"]
-        if outcome is RecoveryOutcome.SUCCEEDED:
+        if held:
+            self.bus.publish("recovery.finished", **payload)
+        elif outcome is RecoveryOutcome.SUCCEEDED:
             self.bus.publish("recovery.succeeded", **payload)
             log.info(
                 "recovery.succeeded",

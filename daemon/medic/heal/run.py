@@ -9,8 +9,10 @@ hold) is the engine's: the run reports it through ``RunEnded``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,12 +20,12 @@ from typing import Any
 from medic.config.actions import ActionOptions
 from medic.config.models import Playbook
 from medic.core.records import ContainerEvidence
-from medic.core.vocabulary import FailureType, RecoveryOutcome, ServiceStatus, Trigger
+from medic.core.vocabulary import FailureType, HoldReason, RecoveryOutcome, ServiceStatus, Trigger
 from medic.heal.actions.base import ActionContext, ServiceTarget
 from medic.heal.approval import Approvals, refusal_detail
 from medic.heal.circuits import Circuits
 from medic.heal.evidence import brief, evidence_target, gather_evidence, known_secrets
-from medic.heal.fleet_gate import FencedOut, FleetPort
+from medic.heal.fleet_gate import FencedOut, FleetHeld, FleetPort, needs_slot
 from medic.heal.recording import HealRecorder
 from medic.heal.state import HealState, ServiceSource
 from medic.heal.steps import StepRun, run_step
@@ -66,6 +68,9 @@ class Recovery:
     """When it was counted against the guardrails (None: it does not count)."""
     evidence: ContainerEvidence | None = None
     """What the container showed before the first step acted on it."""
+    held: tuple[HoldReason, str] | None = None
+    """Why the fleet stopped it before a step (no disruptive slot in time):
+    the service is held with this once the recovery has ended."""
     task: asyncio.Task[RecoveryResult] = field(init=False)
 
     def fields(self) -> dict[str, Any]:
@@ -136,6 +141,9 @@ async def _approved_then_run(run: Recovery, deps: RunDeps) -> tuple[RecoveryOutc
             return await _run_playbook(run, deps)
         except FencedOut as lost:
             return RecoveryOutcome.FENCED_OUT, str(lost)
+        except FleetHeld as held:
+            run.held = held.reason, held.detail
+            return RecoveryOutcome.INTERRUPTED, f"held {held.reason}: {held.detail}"
 
 
 async def _run_playbook(run: Recovery, deps: RunDeps) -> tuple[RecoveryOutcome, str]:
@@ -176,11 +184,24 @@ async def _run_steps(
     for index, step in enumerate(steps):
         if deps.fleet is not None:
             await deps.fleet.fence(run.state.name)
-        out = await run_step(step, ctx)
+        async with _fleet_slot(run, deps, step):
+            out = await run_step(step, ctx)
         deps.recorder.step(run.state.name, run.rec_id, offset + index, phase, out)
         if not out.ok and not step.continue_on_failure:
             return out
     return None
+
+
+def _fleet_slot(
+    run: Recovery, deps: RunDeps, step: ActionOptions
+) -> AbstractAsyncContextManager[object]:
+    """With ``fleet:``, a disruptive step runs holding one of the group's slots."""
+    fleet = deps.fleet
+    if fleet is None or not needs_slot(
+        step, dry_run=run.dry_run, by_operator=run.trigger.by_operator
+    ):
+        return contextlib.nullcontext()
+    return fleet.disruptive_slot(run.state.name)
 
 
 def _context(run: Recovery, deps: RunDeps) -> ActionContext:
@@ -236,7 +257,7 @@ async def _finish(
     run.heal.held_reason = None
     new_status = ServiceStatus.HEALTHY if healthy else ServiceStatus.UNHEALTHY
     deps.services.apply_transition(state.set_status(new_status, detail))
-    deps.recorder.recovery_told(payload, outcome)
+    deps.recorder.recovery_told(payload, outcome, held=run.held is not None)
     if deps.fleet is not None:
         deps.fleet.finished(state.name, outcome, healthy)
     deps.ended(run, outcome, healthy)
