@@ -22,7 +22,9 @@ from tests.plugins.http import http_request, parse_body
 
 DEFAULT_CONFIG = REPO_ROOT / "control-plane" / "config.yaml"
 DEFAULT_PORT = "127.0.0.1:8321"
-HEAVY_OPTIONAL = ("docker", "requests", "urllib3", "asyncpg")
+HEAVY_OPTIONAL = ("docker", "requests", "urllib3", "asyncpg", "rich")
+"""``rich``: structlog loads it when installed (here it comes with a test
+dependency) for tracebacks medic never renders: 3.5 MiB."""
 
 _DUMP_MODULES_AT_EXIT = """
 import atexit, json, sys

@@ -174,7 +174,7 @@ class ControlPlaneOrchestrator:
         )
         self.engine.attach(self.monitor)
         self.engine.holds.maintenance = self.maintenance
-        self.engine.guardrails.paused = lambda name: self.maintenance.paused(name) is not None
+        self.engine.guardrails.watch_pauses(self.maintenance)
         self.maintenance.attach(self.monitor)
         self.fleet = join_fleet(
             config.model.fleet, self.engine, self.monitor, self.metrics.registry

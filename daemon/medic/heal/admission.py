@@ -34,9 +34,10 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from medic.config.models import RecoveryPolicy
 from medic.core.clock import iso_mono
@@ -49,7 +50,7 @@ from medic.core.vocabulary import (
     Trigger,
 )
 from medic.heal.state import HealState
-from medic.watch.state import ServiceState
+from medic.watch.state import ServiceState, WatchedStates
 
 MIN_SERVICES_FOR_BLAST_RADIUS = 4
 
@@ -103,6 +104,14 @@ def held_because(decision: Decision) -> tuple[HoldReason, str]:
     return reason, detail
 
 
+class PauseSource(Protocol):
+    """The services in maintenance (``medic.heal.maintenance.Maintenance``)."""
+
+    def paused(self, name: str) -> object: ...
+
+    def pauses(self) -> Mapping[str, object]: ...
+
+
 class Guardrails:
     def __init__(self, policy: RecoveryPolicy) -> None:
         self.policy = policy
@@ -111,6 +120,13 @@ class Guardrails:
         self.paused: Callable[[str], bool] = lambda _name: False
         """Whether a service is in maintenance: its failures are expected, so it
         is not counted towards the blast radius (set by the orchestrator)."""
+        self.paused_names: Callable[[], Iterable[str]] | None = None
+        """The services in maintenance (with ``paused``, by ``watch_pauses``):
+        then the monitor's states are counted from their tallies, not a pass."""
+
+    def watch_pauses(self, pauses: PauseSource) -> None:
+        self.paused = lambda name: pauses.paused(name) is not None
+        self.paused_names = lambda: pauses.pauses().keys()
 
     def decide(
         self,
@@ -205,12 +221,10 @@ class Guardrails:
 
     def blast_radius(self, states: Mapping[str, ServiceState]) -> str | None:
         """Why automatic recovery is held host-wide, or None."""
-        # One pass, no lists: this runs on every failed check of every service.
-        watched = own = 0
-        for s in states.values():
-            if s.status is not ServiceStatus.STOPPED_BY_OPERATOR and not self.paused(s.name):
-                watched += 1
-                own += failing_on_its_own(s)
+        if isinstance(states, WatchedStates) and self.paused_names is not None:
+            watched, own = self._counts_from_tallies(states, self.paused_names())
+        else:
+            watched, own = self._counts_by_pass(states)
         if watched < MIN_SERVICES_FOR_BLAST_RADIUS:
             return None
         if own / watched <= self.policy.max_failing_fraction:
@@ -220,6 +234,28 @@ class Guardrails:
             f" (more than {self.policy.max_failing_fraction:.0%}): a host or network problem;"
             " automatic recovery is held until it passes"
         )
+
+    def _counts_by_pass(self, states: Mapping[str, ServiceState]) -> tuple[int, int]:
+        """(watched, failing on their own): one pass over every service."""
+        watched = own = 0
+        for s in states.values():
+            if s.status is not ServiceStatus.STOPPED_BY_OPERATOR and not self.paused(s.name):
+                watched += 1
+                own += s.failing_on_its_own
+        return watched, own
+
+    @staticmethod
+    def _counts_from_tallies(states: WatchedStates, paused: Iterable[str]) -> tuple[int, int]:
+        """The same counts as ``_counts_by_pass`` from the monitor's tallies: a
+        step per stopped or paused service, not per service (this runs on every
+        failed check)."""
+        watched, own = len(states) - len(states.stopped), len(states.own)
+        own -= sum(1 for name in states.stopped if name in states.own)
+        for name in paused:
+            if name in states and name not in states.stopped:
+                watched -= 1
+                own -= name in states.own
+        return watched, own
 
     def backoff_delay(self, attempt: int, policy: RecoveryPolicy | None = None) -> float:
         b = (policy or self.policy).backoff
@@ -254,8 +290,7 @@ def failing_on_its_own(state: ServiceState) -> bool:
     host-wide problem show while the checks (each in its own phase of the
     interval) are still counting towards their thresholds.
     """
-    failing = state.is_failing or state.consecutive_failures > 0
-    return failing and state.failure_type is not FailureType.DEPENDENCY_FAILURE
+    return state.failing_on_its_own
 
 
 def failing_dependencies(state: ServiceState, states: Mapping[str, ServiceState]) -> list[str]:

@@ -30,7 +30,7 @@ from medic.watch.checks.base import CheckResult
 from medic.watch.periodic import PeriodicChecks
 from medic.watch.runner import CheckRunner, build_check
 from medic.watch.stale_probes import overtaken
-from medic.watch.state import LastCheck, ServiceState, Transition
+from medic.watch.state import LastCheck, ServiceState, Transition, WatchedStates
 from medic.watch.transition_log import log_transition
 
 log = get_logger("SelfHealingMonitor")
@@ -79,7 +79,7 @@ class SelfHealingMonitor:
         self.bus = bus
         self._recovery = recovery
         self._gates = tuple(gates)
-        self._states: dict[str, ServiceState] = {}
+        self._states = WatchedStates()
         self._checks: dict[str, Check[Any]] = {}
         self._in_flight: dict[str, asyncio.Task[CheckResult]] = {}
         self._recheck: set[str] = set()

@@ -82,6 +82,8 @@ class ServiceState:
     probed medic's own restart, not the service as it is now."""
     status_since: float = field(default_factory=time.time)
     """Wall-clock time of the last status change (shown, never measured)."""
+    tally: WatchedStates | None = field(default=None, repr=False, compare=False)
+    """The monitor's mapping this state belongs to: told of each change."""
 
     @property
     def name(self) -> str:
@@ -108,10 +110,14 @@ class ServiceState:
         """Count one check result; return the status change it causes, if any."""
         now_mono = time.monotonic() if now_mono is None else now_mono
         if result.healthy:
-            return self._observe_success(result)
-        if result.failure_type is None:
+            transition = self._observe_success(result)
+        elif result.failure_type is None:
             return None  # cannot tell (e.g. Docker unreachable): neither count nor act
-        return self._observe_failure(result, now_mono)
+        else:
+            transition = self._observe_failure(result, now_mono)
+        if self.tally is not None:
+            self.tally.refresh(self)
+        return transition
 
     def _observe_success(self, result: CheckResult) -> Transition | None:
         self.consecutive_failures = 0
@@ -173,11 +179,24 @@ class ServiceState:
         elif failure_type is not None:
             self.failure_type = failure_type
         healthy_for = spell if old is ServiceStatus.HEALTHY else None
+        if self.tally is not None:
+            self.tally.refresh(self)
         return Transition(self.name, old, status, self.failure_type, detail, healthy_for)
 
     @property
     def is_failing(self) -> bool:
         return self.status in _FAILING
+
+    @property
+    def failing_on_its_own(self) -> bool:
+        """Failing now for a reason of its own: unhealthy, or its latest probe failed.
+
+        Counting a failed latest probe, not only a crossed threshold, lets a
+        host-wide problem show while the checks (each in its own phase of the
+        interval) are still counting towards their thresholds.
+        """
+        failing = self.status in _FAILING or self.consecutive_failures > 0
+        return failing and self.failure_type is not FailureType.DEPENDENCY_FAILURE
 
     def as_dict(self) -> dict[str, object]:
         spec = self.spec
@@ -197,6 +216,56 @@ class ServiceState:
             "depends_on": list(spec.depends_on),
             "source": spec.source,
         }
+
+
+class WatchedStates(dict[str, ServiceState]):
+    """The monitor's states by name, with the names of those failing on their own
+    and of those stopped by an operator kept up to date as they change.
+
+    The blast-radius rule counts both on every failed check of every service:
+    with 10,000 services a pass over all of them each time kept the loop busy
+    for good once a thousand failed together. A state tells its mapping of each
+    change (``observe``, a status move); one no longer in the mapping (removed
+    by a reload while its check ran) changes nothing here.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.own: set[str] = set()
+        """Services failing on their own (``ServiceState.failing_on_its_own``)."""
+        self.stopped: set[str] = set()
+        """Services stopped by an operator."""
+
+    def __setitem__(self, name: str, state: ServiceState) -> None:
+        super().__setitem__(name, state)
+        state.tally = self
+        self.refresh(state)
+
+    def __delitem__(self, name: str) -> None:
+        super().__delitem__(name)
+        self.own.discard(name)
+        self.stopped.discard(name)
+
+    def pop(self, name: str, default: ServiceState | None = None) -> ServiceState | None:  # type: ignore[override]
+        if name in self:
+            state = self[name]
+            del self[name]
+            return state
+        return default
+
+    def refresh(self, state: ServiceState) -> None:
+        name = state.name
+        if self.get(name) is not state:
+            return
+        _mark(self.own, name, state.failing_on_its_own)
+        _mark(self.stopped, name, state.status is ServiceStatus.STOPPED_BY_OPERATOR)
+
+
+def _mark(names: set[str], name: str, present: bool) -> None:
+    if present:
+        names.add(name)
+    else:
+        names.discard(name)
 
 
 def _iso(ts: float | None) -> str | None:
