@@ -21,6 +21,7 @@ import pytest
 
 from tests.helpers import free_port, wait_for
 from tests.plugins.daemon import DaemonFactory, DaemonProcess
+from tests.processes import stop_process
 
 TOKEN = "alertmanager-token"
 BINARY = "prometheus-alertmanager"
@@ -103,12 +104,7 @@ receivers:
             assert response.status == 200
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
+        stop_process(self.proc, grace_s=10)
         self.log.close()
 
 

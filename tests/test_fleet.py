@@ -123,6 +123,37 @@ def test_exactly_one_host_heals_a_shared_dependency(
     assert any("healed_elsewhere" in json.dumps(entry) for entry in holds), holds
 
 
+def test_an_alert_sent_to_every_host_heals_a_shared_dependency_once(
+    etcd_cluster: EtcdCluster, medic_daemon: DaemonFactory, tmp_path: Path
+) -> None:
+    (tmp_path / "up").touch()  # its check passes: only the alert asks for a heal
+    daemons = start_fleet(medic_daemon, etcd_cluster, tmp_path)
+    alert = {
+        "version": "4",
+        "status": "firing",
+        "alerts": [{"status": "firing", "labels": {"alertname": "Slow", "service": "shared-db"}}],
+    }
+    answers = [d.post("/api/v1/alerts", alert, token=TOKEN) for d in daemons]
+    for status, body in answers:
+        assert status == 200, body
+        (accepted,) = body["accepted"]
+        assert accepted["recovery_id"] is None and "is shared" in accepted["detail"], body
+    wait_for(lambda: starts(tmp_path), timeout=20, message="one host heals")
+    healer = starts(tmp_path)[0]
+    others = [d for d in daemons if d is not by_host(daemons, healer)]
+    for daemon in others:
+        wait_for(
+            lambda d=daemon: any("healed_elsewhere" in h for h in held_reasons(d, "shared-db")),  # type: ignore[misc]
+            timeout=20,
+            message="the other hosts are held healed_elsewhere",
+        )
+    healer_daemon = by_host(daemons, healer)
+    (recovery,) = healer_daemon.get("/api/v1/recoveries?service=shared-db")[1]["recoveries"]
+    assert recovery["trigger"] == "alert", recovery
+    time.sleep(2.5)  # the heal's 2 s step is over: any second heal would have begun
+    assert starts(tmp_path) == [healer]
+
+
 def test_emergency_stop_reaches_every_host_within_a_second(
     etcd_cluster: EtcdCluster, medic_daemon: DaemonFactory, tmp_path: Path
 ) -> None:

@@ -21,6 +21,7 @@ import pytest
 
 from tests.helpers import REPO_ROOT, free_port, wait_for
 from tests.plugins.daemon import DaemonFactory, DaemonProcess
+from tests.processes import stop_process
 
 RULES = REPO_ROOT / "docs" / "prometheus" / "medic-rules.yaml"
 
@@ -81,12 +82,7 @@ scrape_configs:
         return {r["metric"].get("service", ""): float(r["value"][1]) for r in result}
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
+        stop_process(self.proc, grace_s=15)
         self.log.close()
 
 

@@ -220,7 +220,17 @@ def _alerts_result() -> Schema:
         optional=("detail",),
     )
     accepted = obj(
-        {"service": STR, "failure_type": ref("FailureType"), "recovery_id": {"type": "integer"}}
+        {
+            "service": STR,
+            "failure_type": ref("FailureType"),
+            "recovery_id": {
+                "type": ["integer", "null"],
+                "description": "null for a shared service of a fleet: the fleet is asked"
+                " first (detail says so); the recovery starts once this host holds the lock.",
+            },
+            "detail": STR,
+        },
+        optional=("detail",),
     )
     held = obj({"service": STR, "failure_type": ref("FailureType"), "reason": STR, "detail": STR})
     return {

@@ -114,14 +114,15 @@ class AlertsReport:
         self.ignored.append(entry)
 
     def record(self, result: RecoveryRequest) -> None:
-        if result.started:
-            self.accepted.append(
-                {
-                    "service": result.service,
-                    "failure_type": result.failure_type.value,
-                    "recovery_id": result.recovery_id,
-                }
-            )
+        if result.started or result.pending:
+            entry = {
+                "service": result.service,
+                "failure_type": result.failure_type.value,
+                "recovery_id": result.recovery_id,
+            }
+            if result.pending:
+                entry["detail"] = result.pending
+            self.accepted.append(entry)
         else:
             self.held.append(
                 {

@@ -82,13 +82,15 @@ RUN = Decision(Verdict.RUN)
 @dataclass(frozen=True)
 class RecoveryRequest:
     """What became of a recovery asked for under the guardrails (an alert):
-    started (``recovery_id``) or held (``reason``, ``detail``)."""
+    started (``recovery_id``), held (``reason``, ``detail``) or, for a shared
+    service of a fleet, asked of the fleet first (``pending`` says so)."""
 
     service: str
     failure_type: FailureType
     recovery_id: int | None = None
     reason: str = ""
     detail: str = ""
+    pending: str = ""
 
     @property
     def started(self) -> bool:

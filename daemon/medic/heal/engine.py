@@ -203,19 +203,28 @@ class RecoveryEngine:
         elif verdict is Verdict.OPEN_CIRCUIT:
             self.circuits.open(state, heal, decision.detail, now)
 
-    def _run_automatic(self, state: ServiceState, heal: HealState, decision: Decision) -> None:
-        if self.fleet is None:
-            self._start_automatic(state, heal, decision)
-            return
-        run = lambda: self._start_automatic(state, heal, decision)  # noqa: E731
-        self.fleet.run_when_admitted(state, run, lambda d: self.holds.hold(state, heal, d))
+    def _run_automatic(
+        self, state: ServiceState, heal: HealState, decision: Decision,
+        ft: FailureType | None = None, trigger: Trigger = Trigger.AUTO,
+    ) -> None:  # fmt: skip
+        def run() -> bool:
+            return self._start_automatic(state, heal, decision, ft, trigger)
 
-    def _start_automatic(self, state: ServiceState, heal: HealState, decision: Decision) -> bool:
+        if self.fleet is None:
+            run()
+        else:
+            hold = lambda d: self.holds.hold(state, heal, d)  # noqa: E731
+            self.fleet.run_when_admitted(state, run, hold, recheck=trigger is Trigger.AUTO)
+
+    def _start_automatic(
+        self, state: ServiceState, heal: HealState, decision: Decision,
+        ft: FailureType | None, trigger: Trigger,
+    ) -> bool:  # fmt: skip
         if not self._accepting or state.recovering or state.name in self._tasks:
             return False  # stopping meanwhile, or started while the fleet was asked
         self.holds.release(state, heal)
         self._spawn(
-            state, state.failure_type, trigger=Trigger.AUTO, dry_run=self.dry_run,
+            state, ft or state.failure_type, trigger=trigger, dry_run=self.dry_run,
             probation=decision.probation,
         )  # fmt: skip
         return True
@@ -266,6 +275,11 @@ class RecoveryEngine:
         if refusal is None:
             now = time.monotonic()
             decision = self.guardrails.decide(state, heal, self.services.states(), now)
+            if decision.verdict is Verdict.RUN and self.fleet is not None and state.spec.shared:
+                # One host heals a shared service, whoever asked: once it holds the lock.
+                self._run_automatic(state, heal, decision, ft, trigger)
+                pending = f"{name} is shared: its recovery starts once this host holds the lock"
+                return RecoveryRequest(name, ft, None, pending=pending)
             if decision.verdict is Verdict.RUN:
                 run = self._spawn(
                     state, ft, trigger=trigger, dry_run=self.dry_run, probation=decision.probation

@@ -106,10 +106,13 @@ class FleetAdmission:
         state: ServiceState,
         run: Callable[[], bool],
         hold: Callable[[Decision], None],
+        *,
+        recheck: bool = True,
     ) -> None:
         """Ask the port; then ``run()`` (False: it did not start) or ``hold``. A
-        shared service is checked afresh once its lock is taken: the host that
-        held it before may have just healed it."""
+        shared service is checked afresh once its lock is taken (unless
+        ``recheck`` is off: an alert asks for a recovery whatever the check says):
+        the host that held it before may have just healed it."""
         if state.name in self._asking:
             return
         self._asking.add(state.name)
@@ -122,7 +125,7 @@ class FleetAdmission:
                 self._asking.discard(state.name)
             if refusal is not None:
                 hold(Decision(Verdict.HOLD, refusal[0], refusal[1]))
-            elif state.spec.shared and (await self._probe(state.name)).healthy:
+            elif recheck and state.spec.shared and (await self._probe(state.name)).healthy:
                 self.port.release(state.name)  # healed meanwhile (by the last holder)
             elif not run():
                 self.port.release(state.name)
