@@ -61,7 +61,9 @@ async def gather_evidence(
     at = time.time()
     state = asyncio.ensure_future(docker.inspect_raw(container))
     tail = asyncio.ensure_future(docker.log_tail(container, LOG_LINES, at))
-    await asyncio.wait({state, tail}, timeout=WAIT_S)
+    # Only the state must be read before a step acts (a start overwrites it);
+    # the log is read up to ``at`` and survives a restart: it is read on meanwhile.
+    await asyncio.wait({state}, timeout=WAIT_S)
     notes: list[str] = []
     inspected: dict[str, Any] | None = None
     if state.done():
