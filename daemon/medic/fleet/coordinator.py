@@ -23,7 +23,6 @@ from medic.fleet.blast import GroupHealth
 from medic.fleet.gate import FleetGate
 from medic.fleet.link import FleetUnavailable, log
 from medic.fleet.session import Session
-from medic.heal.admission import failing_on_its_own
 from medic.heal.state import ServiceSource
 
 
@@ -94,7 +93,7 @@ class Fleet:
                 holds[name] = self._held_reason(name) or ""
             elif state.is_failing:
                 counts["down"] += 1
-            failing = failing or (failing_on_its_own(state) and not state.spec.shared)
+            failing = failing or (state.failing_on_its_own and not state.spec.shared)
         return {
             "host": self.cfg.host,
             "group": self.cfg.group,

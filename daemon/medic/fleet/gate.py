@@ -51,8 +51,6 @@ class FleetGate:
         """() -> str | None: why the group holds automatic recovery (blast radius)."""
         self.locks: dict[str, int] = {}
         """Shared services this host holds the heal lock of -> its create revision (fence)."""
-        self.slots: dict[str, tuple[str, int]] = {}
-        """Services running a disruptive step -> the slot taken (key, create revision)."""
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -81,34 +79,19 @@ class FleetGate:
             return HoldReason.FLEET_UNAVAILABLE, f"etcd failed while taking the fleet lock: {e}"
 
     async def _take_lock(self, service: str) -> Refusal | None:
-        session = self.session
-        key = session.keys.heal(service).encode()
+        key = self.session.keys.heal(service).encode()
         body = json.dumps({"host": self.cfg.host, "group": self.cfg.group, "since": time.time()})
-        lease_id = session.lease_id
-
-        async def txn(c: aetcd.Client) -> tuple[bool, list[Any]]:
-            t = c.transactions
-            result: tuple[bool, list[Any]] = await c.transaction(
-                compare=[t.create(key) == 0],
-                success=[t.put(key, body.encode(), lease=lease_id)],
-                failure=[t.get(key)],
-            )
-            return result
-
-        ok, responses = await session.link.call(txn)
-        session.writes += ok
-        if ok:
-            self.locks[service] = responses[0].response_put.header.revision
+        revision, holding = await self._create(key, body.encode())
+        if revision is not None:
+            self.locks[service] = revision
             log.info(
                 "fleet.lock_taken",
                 message="Took the shared-heal lock",
                 service=service,
-                fence=self.locks[service],
+                fence=revision,
             )
             return None
-        holder: dict[str, Any] = {}
-        if responses and responses[0]:
-            holder = json.loads(responses[0][0][0])
+        holder: dict[str, Any] = json.loads(holding) if holding else {}
         name = f"{holder.get('host', '?')} (group {holder.get('group', '?')})"
         return HoldReason.HEALED_ELSEWHERE, f"being healed by {name}"
 
@@ -122,7 +105,6 @@ class FleetGate:
             # Given back however the step ended (cancelled too); waited for
             # briefly, so the next step does not find its own slot still taken,
             # and retried in the background if etcd does not answer now.
-            self.slots.pop(service, None)
             give_back = self._spawn(self._give_back(service, slot, lease))
             await asyncio.wait({give_back}, timeout=self.cfg.etcd.timeout)
 
@@ -136,12 +118,11 @@ class FleetGate:
             for index in range(cfg.disruptive_concurrency):
                 key = session.keys.slot(cfg.group, index)
                 try:
-                    revision = await self._create(key.encode(), body)
+                    revision, _ = await self._create(key.encode(), body)
                 except FleetUnavailable as e:
                     detail = f"etcd failed while taking a disruptive slot: {e}"
                     raise FleetHeld(HoldReason.FLEET_UNAVAILABLE, detail) from e
                 if revision is not None:
-                    self.slots[service] = key, revision
                     return key, revision
             if time.monotonic() >= deadline:
                 detail = (
@@ -151,22 +132,26 @@ class FleetGate:
                 raise FleetHeld(HoldReason.FLEET_CONCURRENCY, detail)
             await asyncio.sleep(_SLOT_POLL_S)
 
-    async def _create(self, key: bytes, body: bytes) -> int | None:
-        """Create ``key`` bound to the lease if it does not exist: its create revision."""
+    async def _create(self, key: bytes, body: bytes) -> tuple[int | None, bytes | None]:
+        """Create ``key`` bound to the lease if it does not exist: (its create
+        revision, None); else (None, the value of whoever holds it)."""
         lease_id = self.session.lease_id
 
         async def txn(c: aetcd.Client) -> tuple[bool, list[Any]]:
             t = c.transactions
             result: tuple[bool, list[Any]] = await c.transaction(
-                compare=[t.create(key) == 0], success=[t.put(key, body, lease=lease_id)], failure=[]
+                compare=[t.create(key) == 0],
+                success=[t.put(key, body, lease=lease_id)],
+                failure=[t.get(key)],
             )
             return result
 
         ok, responses = await self.session.link.call(txn)
         if not ok:
-            return None
+            holder = responses[0][0][0] if responses and responses[0] else None
+            return None, holder
         self.session.writes += 1
-        return int(responses[0].response_put.header.revision)
+        return int(responses[0].response_put.header.revision), None
 
     async def _give_back(self, service: str, slot: tuple[str, int], lease: int | None) -> None:
         key, revision = slot[0].encode(), slot[1]

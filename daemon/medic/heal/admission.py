@@ -285,16 +285,6 @@ def counts_against_guardrails(trigger: str, dry_run: bool, outcome: str | None =
     return not dry_run and not Trigger(trigger).by_operator and not never_acted
 
 
-def failing_on_its_own(state: ServiceState) -> bool:
-    """Failing now for a reason of its own: unhealthy, or its latest probe failed.
-
-    Counting a failed latest probe, not only a crossed threshold, lets a
-    host-wide problem show while the checks (each in its own phase of the
-    interval) are still counting towards their thresholds.
-    """
-    return state.failing_on_its_own
-
-
 def failing_dependencies(state: ServiceState, states: Mapping[str, ServiceState]) -> list[str]:
     return [d for d in state.spec.depends_on if d in states and states[d].is_failing]
 
