@@ -50,6 +50,7 @@ from medic.tell.delivery import (
     Lane,
     Send,
     event_matches,
+    test_row,
 )
 from medic.tell.incidents import Folder, IncidentBook, Message
 from medic.tell.metrics import Metrics
@@ -278,12 +279,12 @@ class AppriseNotifier(Deliveries[AppriseConfig, Outgoing]):
     async def _test_one(self, config: AppriseConfig, message: Message) -> list[dict[str, str]]:
         item = Outgoing(message)
         result = await self.send_now(config, item)
-        outcome = "failed" if result.verdict == "retry" else result.verdict
-        self.count(config.name, outcome)
+        summary = test_row(config.name, "apprise", "", result.verdict, result.detail)
+        self.count(config.name, summary["outcome"])
         if not item.results:
-            return [_row(config.name, "", outcome, result.detail)]
+            return [summary]
         return [
-            _row(config.name, where, _outcome(verdict), said)
+            test_row(config.name, "apprise", where, verdict, said)
             for verdict, where, said in item.results.values()
         ]
 
@@ -293,14 +294,6 @@ class AppriseNotifier(Deliveries[AppriseConfig, Outgoing]):
             pool = ThreadPoolExecutor(_THREADS, thread_name_prefix=f"apprise:{name}")
             self._pools[name] = pool
         return pool
-
-
-def _row(name: str, url: str, outcome: str, detail: str) -> dict[str, str]:
-    return {"name": name, "kind": "apprise", "url": url, "outcome": outcome, "detail": detail}
-
-
-def _outcome(verdict: str) -> str:
-    return "failed" if verdict == "retry" else verdict
 
 
 __all__ = ["AppriseNotifier", "UrlsUnavailable", "label", "read_urls", "scrub", "secret_parts"]

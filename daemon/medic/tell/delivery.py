@@ -280,6 +280,13 @@ class Deliveries(Generic[C, T]):
             log.error("notify.failed", message="Notification not delivered", **context)
 
 
+def test_row(name: str, kind: str, url: str, verdict: str, detail: str) -> dict[str, str]:
+    """One row of ``notify-test``'s answer. A test is tried once: a verdict of
+    ``retry`` is reported ``failed``."""
+    outcome = "failed" if verdict == "retry" else verdict
+    return {"name": name, "kind": kind, "url": url, "outcome": outcome, "detail": detail}
+
+
 __all__ = [
     "DEFAULT_FLUSH_S",
     "OUTCOMES",
@@ -291,4 +298,5 @@ __all__ = [
     "Verdict",
     "event_matches",
     "retry_delay",
+    "test_row",
 ]

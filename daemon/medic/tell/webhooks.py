@@ -50,6 +50,7 @@ from medic.tell.delivery import (
     Send,
     event_matches,
     retry_delay,
+    test_row,
 )
 from medic.tell.metrics import Metrics
 
@@ -163,15 +164,9 @@ class WebhookDispatcher(Deliveries[WebhookConfig, Event]):
         event = Event(0, "notify.test", {"service": "medic", "detail": "medic test message"})
         body = encode_body(event, self.host, self._secrets)
         result = await self._attempt(config, event, body, str(uuid.uuid4()), 1)
-        outcome = "failed" if result.verdict == "retry" else result.verdict
-        self.count(config.name, outcome)
-        return {
-            "name": config.name,
-            "kind": "webhook",
-            "url": where(config.url),
-            "outcome": outcome,
-            "detail": result.detail,
-        }
+        row = test_row(config.name, "webhook", where(config.url), result.verdict, result.detail)
+        self.count(config.name, row["outcome"])
+        return row
 
     async def _attempt(
         self, config: WebhookConfig, event: Event, body: bytes, delivery: str, attempt: int
