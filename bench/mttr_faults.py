@@ -15,9 +15,13 @@ same bridge (a network of the run's own, see ``mttr.bench_network``):
 Faults: ``404``: ``docker exec NAME rm /www/healthz`` (a restart writes it
 again); ``pause``: ``docker pause NAME``. The clock starts just before the
 fault's API call (the call's own time counts against both tools) and stops at
-the first HTTP 200 on the published port, polled every 5 ms. Rounds take
-turns (medic 404, Monit 404, medic pause, Monit pause) so that the machine's
-drift hits them alike; all rounds count.
+the first HTTP 200 on the published port (overlapping probes, a new one every
+5 ms). Each fault lands a set time (the round's phase, 0-0.95 s, the same for
+both tools in a round and the same in every run) after the tool's own check
+reached the container (httpd logs each answer): with 1 s cycles the phase
+decides up to a second, which 10 random draws per tool would not even out.
+Rounds take turns (medic 404, Monit 404, medic pause, Monit pause) so that the
+machine's drift hits them alike; all rounds count.
 
 For medic, each round prints where the time went (seconds after the fault):
 the failing check (start and its duration, classification included), the
@@ -36,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -71,7 +76,8 @@ from mttr import (
     wait_until,
 )
 
-COMMAND = ["sh", "-c", "echo ok > /www/healthz && exec httpd -f -p 8080 -h /www"]
+COMMAND = ["sh", "-c", "echo ok > /www/healthz && exec httpd -f -v -p 8080 -h /www"]
+"""``-v``: httpd logs each answer, which tells the bench when a tool's check came."""
 MONIT = shutil.which("monit") or "/usr/bin/monit"
 DOCKER_CLI = shutil.which("docker") or "/usr/bin/docker"
 SETTLE_S = 2.5
@@ -80,6 +86,12 @@ DEADLINE_S = 30.0
 EVENTS = ("kill", "die", "stop", "start", "pause", "unpause", "restart")
 FAULTS = ("404", "pause")
 TOOLS = ("medic", "monit")
+CHECK_SEEN_TIMEOUT_S = 5.0
+LOG_SETTLE_S = 0.2
+PHASE_SEED = 15
+PHASE_SPAN_S = 0.95
+"""Phases spread over the 1 s cycle (a check's own time is the rest)."""
+"""The same fault phases in every run, for every tool."""
 
 
 @dataclass
@@ -220,6 +232,29 @@ class Target:
         wait_until(f"{self.name} is back and stable", self.stable, 60)
 
 
+def await_check(target: Target) -> bool:
+    """Wait for the tool's next check to reach the container (httpd logs its answer).
+
+    The fault then lands the same time after a check for both tools (the round's
+    phase), so that where it falls in a 1 s cycle, a 0-1 s lottery, is no longer
+    what decides a 10-round comparison."""
+    time.sleep(LOG_SETTLE_S)  # the bench's own last probe is in the log before we follow it
+    stream: Any = target.container.logs(stream=True, follow=True, tail=0)
+    seen = threading.Event()
+
+    def read() -> None:
+        with contextlib.suppress(Exception):  # the stream ends in an error when closed
+            for chunk in stream:
+                if b"response:" in chunk:
+                    seen.set()
+                    return
+
+    threading.Thread(target=read, name="faults-check-seen", daemon=True).start()
+    came = seen.wait(CHECK_SEEN_TIMEOUT_S)
+    stream.close()
+    return came
+
+
 def inject(target: Target, fault: str) -> None:
     if fault == "404":
         result = target.container.exec_run(["rm", "-f", "/www/healthz"])
@@ -229,10 +264,14 @@ def inject(target: Target, fault: str) -> None:
         target.container.pause()
 
 
-def run_round(target: Target, fault: str) -> Round:
+def run_round(target: Target, fault: str, phase_s: float) -> Round:
     target.wait_stable()
     target.container.reload()
     before = target.container.attrs["State"]["StartedAt"]
+    if not await_check(target):
+        waited = f"{CHECK_SEEN_TIMEOUT_S:g}s"
+        raise BenchError(f"no check of {target.tool} reached {target.name} in {waited}")
+    time.sleep(phase_s)
     started, wall = time.perf_counter(), time.time()
     inject(target, fault)
     seconds = time_to_200(target.port, started, DEADLINE_S)
@@ -250,6 +289,7 @@ def run_round(target: Target, fault: str) -> Round:
     if target.medic is not None:
         rnd.marks.update(medic_marks(target, wall))
     rnd.marks["http_200"] = seconds
+    rnd.marks["phase"] = phase_s
     return rnd
 
 
@@ -346,9 +386,11 @@ class Bench:
                 target.wait_stable()
             if targets["medic"].medic is not None:
                 targets["medic"].seen_recovery_id = targets["medic"].medic.last_recovery_id()
+            phases = random.Random(PHASE_SEED)
             for index in range(1, self.rounds + 1):
+                phase_s = round(phases.uniform(0.0, PHASE_SPAN_S), 3)
                 for scenario in self.scenarios:
-                    rnd = run_round(targets[scenario.tool], scenario.fault)
+                    rnd = run_round(targets[scenario.tool], scenario.fault, phase_s)
                     scenario.rounds.append(rnd)
                     print_round(scenario, index, rnd)
 
