@@ -556,8 +556,9 @@ def _measure(
     time.sleep(args.warmup)
 
     t_scrape = time.monotonic()
-    before = parse_metrics(http_get(api + "/metrics", timeout=120).decode())
-    scrape_s = time.monotonic() - t_scrape
+    full = http_get(api + "/metrics", timeout=120)
+    scrape_s = time.monotonic() - t_scrape  # the scrape only, not this bench's parsing
+    before = parse_metrics(full.decode())
     lag_before = parse_metrics(http_get(api + "/metrics?" + LAG_ONLY).decode())
     t_stats0 = target_stats(targets)
     cpu0 = proc.cpu_times()
@@ -633,7 +634,9 @@ def _measure(
 def _lag_during_full_scrape(api: str) -> dict[str, int]:
     time.sleep(2)  # out of the shadow of the scrape just made
     first = parse_metrics(http_get(api + "/metrics?" + LAG_ONLY).decode())
+    t_scrape = time.monotonic()
     http_get(api + "/metrics", timeout=120)
+    took_ms = round((time.monotonic() - t_scrape) * 1000)
     second = parse_metrics(http_get(api + "/metrics?" + LAG_ONLY).decode())
     lag = histogram_buckets(delta(second, first), "medic_check_start_lag_seconds")
     started = int(lag[-1][1]) if lag else 0
@@ -641,6 +644,7 @@ def _lag_during_full_scrape(api: str) -> dict[str, int]:
         "started": started,
         "over_25ms": samples_over(lag, 0.025),
         "over_50ms": samples_over(lag, 0.05),
+        "took_ms": took_ms,
     }
 
 
@@ -726,7 +730,11 @@ def render(r: Result) -> str:
         ),
         ("medic and targets niceness", str(r.nice)),
         ("medic's loop runnable, no CPU", f"{r.loop_waited_for_cpu_percent:.1f}% of the window"),
-        ("one /metrics scrape took", f"{r.metrics_scrape_s * 1000:.0f} ms"),
+        (
+            "full /metrics scrapes took",
+            f"{r.metrics_scrape_s * 1000:.0f} ms and {r.during_full_scrape['took_ms']} ms"
+            "  [goal < 100 ms]",
+        ),
         (
             "checks due during one full scrape",
             f"{r.during_full_scrape['started']}, of which"
