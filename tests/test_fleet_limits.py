@@ -37,6 +37,14 @@ WORKER = """
     recovery: {{unhealthy_response: fix-own}}
 """
 
+# As WORKER, but its stop (the disruptive step) lasts until the test creates
+# "release" (at most 8 s): the slot stays taken for as long as the test needs,
+# however far apart a loaded machine spreads the three hosts' failing checks.
+HOLDING_WORKER = WORKER.replace(
+    "sleep 1;",
+    'i=0; while [ ! -f "$0/release" ] && [ $i -lt 160 ]; do sleep 0.05; i=$((i+1)); done;',
+)
+
 # A disruptive step (restart_process, ~1 s: needs one of the group's slots),
 # then a non-disruptive one of 3 s (needs none) that records when it is done.
 RESTART_PLAYBOOK = """
@@ -125,13 +133,20 @@ def test_no_slot_in_time_stops_the_recovery_held_fleet_concurrency(
     fleet = (
         "  disruptive_concurrency: 1\n  disruptive_wait: 200ms\n  max_failing_hosts_fraction: 1.0\n"
     )
-    daemons = start_three(medic_daemon, etcd_cluster, tmp_path, WORKER, fleet, RESTART_PLAYBOOK)
+    daemons = start_three(
+        medic_daemon, etcd_cluster, tmp_path, HOLDING_WORKER, fleet, RESTART_PLAYBOOK
+    )
     for index in range(3):
         (tmp_path / f"up-host-{index}").unlink()
+
+    def held_now() -> list[str]:
+        return [h for d in daemons for h in held_reasons(d, "own") if "fleet_concurrency" in h]
+
+    wait_for(held_now, timeout=20, message="a host that got no slot in 200 ms is held")
+    (tmp_path / "release").touch()
     for index in range(3):
         wait_for(lambda i=index: (tmp_path / f"up-host-{i}").exists(), timeout=40)  # type: ignore[misc]
-    held = [h for d in daemons for h in held_reasons(d, "own") if "fleet_concurrency" in h]
-    assert held, "a host that got no slot in 200 ms was held fleet_concurrency"
+    held = held_now()
     assert all("disruptive slots of group test stayed taken for 0.2s" in h for h in held), held
     stopped = [
         r
