@@ -108,6 +108,16 @@ class ServiceState:
 
     def observe(self, result: CheckResult, now_mono: float | None = None) -> Transition | None:
         """Count one check result; return the status change it causes, if any."""
+        if (
+            result.healthy
+            and self.status is ServiceStatus.HEALTHY
+            and self.consecutive_failures == 0
+            and self.failure_type is None
+        ):
+            # Healthy again, as before (nearly every check): nothing the tally
+            # counts, nor the status, changes.
+            self.consecutive_successes += 1
+            return None
         now_mono = time.monotonic() if now_mono is None else now_mono
         if result.healthy:
             transition = self._observe_success(result)
