@@ -42,8 +42,12 @@ class Transition:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class LastCheck:
+    """One check's result as kept (the last ``RECENT_CHECKS`` per service): slotted,
+    so each is one object for the garbage collector to scan, not two (with its
+    ``__dict__``); with 10,000 services they are most of what it scans."""
+
     at: datetime
     duration_s: float
     result: CheckResult
