@@ -27,6 +27,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -60,7 +61,9 @@ ReadBody = Callable[[int], bool] | None
 class _Exchange(asyncio.Protocol):
     """One connection; one request at a time on it."""
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        """Given, not looked up: each look-up of the running loop is a ``getpid`` call."""
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
@@ -88,7 +91,6 @@ class _Exchange(asyncio.Protocol):
     # transport callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # a stream transport
-        self._loop = asyncio.get_running_loop()
         self._parser = httptools.HttpResponseParser(self)  # one per connection, as llhttp
 
     def data_received(self, data: bytes) -> None:
@@ -233,7 +235,7 @@ class HttpProbes:
     async def _connect(self, host: str, port: int) -> _Exchange:
         loop = asyncio.get_running_loop()
         try:
-            _, exchange = await loop.create_connection(_Exchange, host, port)
+            _, exchange = await loop.create_connection(partial(_Exchange, loop), host, port)
         except OSError as exc:
             key = ConnectionKey(host, port, False, True, None, None, None, host)
             raise aiohttp.ClientConnectorError(key, exc) from exc

@@ -87,6 +87,9 @@ class SelfHealingMonitor:
         """When a check was last asked for (news: a reset, a start); wall clock."""
         self._started = False
         self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The loop ``start()`` ran in: the periodic checks' (kept: each look-up of
+        the running loop is a ``getpid`` system call)."""
         for spec in services.values():
             self._add(spec)
 
@@ -95,6 +98,7 @@ class SelfHealingMonitor:
     def start(self) -> None:
         """Schedule every service's check (the first one runs at once)."""
         self._started, self._stopping = True, False
+        self._loop = asyncio.get_running_loop()
         for spec in [s.spec for s in self._states.values()]:
             self._schedule(spec)
 
@@ -200,7 +204,7 @@ class SelfHealingMonitor:
     async def probe_now(self, name: str) -> CheckResult:
         """Run the check now (or join the one in flight) and apply its result."""
         state = self.state(name)
-        task = self._in_flight.get(name) or self._spawn_check(state)
+        task = self._in_flight.get(name) or self._spawn_check(state, asyncio.get_running_loop())
         return await asyncio.shield(task)
 
     async def probe_fresh(self, name: str) -> CheckResult:
@@ -210,7 +214,7 @@ class SelfHealingMonitor:
         before the restart (and may still wait on the old process) would report
         the service healthy late, or not at all.
         """
-        return await self._check(self.state(name))
+        return await self._check(self.state(name), asyncio.get_running_loop())
 
     def request_check(self, name: str, delay_s: float = 0.0) -> None:
         """Ask for a check as soon as possible (or in ``delay_s``); never blocks, never raises."""
@@ -227,19 +231,22 @@ class SelfHealingMonitor:
         if name in self._in_flight:
             self._recheck.add(name)  # the running probe may predate the news
             return
-        self._spawn_check(self._states[name])
+        self._spawn_check(self._states[name], loop)
 
     def _start_scheduled(self, name: str, due: float) -> None:
         """A periodic check falls due; skipped quietly while the last one still runs."""
         state = self._states.get(name)
-        if state is None or name in self._in_flight:
+        loop = self._loop
+        if state is None or name in self._in_flight or loop is None:
             return
-        self.runner.observer.start_lag(max(0.0, asyncio.get_running_loop().time() - due))
-        self._spawn_check(state)
+        self.runner.observer.start_lag(max(0.0, loop.time() - due))
+        self._spawn_check(state, loop)
 
-    def _spawn_check(self, state: ServiceState) -> asyncio.Task[CheckResult]:
+    def _spawn_check(
+        self, state: ServiceState, loop: asyncio.AbstractEventLoop
+    ) -> asyncio.Task[CheckResult]:
         name = state.name
-        task = asyncio.get_running_loop().create_task(self._check(state), name=f"check:{name}")
+        task = loop.create_task(self._check(state, loop), name=f"check:{name}")
         self._in_flight[name] = task
         task.add_done_callback(partial(self._check_done, name))
         return task
@@ -252,12 +259,12 @@ class SelfHealingMonitor:
             self._recheck.discard(name)
             self.request_check(name)
 
-    async def _check(self, state: ServiceState) -> CheckResult:
+    async def _check(self, state: ServiceState, loop: asyncio.AbstractEventLoop) -> CheckResult:
         started = time.monotonic()
         check = self._checks.get(state.name)
         if check is None:  # removed by a reload after this check was asked for
             return CheckResult(healthy=False, detail="the service was removed")
-        probe = await self.runner.run(state.spec, check)
+        probe = await self.runner.run(state.spec, check, loop)
         if self._states.get(state.name) is not state:
             return probe.result  # the service was removed or replaced meanwhile
         if overtaken(state, probe, self._asked_at.get(state.name, 0.0), started):
