@@ -25,6 +25,8 @@ DEFAULT_PORT = "127.0.0.1:8321"
 HEAVY_OPTIONAL = ("docker", "requests", "urllib3", "asyncpg", "rich")
 """``rich``: structlog loads it when installed (here it comes with a test
 dependency) for tracebacks medic never renders: 3.5 MiB."""
+LOADED_ON_FIRST_USE = ("medic.api.openapi", "medic.api._schemas", "medic.api._typed_schemas")
+"""The OpenAPI document's schemas: built by the first request for it."""
 
 _DUMP_MODULES_AT_EXIT = """
 import atexit, json, sys
@@ -77,3 +79,4 @@ def test_default_config_daemon_loads_no_docker_or_database_driver(tmp_path: Path
     assert "medic.watch.checks.http" in loaded  # the witness saw the checks' code
     assert "medic.host.docker" in loaded and "medic.host.postgres" in loaded
     assert not [name for name in HEAVY_OPTIONAL if name in loaded]
+    assert not [name for name in LOADED_ON_FIRST_USE if name in loaded]

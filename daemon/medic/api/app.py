@@ -24,10 +24,10 @@ from medic.api import routes_notifications as notifications
 from medic.api import routes_recoveries as recoveries
 from medic.api import routes_services as services
 from medic.api import routes_workflows as workflows
+from medic.api._operations import OPENAPI_PATH
 from medic.api.auth import auth_middleware
 from medic.api.errors import errors_middleware
 from medic.api.events import close_streams, events
-from medic.api.openapi import OPENAPI_PATH
 from medic.api.state import (
     CLOSING,
     ORCHESTRATOR,

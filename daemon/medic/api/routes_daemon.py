@@ -12,7 +12,6 @@ from aiohttp import web
 from medic.api import listing
 from medic.api.errors import error_response
 from medic.api.inputs import caller, int_query
-from medic.api.openapi import build_document
 from medic.api.page import PAGE_HEADERS, render_status_page
 from medic.api.state import RELOAD, SCOPES, SETTINGS, orchestrator
 from medic.core.errors import ConfigFileError, ConfigInvalid
@@ -98,6 +97,10 @@ async def reload(request: web.Request) -> web.Response:
 
 
 async def openapi_document(request: web.Request) -> web.Response:
+    # The document's schemas are imported by the first request for it, not by
+    # every start-up (issue 15's footprint).
+    from medic.api.openapi import build_document
+
     routes = [
         (route.method, route.resource.canonical)
         for route in request.app.router.routes()

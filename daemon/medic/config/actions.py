@@ -14,9 +14,10 @@ from __future__ import annotations
 import signal
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from medic.config.checks import HttpMethod, HttpUrl, StatusList, StatusSpec, dsn_sources_given
+from medic.config.section import Section
 from medic.config.types import Argv, Duration, RelPath
 
 SHELL = "/bin/sh"
@@ -25,10 +26,8 @@ ServiceTargetKey = Literal["container", "unit", "process"]
 """What of a service a step may act on by default (``ServiceSpec`` attributes)."""
 
 
-class StepRetry(BaseModel):
+class StepRetry(Section):
     """Per-step retry (workflow steps); the seed's retry_policy keys."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     max_retries: int = Field(default=0, ge=0, le=100)
     backoff: Literal["exponential", "linear", "fixed"] = "exponential"
@@ -37,10 +36,8 @@ class StepRetry(BaseModel):
     jitter: bool = True
 
 
-class ActionOptions(BaseModel):
+class ActionOptions(Section):
     """Keys every step accepts; each plugin's model adds an ``action`` literal."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     action: str
     name: str | None = None

@@ -18,23 +18,20 @@ from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
     ByteSize,
-    ConfigDict,
     Field,
     TypeAdapter,
     model_validator,
 )
 from yarl import URL
 
+from medic.config.section import Section
 from medic.config.types import Argv, Duration, Regex, RelPath
 
 
-class CheckOptions(BaseModel):
+class CheckOptions(Section):
     """Keys every check accepts; each plugin's model adds a ``type`` literal."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     type: str
     timeout: Duration | None = Field(default=None, gt=0)
