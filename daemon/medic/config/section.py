@@ -57,8 +57,7 @@ def _class_node(cls: type) -> ast.ClassDef | None:
     file = getattr(sys.modules.get(cls.__module__), "__file__", None)
     lines = linecache.getlines(file) if file else []
     head = f"class {cls.__name__}"
-    starts = [i for i, line in enumerate(lines) if line.startswith(head + "(")]
-    starts += [i for i, line in enumerate(lines) if line.startswith(head + ":")]
+    starts = [i for i, line in enumerate(lines) if line.startswith((head + "(", head + ":"))]
     if len(starts) != 1:
         return None
     end = starts[0] + 1
