@@ -380,6 +380,12 @@ def vm_hwm_bytes(pid: int) -> int:
     raise BenchError("no VmHWM in /proc/PID/status")
 
 
+def minor_faults(pid: int) -> int:
+    """The process's minor page faults so far (``/proc/PID/stat``, field 10)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[7])
+
+
 def run_queue_wait_s(pid: int) -> float:
     """Seconds the main thread (the event loop) spent runnable but waiting for a CPU."""
     fields = Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()
@@ -422,6 +428,8 @@ class Result:
     first_checks_s: float
     cpu_percent: float
     cpu_us_per_check: float
+    system_us_per_check: float
+    minor_faults_per_check: float
     rss_peak_mib: float
     rss_window_max_mib: float
     lag_p50_ms: float | None
@@ -562,6 +570,7 @@ def _measure(
     lag_before = parse_metrics(http_get(api + "/metrics?" + LAG_ONLY).decode())
     t_stats0 = target_stats(targets)
     cpu0 = proc.cpu_times()
+    faults0 = minor_faults(medic.pid)
     sched0 = run_queue_wait_s(medic.pid)
     tcpu0 = target_proc.cpu_times()
     host0 = psutil.cpu_times()
@@ -573,6 +582,7 @@ def _measure(
         rss_max = max(rss_max, proc.memory_info().rss)
         time.sleep(min(1.0, args.duration - elapsed))
     cpu1 = proc.cpu_times()
+    faults1 = minor_faults(medic.pid)
     sched1 = run_queue_wait_s(medic.pid)
     tcpu1 = target_proc.cpu_times()
     host1 = psutil.cpu_times()
@@ -602,9 +612,14 @@ def _measure(
         window_s=round(wall, 2),
         first_checks_s=round(first_checks, 2),
         cpu_percent=_cpu_percent(cpu0, cpu1, wall),
-        cpu_us_per_check=_cpu_percent(cpu0, cpu1, wall) / 100 * wall / total_checks * 1e6
-        if total_checks
+        # Per check started in the CPU window (the lag histogram's count, read by
+        # cheap scrapes at its edges): the full scrapes' counts also take in the
+        # checks made while they render, 4-6 s at 10,000 services.
+        cpu_us_per_check=_cpu_percent(cpu0, cpu1, wall) / 100 * wall / lag_samples * 1e6
+        if lag_samples
         else 0.0,
+        system_us_per_check=(cpu1.system - cpu0.system) / lag_samples * 1e6 if lag_samples else 0.0,
+        minor_faults_per_check=(faults1 - faults0) / lag_samples if lag_samples else 0.0,
         rss_peak_mib=hwm / 2**20,
         rss_window_max_mib=rss_max / 2**20,
         lag_p50_ms=_ms(histogram_quantile(lag, 0.5)),
@@ -672,19 +687,26 @@ def render(r: Result) -> str:
         return "ok" if ok else "MISSED"
 
     lag_ok = r.lag_p99_ms is not None and r.lag_p99_ms < 100
+    # Issue 15's goals: 150 MB at 1,000 services, 250 MiB at 10,000.
+    rss_goal, rss_goal_b = ("150 MB", 150e6) if r.services <= 1000 else ("250 MiB", 250 * 2**20)
     rows = [
         ("services (hanging)", f"{r.services} ({r.hanging}), {r.ports} target ports"),
         ("interval / timeout", f"{r.interval} / {r.timeout}"),
         ("window (after warm-up)", f"{r.window_s:.1f}s (after {r.warmup_s:g}s)"),
-        ("checks completed", f"{r.checks_per_s:.0f}/s"),
-        ("CPU per completed check", f"{r.cpu_us_per_check:.0f} us"),
+        ("checks completed (full scrapes' counts)", f"{r.checks_per_s:.0f}/s"),
+        (
+            "CPU per check started in the window",
+            f"{r.cpu_us_per_check:.0f} us (kernel {r.system_us_per_check:.0f} us),"
+            f" {r.minor_faults_per_check:.2f} minor page faults",
+        ),
         (
             "CPU, % of one core",
             f"{r.cpu_percent:.1f}%  [goal < 30%: {verdict(r.cpu_percent < 30)}]",
         ),
         (
             "RSS peak (VmHWM)",
-            f"{r.rss_peak_mib:.1f} MiB  [goal < 150 MB: {verdict(r.rss_peak_mib * 2**20 < 150e6)}]",
+            f"{r.rss_peak_mib:.1f} MiB"
+            f"  [goal < {rss_goal}: {verdict(r.rss_peak_mib * 2**20 < rss_goal_b)}]",
         ),
         ("RSS max in window", f"{r.rss_window_max_mib:.1f} MiB"),
         (
