@@ -27,7 +27,6 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import aiohttp
@@ -65,6 +64,8 @@ class _Exchange(asyncio.Protocol):
         self._loop = loop
         """Given, not looked up: each look-up of the running loop is a ``getpid`` call."""
         self.transport: asyncio.Transport | None = None
+        self._request = b""
+        """Written once connected (a new connection's first request)."""
         self.closed = False
         self.idle_since = 0.0
         self._parser: Any = None
@@ -80,18 +81,32 @@ class _Exchange(asyncio.Protocol):
         self.answered = False
 
     def start(self, request: bytes, read_body: ReadBody, limit: int) -> None:
-        """Send ``request``; the answer comes through ``answer()``."""
-        assert self.transport is not None
+        """Send ``request`` (now if connected, else once connected); the answer
+        comes through ``answer()``."""
         self._waiter = self._loop.create_future()
         self._read_body, self._body_limit = read_body, limit
         self._reason, self._content_type, self._body = b"", b"", None
         self.complete = self.answered = False
-        self.transport.write(request)
+        if self.transport is None:
+            self._request = request
+        else:
+            self.transport.write(request)
+
+    def abandon(self) -> None:
+        """The connection is not wanted after all (connecting failed or was cancelled):
+        nobody will ask for the answer, so nothing may be left in it."""
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.cancel()
 
     # transport callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # a stream transport
         self._parser = httptools.HttpResponseParser(self)  # one per connection, as llhttp
+        if self._request:
+            # Written at once rather than when the connecting coroutine resumes:
+            # the answer is on its way a loop turn earlier.
+            transport.write(self._request)  # type: ignore[attr-defined]
+            self._request = b""
 
     def data_received(self, data: bytes) -> None:
         if self._waiter is None:
@@ -167,6 +182,8 @@ class HttpProbes:
 
     def __init__(self) -> None:
         self._idle: dict[tuple[str, int], list[_Exchange]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The loop of the first probe (a look-up per connection is a ``getpid`` call)."""
 
     @staticmethod
     def request_bytes(method: str, host_header: str, target: str, headers: dict[str, str]) -> bytes:
@@ -197,20 +214,22 @@ class HttpProbes:
                 if kept.answered:
                     raise
                 # The server closed the kept connection under us: once more, anew (as aiohttp).
-        exchange = await self._connect(host, port)
-        return await self._exchange(exchange, key, request, read_body, body_limit)
+        exchange = await self._connect(host, port, request, read_body, body_limit)
+        return await self._exchange(exchange, key, None, read_body, body_limit)
 
     async def _exchange(
         self,
         exchange: _Exchange,
         key: tuple[str, int],
-        request: bytes,
+        request: bytes | None,
         read_body: ReadBody,
         body_limit: int,
     ) -> Answer:
+        """``request`` is sent on the kept ``exchange``, or was (None) when it connected."""
         reuse = False
         try:
-            exchange.start(request, read_body, body_limit)
+            if request is not None:
+                exchange.start(request, read_body, body_limit)
             answer = await exchange.answer()
             reuse = exchange.reusable()
             return answer
@@ -232,13 +251,24 @@ class HttpProbes:
                 exchange.transport.close()
         return None
 
-    async def _connect(self, host: str, port: int) -> _Exchange:
-        loop = asyncio.get_running_loop()
+    async def _connect(
+        self, host: str, port: int, request: bytes, read_body: ReadBody, body_limit: int
+    ) -> _Exchange:
+        """A new connection, ``request`` written on it as soon as it is made."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()
+        exchange = _Exchange(loop)
+        exchange.start(request, read_body, body_limit)
         try:
-            _, exchange = await loop.create_connection(partial(_Exchange, loop), host, port)
+            await loop.create_connection(lambda: exchange, host, port)
         except OSError as exc:
+            exchange.abandon()
             key = ConnectionKey(host, port, False, True, None, None, None, host)
             raise aiohttp.ClientConnectorError(key, exc) from exc
+        except BaseException:
+            exchange.abandon()  # cancelled (the probe's deadline): uvloop closes the transport
+            raise
         return exchange
 
     def close(self) -> None:
