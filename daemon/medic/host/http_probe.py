@@ -118,6 +118,9 @@ class _Exchange(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        # The parser holds this protocol's callbacks: a reference cycle that only the
+        # garbage collector would free, with the transport and the answer in it.
+        self._parser = None
         if self._waiter is None or self._waiter.done():
             return
         if self.answered:  # a body without a length ends with the connection
