@@ -85,6 +85,10 @@ async def measure(args: argparse.Namespace) -> list[float]:
         await one_round()
     gc.collect()
     gc.freeze()  # as the daemon does once started
+    from medic import daemon  # ... with its young-collection threshold, where it has one
+
+    young = getattr(daemon, "YOUNG_COLLECTION_THRESHOLD", gc.get_threshold()[0])
+    gc.set_threshold(young, *gc.get_threshold()[1:])
     per_check = []
     for _ in range(args.reps):
         t0 = time.process_time()
