@@ -26,8 +26,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import httptools
@@ -40,8 +39,9 @@ KEEPALIVE_S = 4.0
 """As the shared aiohttp session: below the usual server keep-alive timeouts."""
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(NamedTuple):
+    """A named tuple: a third of a frozen dataclass's cost to make (one per probe)."""
+
     status: int
     reason: str
     body: bytes | None
@@ -60,6 +60,24 @@ ReadBody = Callable[[int], bool] | None
 class _Exchange(asyncio.Protocol):
     """One connection; one request at a time on it."""
 
+    __slots__ = (
+        "_body",
+        "_body_limit",
+        "_content_type",
+        "_loop",
+        "_parser",
+        "_read_body",
+        "_reason",
+        "_request",
+        "_status",
+        "answered",
+        "closed",
+        "complete",
+        "idle_since",
+        "transport",
+        "waiter",
+    )
+
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         """Given, not looked up: each look-up of the running loop is a ``getpid`` call."""
@@ -69,7 +87,7 @@ class _Exchange(asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0
         self._parser: Any = None
-        self._waiter: asyncio.Future[Answer] | None = None
+        self.waiter: asyncio.Future[Answer] | None = None
         self._body_limit = 0
         self._read_body: ReadBody = None
         self._reason = b""
@@ -82,8 +100,8 @@ class _Exchange(asyncio.Protocol):
 
     def start(self, request: bytes, read_body: ReadBody, limit: int) -> None:
         """Send ``request`` (now if connected, else once connected); the answer
-        comes through ``answer()``."""
-        self._waiter = self._loop.create_future()
+        comes through ``waiter``."""
+        self.waiter = self._loop.create_future()
         self._read_body, self._body_limit = read_body, limit
         self._reason, self._content_type, self._body = b"", b"", None
         self.complete = self.answered = False
@@ -95,8 +113,8 @@ class _Exchange(asyncio.Protocol):
     def abandon(self) -> None:
         """The connection is not wanted after all (connecting failed or was cancelled):
         nobody will ask for the answer, so nothing may be left in it."""
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.cancel()
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.cancel()
 
     # transport callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -109,7 +127,7 @@ class _Exchange(asyncio.Protocol):
             self._request = b""
 
     def data_received(self, data: bytes) -> None:
-        if self._waiter is None:
+        if self.waiter is None:
             return  # nothing asked: a server talking out of turn is ignored
         try:
             self._parser.feed_data(data)
@@ -121,7 +139,7 @@ class _Exchange(asyncio.Protocol):
         # The parser holds this protocol's callbacks: a reference cycle that only the
         # garbage collector would free, with the transport and the answer in it.
         self._parser = None
-        if self._waiter is None or self._waiter.done():
+        if self.waiter is None or self.waiter.done():
             return
         if self.answered:  # a body without a length ends with the connection
             self._resolve()
@@ -163,21 +181,17 @@ class _Exchange(asyncio.Protocol):
         return self.complete and not self.closed
 
     def _resolve(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
+        if self.waiter is not None and not self.waiter.done():
             body = None if self._body is None else bytes(self._body)
             reason = self._reason.decode("latin-1")
             answer = Answer(self._status, reason, body, self._content_type.decode("latin-1"))
-            self._waiter.set_result(answer)
+            self.waiter.set_result(answer)
 
     def _fail(self, exc: BaseException) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_exception(exc)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(exc)
         if self.transport is not None:
             self.transport.close()
-
-    async def answer(self) -> Answer:
-        assert self._waiter is not None
-        return await self._waiter
 
 
 class HttpProbes:
@@ -233,7 +247,8 @@ class HttpProbes:
         try:
             if request is not None:
                 exchange.start(request, read_body, body_limit)
-            answer = await exchange.answer()
+            assert exchange.waiter is not None
+            answer = await exchange.waiter
             reuse = exchange.reusable()
             return answer
         finally:
