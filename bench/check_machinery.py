@@ -88,6 +88,10 @@ async def measure(args: argparse.Namespace) -> list[float]:
         await one_round()
     gc.collect()
     gc.freeze()  # as the daemon does once started
+    from medic import daemon  # ... with its young-collection threshold, where it has one
+
+    young = getattr(daemon, "YOUNG_COLLECTION_THRESHOLD", gc.get_threshold()[0])
+    gc.set_threshold(young, *gc.get_threshold()[1:])
     collector = CollectorTime()
     gc.callbacks.append(collector.on_gc)
     per_check = []

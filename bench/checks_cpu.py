@@ -159,7 +159,7 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> N
 
 
 def start_medic(
-    workdir: Path, ports: list[int], services: int, loop: str
+    workdir: Path, ports: list[int], services: int, loop: str, path: str = "medic"
 ) -> subprocess.Popen[bytes]:
     api = free_port()
     lines = [
@@ -170,10 +170,10 @@ def start_medic(
         "services:",
     ]
     for i in range(services):
-        url = f"http://127.0.0.1:{ports[i % len(ports)]}/medic/{i}"
+        url = f"http://127.0.0.1:{ports[i % len(ports)]}/{path}/{i}"
         lines.append(f'  s{i:05d}: {{check: {{type: http, url: "{url}"}}}}')
     (workdir / "playbooks").mkdir(exist_ok=True)
-    config = workdir / "medic.yaml"
+    config = workdir / f"{path}.yaml"
     config.write_text("\n".join(lines) + "\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIC_")}
     env["PYTHONPATH"] = str(SOURCE[0] / "daemon")
@@ -181,7 +181,7 @@ def start_medic(
         env["MEDIC_EVENT_LOOP"] = "asyncio"
     cmd = [str(PYTHON), "-m", "medic", "run", "--config", str(config)]
     cmd += ["--state-dir", str(workdir / f"state-{api}"), "--log-format", "json"]
-    log = (workdir / "medic.log").open("ab")
+    log = (workdir / f"{path}.log").open("ab")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
     wait_http(f"http://127.0.0.1:{api}/api/v1/health", proc)
     return proc, f"http://127.0.0.1:{api}"

@@ -6,23 +6,30 @@ keeps it, closes a kept one under the probe, or answers without a length."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import contextlib
+import gc
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+import uvloop
 
 from medic.config.checks import HttpCheckOptions
 from medic.core.vocabulary import FailureType
 from medic.host.resources import Resources
 from medic.watch.checks.base import CheckTarget
 from medic.watch.checks.http import HttpCheck
+from medic.watch.classify import classify_exception
 from tests.helpers import free_port
 
-Answer = Callable[[bytes], bytes]
+Answer = Callable[[bytes], bytes | list[bytes]]
 
 
 class RawServer:
-    """Answers each request head with ``answer(head)``; closes when it says so."""
+    """Answers each request head with ``answer(head)`` (a list: its pieces, one
+    segment each, 20 ms apart); closes when it says so."""
 
     def __init__(self, answer: Answer, close_after: bool = False) -> None:
         self.answer = answer
@@ -39,8 +46,12 @@ class RawServer:
         try:
             while head := await reader.readuntil(b"\r\n\r\n"):
                 self.heads.append(head)
-                writer.write(self.answer(head))
-                await writer.drain()
+                answer = self.answer(head)
+                for piece in answer if isinstance(answer, list) else [answer]:
+                    writer.write(piece)
+                    await writer.drain()
+                    if isinstance(answer, list):
+                        await asyncio.sleep(0.02)
                 if self.close_after:
                     break
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -155,3 +166,109 @@ async def test_a_redirecting_url_is_followed_by_aiohttp_from_then_on(
         assert result.healthy and result.data["status"] == 200
     paths = [head.split(b" ")[1] for head in server.heads]
     assert paths == [b"/old", b"/old", b"/new", b"/old", b"/new"]
+
+
+Scenario = Callable[[list[RawServer], Resources], Awaitable[None]]
+
+
+def run_on(loop: str, tmp_path: Path, scenario: Scenario) -> None:
+    """``scenario`` on asyncio's loop or on uvloop, the daemon's (their callbacks
+    come in different orders around a new connection)."""
+
+    async def main() -> None:
+        started: list[RawServer] = []
+        resources = Resources(state_dir=tmp_path / "state")
+        try:
+            await scenario(started, resources)
+        finally:
+            for server in started:
+                await server.stop()
+            await resources.close()
+
+    (uvloop.run if loop == "uvloop" else asyncio.run)(main())
+
+
+LOOPS = pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+
+
+@LOOPS
+def test_an_answer_split_inside_its_status_line_is_read_whole(loop: str, tmp_path: Path) -> None:
+    async def scenario(servers: list[RawServer], resources: Resources) -> None:
+        pieces = [b"HTT", b"P/1.0 20", b"0 O", b"K\r\nContent-Le", b"ngth: 2\r\n\r\n", b"ok"]
+        server = await serve(servers, lambda _: pieces, close_after=True)
+        probe = check(resources, server)
+        for _ in range(2):
+            result = await probe.probe()
+            assert result.healthy and result.detail == "HTTP 200 OK"
+        assert server.connections == 2
+
+    run_on(loop, tmp_path, scenario)
+
+
+@LOOPS
+def test_a_server_that_closes_without_answering_is_a_disconnect(loop: str, tmp_path: Path) -> None:
+    async def scenario(servers: list[RawServer], resources: Resources) -> None:
+        server = await serve(servers, lambda _: b"", close_after=True)
+        with pytest.raises(aiohttp.ServerDisconnectedError) as raised:
+            await check(resources, server).probe()
+        assert classify_exception(raised.value) == (
+            FailureType.NETWORK_FAILURE,
+            "server disconnected without answering",
+        )
+        assert len(server.heads) == 1, "the request went out on the new connection"
+
+    run_on(loop, tmp_path, scenario)
+
+
+@LOOPS
+def test_a_probe_cancelled_while_connecting_leaves_no_stray_error(
+    loop: str, tmp_path: Path
+) -> None:
+    """The deadline may fall after the connection is made and the request written,
+    before the connecting coroutine resumes: no answer is left unread, nothing logged."""
+
+    async def scenario(servers: list[RawServer], resources: Resources) -> None:
+        server = await serve(servers, lambda _: HTTP10_CLOSE, close_after=True)
+        probe = check(resources, server)
+        running = asyncio.get_running_loop()
+        stray: list[dict[str, Any]] = []
+        running.set_exception_handler(lambda _, context: stray.append(context))
+        for delay in [0.0] * 10 + [0.0002 * i for i in range(1, 21)]:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await probe.probe()
+        await asyncio.sleep(0.05)
+        gc.collect()
+        assert (await probe.probe()).healthy
+        assert stray == []
+
+    run_on(loop, tmp_path, scenario)
+
+
+@LOOPS
+def test_a_closed_connection_is_freed_without_the_garbage_collector(
+    loop: str, tmp_path: Path
+) -> None:
+    """No reference cycle is left per connection (the parser holds the protocol's
+    callbacks): at a thousand checks a second, the collector would run for them."""
+
+    async def scenario(servers: list[RawServer], resources: Resources) -> None:
+        server = await serve(servers, lambda _: HTTP10_CLOSE, close_after=True)
+        probe = check(resources, server)
+        assert (await probe.probe()).healthy
+        gc.collect()
+        gc.disable()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            for _ in range(5):
+                assert (await probe.probe()).healthy
+            await asyncio.sleep(0.05)  # every connection_lost has run
+            gc.collect()
+            left = [type(o).__name__ for o in gc.garbage if type(o).__module__.startswith("medic")]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
+        assert left == []
+
+    run_on(loop, tmp_path, scenario)

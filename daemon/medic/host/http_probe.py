@@ -26,9 +26,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import httptools
@@ -41,8 +39,9 @@ KEEPALIVE_S = 4.0
 """As the shared aiohttp session: below the usual server keep-alive timeouts."""
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(NamedTuple):
+    """A named tuple: a third of a frozen dataclass's cost to make (one per probe)."""
+
     status: int
     reason: str
     body: bytes | None
@@ -61,14 +60,34 @@ ReadBody = Callable[[int], bool] | None
 class _Exchange(asyncio.Protocol):
     """One connection; one request at a time on it."""
 
+    __slots__ = (
+        "_body",
+        "_body_limit",
+        "_content_type",
+        "_loop",
+        "_parser",
+        "_read_body",
+        "_reason",
+        "_request",
+        "_status",
+        "answered",
+        "closed",
+        "complete",
+        "idle_since",
+        "transport",
+        "waiter",
+    )
+
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         """Given, not looked up: each look-up of the running loop is a ``getpid`` call."""
         self.transport: asyncio.Transport | None = None
+        self._request = b""
+        """Written once connected (a new connection's first request)."""
         self.closed = False
         self.idle_since = 0.0
         self._parser: Any = None
-        self._waiter: asyncio.Future[Answer] | None = None
+        self.waiter: asyncio.Future[Answer] | None = None
         self._body_limit = 0
         self._read_body: ReadBody = None
         self._reason = b""
@@ -80,21 +99,35 @@ class _Exchange(asyncio.Protocol):
         self.answered = False
 
     def start(self, request: bytes, read_body: ReadBody, limit: int) -> None:
-        """Send ``request``; the answer comes through ``answer()``."""
-        assert self.transport is not None
-        self._waiter = self._loop.create_future()
+        """Send ``request`` (now if connected, else once connected); the answer
+        comes through ``waiter``."""
+        self.waiter = self._loop.create_future()
         self._read_body, self._body_limit = read_body, limit
         self._reason, self._content_type, self._body = b"", b"", None
         self.complete = self.answered = False
-        self.transport.write(request)
+        if self.transport is None:
+            self._request = request
+        else:
+            self.transport.write(request)
+
+    def abandon(self) -> None:
+        """The connection is not wanted after all (connecting failed or was cancelled):
+        nobody will ask for the answer, so nothing may be left in it."""
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.cancel()
 
     # transport callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # a stream transport
         self._parser = httptools.HttpResponseParser(self)  # one per connection, as llhttp
+        if self._request:
+            # Written at once rather than when the connecting coroutine resumes:
+            # the answer is on its way a loop turn earlier.
+            transport.write(self._request)  # type: ignore[attr-defined]
+            self._request = b""
 
     def data_received(self, data: bytes) -> None:
-        if self._waiter is None:
+        if self.waiter is None:
             return  # nothing asked: a server talking out of turn is ignored
         try:
             self._parser.feed_data(data)
@@ -103,7 +136,10 @@ class _Exchange(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self._waiter is None or self._waiter.done():
+        # The parser holds this protocol's callbacks: a reference cycle that only the
+        # garbage collector would free, with the transport and the answer in it.
+        self._parser = None
+        if self.waiter is None or self.waiter.done():
             return
         if self.answered:  # a body without a length ends with the connection
             self._resolve()
@@ -145,21 +181,17 @@ class _Exchange(asyncio.Protocol):
         return self.complete and not self.closed
 
     def _resolve(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
+        if self.waiter is not None and not self.waiter.done():
             body = None if self._body is None else bytes(self._body)
             reason = self._reason.decode("latin-1")
             answer = Answer(self._status, reason, body, self._content_type.decode("latin-1"))
-            self._waiter.set_result(answer)
+            self.waiter.set_result(answer)
 
     def _fail(self, exc: BaseException) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_exception(exc)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(exc)
         if self.transport is not None:
             self.transport.close()
-
-    async def answer(self) -> Answer:
-        assert self._waiter is not None
-        return await self._waiter
 
 
 class HttpProbes:
@@ -167,6 +199,8 @@ class HttpProbes:
 
     def __init__(self) -> None:
         self._idle: dict[tuple[str, int], list[_Exchange]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The loop of the first probe (a look-up per connection is a ``getpid`` call)."""
 
     @staticmethod
     def request_bytes(method: str, host_header: str, target: str, headers: dict[str, str]) -> bytes:
@@ -197,21 +231,24 @@ class HttpProbes:
                 if kept.answered:
                     raise
                 # The server closed the kept connection under us: once more, anew (as aiohttp).
-        exchange = await self._connect(host, port)
-        return await self._exchange(exchange, key, request, read_body, body_limit)
+        exchange = await self._connect(host, port, request, read_body, body_limit)
+        return await self._exchange(exchange, key, None, read_body, body_limit)
 
     async def _exchange(
         self,
         exchange: _Exchange,
         key: tuple[str, int],
-        request: bytes,
+        request: bytes | None,
         read_body: ReadBody,
         body_limit: int,
     ) -> Answer:
+        """``request`` is sent on the kept ``exchange``, or was (None) when it connected."""
         reuse = False
         try:
-            exchange.start(request, read_body, body_limit)
-            answer = await exchange.answer()
+            if request is not None:
+                exchange.start(request, read_body, body_limit)
+            assert exchange.waiter is not None
+            answer = await exchange.waiter
             reuse = exchange.reusable()
             return answer
         finally:
@@ -232,13 +269,24 @@ class HttpProbes:
                 exchange.transport.close()
         return None
 
-    async def _connect(self, host: str, port: int) -> _Exchange:
-        loop = asyncio.get_running_loop()
+    async def _connect(
+        self, host: str, port: int, request: bytes, read_body: ReadBody, body_limit: int
+    ) -> _Exchange:
+        """A new connection, ``request`` written on it as soon as it is made."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()
+        exchange = _Exchange(loop)
+        exchange.start(request, read_body, body_limit)
         try:
-            _, exchange = await loop.create_connection(partial(_Exchange, loop), host, port)
+            await loop.create_connection(lambda: exchange, host, port)
         except OSError as exc:
+            exchange.abandon()
             key = ConnectionKey(host, port, False, True, None, None, None, host)
             raise aiohttp.ClientConnectorError(key, exc) from exc
+        except BaseException:
+            exchange.abandon()  # cancelled (the probe's deadline): uvloop closes the transport
+            raise
         return exchange
 
     def close(self) -> None:
