@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
+import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -270,5 +273,100 @@ def test_a_closed_connection_is_freed_without_the_garbage_collector(
             gc.garbage.clear()
             gc.enable()
         assert left == []
+
+    run_on(loop, tmp_path, scenario)
+
+
+@LOOPS
+def test_a_refused_connection_is_a_connect_error_classified_as_a_crash(
+    loop: str, tmp_path: Path
+) -> None:
+    async def scenario(servers: list[RawServer], resources: Resources) -> None:
+        probe = check(resources, RawServer(lambda _: KEEP))  # made, never started
+        with pytest.raises(aiohttp.ClientConnectorError) as raised:
+            await probe.probe()
+        assert raised.value.os_error.errno == errno.ECONNREFUSED
+        assert classify_exception(raised.value)[0] is FailureType.SERVICE_CRASH
+        assert resources._http is None, "the lean client failed it, not aiohttp's"
+
+    run_on(loop, tmp_path, scenario)
+
+
+@LOOPS
+def test_an_ipv6_address_is_probed_with_its_bracketed_host_header(
+    loop: str, tmp_path: Path
+) -> None:
+    async def scenario(servers: list[RawServer], resources: Resources) -> None:
+        with socket.socket(socket.AF_INET6) as free:
+            free.bind(("::1", 0))
+            port = free.getsockname()[1]
+        heads: list[bytes] = []
+
+        async def serve6(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            heads.append(await reader.readuntil(b"\r\n\r\n"))
+            writer.write(HTTP10_CLOSE)
+            writer.close()
+
+        server = await asyncio.start_server(serve6, "::1", port)
+        try:
+            url = f"http://[::1]:{port}/health"
+            options = HttpCheckOptions.model_validate({"type": "http", "url": url})
+            result = await HttpCheck(options, CheckTarget(service="v6"), resources).probe()
+        finally:
+            server.close()
+        assert result.healthy and result.detail == "HTTP 200 OK"
+        assert f"Host: [::1]:{port}\r\n".encode() in heads[0]
+        assert resources._http is None
+
+    run_on(loop, tmp_path, scenario)
+
+
+def _listen_overflows() -> int:
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    names, values = (line.split() for line in lines[:2])  # TcpExt: its names, its values
+    return int(values[names.index("ListenOverflows")])
+
+
+@LOOPS
+def test_a_server_slow_to_accept_gets_the_request_once_connected(loop: str, tmp_path: Path) -> None:
+    """A full accept queue drops the probe's SYN: the socket is still connecting when
+    the request is due, so it goes out once the retried SYN is taken (about 1 s)."""
+
+    async def scenario(servers: list[RawServer], resources: Resources) -> None:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        filler = socket.create_connection(("127.0.0.1", port))  # the queue is full now
+        overflows = _listen_overflows()
+        heads: list[bytes] = []
+
+        def serve_once() -> None:
+            deadline = time.monotonic() + 5
+            while _listen_overflows() == overflows and time.monotonic() < deadline:
+                time.sleep(0.01)  # until the probe's SYN was dropped
+            listener.accept()[0].close()  # the filler
+            conn, _ = listener.accept()
+            with conn:
+                head = b""
+                while not head.endswith(b"\r\n\r\n"):
+                    head += conn.recv(4096)
+                heads.append(head)
+                conn.sendall(HTTP10_CLOSE)
+
+        options = HttpCheckOptions.model_validate(
+            {"type": "http", "url": f"http://127.0.0.1:{port}/slow"}
+        )
+        probe = HttpCheck(options, CheckTarget(service="slow"), resources)
+        try:
+            served = asyncio.get_running_loop().run_in_executor(None, serve_once)
+            result = await asyncio.wait_for(probe.probe(), 10)
+            await served
+        finally:
+            filler.close()
+            listener.close()
+        assert _listen_overflows() > overflows, "the probe's SYN was dropped at first"
+        assert result.healthy and result.detail == "HTTP 200 OK"
+        assert heads[0].startswith(b"GET /slow HTTP/1.1\r\n")
 
     run_on(loop, tmp_path, scenario)
