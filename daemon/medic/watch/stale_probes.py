@@ -12,7 +12,7 @@ def overtaken(state: ServiceState, probe: Probe, asked_at: float, started_mono: 
     restart of the service (it timed out on the old container; ``started_mono``
     is when it began, monotonic), a check asked for since (an operator's reset,
     a container started), or the service seen healthy since (by
-    ``wait_healthy`` after a restart).
+    ``wait_healthy`` after a restart, also before the recovery has ended).
 
     Such a probe (one that reached the old container while it was restarted
     and hung until its timeout) would otherwise end a hold or start another
@@ -21,6 +21,11 @@ def overtaken(state: ServiceState, probe: Probe, asked_at: float, started_mono: 
     if probe.result.healthy:
         return False
     if not state.recovering and state.began_during_recovery(started_mono):
+        return True
+    last = state.last_check
+    if last is not None and last.result.healthy and last.at > probe.at:
+        # A later probe already saw it healthy (``wait_healthy``'s, mid-recovery,
+        # while the service's status is not HEALTHY yet): this one is older news.
         return True
     began = probe.at.timestamp()
     if began < asked_at:
