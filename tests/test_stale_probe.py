@@ -65,9 +65,10 @@ def server() -> Iterator[Server]:
     srv.httpd.server_close()
 
 
-def test_a_probe_from_before_a_reset_does_not_start_a_recovery(
-    medic_daemon: DaemonFactory, server: Server
-) -> None:
+def start_healthy(
+    medic_daemon: DaemonFactory, server: Server, playbooks: dict[str, str]
+) -> DaemonProcess:
+    """A daemon checking ``server`` only when asked (failing once is enough), seen healthy."""
     config = f"""
 api: {{listen: 127.0.0.1:{free_port()}, token_env: MEDIC_API_TOKEN}}
 monitoring:
@@ -79,8 +80,15 @@ services:
   web:
     check: {{type: http, url: "http://127.0.0.1:{server.port}/"}}
 """
-    daemon = medic_daemon(config, env={"MEDIC_API_TOKEN": TOKEN}, playbooks={"noop": NOOP})
+    daemon = medic_daemon(config, env={"MEDIC_API_TOKEN": TOKEN}, playbooks=playbooks)
     wait_for(lambda: daemon.get("/api/v1/services/web")[1]["status"] == "healthy", 15)
+    return daemon
+
+
+def test_a_probe_from_before_a_reset_does_not_start_a_recovery(
+    medic_daemon: DaemonFactory, server: Server
+) -> None:
+    daemon = start_healthy(medic_daemon, server, {"noop": NOOP})
 
     # The operator's check reaches the server while it hangs (a container mid-restart)...
     server.hang.set()
@@ -119,21 +127,7 @@ def test_a_probe_older_than_the_recoverys_healthy_one_does_not_leave_it_unresolv
     """Found by the soak: a periodic probe that began while the container was down
     failed just after ``wait_healthy`` saw it healthy, and that older result made
     the recovery ``unresolved`` (a healthy service reported as failed to heal)."""
-    config = f"""
-api: {{listen: 127.0.0.1:{free_port()}, token_env: MEDIC_API_TOKEN}}
-monitoring:
-  health_check_interval: 1h
-  timeout: 2s
-  failure_threshold: 1
-playbooks_dir: playbooks
-services:
-  web:
-    check: {{type: http, url: "http://127.0.0.1:{server.port}/"}}
-"""
-    daemon = medic_daemon(
-        config, env={"MEDIC_API_TOKEN": TOKEN}, playbooks={"heal": HEAL_THEN_WAIT}
-    )
-    wait_for(lambda: daemon.get("/api/v1/services/web")[1]["status"] == "healthy", 15)
+    daemon = start_healthy(medic_daemon, server, {"heal": HEAL_THEN_WAIT})
 
     server.failing.set()
     daemon.post("/api/v1/services/web/check", token=TOKEN)
